@@ -1,0 +1,368 @@
+#!/usr/bin/env bash
+# The local stack without Docker: PostgreSQL from the machine's server binaries, the real Kafka
+# broker (KRaft, single node) from Maven Central jars, and every service of the system.
+#
+#   stack.sh install        install what is missing (postgres, java, maven, uv, python env, kafka jars)
+#   stack.sh infra-up       start postgres and kafka, create databases and topics, wait until healthy
+#   stack.sh infra-down     stop kafka and postgres
+#   stack.sh up             infra-up, migrate, start every service in the background, write stack.env
+#   stack.sh down           stop services, then infra; leaves nothing listening
+#   stack.sh run            up, print the URLs, stream the logs, and stop everything on Ctrl-C
+#   stack.sh kafka-start | kafka-stop | kafka-kill | pg-start | pg-stop   (used by fault tests)
+#   stack.sh status
+#
+# Everything lives under $STACK_DIR (default .local/stack): data, logs, pid files, stack.env.
+# Ports and the directory are environment variables, so tests run a second stack beside `make up`.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+STACK_DIR="${STACK_DIR:-$ROOT/.local/stack}"
+PG_PORT="${PG_PORT:-55432}"
+KAFKA_PORT="${KAFKA_PORT:-59092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-59093}"
+ORDERS_PORT="${ORDERS_PORT:-8001}"
+KITCHEN_PORT="${KITCHEN_PORT:-8002}"
+NOTIFICATIONS_PORT="${NOTIFICATIONS_PORT:-8003}"
+ANALYTICS_PORT="${ANALYTICS_PORT:-8004}"
+ORDERS_RELAY_METRICS_PORT="${ORDERS_RELAY_METRICS_PORT:-9101}"
+KITCHEN_RELAY_METRICS_PORT="${KITCHEN_RELAY_METRICS_PORT:-9102}"
+PG_USER=pizzeria
+PG_PASSWORD="${PG_PASSWORD:-pizzeria}"
+DATABASES=(orders kitchen notifications analytics)
+KAFKA_HEAP="${KAFKA_HEAP:--Xms256m -Xmx768m}"
+
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/deploy/kafka/pom.xml")"
+# The jar cache is named after the POM's content: editing the POM resolves again, nothing else does.
+POM_HASH="$(sha256sum "$ROOT/deploy/kafka/pom.xml" | cut -c1-10)"
+KAFKA_LIBS="${KAFKA_LIBS:-$ROOT/.local/kafka-$KAFKA_VERSION-$POM_HASH/libs}"
+PG_BIN="${PG_BIN:-}"
+LOG_DIR="$STACK_DIR/logs"
+PID_DIR="$STACK_DIR/pids"
+
+log() { printf '\033[1;34m[stack]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[stack] %s\033[0m\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# ---------------------------------------------------------------- install
+apt_install() {
+    is_root || die "missing: $* — install it (Debian: apt-get install $*) or run as root"
+    log "installing $* with apt-get"
+    if [ ! -f "$STACK_DIR/.apt-updated" ]; then
+        mkdir -p "$STACK_DIR"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq && touch "$STACK_DIR/.apt-updated"
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+find_pg_bin() {
+    if [ -n "$PG_BIN" ] && [ -x "$PG_BIN/postgres" ]; then return 0; fi
+    local candidate
+    for candidate in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+        if [ -x "$candidate/postgres" ] && [ -x "$candidate/initdb" ]; then PG_BIN="$candidate"; return 0; fi
+    done
+    return 1
+}
+
+install_postgres() {
+    find_pg_bin || { apt_install postgresql postgresql-contrib; find_pg_bin || die "postgres binaries not found after install"; }
+}
+
+install_java() {
+    command -v java >/dev/null || apt_install openjdk-17-jre-headless
+    command -v mvn >/dev/null || apt_install maven
+}
+
+install_kafka() {
+    if [ -f "$KAFKA_LIBS/.complete" ]; then return 0; fi
+    install_java
+    log "resolving Kafka $KAFKA_VERSION jars from Maven Central (once; cached in $KAFKA_LIBS)"
+    rm -rf "$KAFKA_LIBS"
+    mkdir -p "$KAFKA_LIBS"
+    mvn -q -B -f "$ROOT/deploy/kafka/pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$KAFKA_LIBS" -DincludeScope=runtime >"$ROOT/.local/kafka-mvn.log" 2>&1 \
+        || { tail -n 30 "$ROOT/.local/kafka-mvn.log" >&2; die "maven could not resolve the Kafka jars"; }
+    touch "$KAFKA_LIBS/.complete"
+}
+
+install_python() {
+    if ! command -v uv >/dev/null; then
+        log "installing uv"
+        python3 -m pip install -q "uv==0.13.9" || die "could not install uv (pip install uv)"
+    fi
+    (cd "$ROOT" && uv sync --frozen -q) || die "uv sync failed"
+}
+
+cmd_install() {
+    mkdir -p "$ROOT/.local"
+    install_python
+    install_postgres
+    install_kafka
+}
+
+# ---------------------------------------------------------------- helpers
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pid_alive() { [ -f "$PID_DIR/$1.pid" ] && kill -0 "$(cat "$PID_DIR/$1.pid")" 2>/dev/null; }
+
+# Start a command as its own process group, with output in logs/<name>.log.
+spawn() {
+    local name="$1"; shift
+    mkdir -p "$LOG_DIR" "$PID_DIR"
+    if pid_alive "$name"; then log "$name already running"; return 0; fi
+    setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 < /dev/null &
+    echo $! >"$PID_DIR/$name.pid"
+}
+
+# Stop a process group: SIGTERM, wait, then SIGKILL.
+terminate() {
+    local name="$1" timeout="${2:-20}" pid
+    [ -f "$PID_DIR/$name.pid" ] || return 0
+    pid="$(cat "$PID_DIR/$name.pid")"
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+        local waited=0
+        while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt $((timeout * 10)) ]; do sleep 0.1; waited=$((waited + 1)); done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "$name did not stop in ${timeout}s; killing it"
+            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    rm -f "$PID_DIR/$name.pid"
+}
+
+fail_with_log() {
+    local name="$1" message="$2"
+    printf '\033[1;31m[stack] %s; last lines of %s:\033[0m\n' "$message" "$LOG_DIR/$name.log" >&2
+    tail -n 40 "$LOG_DIR/$name.log" >&2 || true
+    exit 1
+}
+
+wait_for() { # name seconds command...
+    local name="$1" seconds="$2"; shift 2
+    local deadline=$((SECONDS + seconds))
+    until "$@"; do
+        pid_alive "$name" || fail_with_log "$name" "$name exited during start-up"
+        [ "$SECONDS" -lt "$deadline" ] || fail_with_log "$name" "$name not healthy after ${seconds}s"
+        sleep 0.2
+    done
+}
+
+as_pg_owner() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# ---------------------------------------------------------------- postgres
+PG_DATA="$STACK_DIR/postgres/data"
+PG_RUN="$STACK_DIR/postgres/run"
+
+pg_ready() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
+
+cmd_pg_start() {
+    install_postgres
+    mkdir -p "$STACK_DIR/postgres" "$LOG_DIR"
+    if is_root; then
+        id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql postgres
+        # PostgreSQL refuses to run as root; its directories belong to the postgres user.
+        chown postgres "$STACK_DIR/postgres" "$LOG_DIR"
+        local dir="$STACK_DIR"
+        while [ "$dir" != "/" ]; do chmod o+x "$dir" 2>/dev/null || true; dir="$(dirname "$dir")"; done
+    fi
+    if [ ! -f "$PG_DATA/PG_VERSION" ]; then
+        log "initialising PostgreSQL in $PG_DATA"
+        local pwfile; pwfile="$(mktemp)"; echo "$PG_PASSWORD" >"$pwfile"; chmod 644 "$pwfile"
+        as_pg_owner "$PG_BIN/initdb" -D "$PG_DATA" -U "$PG_USER" --pwfile="$pwfile" \
+            --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$LOG_DIR/initdb.log" 2>&1 \
+            || { rm -f "$pwfile"; fail_with_log initdb "initdb failed"; }
+        rm -f "$pwfile"
+    fi
+    as_pg_owner mkdir -p "$PG_RUN"
+    if pg_ready; then log "postgres already running on $PG_PORT"; else
+        log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+        touch "$LOG_DIR/postgres.log"; is_root && chown postgres "$LOG_DIR/postgres.log"
+        as_pg_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOG_DIR/postgres.log" -w -t 60 start \
+            -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_RUN -c max_connections=300 -c shared_buffers=256MB" \
+            >/dev/null || fail_with_log postgres "PostgreSQL did not start"
+    fi
+    local db
+    for db in "${DATABASES[@]}"; do
+        if ! "$PG_BIN/psql" -h "$PG_RUN" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
+            "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
+            "$PG_BIN/psql" -q -h "$PG_RUN" -p "$PG_PORT" -U "$PG_USER" -d postgres -c "CREATE DATABASE $db"
+        fi
+    done
+}
+
+cmd_pg_stop() {
+    find_pg_bin || return 0
+    [ -f "$PG_DATA/postmaster.pid" ] || return 0
+    log "stopping PostgreSQL"
+    as_pg_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+}
+
+# ---------------------------------------------------------------- kafka
+KAFKA_DATA="$STACK_DIR/kafka/data"
+KAFKA_CONFIG="$STACK_DIR/kafka/server.properties"
+
+# Listening is enough here: `eventing topics ensure` then waits until the broker answers requests.
+kafka_ready() { port_open "$KAFKA_PORT"; }
+
+cmd_kafka_start() {
+    install_kafka
+    mkdir -p "$STACK_DIR/kafka" "$KAFKA_DATA" "$LOG_DIR"
+    sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+        -e "s|@DATA_DIR@|$KAFKA_DATA|g" "$ROOT/deploy/kafka/server.properties.template" >"$KAFKA_CONFIG"
+    local java_opts=(-cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.yaml"
+        $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true)
+    if [ ! -f "$KAFKA_DATA/meta.properties" ]; then
+        local cluster_id
+        cluster_id="$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+        log "formatting Kafka storage (cluster $cluster_id)"
+        java "${java_opts[@]}" kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$KAFKA_CONFIG" \
+            >"$LOG_DIR/kafka-format.log" 2>&1 || fail_with_log kafka-format "formatting Kafka storage failed"
+    fi
+    if pid_alive kafka; then log "kafka already running"; else
+        log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
+        : >"$LOG_DIR/kafka.log"
+        spawn kafka java "${java_opts[@]}" kafka.Kafka "$KAFKA_CONFIG"
+    fi
+    wait_for kafka 90 kafka_ready
+}
+
+cmd_kafka_stop() { log "stopping Kafka"; terminate kafka 30; }
+cmd_kafka_kill() { pid_alive kafka && kill -KILL -- "-$(cat "$PID_DIR/kafka.pid")" 2>/dev/null; rm -f "$PID_DIR/kafka.pid"; }
+
+# ---------------------------------------------------------------- the system
+db_url() { echo "postgresql+asyncpg://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$1"; }
+
+# The environment every service process gets (the same names docker-compose.yml uses).
+export_service_env() {
+    export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT"
+    export ORDERS_DATABASE_URL; ORDERS_DATABASE_URL="$(db_url orders)"
+    export KITCHEN_DATABASE_URL; KITCHEN_DATABASE_URL="$(db_url kitchen)"
+    export NOTIFICATIONS_DATABASE_URL; NOTIFICATIONS_DATABASE_URL="$(db_url notifications)"
+    export ANALYTICS_DATABASE_URL; ANALYTICS_DATABASE_URL="$(db_url analytics)"
+    export ORDERS_HTTP_PORT="$ORDERS_PORT" KITCHEN_HTTP_PORT="$KITCHEN_PORT"
+    export NOTIFICATIONS_HTTP_PORT="$NOTIFICATIONS_PORT" ANALYTICS_HTTP_PORT="$ANALYTICS_PORT"
+    export ORDERS_RELAY_METRICS_PORT KITCHEN_RELAY_METRICS_PORT
+}
+
+cmd_infra_up() {
+    local started=$SECONDS
+    cmd_install
+    cmd_pg_start
+    cmd_kafka_start
+    export_service_env
+    (cd "$ROOT" && uv run --frozen --no-sync eventing topics ensure) || die "could not create the Kafka topics"
+    log "infrastructure healthy in $((SECONDS - started))s"
+}
+
+cmd_infra_down() { cmd_kafka_stop; cmd_pg_stop; }
+
+SERVICES=(orders kitchen notifications analytics)
+
+http_ok() { python3 - "$1" <<'EOF'
+import sys, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=1) as response:
+        sys.exit(0 if response.status == 200 else 1)
+except Exception:
+    sys.exit(1)
+EOF
+}
+
+write_stack_env() {
+    cat >"$STACK_DIR/stack.env" <<EOF
+# Written by deploy/local/stack.sh up; source it in scripts.
+export ORDERS_URL=http://127.0.0.1:$ORDERS_PORT
+export KITCHEN_URL=http://127.0.0.1:$KITCHEN_PORT
+export NOTIFICATIONS_URL=http://127.0.0.1:$NOTIFICATIONS_PORT
+export ANALYTICS_URL=http://127.0.0.1:$ANALYTICS_PORT
+export ORDERS_RELAY_METRICS_URL=http://127.0.0.1:$ORDERS_RELAY_METRICS_PORT/metrics
+export KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
+export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+export ORDERS_DATABASE_URL=$(db_url orders)
+export KITCHEN_DATABASE_URL=$(db_url kitchen)
+export NOTIFICATIONS_DATABASE_URL=$(db_url notifications)
+export ANALYTICS_DATABASE_URL=$(db_url analytics)
+export PG_DSN_BASE=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT
+EOF
+    # The project's own .local/stack.env always points at the stack last brought up.
+    if [ "$STACK_DIR" != "$ROOT/.local" ]; then cp "$STACK_DIR/stack.env" "$ROOT/.local/stack.env"; fi
+}
+
+cmd_up() {
+    local started=$SECONDS
+    cmd_infra_up
+    export_service_env
+    local service
+    for service in "${SERVICES[@]}"; do
+        (cd "$ROOT" && uv run --frozen --no-sync "$service" migrate) >>"$LOG_DIR/$service.log" 2>&1 \
+            || fail_with_log "$service" "migrating the $service database failed"
+    done
+    spawn orders-relay uv run --frozen --no-sync orders relay
+    for service in "${SERVICES[@]}"; do spawn "$service" uv run --frozen --no-sync "$service" serve; done
+    local port
+    wait_for orders 60 http_ok "http://127.0.0.1:$ORDERS_PORT/readyz"
+    wait_for kitchen 60 http_ok "http://127.0.0.1:$KITCHEN_PORT/readyz"
+    wait_for notifications 60 http_ok "http://127.0.0.1:$NOTIFICATIONS_PORT/readyz"
+    wait_for analytics 60 http_ok "http://127.0.0.1:$ANALYTICS_PORT/readyz"
+    wait_for orders-relay 60 http_ok "http://127.0.0.1:$ORDERS_RELAY_METRICS_PORT/readyz"
+    write_stack_env
+    log "stack healthy in $((SECONDS - started))s"
+    cat >&2 <<EOF
+
+  Orders API          http://127.0.0.1:$ORDERS_PORT/docs
+  Kitchen             http://127.0.0.1:$KITCHEN_PORT/docs
+  Notifications       http://127.0.0.1:$NOTIFICATIONS_PORT/docs
+  Analytics           http://127.0.0.1:$ANALYTICS_PORT/docs
+  Orders relay        http://127.0.0.1:$ORDERS_RELAY_METRICS_PORT/metrics
+  Kafka               127.0.0.1:$KAFKA_PORT
+  PostgreSQL          $(db_url '<service>')
+  Logs                $LOG_DIR
+  Script environment  source $STACK_DIR/stack.env
+
+EOF
+}
+
+cmd_down() {
+    local service
+    for service in "${SERVICES[@]}" orders-relay kitchen-relay; do terminate "$service" 20; done
+    cmd_infra_down
+    log "stack stopped"
+}
+
+cmd_run() {
+    trap 'echo; cmd_down; exit 0' INT TERM
+    cmd_up
+    log "streaming logs; Ctrl-C stops everything"
+    local files=()
+    local name
+    for name in orders orders-relay kitchen notifications analytics; do files+=("$LOG_DIR/$name.log"); done
+    tail -n 0 -F "${files[@]}" &
+    wait $!
+}
+
+cmd_status() {
+    local name
+    for name in postgres kafka orders orders-relay kitchen notifications analytics; do
+        if [ "$name" = postgres ]; then
+            find_pg_bin && pg_ready && echo "postgres: running on $PG_PORT" || echo "postgres: stopped"
+        elif pid_alive "$name"; then echo "$name: running (pid $(cat "$PID_DIR/$name.pid"))"
+        else echo "$name: stopped"; fi
+    done
+}
+
+case "${1:-}" in
+    install) cmd_install ;;
+    infra-up) cmd_infra_up ;;
+    infra-down) cmd_infra_down ;;
+    up) cmd_up ;;
+    down) cmd_down ;;
+    run) cmd_run ;;
+    status) cmd_status ;;
+    pg-start) cmd_pg_start ;;
+    pg-stop) cmd_pg_stop ;;
+    kafka-start) cmd_kafka_start ;;
+    kafka-stop) cmd_kafka_stop ;;
+    kafka-kill) cmd_kafka_kill ;;
+    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

@@ -1,0 +1,5 @@
+from eventing.migrations import run_env
+
+from analytics.adapters.orm import metadata
+
+run_env(metadata)

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from eventing.settings import ConsumerSettings, ServiceSettings
+
+
+class AnalyticsSettings(ServiceSettings):
+    """Settings of the analytics service; every variable starts with ``ANALYTICS_``."""
+
+    model_config = SettingsConfigDict(env_prefix="ANALYTICS_", extra="ignore", frozen=True)
+
+    service_name: str = "analytics"
+    http_port: int = 8004
+    consumer_group: str = "analytics"
+
+
+class AnalyticsConsumerSettings(ConsumerSettings):
+    model_config = SettingsConfigDict(env_prefix="ANALYTICS_CONSUMER_", extra="ignore", frozen=True)

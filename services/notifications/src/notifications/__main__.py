@@ -1,0 +1,25 @@
+"""``notifications serve | migrate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from eventing.service import service_main
+
+from notifications.settings import NotificationsSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    from notifications.entrypoints.api import create_app
+
+    return service_main(
+        "notifications",
+        settings=NotificationsSettings,  # type: ignore[arg-type]
+        app=create_app,
+        migrations=Path(__file__).parent / "migrations",
+        argv=argv,
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""``eventing``: operate the eventing layer (topics, outbox, dead letters, schemas).
+
+    eventing topics ensure
+    eventing outbox status   --database-url URL
+    eventing outbox parked   --database-url URL
+    eventing outbox unpark   --database-url URL [--id N ...]
+    eventing dead-letters list   [--group G]
+    eventing dead-letters replay --group G [--offset P:O ...]
+
+Kafka comes from ``--bootstrap-servers`` or ``KAFKA_BOOTSTRAP_SERVERS``; databases from
+``--database-url`` or ``DATABASE_URL``. Output is JSON, one document or one line per item.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from eventing import admin, deadletter
+
+
+def _dsn(url: str | None) -> str:
+    url = url or os.environ.get("DATABASE_URL")
+    if not url:
+        raise SystemExit("give --database-url or set DATABASE_URL")
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def _print(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, default=str) + "\n")
+
+
+async def _run(args: argparse.Namespace) -> int:
+    bootstrap = args.bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:59092")
+    if args.area == "topics":
+        created = await admin.ensure_topics(bootstrap)
+        _print({"created": created})
+    elif args.area == "outbox":
+        dsn = _dsn(args.database_url)
+        if args.action == "status":
+            _print(await admin.outbox_status(dsn))
+        elif args.action == "parked":
+            for row in await admin.parked_rows(dsn):
+                _print(row)
+        else:
+            _print({"unparked": await admin.unpark(dsn, args.id or None)})
+    elif args.area == "dead-letters":
+        letters = await deadletter.read_dead_letters(bootstrap, group=args.group)
+        if args.action == "list":
+            for letter in letters:
+                _print(letter.as_dict())
+        else:
+            if args.offset:
+                wanted = {tuple(int(part) for part in item.split(":", 1)) for item in args.offset}
+                letters = [x for x in letters if (x.partition, x.offset) in wanted]
+            _print({"replayed": await deadletter.replay_dead_letters(bootstrap, letters)})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="eventing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bootstrap-servers")
+    areas = parser.add_subparsers(dest="area", required=True)
+    topics = areas.add_parser("topics", help="create the system's Kafka topics")
+    topics.add_subparsers(dest="action", required=True).add_parser("ensure")
+    outbox = areas.add_parser("outbox", help="inspect the outbox of a service database")
+    outbox_actions = outbox.add_subparsers(dest="action", required=True)
+    for name in ("status", "parked", "unpark"):
+        action = outbox_actions.add_parser(name)
+        action.add_argument("--database-url")
+        if name == "unpark":
+            action.add_argument("--id", type=int, action="append", help="only this row (repeatable)")
+    letters = areas.add_parser("dead-letters", help="list or replay dead letters")
+    letter_actions = letters.add_subparsers(dest="action", required=True)
+    listing = letter_actions.add_parser("list")
+    listing.add_argument("--group")
+    replay = letter_actions.add_parser("replay")
+    replay.add_argument("--group", required=True)
+    replay.add_argument("--offset", action="append", help="PARTITION:OFFSET in the dead-letter topic")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    return asyncio.run(_run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""Database engines and the tables every service shares (outbox and inbox)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession
+
+eventing_metadata = MetaData()
+
+# Unpublished events. A row exists until Kafka acknowledged it, then it is deleted: the relay
+# reads "every row still here" in id order and never "rows after the last id it saw", so a row
+# whose transaction commits late cannot be skipped.
+outbox_table = Table(
+    "outbox",
+    eventing_metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("event_id", UUID(as_uuid=True), nullable=False, unique=True),
+    Column("topic", Text, nullable=False),
+    Column("partition_key", Text, nullable=False),
+    Column("shard", SmallInteger, nullable=False),
+    Column("aggregate_type", Text, nullable=False),
+    Column("aggregate_id", Text, nullable=False),
+    Column("aggregate_version", Integer),
+    Column("event_type", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("subject", Text),
+    Column("payload", JSONB, nullable=False),
+    Column("traceparent", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    Column("parked_at", DateTime(timezone=True)),
+    # Rows that failed at least once: the relay holds back later events of their key.
+    Index("outbox_failed_by_key", "partition_key", "id", postgresql_where=text("attempts > 0")),
+)
+
+# Events a handler has applied, written in the handler's transaction: a redelivered event is
+# recognised and skipped, so at-least-once delivery gives exactly-once effects.
+inbox_table = Table(
+    "inbox",
+    eventing_metadata,
+    Column("handler", Text, primary_key=True),
+    Column("event_id", Text, primary_key=True),
+    Column("event_type", Text, nullable=False),
+    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("inbox_processed_at", "processed_at"),
+)
+
+
+def create_engine(database_url: str, *, pool_size: int = 10, application_name: str) -> AsyncEngine:
+    return create_async_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"server_settings": {"application_name": application_name}},
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,67 @@
+"""Prometheus metrics of the eventing library (outbox relay and consumer runtime).
+
+Names follow Prometheus conventions: base units, ``_total`` for counters, ``_seconds`` for
+durations, and only bounded labels (topic, consumer group, handler, event type, reason class).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+OUTBOX_BACKLOG = Gauge("outbox_backlog_events", "Events in the outbox not yet published.")
+OUTBOX_OLDEST_AGE = Gauge(
+    "outbox_oldest_unpublished_age_seconds",
+    "Age of the oldest unpublished, unparked event (outbox lag).",
+)
+OUTBOX_PARKED = Gauge("outbox_parked_events", "Events parked after failing to publish.")
+OUTBOX_PUBLISHED = Counter("outbox_published_events_total", "Events acknowledged by Kafka.", ["topic"])
+OUTBOX_PUBLISH_LATENCY = Histogram(
+    "outbox_publish_latency_seconds",
+    "Time from the event's commit to the outbox until Kafka acknowledged it.",
+    buckets=LATENCY_BUCKETS,
+)
+OUTBOX_PUBLISH_FAILURES = Counter(
+    "outbox_publish_failures_total", "Events whose publish failed, by kind.", ["kind"]
+)
+OUTBOX_PARKINGS = Counter("outbox_parkings_total", "Events this relay parked after failed publishes.")
+OUTBOX_BATCH_SIZE = Histogram(
+    "outbox_batch_size_events",
+    "Events per relay batch.",
+    buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2000),
+)
+RELAY_SHARDS_OWNED = Gauge("outbox_relay_shards_owned", "Outbox shards this relay publishes.")
+RELAY_OUTAGES = Counter(
+    "outbox_relay_broker_unavailable_total", "Batches held back because Kafka was unreachable."
+)
+
+CONSUMER_EVENTS = Counter(
+    "consumer_events_total", "Records consumed, by outcome.", ["group", "topic", "outcome"]
+)
+CONSUMER_HANDLER_FAILURES = Counter(
+    "consumer_handler_failures_total", "Handler attempts that raised.", ["group", "handler"]
+)
+CONSUMER_RETRIES = Counter(
+    "consumer_retries_total", "Handler attempts retried after a failure.", ["group", "handler"]
+)
+CONSUMER_DEAD_LETTERS = Counter(
+    "consumer_dead_letters_total", "Records sent to the dead-letter topic.", ["group", "reason"]
+)
+CONSUMER_DUPLICATES = Counter(
+    "consumer_duplicates_skipped_total",
+    "Events a handler had already applied (redelivery), skipped.",
+    ["group", "handler"],
+)
+CONSUMER_HANDLER_SECONDS = Histogram(
+    "consumer_handler_duration_seconds",
+    "Time to apply one event in one handler, commit included.",
+    ["group", "handler"],
+    buckets=LATENCY_BUCKETS,
+)
+CONSUMER_LAG = Gauge(
+    "consumer_lag_records", "Records behind the partition's end.", ["group", "topic", "partition"]
+)
+CONSUMER_RESTARTS = Counter(
+    "consumer_restarts_total", "Times the watchdog restarted a stalled or crashed consumer.", ["group"]
+)

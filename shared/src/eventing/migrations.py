@@ -1,0 +1,58 @@
+"""Alembic helpers: every service runs its migrations through these.
+
+Each service keeps an Alembic script directory (``<service>/migrations``) whose ``env.py`` calls
+``run_env``; the service's ``migrate`` command calls ``upgrade``. The eventing tables (outbox,
+inbox) come from ``eventing.database`` and are created by each service's first revision with
+``create_eventing_tables``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.operations import Operations
+from sqlalchemy import Connection, MetaData, pool
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from eventing.database import eventing_metadata
+
+
+def upgrade(database_url: str, script_location: Path, revision: str = "head") -> None:
+    """Bring the database at ``database_url`` to ``revision`` (synchronous; runs its own loop)."""
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    command.upgrade(config, revision)
+
+
+def run_env(target_metadata: MetaData | None = None) -> None:
+    """The body of a service's ``env.py`` (online migrations over asyncpg)."""
+    from alembic import context
+
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url, "sqlalchemy.url is not set"
+
+    def migrate(connection: Connection) -> None:
+        context.configure(connection=connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run() -> None:
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+        async with engine.connect() as connection:
+            await connection.run_sync(migrate)
+            await connection.commit()
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+def create_eventing_tables(op: Operations) -> None:
+    eventing_metadata.create_all(bind=op.get_bind())
+
+
+def drop_eventing_tables(op: Operations) -> None:
+    eventing_metadata.drop_all(bind=op.get_bind())

@@ -1,0 +1,451 @@
+"""The outbox relay: publishes committed outbox rows to Kafka, at least once, in order per key.
+
+Design, and why:
+
+* **Rows are deleted only after Kafka acknowledged them** (idempotent producer, ``acks=all``).
+  A relay killed at any point leaves unacknowledged rows in place; the next owner publishes
+  them again. Duplicates on the wire are possible and harmless (consumers have an inbox);
+  losses are not.
+* **No "id > last id" cursor.** Each poll reads the rows still present, in id order. Sequence
+  values are handed out before commit, so a cursor would skip a row that commits late.
+* **Per-key order** comes from the enqueueing side (a per-key advisory lock held to commit, see
+  ``eventing.outbox``) plus publishing in id order with one in-flight batch per partition, and
+  holding back a key's later events while an earlier one waits for a retry or is parked.
+* **Several relays**: the outbox is split into ``SHARD_COUNT`` shards of the partition key. Each
+  relay owns a fair share of the shards through session-level advisory locks, so each key has
+  one publisher at a time; a relay that dies loses its session and its locks, and the others
+  take its shards within one rebalance interval. Fair share = shards / live relays, where live
+  relays are counted from ``pg_stat_activity`` by application name: no extra table to maintain.
+  Even during a hand-over (old owner still publishing) order of first appearance holds, because
+  each relay publishes a key's remaining rows in id order and rows vanish only after their ack.
+* **Wake-ups**: LISTEN/NOTIFY is only a hint; the relay polls anyway. A busy relay holds its
+  shards' busy locks so enqueuers skip NOTIFY (it serialises commits); an idle one releases
+  them, polls once more, and sleeps until notified or ``idle_poll_seconds`` pass.
+* **Failures**: Kafka unreachable → the batch stays, the relay backs off and retries, nothing
+  is counted against the rows. A row that fails while others get through (too large, unknown
+  topic, unencodable) gets attempts and back-off, and is parked with its error after
+  ``max_attempts`` (at once when the failure is permanent); it never blocks other keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
+
+from eventing import metrics
+from eventing.cloudevents_kafka import Envelope, encode
+from eventing.outbox import (
+    NOTIFY_CHANNEL,
+    SHARD_BUSY_LOCK,
+    SHARD_COUNT,
+    SHARD_OWNER_LOCK,
+)
+from eventing.settings import RelaySettings
+
+log = logging.getLogger("eventing.relay")
+
+LOCK_APPLICATION_PREFIX = "outbox-relay:"
+
+_FETCH = """
+SELECT id, event_id, topic, partition_key, event_type, source, subject, payload::text AS payload,
+       traceparent, created_at, attempts
+FROM outbox AS o
+WHERE o.shard = ANY($1::int[])
+  AND o.parked_at IS NULL
+  AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())
+  AND NOT EXISTS (
+      SELECT 1 FROM outbox AS earlier
+      WHERE earlier.attempts > 0 AND earlier.partition_key = o.partition_key AND earlier.id < o.id
+        AND (earlier.parked_at IS NOT NULL OR earlier.next_attempt_at > now()))
+ORDER BY o.id
+LIMIT $2
+"""
+_DELETE_PUBLISHED = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
+_RECORD_FAILURE = """
+UPDATE outbox
+SET attempts = attempts + 1,
+    last_error = $2,
+    next_attempt_at = now() + make_interval(secs => $3),
+    parked_at = CASE WHEN $4 OR attempts + 1 >= $5 THEN now() END
+WHERE id = $1
+"""
+_LIVE_RELAYS = """
+SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND application_name LIKE $1
+"""
+_BACKLOG = """
+SELECT count(*) FILTER (WHERE parked_at IS NULL) AS backlog,
+       count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked,
+       EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL)) AS oldest_age
+FROM outbox
+"""
+
+
+@dataclass(frozen=True)
+class _Failure:
+    row_id: int
+    error: str
+    permanent: bool
+
+
+ProducerFactory = Callable[[], AIOKafkaProducer]
+
+
+def kafka_producer_factory(bootstrap_servers: str, *, linger_ms: int, client_id: str) -> ProducerFactory:
+    def build() -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            client_id=client_id,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=linger_ms,
+            max_batch_size=256 * 1024,
+            request_timeout_ms=15_000,
+            retry_backoff_ms=200,
+        )
+
+    return build
+
+
+class OutboxRelay:
+    """Publishes one database's outbox to Kafka until ``stop()`` is called."""
+
+    def __init__(
+        self,
+        dsn: str,
+        producer_factory: ProducerFactory,
+        settings: RelaySettings | None = None,
+        *,
+        instance_id: str | None = None,
+        rebalance_interval: float = 2.0,
+    ) -> None:
+        self._dsn = dsn
+        self._producer_factory = producer_factory
+        self._settings = settings or RelaySettings()
+        self.instance_id = instance_id or f"{socket.gethostname()}-{os.getpid()}"
+        self._rebalance_interval = rebalance_interval
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._owned: set[int] = set()
+        self._busy_locks: set[int] = set()
+        self._lock_conn: asyncpg.Connection | None = None
+        self._pool: asyncpg.Pool | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._broker_ok = False
+        self.published = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def ready(self) -> tuple[bool, str]:
+        if self._lock_conn is None or self._lock_conn.is_closed():
+            return False, "no database session"
+        if not self._broker_ok:
+            return False, "Kafka not reachable"
+        return True, f"ready; owns shards {sorted(self._owned)}"
+
+    async def run(self) -> None:
+        """Publish until stopped; survives database and broker outages by backing off."""
+        failures_in_a_row = 0
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await self._connect_database()
+                    failures_in_a_row = 0
+                    await self._loop()
+                except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as error:
+                    failures_in_a_row += 1
+                    log.warning("database unavailable (%s); reconnecting", error)
+                    await self._close_database()
+                    await self._sleep(_backoff(failures_in_a_row))
+        finally:
+            await self._restart_producer()
+            await self._close_database()
+
+    async def _loop(self) -> None:
+        next_rebalance = 0.0
+        next_gauges = 0.0
+        failures_in_a_row = 0
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            if now >= next_rebalance:
+                await self._rebalance()
+                next_rebalance = now + self._rebalance_interval
+            if now >= next_gauges:
+                await self._update_gauges()
+                next_gauges = now + 5.0
+            if self._producer is None and not await self._start_producer():
+                failures_in_a_row += 1
+                await self._sleep(_backoff(failures_in_a_row))
+                continue
+            if not self._owned:
+                await self._sleep(self._rebalance_interval)
+                continue
+            published_any = await self._publish_once()
+            if published_any is None:  # Kafka unreachable
+                failures_in_a_row += 1
+                await self._sleep(_backoff(failures_in_a_row))
+                if failures_in_a_row % 5 == 0:
+                    await self._restart_producer()
+                continue
+            failures_in_a_row = 0
+            if not published_any:
+                await self._idle()
+
+    async def _connect_database(self) -> None:
+        self._lock_conn = await asyncpg.connect(
+            self._dsn,
+            server_settings={"application_name": f"{LOCK_APPLICATION_PREFIX}{self.instance_id}"},
+        )
+        await self._lock_conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        self._pool = await asyncpg.create_pool(
+            self._dsn,
+            min_size=1,
+            max_size=2,
+            server_settings={"application_name": f"outbox-relay-worker:{self.instance_id}"},
+        )
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _start_producer(self) -> bool:
+        producer = self._producer_factory()
+        try:
+            await producer.start()
+        except KafkaError as error:
+            log.warning("Kafka not reachable (%s); retrying", error)
+            self._broker_ok = False
+            with contextlib.suppress(KafkaError):
+                await producer.stop()
+            return False
+        self._producer = producer
+        self._broker_ok = True
+        return True
+
+    async def _restart_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(KafkaError, asyncio.TimeoutError):
+                await asyncio.wait_for(producer.stop(), timeout=10)
+
+    async def _close_database(self) -> None:
+        pool, self._pool = self._pool, None
+        conn, self._lock_conn = self._lock_conn, None
+        self._owned.clear()
+        self._busy_locks.clear()
+        metrics.RELAY_SHARDS_OWNED.set(0)
+        if pool is not None:
+            pool.terminate()  # the loop has ended: no query is in flight
+        if conn is not None and not conn.is_closed():
+            # Closing the session releases every advisory lock it holds.
+            with contextlib.suppress(OSError, asyncpg.InterfaceError, asyncpg.PostgresError):
+                await asyncio.wait_for(conn.close(), timeout=5)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+
+    # ------------------------------------------------------------------ shards
+    async def _rebalance(self) -> None:
+        conn = self._lock_conn
+        assert conn is not None
+        live = await conn.fetchval(_LIVE_RELAYS, f"{LOCK_APPLICATION_PREFIX}%")
+        fair_share = math.ceil(SHARD_COUNT / max(1, live))
+        while len(self._owned) > fair_share:
+            shard = max(self._owned)
+            await self._release_busy(shard)
+            await conn.fetchval("SELECT pg_advisory_unlock($1, $2)", SHARD_OWNER_LOCK, shard)
+            self._owned.discard(shard)
+            log.info("relay %s released shard %d", self.instance_id, shard)
+        if len(self._owned) < fair_share:
+            candidates = [shard for shard in range(SHARD_COUNT) if shard not in self._owned]
+            random.shuffle(candidates)
+            for shard in candidates:
+                if len(self._owned) >= fair_share:
+                    break
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", SHARD_OWNER_LOCK, shard):
+                    self._owned.add(shard)
+                    await self._take_busy(shard)
+                    log.info("relay %s took shard %d", self.instance_id, shard)
+        metrics.RELAY_SHARDS_OWNED.set(len(self._owned))
+
+    async def _take_busy(self, shard: int) -> None:
+        assert self._lock_conn is not None
+        if shard not in self._busy_locks and await self._lock_conn.fetchval(
+            "SELECT pg_try_advisory_lock($1, $2)", SHARD_BUSY_LOCK, shard
+        ):
+            self._busy_locks.add(shard)
+
+    async def _release_busy(self, shard: int) -> None:
+        assert self._lock_conn is not None
+        if shard in self._busy_locks:
+            await self._lock_conn.fetchval("SELECT pg_advisory_unlock($1, $2)", SHARD_BUSY_LOCK, shard)
+            self._busy_locks.discard(shard)
+
+    async def _idle(self) -> None:
+        """Nothing to publish: let enqueuers wake us, check once more, then wait."""
+        for shard in list(self._busy_locks):
+            await self._release_busy(shard)
+        self._wake.clear()
+        # A row committed between the empty poll and the release sent no wake-up; look again.
+        if await self._has_work():
+            await self._mark_busy()
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=self._settings.idle_poll_seconds)
+        await self._mark_busy()
+
+    async def _mark_busy(self) -> None:
+        for shard in self._owned:
+            await self._take_busy(shard)
+
+    async def _has_work(self) -> bool:
+        assert self._pool is not None
+        rows = await self._pool.fetch(_FETCH, sorted(self._owned), 1)
+        return bool(rows)
+
+    async def _update_gauges(self) -> None:
+        assert self._pool is not None
+        row = await self._pool.fetchrow(_BACKLOG)
+        if row is not None:
+            metrics.OUTBOX_BACKLOG.set(row["backlog"])
+            metrics.OUTBOX_PARKED.set(row["parked"])
+            metrics.OUTBOX_OLDEST_AGE.set(float(row["oldest_age"] or 0))
+
+    # ------------------------------------------------------------------ publishing
+    async def _publish_once(self) -> bool | None:
+        """Publish one batch. True: published something; False: nothing to do; None: outage."""
+        assert self._pool is not None and self._producer is not None
+        rows = await self._pool.fetch(_FETCH, sorted(self._owned), self._settings.batch_size)
+        if not rows:
+            return False
+        metrics.OUTBOX_BATCH_SIZE.observe(len(rows))
+        failures: list[_Failure] = []
+        held_back_keys: set[str] = set()
+        in_flight: list[tuple[asyncpg.Record, asyncio.Future[Any]]] = []
+        for row in rows:
+            key = row["partition_key"]
+            if key in held_back_keys:
+                continue  # an earlier event of this key failed: keep the order, try later
+            try:
+                record = encode(
+                    Envelope(
+                        id=str(row["event_id"]),
+                        type=row["event_type"],
+                        source=row["source"],
+                        subject=row["subject"],
+                        time=row["created_at"],
+                        data={},
+                        partition_key=key,
+                        traceparent=row["traceparent"],
+                    ),
+                    data_json=row["payload"].encode(),
+                )
+                future = await self._producer.send(
+                    row["topic"], value=record.value, key=record.key, headers=record.headers
+                )
+            except MessageSizeTooLargeError as error:
+                failures.append(_Failure(row["id"], f"too large for Kafka: {error}", True))
+                held_back_keys.add(key)
+                continue
+            except KafkaTimeoutError as error:
+                # send() waits for the topic's metadata; a timeout means the broker is down or
+                # the topic does not exist. Decided below from whether anything else got out.
+                failures.append(_Failure(row["id"], f"{type(error).__name__}: {error}", False))
+                held_back_keys.add(key)
+                continue
+            except (ValueError, TypeError, UnicodeError) as error:
+                failures.append(_Failure(row["id"], f"cannot encode: {error}", True))
+                held_back_keys.add(key)
+                continue
+            in_flight.append((row, future))
+
+        results = await asyncio.gather(*(future for _, future in in_flight), return_exceptions=True)
+        published: list[int] = []
+        acked_at = time.time()
+        for (row, _), result in zip(in_flight, results, strict=True):
+            if isinstance(result, BaseException):
+                permanent = isinstance(result, KafkaError) and not result.retriable
+                failures.append(_Failure(row["id"], f"{type(result).__name__}: {result}", permanent))
+            else:
+                published.append(row["id"])
+                metrics.OUTBOX_PUBLISHED.labels(row["topic"]).inc()
+                metrics.OUTBOX_PUBLISH_LATENCY.observe(max(0.0, acked_at - row["created_at"].timestamp()))
+
+        if published:
+            await self._pool.execute(_DELETE_PUBLISHED, published)
+            self.published += len(published)
+            self._broker_ok = True
+        if failures and not published and not any(failure.permanent for failure in failures):
+            # Nothing got through and nothing is the rows' fault: Kafka is unreachable.
+            self._broker_ok = False
+            metrics.RELAY_OUTAGES.inc()
+            metrics.OUTBOX_PUBLISH_FAILURES.labels("broker_unavailable").inc(len(failures))
+            log.warning("Kafka unreachable, %d events held back: %s", len(failures), failures[0].error)
+            return None
+        for failure in failures:
+            metrics.OUTBOX_PUBLISH_FAILURES.labels("permanent" if failure.permanent else "transient").inc()
+            parked = await self._pool.fetchrow(
+                _RECORD_FAILURE + " RETURNING parked_at, attempts",
+                failure.row_id,
+                failure.error[:2000],
+                _backoff(1),
+                failure.permanent,
+                self._settings.max_attempts,
+            )
+            if parked is not None and parked["parked_at"] is not None:
+                metrics.OUTBOX_PARKINGS.inc()
+                log.error("outbox row %d parked after %d attempts: %s", failure.row_id, parked["attempts"], failure.error)
+        return True
+
+
+def _backoff(attempt: int, base: float = 0.2, cap: float = 5.0) -> float:
+    """Exponential back-off with full jitter."""
+    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))  # noqa: S311
+
+
+async def run_relay(
+    dsn: str,
+    bootstrap_servers: str,
+    settings: RelaySettings,
+    *,
+    service_name: str,
+) -> None:
+    """Run a relay with its health endpoint until SIGTERM or SIGINT."""
+    import signal
+
+    relay = OutboxRelay(
+        dsn,
+        kafka_producer_factory(
+            bootstrap_servers, linger_ms=settings.linger_ms, client_id=f"{service_name}-relay"
+        ),
+        settings,
+    )
+    from eventing.health_server import serve_health
+
+    server = await serve_health(settings.metrics_host, settings.metrics_port, relay.ready)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, relay.stop)
+    log.info("outbox relay %s for %s started", relay.instance_id, service_name)
+    try:
+        await relay.run()
+    finally:
+        server.close()
+        await server.wait_closed()
+        log.info("outbox relay %s stopped after publishing %d events", relay.instance_id, relay.published)

@@ -1,0 +1,68 @@
+"""Settings shared by every service: Kafka, the database, and the eventing runtime.
+
+Each service subclasses ``ServiceSettings`` with its own env prefix (``ORDERS_``, ``KITCHEN_``...).
+Kafka's bootstrap servers are the same for every service, so ``KAFKA_BOOTSTRAP_SERVERS`` is read
+without a prefix (a prefixed variable wins when both are set).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    service_name: str = "service"
+    database_url: str = Field(
+        description="SQLAlchemy URL of the service's own database (postgresql+asyncpg://...)."
+    )
+    kafka_bootstrap_servers: str = "127.0.0.1:59092"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "INFO"
+    database_pool_size: int = 10
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shared_kafka_bootstrap(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "kafka_bootstrap_servers" not in values:
+            shared = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+            if shared:
+                values = {**values, "kafka_bootstrap_servers": shared}
+        return values
+
+    @property
+    def asyncpg_dsn(self) -> str:
+        """The database URL in the form asyncpg itself accepts."""
+        return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+class RelaySettings(BaseSettings):
+    """Tuning of an outbox relay process; read with the producing service's prefix + ``RELAY_``."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    batch_size: int = 500
+    idle_poll_seconds: float = 0.25
+    metrics_port: int = 9100
+    metrics_host: str = "127.0.0.1"
+    max_attempts: int = 10
+    linger_ms: int = 2
+
+
+class ConsumerSettings(BaseSettings):
+    """Tuning of a consumer runtime; read with the consuming service's prefix + ``CONSUMER_``."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    max_attempts: int = 5
+    retry_base_seconds: float = 0.1
+    retry_max_seconds: float = 5.0
+    stall_timeout_seconds: float = 60.0
+    max_poll_records: int = 500
+    auto_offset_reset: str = "earliest"

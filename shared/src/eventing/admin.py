@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
@@ -50,6 +51,19 @@ async def ensure_topics(
             await asyncio.sleep(0.5)
         finally:
             await admin.close()
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The partitions of ``topic``, fetched from the broker.
+
+    ``partitions_for_topic`` only reads the consumer's metadata cache, which holds nothing for a
+    topic it neither subscribed to nor was assigned; aiokafka has no public call that fills it.
+    """
+    cluster = await consumer._client.fetch_all_metadata()
+    partitions = cluster.partitions_for_topic(topic)
+    if not partitions:
+        raise LookupError(f"topic {topic!r} does not exist")
+    return [TopicPartition(topic, partition) for partition in sorted(partitions)]
 
 
 async def outbox_status(dsn: str) -> dict[str, Any]:

@@ -6,6 +6,14 @@
     eventing outbox unpark   --database-url URL [--id N ...]
     eventing dead-letters list   [--group G]
     eventing dead-letters replay --group G [--offset P:O ...]
+    eventing schemas generate [--docs DIR]
+    eventing schemas check    [--docs DIR]
+
+``schemas generate`` writes the event documentation (docs/events/<type>.json and
+docs/asyncapi.json) from the catalogue; ``schemas check`` exits 1, printing the differences, when
+the files under DIR drift from the code. DIR defaults to the docs/ directory of the repository
+holding the working directory: the nearest directory, the working directory itself or one of its
+parents, whose pyproject.toml declares the uv workspace ([tool.uv.workspace]).
 
 Kafka comes from ``--bootstrap-servers`` or ``KAFKA_BOOTSTRAP_SERVERS``; databases from
 ``--database-url`` or ``DATABASE_URL``. Output is JSON, one document or one line per item.
@@ -19,9 +27,10 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
-from eventing import admin, deadletter
+from eventing import admin, deadletter, schemas
 
 
 def _dsn(url: str | None) -> str:
@@ -36,7 +45,9 @@ def _print(document: Any) -> None:
 
 
 async def _run(args: argparse.Namespace) -> int:
-    bootstrap = args.bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:59092")
+    bootstrap = args.bootstrap_servers or os.environ.get(
+        "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:59092"
+    )
     if args.area == "topics":
         created = await admin.ensure_topics(bootstrap)
         _print({"created": created})
@@ -62,8 +73,31 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _schemas(args: argparse.Namespace) -> int:
+    try:
+        directory = Path(args.docs) if args.docs else schemas.default_docs_directory()
+    except FileNotFoundError as error:
+        raise SystemExit(f"{error}; give --docs DIR") from error
+    if args.action == "generate":
+        changes = schemas.write_docs(directory)
+        _print({"directory": directory.as_posix(), "changes": changes})
+        return 0
+    differences = schemas.check_docs(directory)
+    _print({"directory": directory.as_posix(), "differences": differences})
+    if differences:
+        sys.stderr.write(
+            "the generated event docs differ from the code:\n"
+            + "".join(f"  {difference}\n" for difference in differences)
+            + f"run `{schemas.GENERATE_COMMAND}` and commit the result\n"
+        )
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="eventing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="eventing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bootstrap-servers")
     areas = parser.add_subparsers(dest="area", required=True)
     topics = areas.add_parser("topics", help="create the system's Kafka topics")
@@ -74,16 +108,35 @@ def main(argv: list[str] | None = None) -> int:
         action = outbox_actions.add_parser(name)
         action.add_argument("--database-url")
         if name == "unpark":
-            action.add_argument("--id", type=int, action="append", help="only this row (repeatable)")
+            action.add_argument(
+                "--id", type=int, action="append", help="only this row (repeatable)"
+            )
     letters = areas.add_parser("dead-letters", help="list or replay dead letters")
     letter_actions = letters.add_subparsers(dest="action", required=True)
     listing = letter_actions.add_parser("list")
     listing.add_argument("--group")
     replay = letter_actions.add_parser("replay")
     replay.add_argument("--group", required=True)
-    replay.add_argument("--offset", action="append", help="PARTITION:OFFSET in the dead-letter topic")
+    replay.add_argument(
+        "--offset", action="append", help="PARTITION:OFFSET in the dead-letter topic"
+    )
+    docs = areas.add_parser("schemas", help="generate or check the event documentation")
+    docs_actions = docs.add_subparsers(dest="action", required=True)
+    for name, help_text in (
+        ("generate", "write docs/events/<type>.json and docs/asyncapi.json"),
+        ("check", "exit 1 when the committed docs differ from the code"),
+    ):
+        action = docs_actions.add_parser(name, help=help_text)
+        action.add_argument(
+            "--docs",
+            metavar="DIR",
+            help="docs directory (default: docs/ of the uv workspace root at or above the "
+            "working directory)",
+        )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.area == "schemas":
+        return _schemas(args)
     return asyncio.run(_run(args))
 
 

@@ -89,7 +89,9 @@ def _record(message: ce_kafka.KafkaMessage) -> KafkaRecord:
     return KafkaRecord(key=key, value=message.value, headers=list(message.headers.items()))
 
 
-def encode(envelope: Envelope, *, mode: Mode = "binary", data_json: bytes | None = None) -> KafkaRecord:
+def encode(
+    envelope: Envelope, *, mode: Mode = "binary", data_json: bytes | None = None
+) -> KafkaRecord:
     """Encode an envelope as a Kafka record.
 
     ``data_json`` lets the relay pass the payload exactly as it is stored (already JSON) instead

@@ -90,7 +90,7 @@ def _is_database_unavailable(error: BaseException) -> bool:
 
 
 def _backoff(attempt: int, base: float, cap: float) -> float:
-    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))  # noqa: S311
+    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))
 
 
 @dataclass
@@ -174,7 +174,9 @@ class EventConsumer:
                         await task
                 return False
             if time.monotonic() - self._state.last_progress > timeout:
-                log.error("consumer %s made no progress for %.0fs; restarting", self.group_id, timeout)
+                log.error(
+                    "consumer %s made no progress for %.0fs; restarting", self.group_id, timeout
+                )
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
@@ -218,7 +220,10 @@ class EventConsumer:
                 if batches:
                     async with self._processing:
                         await asyncio.gather(
-                            *(self._process_partition(tp, records) for tp, records in batches.items())
+                            *(
+                                self._process_partition(tp, records)
+                                for tp, records in batches.items()
+                            )
                         )
                     await self._commit(consumer, set(batches))
                 self._update_lag(consumer)
@@ -255,7 +260,9 @@ class EventConsumer:
                 )
 
     # ------------------------------------------------------------------ processing
-    async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]) -> None:
+    async def _process_partition(
+        self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]
+    ) -> None:
         for record in records:
             await self._process_record(record)
             self._state.processed[tp] = record.offset + 1
@@ -288,14 +295,21 @@ class EventConsumer:
             )
             return
         event: ReceivedEvent[Any] = ReceivedEvent(
-            data=data, envelope=envelope, topic=record.topic, partition=record.partition, offset=record.offset
+            data=data,
+            envelope=envelope,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
         )
         for subscription in subscriptions:
             await self._apply(subscription, event, record)
         metrics.CONSUMER_EVENTS.labels(self.group_id, record.topic, "applied").inc()
 
     async def _apply(
-        self, subscription: Subscription, event: ReceivedEvent[Any], record: ConsumerRecord[Any, Any]
+        self,
+        subscription: Subscription,
+        event: ReceivedEvent[Any],
+        record: ConsumerRecord[Any, Any],
     ) -> None:
         attempt = 0
         unavailable = 0
@@ -306,7 +320,11 @@ class EventConsumer:
                 async with self._sessions() as session, session.begin():
                     claimed = await session.execute(
                         insert(inbox_table)
-                        .values(handler=subscription.name, event_id=event.id, event_type=event.envelope.type)
+                        .values(
+                            handler=subscription.name,
+                            event_id=event.id,
+                            event_type=event.envelope.type,
+                        )
                         .on_conflict_do_nothing()
                         .returning(inbox_table.c.event_id)
                     )
@@ -328,27 +346,37 @@ class EventConsumer:
                 if _is_database_unavailable(error):
                     unavailable += 1
                     attempt -= 1  # not the event's fault: it does not use up the retry budget
-                    log.warning("database unavailable for %s (%s); waiting", subscription.name, error)
+                    log.warning(
+                        "database unavailable for %s (%s); waiting", subscription.name, error
+                    )
                     self._progress()
-                    await asyncio.sleep(_backoff(unavailable, 0.5, self._settings.retry_max_seconds))
+                    await asyncio.sleep(
+                        _backoff(unavailable, 0.5, self._settings.retry_max_seconds)
+                    )
                     continue
                 metrics.CONSUMER_HANDLER_FAILURES.labels(self.group_id, subscription.name).inc()
                 if attempt >= self._settings.max_attempts:
                     await self._dead_letter(
                         record,
                         "retries_exhausted",
-                        f"handler failed {attempt} times; last error: {type(error).__name__}: {error}",
+                        f"handler failed {attempt} times; "
+                        f"last error: {type(error).__name__}: {error}",
                         handler=subscription.name,
                     )
                     return
                 metrics.CONSUMER_RETRIES.labels(self.group_id, subscription.name).inc()
                 log.warning(
                     "handler %s failed on event %s (attempt %d): %r",
-                    subscription.name, event.id, attempt, error,
+                    subscription.name,
+                    event.id,
+                    attempt,
+                    error,
                 )
                 self._progress()
                 await asyncio.sleep(
-                    _backoff(attempt, self._settings.retry_base_seconds, self._settings.retry_max_seconds)
+                    _backoff(
+                        attempt, self._settings.retry_base_seconds, self._settings.retry_max_seconds
+                    )
                 )
 
     async def _dead_letter(
@@ -370,7 +398,9 @@ class EventConsumer:
         while True:
             attempt += 1
             try:
-                await producer.send_and_wait(DEAD_LETTERS.name, value=record.value, key=record.key, headers=headers)
+                await producer.send_and_wait(
+                    DEAD_LETTERS.name, value=record.value, key=record.key, headers=headers
+                )
                 break
             except KafkaError as error:
                 log.warning("dead-letter publish failed (%s); retrying", error)
@@ -380,7 +410,12 @@ class EventConsumer:
         metrics.CONSUMER_EVENTS.labels(self.group_id, record.topic, "dead_lettered").inc()
         log.error(
             "dead-lettered %s[%d]@%d for %s/%s: %s",
-            record.topic, record.partition, record.offset, self.group_id, handler, reason,
+            record.topic,
+            record.partition,
+            record.offset,
+            self.group_id,
+            handler,
+            reason,
         )
 
 
@@ -393,7 +428,9 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self._runtime._processing:  # let the batch in flight finish first
-            offsets = {tp: off for tp, off in self._runtime._state.processed.items() if tp in revoked}
+            offsets = {
+                tp: off for tp, off in self._runtime._state.processed.items() if tp in revoked
+            }
             if offsets:
                 with contextlib.suppress(KafkaError):
                     await self._consumer.commit(offsets)

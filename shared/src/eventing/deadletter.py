@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from eventing.admin import topic_partitions
 from eventing.topics import DEAD_LETTERS
 
 DLQ_PREFIX = "dlq_"
@@ -78,9 +79,15 @@ def dead_letter_headers(
 
 
 def parse_dead_letter(
-    partition: int, offset: int, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes]],
 ) -> DeadLetter:
-    meta = {name: raw.decode(errors="replace") for name, raw in headers if name.startswith(DLQ_PREFIX)}
+    meta = {
+        name: raw.decode(errors="replace") for name, raw in headers if name.startswith(DLQ_PREFIX)
+    }
     return DeadLetter(
         offset=offset,
         partition=partition,
@@ -109,8 +116,7 @@ async def read_dead_letters(
     )
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        assignment = [TopicPartition(topic, p) for p in sorted(partitions)]
+        assignment = await topic_partitions(consumer, topic)
         consumer.assign(assignment)
         await consumer.seek_to_beginning(*assignment)
         end_offsets = await consumer.end_offsets(assignment)
@@ -135,9 +141,7 @@ async def read_dead_letters(
         await consumer.stop()
 
 
-async def replay_dead_letters(
-    bootstrap_servers: str, letters: Sequence[DeadLetter]
-) -> int:
+async def replay_dead_letters(bootstrap_servers: str, letters: Sequence[DeadLetter]) -> int:
     """Produce each dead letter's original record to its original topic again."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers, enable_idempotence=True, acks="all"

@@ -18,7 +18,11 @@ async def serve_health(host: str, port: int, readiness: ReadinessCheck) -> async
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request_line = await asyncio.wait_for(reader.readline(), timeout=5)
-            while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (b"\r\n", b"\n", b""):
+            while (await asyncio.wait_for(reader.readline(), timeout=5)) not in (
+                b"\r\n",
+                b"\n",
+                b"",
+            ):
                 pass
             parts = request_line.decode("latin-1").split()
             path = parts[1].split("?", 1)[0] if len(parts) >= 2 else ""
@@ -28,7 +32,11 @@ async def serve_health(host: str, port: int, readiness: ReadinessCheck) -> async
                 status, content_type, body = 200, "text/plain", b"ok\n"
             elif path == "/readyz":
                 ready, reason = await readiness()
-                status, content_type, body = (200 if ready else 503), "text/plain", f"{reason}\n".encode()
+                status, content_type, body = (
+                    (200 if ready else 503),
+                    "text/plain",
+                    f"{reason}\n".encode(),
+                )
             else:
                 status, content_type, body = 404, "text/plain", b"not found\n"
             reason_phrase = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]

@@ -38,7 +38,9 @@ def operations_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
         response.status_code = 200 if ready else 503
         return {
             "status": "ready" if ready else "unready",
-            "checks": {name: {"ok": ok, "detail": detail} for name, (ok, detail) in results.items()},
+            "checks": {
+                name: {"ok": ok, "detail": detail} for name, (ok, detail) in results.items()
+            },
         }
 
     @router.get("/metrics", summary="Prometheus metrics.", include_in_schema=False)

@@ -16,7 +16,9 @@ OUTBOX_OLDEST_AGE = Gauge(
     "Age of the oldest unpublished, unparked event (outbox lag).",
 )
 OUTBOX_PARKED = Gauge("outbox_parked_events", "Events parked after failing to publish.")
-OUTBOX_PUBLISHED = Counter("outbox_published_events_total", "Events acknowledged by Kafka.", ["topic"])
+OUTBOX_PUBLISHED = Counter(
+    "outbox_published_events_total", "Events acknowledged by Kafka.", ["topic"]
+)
 OUTBOX_PUBLISH_LATENCY = Histogram(
     "outbox_publish_latency_seconds",
     "Time from the event's commit to the outbox until Kafka acknowledged it.",
@@ -25,7 +27,9 @@ OUTBOX_PUBLISH_LATENCY = Histogram(
 OUTBOX_PUBLISH_FAILURES = Counter(
     "outbox_publish_failures_total", "Events whose publish failed, by kind.", ["kind"]
 )
-OUTBOX_PARKINGS = Counter("outbox_parkings_total", "Events this relay parked after failed publishes.")
+OUTBOX_PARKINGS = Counter(
+    "outbox_parkings_total", "Events this relay parked after failed publishes."
+)
 OUTBOX_BATCH_SIZE = Histogram(
     "outbox_batch_size_events",
     "Events per relay batch.",
@@ -63,5 +67,7 @@ CONSUMER_LAG = Gauge(
     "consumer_lag_records", "Records behind the partition's end.", ["group", "topic", "partition"]
 )
 CONSUMER_RESTARTS = Counter(
-    "consumer_restarts_total", "Times the watchdog restarted a stalled or crashed consumer.", ["group"]
+    "consumer_restarts_total",
+    "Times the watchdog restarted a stalled or crashed consumer.",
+    ["group"],
 )

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.operations import Operations
 from sqlalchemy import Connection, MetaData, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -50,9 +49,9 @@ def run_env(target_metadata: MetaData | None = None) -> None:
     asyncio.run(run())
 
 
-def create_eventing_tables(op: Operations) -> None:
-    eventing_metadata.create_all(bind=op.get_bind())
+def create_eventing_tables(bind: Connection) -> None:
+    eventing_metadata.create_all(bind=bind)
 
 
-def drop_eventing_tables(op: Operations) -> None:
-    eventing_metadata.drop_all(bind=op.get_bind())
+def drop_eventing_tables(bind: Connection) -> None:
+    eventing_metadata.drop_all(bind=bind)

@@ -99,6 +99,6 @@ class Outbox:
             {
                 "channel": NOTIFY_CHANNEL,
                 "namespace": SHARD_BUSY_LOCK,
-                "shards": sorted({row["shard"] for row in rows}),
+                "shards": sorted({shard_of(event.aggregate_id) for event in events}),
             },
         )

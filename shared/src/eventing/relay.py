@@ -104,7 +104,9 @@ class _Failure:
 ProducerFactory = Callable[[], AIOKafkaProducer]
 
 
-def kafka_producer_factory(bootstrap_servers: str, *, linger_ms: int, client_id: str) -> ProducerFactory:
+def kafka_producer_factory(
+    bootstrap_servers: str, *, linger_ms: int, client_id: str
+) -> ProducerFactory:
     def build() -> AIOKafkaProducer:
         return AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers,
@@ -278,7 +280,9 @@ class OutboxRelay:
             for shard in candidates:
                 if len(self._owned) >= fair_share:
                     break
-                if await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", SHARD_OWNER_LOCK, shard):
+                if await conn.fetchval(
+                    "SELECT pg_try_advisory_lock($1, $2)", SHARD_OWNER_LOCK, shard
+                ):
                     self._owned.add(shard)
                     await self._take_busy(shard)
                     log.info("relay %s took shard %d", self.instance_id, shard)
@@ -294,7 +298,9 @@ class OutboxRelay:
     async def _release_busy(self, shard: int) -> None:
         assert self._lock_conn is not None
         if shard in self._busy_locks:
-            await self._lock_conn.fetchval("SELECT pg_advisory_unlock($1, $2)", SHARD_BUSY_LOCK, shard)
+            await self._lock_conn.fetchval(
+                "SELECT pg_advisory_unlock($1, $2)", SHARD_BUSY_LOCK, shard
+            )
             self._busy_locks.discard(shard)
 
     async def _idle(self) -> None:
@@ -330,7 +336,8 @@ class OutboxRelay:
     # ------------------------------------------------------------------ publishing
     async def _publish_once(self) -> bool | None:
         """Publish one batch. True: published something; False: nothing to do; None: outage."""
-        assert self._pool is not None and self._producer is not None
+        assert self._pool is not None
+        assert self._producer is not None
         rows = await self._pool.fetch(_FETCH, sorted(self._owned), self._settings.batch_size)
         if not rows:
             return False
@@ -381,11 +388,15 @@ class OutboxRelay:
         for (row, _), result in zip(in_flight, results, strict=True):
             if isinstance(result, BaseException):
                 permanent = isinstance(result, KafkaError) and not result.retriable
-                failures.append(_Failure(row["id"], f"{type(result).__name__}: {result}", permanent))
+                failures.append(
+                    _Failure(row["id"], f"{type(result).__name__}: {result}", permanent)
+                )
             else:
                 published.append(row["id"])
                 metrics.OUTBOX_PUBLISHED.labels(row["topic"]).inc()
-                metrics.OUTBOX_PUBLISH_LATENCY.observe(max(0.0, acked_at - row["created_at"].timestamp()))
+                metrics.OUTBOX_PUBLISH_LATENCY.observe(
+                    max(0.0, acked_at - row["created_at"].timestamp())
+                )
 
         if published:
             await self._pool.execute(_DELETE_PUBLISHED, published)
@@ -396,10 +407,14 @@ class OutboxRelay:
             self._broker_ok = False
             metrics.RELAY_OUTAGES.inc()
             metrics.OUTBOX_PUBLISH_FAILURES.labels("broker_unavailable").inc(len(failures))
-            log.warning("Kafka unreachable, %d events held back: %s", len(failures), failures[0].error)
+            log.warning(
+                "Kafka unreachable, %d events held back: %s", len(failures), failures[0].error
+            )
             return None
         for failure in failures:
-            metrics.OUTBOX_PUBLISH_FAILURES.labels("permanent" if failure.permanent else "transient").inc()
+            metrics.OUTBOX_PUBLISH_FAILURES.labels(
+                "permanent" if failure.permanent else "transient"
+            ).inc()
             parked = await self._pool.fetchrow(
                 _RECORD_FAILURE + " RETURNING parked_at, attempts",
                 failure.row_id,
@@ -410,13 +425,18 @@ class OutboxRelay:
             )
             if parked is not None and parked["parked_at"] is not None:
                 metrics.OUTBOX_PARKINGS.inc()
-                log.error("outbox row %d parked after %d attempts: %s", failure.row_id, parked["attempts"], failure.error)
+                log.error(
+                    "outbox row %d parked after %d attempts: %s",
+                    failure.row_id,
+                    parked["attempts"],
+                    failure.error,
+                )
         return True
 
 
 def _backoff(attempt: int, base: float = 0.2, cap: float = 5.0) -> float:
     """Exponential back-off with full jitter."""
-    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))  # noqa: S311
+    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))
 
 
 async def run_relay(
@@ -448,4 +468,6 @@ async def run_relay(
     finally:
         server.close()
         await server.wait_closed()
-        log.info("outbox relay %s stopped after publishing %d events", relay.instance_id, relay.published)
+        log.info(
+            "outbox relay %s stopped after publishing %d events", relay.instance_id, relay.published
+        )

@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
 
     return service_main(
         "analytics",
-        settings=AnalyticsSettings,  # type: ignore[arg-type]
+        settings=AnalyticsSettings,
         app=create_app,
         migrations=Path(__file__).parent / "migrations",
         argv=argv,

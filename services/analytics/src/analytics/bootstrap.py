@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
 from eventing.consumer import EventConsumer
 from eventing.database import create_engine, session_factory
 from eventing.topics import ORDERS
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from analytics.service_layer.handlers import SUBSCRIPTIONS
 from analytics.settings import AnalyticsConsumerSettings, AnalyticsSettings
@@ -26,7 +25,7 @@ class AnalyticsContainer:
 
 
 def bootstrap(settings: AnalyticsSettings | None = None) -> AnalyticsContainer:
-    settings = settings or AnalyticsSettings()  # type: ignore[call-arg]
+    settings = settings or AnalyticsSettings()
     engine = create_engine(
         settings.database_url, pool_size=settings.database_pool_size, application_name="analytics"
     )

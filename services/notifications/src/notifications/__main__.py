@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
 
     return service_main(
         "notifications",
-        settings=NotificationsSettings,  # type: ignore[arg-type]
+        settings=NotificationsSettings,
         app=create_app,
         migrations=Path(__file__).parent / "migrations",
         argv=argv,

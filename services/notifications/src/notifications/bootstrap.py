@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
 from eventing.consumer import EventConsumer
 from eventing.database import create_engine, session_factory
 from eventing.topics import ORDERS
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from notifications.service_layer.handlers import SUBSCRIPTIONS
 from notifications.settings import NotificationsConsumerSettings, NotificationsSettings
@@ -26,9 +25,11 @@ class NotificationsContainer:
 
 
 def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsContainer:
-    settings = settings or NotificationsSettings()  # type: ignore[call-arg]
+    settings = settings or NotificationsSettings()
     engine = create_engine(
-        settings.database_url, pool_size=settings.database_pool_size, application_name="notifications"
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        application_name="notifications",
     )
     sessions = session_factory(engine)
     consumer = EventConsumer(

@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from pydantic_settings import SettingsConfigDict
-
 from eventing.settings import ConsumerSettings, ServiceSettings
+from pydantic_settings import SettingsConfigDict
 
 
 class NotificationsSettings(ServiceSettings):
@@ -16,4 +15,6 @@ class NotificationsSettings(ServiceSettings):
 
 
 class NotificationsConsumerSettings(ConsumerSettings):
-    model_config = SettingsConfigDict(env_prefix="NOTIFICATIONS_CONSUMER_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="NOTIFICATIONS_CONSUMER_", extra="ignore", frozen=True
+    )

@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
 
     return service_main(
         "orders",
-        settings=OrdersSettings,  # type: ignore[arg-type]
+        settings=OrdersSettings,
         app=create_app,
         migrations=Path(__file__).parent / "migrations",
         relay_settings=OrdersRelaySettings,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
 from eventing.database import create_engine, session_factory
 from eventing.outbox import Outbox
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from orders.domain.menu import SEED_MENU, Pizza
 from orders.service_layer.unit_of_work import UnitOfWork
@@ -32,7 +31,7 @@ class OrdersContainer:
 
 
 def bootstrap(settings: OrdersSettings | None = None) -> OrdersContainer:
-    settings = settings or OrdersSettings()  # type: ignore[call-arg]
+    settings = settings or OrdersSettings()
     engine = create_engine(
         settings.database_url, pool_size=settings.database_pool_size, application_name="orders-api"
     )

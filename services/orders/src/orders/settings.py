@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from pydantic_settings import SettingsConfigDict
-
 from eventing.settings import RelaySettings, ServiceSettings
+from pydantic_settings import SettingsConfigDict
 
 
 class OrdersSettings(ServiceSettings):

@@ -1,4 +1,4 @@
-"""The event catalogue: one typed payload per CloudEvents type, shared by producers and consumers."""
+"""The event catalogue: one typed payload per CloudEvents type, shared by all services."""
 
 from eventing.catalogue.base import EventData, event_types, model_for
 from eventing.catalogue.orders import OrderLine, OrderPlaced

@@ -7,11 +7,10 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
-from sqlalchemy import func, select
-
 from eventing.http import database_check, operations_router
 from eventing.service import consuming
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+from sqlalchemy import func, select
 
 from analytics.adapters.orm import order_facts_table
 from analytics.bootstrap import AnalyticsContainer, bootstrap
@@ -37,7 +36,9 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
             return container.consumer.ready()
 
         app.include_router(
-            operations_router({"database": database_check(container.engine), "consumer": consumer_check})
+            operations_router(
+                {"database": database_check(container.engine), "consumer": consumer_check}
+            )
         )
         try:
             async with consuming(container.consumer):
@@ -67,10 +68,14 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
         """What analytics knows of one order."""
         async with container.sessions() as session:
             row = (
-                await session.execute(
-                    select(order_facts_table).where(order_facts_table.c.order_id == order_id)
+                (
+                    await session.execute(
+                        select(order_facts_table).where(order_facts_table.c.order_id == order_id)
+                    )
                 )
-            ).mappings().first()
+                .mappings()
+                .first()
+            )
         if row is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no order {order_id!r}")
         return fact_public(row)

@@ -1,5 +1,4 @@
-from eventing.migrations import run_env
-
 from analytics.adapters.orm import metadata
+from eventing.migrations import run_env
 
 run_env(metadata)

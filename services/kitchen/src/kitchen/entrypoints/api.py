@@ -6,11 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
-from sqlalchemy import select
-
 from eventing.http import database_check, operations_router
 from eventing.service import consuming
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+from sqlalchemy import select
 
 from kitchen.adapters.orm import tickets_table
 from kitchen.bootstrap import KitchenContainer, bootstrap
@@ -36,7 +35,9 @@ def create_app(settings: KitchenSettings | None = None) -> FastAPI:
             return container.consumer.ready()
 
         app.include_router(
-            operations_router({"database": database_check(container.engine), "consumer": consumer_check})
+            operations_router(
+                {"database": database_check(container.engine), "consumer": consumer_check}
+            )
         )
         try:
             async with consuming(container.consumer):
@@ -50,7 +51,9 @@ def create_app(settings: KitchenSettings | None = None) -> FastAPI:
     async def list_tickets(container: Container) -> list[dict[str, Any]]:
         """Every ticket, oldest first."""
         async with container.sessions() as session:
-            rows = (await session.execute(select(tickets_table).order_by(tickets_table.c.queued_at))).mappings()
+            rows = (
+                await session.execute(select(tickets_table).order_by(tickets_table.c.queued_at))
+            ).mappings()
             return [ticket_public(row) for row in rows]
 
     @app.get("/tickets/{order_id}", tags=["tickets"])
@@ -58,8 +61,14 @@ def create_app(settings: KitchenSettings | None = None) -> FastAPI:
         """The ticket of one order."""
         async with container.sessions() as session:
             row = (
-                await session.execute(select(tickets_table).where(tickets_table.c.order_id == order_id))
-            ).mappings().first()
+                (
+                    await session.execute(
+                        select(tickets_table).where(tickets_table.c.order_id == order_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
         if row is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket for order {order_id!r}")
         return ticket_public(row)

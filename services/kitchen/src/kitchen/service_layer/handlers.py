@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from eventing.catalogue import OrderPlaced
 from eventing.consumer import ReceivedEvent, Subscription
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kitchen.adapters.orm import tickets_table
 from kitchen.domain.tickets import TicketStatus

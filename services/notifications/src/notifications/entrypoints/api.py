@@ -6,11 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
-from sqlalchemy import select
-
 from eventing.http import database_check, operations_router
 from eventing.service import consuming
+from fastapi import Depends, FastAPI, Request
+from sqlalchemy import select
 
 from notifications.adapters.orm import messages_table
 from notifications.bootstrap import NotificationsContainer, bootstrap
@@ -36,7 +35,9 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
             return container.consumer.ready()
 
         app.include_router(
-            operations_router({"database": database_check(container.engine), "consumer": consumer_check})
+            operations_router(
+                {"database": database_check(container.engine), "consumer": consumer_check}
+            )
         )
         try:
             async with consuming(container.consumer):

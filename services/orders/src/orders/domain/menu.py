@@ -36,10 +36,14 @@ class Pizza:
 SEED_MENU: tuple[Pizza, ...] = (
     Pizza("Margherita", Decimal("12.99"), ("tomato", "mozzarella", "basil")),
     Pizza("Pepperoni", Decimal("14.99"), ("tomato", "mozzarella", "pepperoni")),
-    Pizza("Vegetarian", Decimal("13.99"), ("tomato", "mozzarella", "peppers", "onions", "mushrooms")),
+    Pizza(
+        "Vegetarian", Decimal("13.99"), ("tomato", "mozzarella", "peppers", "onions", "mushrooms")
+    ),
     Pizza("Hawaiian", Decimal("14.99"), ("tomato", "mozzarella", "ham", "pineapple")),
     Pizza("BBQ Chicken", Decimal("15.99"), ("bbq sauce", "mozzarella", "chicken", "red onion")),
-    Pizza("Meat Lovers", Decimal("16.99"), ("tomato", "mozzarella", "pepperoni", "sausage", "bacon")),
+    Pizza(
+        "Meat Lovers", Decimal("16.99"), ("tomato", "mozzarella", "pepperoni", "sausage", "bacon")
+    ),
 )
 
 

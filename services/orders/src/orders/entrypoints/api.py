@@ -8,10 +8,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
+from eventing.http import database_check, operations_router
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field
-
-from eventing.http import database_check, operations_router
 
 from orders.bootstrap import OrdersContainer, bootstrap
 from orders.domain.menu import Size
@@ -92,14 +91,18 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
 
-    @app.post("/orders", status_code=status.HTTP_201_CREATED, response_model=OrderPublic, tags=["orders"])
+    @app.post(
+        "/orders", status_code=status.HTTP_201_CREATED, response_model=OrderPublic, tags=["orders"]
+    )
     async def place_order(body: OrderCreate, container: Container) -> OrderPublic:
         """Place an order; it starts as pending."""
         requests = []
         for line in body.lines:
             pizza = container.menu.get(line.pizza)
             if pizza is None:
-                raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown pizza {line.pizza!r}")
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown pizza {line.pizza!r}"
+                )
             requests.append(LineRequest(pizza, line.size, line.quantity, tuple(line.toppings)))
         try:
             order = await handlers.place_order(

@@ -4,10 +4,8 @@ Revision ID: 0001
 """
 
 from alembic import op
-
-from eventing.migrations import create_eventing_tables, drop_eventing_tables
-
 from analytics.adapters.orm import order_facts_table
+from eventing.migrations import create_eventing_tables, drop_eventing_tables
 
 revision = "0001"
 down_revision = None
@@ -16,10 +14,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    create_eventing_tables(op)
+    create_eventing_tables(op.get_bind())
     order_facts_table.create(op.get_bind())
 
 
 def downgrade() -> None:
     order_facts_table.drop(op.get_bind())
-    drop_eventing_tables(op)
+    drop_eventing_tables(op.get_bind())

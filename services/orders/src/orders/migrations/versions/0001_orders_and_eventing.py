@@ -4,9 +4,7 @@ Revision ID: 0001
 """
 
 from alembic import op
-
 from eventing.migrations import create_eventing_tables, drop_eventing_tables
-
 from orders.adapters.orm import orders_table
 
 revision = "0001"
@@ -16,10 +14,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    create_eventing_tables(op)
+    create_eventing_tables(op.get_bind())
     orders_table.create(op.get_bind())
 
 
 def downgrade() -> None:
     orders_table.drop(op.get_bind())
-    drop_eventing_tables(op)
+    drop_eventing_tables(op.get_bind())

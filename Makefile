@@ -1,0 +1,47 @@
+# Mario's Pizzeria — the two commands that matter are `make run` and `make test`.
+# Both install what is missing (PostgreSQL, Java, Maven, uv, the Python environment, the Kafka jars).
+
+STACK := deploy/local/stack.sh
+UV := uv run --frozen
+
+.PHONY: help install run up down status test test-fast lint format schemas
+
+help:
+	@echo "make run       the whole system in the foreground (Ctrl-C stops everything)"
+	@echo "make up        the same in the background; writes .local/stack/stack.env"
+	@echo "make down      stop everything started by make up"
+	@echo "make status    what is running"
+	@echo "make test      the whole suite against real Kafka and PostgreSQL"
+	@echo "make lint      ruff and mypy"
+	@echo "make format    ruff format and safe fixes"
+	@echo "make schemas   regenerate docs/ (JSON Schemas, AsyncAPI) from the event catalogue"
+
+install:
+	@bash $(STACK) install
+
+run:
+	@bash $(STACK) run
+
+up:
+	@bash $(STACK) up
+
+down:
+	@bash $(STACK) down
+
+status:
+	@bash $(STACK) status
+
+test: install
+	$(UV) pytest
+
+lint: install
+	$(UV) ruff check .
+	$(UV) ruff format --check .
+	$(UV) mypy shared/src services/orders/src services/kitchen/src services/notifications/src services/analytics/src
+
+format:
+	$(UV) ruff check --fix .
+	$(UV) ruff format .
+
+schemas:
+	$(UV) eventing schemas generate

@@ -1,0 +1,19 @@
+"""Fixtures shared by every layer of the suite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.infra import Infra, start_infra
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    """Running Kafka and PostgreSQL (see tests/support/infra.py for the three modes)."""
+    running = start_infra()
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -1,0 +1,80 @@
+"""An order placed through HTTP reaches Kafka and every consumer service, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.infra import Infra
+from tests.support.kafka import read_topic
+from tests.support.system import System, start_system
+
+
+@pytest.fixture(scope="module")
+async def system(infra: Infra) -> AsyncIterator[System]:
+    running = await start_system(infra)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+async def eventually(client: httpx.AsyncClient, url: str, timeout: float = 10) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        response = await client.get(url)
+        if response.status_code == 200 and response.json():
+            return response.json()
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{url} still answers {response.status_code} {response.text}")
+        await asyncio.sleep(0.1)
+
+
+async def test_an_order_reaches_every_service_through_kafka(system: System, infra: Infra) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(
+            f"{system.url('orders')}/orders",
+            json={
+                "customer_id": "cust-e2e",
+                "lines": [
+                    {"pizza": "Margherita", "size": "large", "quantity": 2, "toppings": ["olives"]},
+                    {"pizza": "Hawaiian", "size": "small", "quantity": 1},
+                ],
+            },
+        )
+        assert response.status_code == 201, response.text
+        order = response.json()
+        order_id = order["id"]
+        # large Margherita: 12.99 × 1.25 = 16.24 (half up) + 1.50 topping;
+        # small Hawaiian: 14.99 × 0.8 = 11.99
+        assert order["total"] == "47.47"
+
+        ticket = await eventually(client, f"{system.url('kitchen')}/tickets/{order_id}")
+        messages = await eventually(
+            client, f"{system.url('notifications')}/orders/{order_id}/messages"
+        )
+        fact = await eventually(client, f"{system.url('analytics')}/orders/{order_id}")
+
+    assert ticket["status"] == "queued" and ticket["pizzas"] == 3
+    assert [m["kind"] for m in messages] == ["order_received"]
+    assert fact["total"] == "47.47" and fact["pizzas"] == 3
+
+    records = await read_topic(
+        infra.kafka_bootstrap,
+        "pizzeria.orders",
+        until=lambda rs: any(r.key == order_id.encode() for r in rs),
+    )
+    [record] = [r for r in records if r.key == order_id.encode()]
+    headers = {name: value.decode() for name, value in record.headers}
+    assert headers["ce_type"] == "com.mariospizzeria.order.placed.v1"
+    assert headers["ce_specversion"] == "1.0"
+    assert headers["ce_source"] == "/mariospizzeria/orders"
+    assert headers["ce_subject"] == order_id
+    assert headers["ce_partitionkey"] == order_id
+    assert headers["content-type"] == "application/json"
+    assert json.loads(record.value)["order_id"] == order_id

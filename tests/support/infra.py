@@ -1,0 +1,158 @@
+"""Real Kafka and PostgreSQL for the tests, in one of three ways (``TEST_INFRA``):
+
+* ``local`` (default): the project's own scripts start a dedicated stack under
+  ``.local/test-stack`` on its own ports, so it never touches a stack started by ``make up``.
+* ``external``: ``TEST_KAFKA_BOOTSTRAP`` and ``TEST_POSTGRES_DSN`` point at running servers
+  (the DSN's user must be allowed to create databases).
+* ``testcontainers``: Kafka and PostgreSQL containers, where a Docker engine is available.
+
+Whatever the mode, absent infrastructure is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK = ROOT / "deploy" / "local" / "stack.sh"
+
+LOCAL_ENV = {
+    "STACK_DIR": str(ROOT / ".local" / "test-stack"),
+    "PG_PORT": "56432",
+    "KAFKA_PORT": "59192",
+    "KAFKA_CONTROLLER_PORT": "59193",
+}
+
+
+@dataclass
+class Infra:
+    mode: str
+    kafka_bootstrap: str
+    postgres_dsn: str  # a DSN to the maintenance database, for CREATE DATABASE
+    _cleanup: list[Any] = field(default_factory=list)
+
+    @property
+    def can_control_kafka(self) -> bool:
+        return self.mode == "local"
+
+    def stack(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run deploy/local/stack.sh with the test stack's environment (local mode only)."""
+        if self.mode != "local":
+            raise RuntimeError(f"cannot control the broker in {self.mode!r} mode")
+        return subprocess.run(
+            ["bash", str(STACK), *args],
+            env={**os.environ, **LOCAL_ENV},
+            check=check,
+            text=True,
+            capture_output=True,
+        )
+
+    def kafka_kill(self) -> None:
+        self.stack("kafka-kill", check=False)
+
+    def kafka_stop(self) -> None:
+        self.stack("kafka-stop")
+
+    def kafka_start(self) -> None:
+        self.stack("kafka-start")
+
+    def database_url(self, database: str) -> str:
+        """SQLAlchemy URL of ``database`` on the test server."""
+        base = self.postgres_dsn.rsplit("/", 1)[0]
+        return base.replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{database}"
+
+    async def create_database(self, prefix: str) -> str:
+        """A new, empty database with a unique name; returns its SQLAlchemy URL."""
+        name = f"t_{prefix}_{uuid.uuid4().hex[:10]}"
+        conn = await asyncpg.connect(self.postgres_dsn)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        return self.database_url(name)
+
+    def stop(self) -> None:
+        for cleanup in reversed(self._cleanup):
+            cleanup()
+
+
+def start_infra() -> Infra:
+    mode = os.environ.get("TEST_INFRA", "local")
+    if mode == "external":
+        bootstrap = os.environ.get("TEST_KAFKA_BOOTSTRAP")
+        dsn = os.environ.get("TEST_POSTGRES_DSN")
+        if not bootstrap or not dsn:
+            raise RuntimeError(
+                "TEST_INFRA=external needs TEST_KAFKA_BOOTSTRAP and TEST_POSTGRES_DSN"
+            )
+        _ensure_topics(bootstrap)
+        return Infra(mode, bootstrap, dsn)
+    if mode == "testcontainers":
+        return _start_containers()
+    if mode != "local":
+        raise RuntimeError(f"unknown TEST_INFRA {mode!r}: use local, external or testcontainers")
+    infra = Infra(
+        mode,
+        kafka_bootstrap=f"127.0.0.1:{LOCAL_ENV['KAFKA_PORT']}",
+        postgres_dsn=f"postgresql://pizzeria:pizzeria@127.0.0.1:{LOCAL_ENV['PG_PORT']}/postgres",
+    )
+    # A fresh broker each session: no records or consumer offsets left from an earlier run.
+    infra.stack("kafka-stop", check=False)
+    shutil.rmtree(Path(LOCAL_ENV["STACK_DIR"]) / "kafka", ignore_errors=True)
+    result = infra.stack("infra-up", check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"the test stack did not start:\n{result.stdout}\n{result.stderr}")
+    if os.environ.get("TEST_KEEP_INFRA") != "1":
+        infra._cleanup.append(lambda: infra.stack("infra-down", check=False))
+    return infra
+
+
+def _ensure_topics(bootstrap: str) -> None:
+    subprocess.run(
+        [
+            "uv",
+            "run",
+            "--frozen",
+            "--no-sync",
+            "eventing",
+            "--bootstrap-servers",
+            bootstrap,
+            "topics",
+            "ensure",
+        ],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
+
+
+def _start_containers() -> Infra:
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+
+    kafka_version = (ROOT / "deploy" / "kafka" / "pom.xml").read_text().split("<kafka.version>")[1]
+    kafka_version = kafka_version.split("<", 1)[0]
+    kafka = KafkaContainer(f"apache/kafka:{kafka_version}").with_kraft()
+    kafka.with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+    postgres = PostgresContainer(
+        "postgres:15", username="pizzeria", password="pizzeria", dbname="postgres"
+    )
+    kafka.start()
+    postgres.start()
+    dsn = (
+        f"postgresql://pizzeria:pizzeria@{postgres.get_container_host_ip()}:"
+        f"{postgres.get_exposed_port(5432)}/postgres"
+    )
+    bootstrap = kafka.get_bootstrap_server()
+    _ensure_topics(bootstrap)
+    infra = Infra("testcontainers", bootstrap, dsn)
+    infra._cleanup.extend([kafka.stop, postgres.stop])
+    return infra

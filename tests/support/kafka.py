@@ -1,0 +1,39 @@
+"""Reading topics in tests without joining any consumer group."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from eventing.admin import topic_partitions
+
+
+async def read_topic(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Callable[[list[ConsumerRecord[Any, Any]]], bool],
+    timeout: float = 30,
+) -> list[ConsumerRecord[Any, Any]]:
+    """Every record of ``topic`` from the beginning, read until ``until(records)`` holds."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[Any, Any]] = []
+    try:
+        partitions = await topic_partitions(consumer, topic)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not until(records):
+            if loop.time() > deadline:
+                raise TimeoutError(f"{topic}: condition not met after {len(records)} records")
+            for batch in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()

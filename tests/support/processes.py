@@ -1,0 +1,141 @@
+"""Service processes for end-to-end and fault tests: real processes that tests can kill."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.support.infra import ROOT, Infra
+
+LOG_DIR = ROOT / ".local" / "test-logs"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServiceProcess:
+    """One OS process of the system (``python -m <module> <command>``) in its own group."""
+
+    name: str
+    module: str
+    command: str
+    env: dict[str, str]
+    ready_url: str
+    log_path: Path = field(init=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOG_DIR / f"{self.name}.log"
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.module, self.command, "--log-format", "text"],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    async def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=2) as client:
+            while True:
+                if not self.alive:
+                    raise RuntimeError(f"{self.name} exited; log:\n{self.log_tail()}")
+                try:
+                    if (await client.get(self.ready_url)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{self.name} not ready in {timeout}s; log:\n{self.log_tail()}"
+                    )
+                await asyncio.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no clean-up, no offset commit, no goodbye to the group."""
+        self._signal(signal.SIGKILL)
+
+    def terminate(self, timeout: float = 30) -> None:
+        self._signal(signal.SIGTERM)
+        if self.process is not None:
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def _signal(self, signum: int) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signum)
+        except ProcessLookupError:
+            return
+        if signum == signal.SIGKILL:
+            self.process.wait(10)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+def relay_process(infra: Infra, database_url: str, name: str = "relay") -> ServiceProcess:
+    port = free_port()
+    return ServiceProcess(
+        name=name,
+        module="orders",
+        command="relay",
+        env={
+            "ORDERS_DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+            "ORDERS_RELAY_METRICS_PORT": str(port),
+        },
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+    )
+
+
+def service_process(
+    infra: Infra, service: str, database_url: str, extra_env: dict[str, str] | None = None
+) -> ServiceProcess:
+    port = free_port()
+    prefix = service.upper()
+    return ServiceProcess(
+        name=service,
+        module=service,
+        command="serve",
+        env={
+            f"{prefix}_DATABASE_URL": database_url,
+            f"{prefix}_HTTP_PORT": str(port),
+            "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+            **(extra_env or {}),
+        },
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+    )
+
+
+def base_url(process: ServiceProcess) -> str:
+    return process.ready_url.rsplit("/", 1)[0]

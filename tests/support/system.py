@@ -1,0 +1,61 @@
+"""The whole system as real processes on the test infrastructure, for end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from eventing.migrations import upgrade
+
+from tests.support.infra import ROOT, Infra
+from tests.support.processes import ServiceProcess, base_url, relay_process, service_process
+
+SERVICES = ("orders", "kitchen", "notifications", "analytics")
+
+
+def migrations_of(service: str) -> Path:
+    return ROOT / "services" / service / "src" / service / "migrations"
+
+
+async def migrated_database(infra: Infra, service: str) -> str:
+    """A fresh database with ``service``'s migrations applied; returns its URL.
+
+    Alembic's ``context`` and ``op`` are process-wide proxies: run one migration at a time.
+    """
+    url = await infra.create_database(service)
+    await asyncio.to_thread(upgrade, url, migrations_of(service))
+    return url
+
+
+@dataclass
+class System:
+    databases: dict[str, str]
+    processes: dict[str, ServiceProcess]
+
+    def url(self, name: str) -> str:
+        return base_url(self.processes[name])
+
+    async def start(self) -> None:
+        for process in self.processes.values():
+            process.start()
+        await asyncio.gather(*(process.wait_ready() for process in self.processes.values()))
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+
+
+async def start_system(infra: Infra) -> System:
+    databases = {service: await migrated_database(infra, service) for service in SERVICES}
+    processes = {
+        service: service_process(infra, service, databases[service]) for service in SERVICES
+    }
+    processes["orders-relay"] = relay_process(infra, databases["orders"], name="orders-relay")
+    system = System(databases, processes)
+    try:
+        await system.start()
+    except BaseException:
+        system.stop()
+        raise
+    return system

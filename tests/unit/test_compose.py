@@ -1,0 +1,665 @@
+"""docker-compose.yml, the image build and the Postgres init script, checked against the code.
+
+No Docker engine is needed: nothing here builds an image or starts a container. The compose file
+is parsed, and every name, command, port, database and version in it is compared with what it
+must agree with: the services' settings classes and CLIs (run for real up to the point where they
+would start working), the init SQL, deploy/kafka/pom.xml and the local broker's configuration,
+the Dockerfile and .dockerignore. So renaming a setting, a command, a port or a database in the
+code without the compose file (or the other way round) fails here, not in a container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tomllib
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import eventing.admin
+import eventing.service
+import pytest
+import yaml  # type: ignore[import-untyped, unused-ignore]
+from analytics.settings import AnalyticsConsumerSettings, AnalyticsSettings
+from eventing.settings import RelaySettings, ServiceSettings
+from kitchen.settings import KitchenConsumerSettings, KitchenSettings
+from notifications.settings import NotificationsConsumerSettings, NotificationsSettings
+from orders.settings import OrdersRelaySettings, OrdersSettings
+from pydantic_settings import BaseSettings
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+INIT_SQL = ROOT / "deploy" / "postgres" / "init-databases.sql"
+KAFKA_POM = ROOT / "deploy" / "kafka" / "pom.xml"
+KAFKA_TEMPLATE = ROOT / "deploy" / "kafka" / "server.properties.template"
+STACK_SH = ROOT / "deploy" / "local" / "stack.sh"
+DOCKERIGNORE = ROOT / ".dockerignore"
+
+COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+
+# What the system is made of: the processes of each service, and the port each one serves on.
+EXPECTED_PROCESSES = {
+    ("orders", "migrate"),
+    ("orders", "serve"),
+    ("orders", "relay"),
+    ("kitchen", "migrate"),
+    ("kitchen", "serve"),
+    ("notifications", "migrate"),
+    ("notifications", "serve"),
+    ("analytics", "migrate"),
+    ("analytics", "serve"),
+}
+HTTP_PORTS = {"orders": 8001, "kitchen": 8002, "notifications": 8003, "analytics": 8004}
+RELAY_METRICS_PORT = 9101
+
+# The settings classes each service's processes read: the CLI's (first), then the relay's and the
+# consumer's. The CLI test below checks that the CLI really uses the first (and the relay's).
+SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
+    "orders": (OrdersSettings, OrdersRelaySettings),
+    "kitchen": (KitchenSettings, KitchenConsumerSettings),
+    "notifications": (NotificationsSettings, NotificationsConsumerSettings),
+    "analytics": (AnalyticsSettings, AnalyticsConsumerSettings),
+}
+SHARED_KAFKA_VARIABLE = "KAFKA_BOOTSTRAP_SERVERS"  # read without a prefix by ServiceSettings
+
+ONE_SHOT_CONDITION = "service_completed_successfully"
+HEALTHY_CONDITION = "service_healthy"
+
+
+# ------------------------------------------------------------------------------------ helpers
+def service_of(name: str) -> str | None:
+    """The workspace service whose image a compose service runs (its build arg SERVICE)."""
+    build = SERVICES[name].get("build")
+    return build["args"]["SERVICE"] if isinstance(build, dict) else None
+
+
+def script_of(name: str) -> str:
+    """The console script a compose service runs: the entrypoint override, else its service's."""
+    entrypoint = SERVICES[name].get("entrypoint")
+    if entrypoint is not None:
+        assert isinstance(entrypoint, list), f"{name}: give entrypoint in exec (list) form"
+        assert len(entrypoint) == 1, f"{name}: the entrypoint is one console script"
+        return str(entrypoint[0])
+    service = service_of(name)
+    assert service is not None, f"{name} neither builds a service image nor names an entrypoint"
+    return service
+
+
+def command_of(name: str) -> list[str]:
+    command = SERVICES[name].get("command")
+    assert isinstance(command, list), f"{name}: give command in exec (list) form"
+    assert command, f"{name}: give a command"
+    return [str(part) for part in command]
+
+
+def environment_of(name: str) -> dict[str, str]:
+    environment = SERVICES[name].get("environment", {})
+    if isinstance(environment, list):
+        environment = dict(item.split("=", 1) for item in environment)
+    return {key: str(value) for key, value in environment.items()}
+
+
+def published_ports(name: str) -> dict[int, int]:
+    """container port -> host port."""
+    ports: dict[int, int] = {}
+    for entry in SERVICES[name].get("ports", []):
+        if isinstance(entry, dict):
+            ports[int(entry["target"])] = int(entry["published"])
+        else:
+            *host, container = str(entry).split(":")
+            ports[int(container)] = int(host[-1]) if host else int(container)
+    return ports
+
+
+def depends_on(name: str) -> dict[str, str]:
+    """dependency -> condition."""
+    dependencies = SERVICES[name].get("depends_on", {})
+    assert isinstance(dependencies, dict), f"{name}: depends_on needs conditions (long form)"
+    return {target: spec["condition"] for target, spec in dependencies.items()}
+
+
+def processes() -> dict[str, tuple[str, str]]:
+    """compose service -> (service, command) for every process of the system's own code."""
+    found = {}
+    for name in SERVICES:
+        service = service_of(name)
+        if service is not None and "entrypoint" not in SERVICES[name]:
+            command = command_of(name)
+            assert len(command) == 1, f"{name}: one sub-command, e.g. serve"
+            found[name] = (service, command[0])
+    return found
+
+
+def compose_service_for(service: str, command: str) -> str:
+    matches = [name for name, process in processes().items() if process == (service, command)]
+    assert len(matches) == 1, f"expected one `{service} {command}` in docker-compose.yml: {matches}"
+    return matches[0]
+
+
+def env_names(settings: type[BaseSettings]) -> set[str]:
+    """The variables a settings class reads: its env prefix + each field name."""
+    prefix = settings.model_config.get("env_prefix", "")
+    names = {f"{prefix}{field}".upper() for field in settings.model_fields}
+    if issubclass(settings, ServiceSettings):
+        names.add(SHARED_KAFKA_VARIABLE)
+    return names
+
+
+def console_script(name: str) -> Callable[..., Any]:
+    (script,) = entry_points(group="console_scripts", name=name)
+    return script.load()  # type: ignore[no-any-return]
+
+
+def use_environment(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) -> None:
+    """Exactly ``environment`` for every variable the system reads (none from this shell)."""
+    prefixes = tuple(
+        settings.model_config.get("env_prefix", "")
+        for classes in SETTINGS.values()
+        for settings in classes
+    )
+    for key in list(os.environ):
+        if key.upper().startswith(prefixes) or key.upper() in {
+            SHARED_KAFKA_VARIABLE,
+            "DATABASE_URL",
+        }:
+            monkeypatch.delenv(key)
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+
+
+class _Started(Exception):
+    """Raised where the process would start working, after its CLI read its settings."""
+
+
+@dataclass
+class Started:
+    settings: ServiceSettings
+    relay: RelaySettings | None
+    settings_class: type[ServiceSettings]
+    relay_class: type[RelaySettings] | None
+
+
+def start_service_cli(
+    monkeypatch: pytest.MonkeyPatch, script: str, argv: list[str], environment: dict[str, str]
+) -> Started:
+    """Run the service's real CLI on ``argv`` in ``environment``, up to reading its settings.
+
+    The CLI's own parser decides whether ``argv`` is a command it has (SystemExit 2 if not); then,
+    instead of migrating, serving or relaying, the settings it would use are read and returned.
+    """
+    main = console_script(script)
+    module = sys.modules[main.__module__]
+    assert hasattr(module, "service_main"), f"{script} is not a service CLI"
+    real_service_main = eventing.service.service_main
+    started: dict[str, Any] = {}
+
+    def service_main(name: str, **kwargs: Any) -> int:
+        settings, relay_settings = kwargs["settings"], kwargs.get("relay_settings")
+
+        def read_settings() -> ServiceSettings:
+            started["settings"] = settings()
+            started["relay"] = relay_settings() if relay_settings is not None else None
+            started["settings_class"], started["relay_class"] = settings, relay_settings
+            raise _Started
+
+        return real_service_main(name, **{**kwargs, "settings": read_settings})
+
+    monkeypatch.setattr(module, "service_main", service_main)
+    use_environment(monkeypatch, environment)
+    try:
+        main(argv)
+    except _Started:
+        return Started(**started)
+    except SystemExit as exit_:
+        pytest.fail(f"`{script} {' '.join(argv)}` is not a command of {script} (exit {exit_.code})")
+    pytest.fail(f"`{script} {' '.join(argv)}` returned without reading its settings")
+
+
+def run_healthcheck(monkeypatch: pytest.MonkeyPatch, name: str) -> urllib.parse.SplitResult:
+    """Run the service's health check command with urlopen recorded; returns the URL it opens."""
+    healthcheck = SERVICES[name].get("healthcheck")
+    assert healthcheck, f"{name} has no health check"
+    test = healthcheck["test"]
+    assert test[:3] == ["CMD", "python", "-c"], f"{name}: check with the image's python: {test}"
+    assert len(test) == 4
+    opened: list[str] = []
+
+    def urlopen(url: str, timeout: float | None = None) -> None:
+        assert timeout is not None, f"{name}: the health check needs a timeout"
+        opened.append(url)
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    exec(compile(test[3], f"<healthcheck of {name}>", "exec"), {"__name__": "__main__"})
+    assert len(opened) == 1, f"{name}: the health check opens one URL, not {opened}"
+    return urllib.parse.urlsplit(opened[0])
+
+
+def init_sql_databases() -> set[str]:
+    return set(re.findall(r"CREATE\s+DATABASE\s+\"?(\w+)\"?", INIT_SQL.read_text(), re.IGNORECASE))
+
+
+def kafka_properties(environment: dict[str, str]) -> dict[str, str]:
+    """The broker properties the apache/kafka image renders from KAFKA_* variables.
+
+    KAFKA_FOO_BAR becomes foo.bar (``__`` stands for ``_`` and ``___`` for ``-``).
+    """
+    not_properties = {  # the image's own variables (ExcludeServerPropsEnv of its wrapper)
+        "KAFKA_VERSION",
+        "KAFKA_HEAP_OPTS",
+        "KAFKA_LOG4J_OPTS",
+        "KAFKA_OPTS",
+        "KAFKA_JMX_OPTS",
+        "KAFKA_JVM_PERFORMANCE_OPTS",
+        "KAFKA_GC_LOG_OPTS",
+        "KAFKA_LOG4J_ROOT_LOGLEVEL",
+        "KAFKA_LOG4J_LOGGERS",
+        "KAFKA_TOOLS_LOG4J_LOGLEVEL",
+        "KAFKA_JMX_HOSTNAME",
+    }
+    properties = {}
+    for key, value in environment.items():
+        if key.startswith("KAFKA_") and key not in not_properties:
+            name = key.removeprefix("KAFKA_").lower()
+            name = name.replace("___", "-").replace("__", "\0").replace("_", ".").replace("\0", "_")
+            properties[name] = value
+    return properties
+
+
+def listeners(value: str) -> dict[str, tuple[str, int]]:
+    """'PLAINTEXT://host:9092,CONTROLLER://:9093' -> {name: (host, port)}."""
+    parsed = {}
+    for item in value.split(","):
+        name, address = item.split("://", 1)
+        host, port = address.rsplit(":", 1)
+        parsed[name] = (host, int(port))
+    return parsed
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        pending += stripped
+        if pending.endswith("\\"):
+            pending = pending[:-1] + " "
+            continue
+        keyword, _, arguments = pending.partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+        pending = ""
+    return instructions
+
+
+def dockerignore_excludes(path: str) -> bool:
+    """Whether .dockerignore keeps ``path`` (relative, with /) out of the build context.
+
+    Docker's rules: patterns in order, the last one matching the path or one of its parent
+    directories wins; ``!`` re-includes; ``*`` and ``?`` stay within a path segment, ``**``
+    spans any number of them.
+    """
+
+    def regex(pattern: str) -> re.Pattern[str]:
+        out, i = "", 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                out, i = out + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                out, i = out + ".*", i + 2
+            elif pattern[i] == "*":
+                out, i = out + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                out, i = out + "[^/]", i + 1
+            elif pattern[i] == "[":
+                end = pattern.index("]", i)
+                out, i = out + pattern[i : end + 1], end + 1
+            else:
+                out, i = out + re.escape(pattern[i]), i + 1
+        return re.compile(f"^{out}$")
+
+    parts = path.split("/")
+    candidates = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    excluded = False
+    for line in DOCKERIGNORE.read_text().splitlines():
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negated = pattern.startswith("!")
+        pattern = os.path.normpath(pattern.removeprefix("!").strip()).lstrip("/")
+        if any(regex(pattern).match(candidate) for candidate in candidates):
+            excluded = not negated
+    return excluded
+
+
+def build_dockerfile(name: str) -> Path:
+    build = SERVICES[name]["build"]
+    context = COMPOSE_FILE.parent / str(build.get("context", "."))
+    return context / str(build.get("dockerfile", "Dockerfile"))
+
+
+# ------------------------------------------------------------------------------------- tests
+def test_compose_runs_every_process_of_the_system_once() -> None:
+    assert sorted(processes().values()) == sorted(EXPECTED_PROCESSES)
+
+
+@pytest.mark.parametrize("name", sorted(processes()))
+def test_command_is_one_of_its_cli_and_reads_the_intended_settings(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    service, command = processes()[name]
+    started = start_service_cli(monkeypatch, script_of(name), [command], environment_of(name))
+
+    # The CLI reads the settings class whose variables the next test checks.
+    assert started.settings_class is SETTINGS[service][0]
+    if command == "relay":
+        assert started.relay_class in SETTINGS[service]
+        assert started.relay is not None
+    config = started.settings
+    assert config.kafka_bootstrap_servers == environment_of(name)[SHARED_KAFKA_VARIABLE]
+    url = make_url(config.database_url)
+    assert (url.host, url.database) == ("postgres", service)
+    if command == "serve":
+        assert config.http_host == "0.0.0.0"
+        assert config.http_port == HTTP_PORTS[service]
+    if command == "relay":
+        assert started.relay is not None
+        assert started.relay.metrics_host == "0.0.0.0"
+        assert started.relay.metrics_port == RELAY_METRICS_PORT
+
+
+@pytest.mark.parametrize("script", sorted(SETTINGS))
+def test_the_cli_check_rejects_what_the_cli_rejects(
+    monkeypatch: pytest.MonkeyPatch, script: str
+) -> None:
+    with pytest.raises(pytest.fail.Exception, match="is not a command"):
+        start_service_cli(monkeypatch, script, ["bake"], {})
+    if script != "orders":  # only orders has an outbox relay process
+        with pytest.raises(pytest.fail.Exception, match="is not a command"):
+            start_service_cli(monkeypatch, script, ["relay"], {})
+
+
+@pytest.mark.parametrize("name", sorted(processes()))
+def test_every_variable_is_a_setting_of_the_service(name: str) -> None:
+    service, _ = processes()[name]
+    accepted = set().union(*(env_names(settings) for settings in SETTINGS[service]))
+    environment = environment_of(name)
+    assert environment, f"{name} has no environment"
+    assert set(environment) <= accepted, f"{name}: unknown to the settings classes"
+    for settings in SETTINGS[service]:
+        assert settings.model_config["env_prefix"].startswith(f"{service.upper()}_")
+    # The one required setting, and the shared broker address.
+    assert f"{service.upper()}_DATABASE_URL" in environment
+    assert SHARED_KAFKA_VARIABLE in environment
+
+
+def test_the_topics_step_runs_the_eventing_cli_against_the_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name = "topics"
+    assert script_of(name) == "eventing"
+    assert command_of(name) == ["topics", "ensure"]
+    assert set(environment_of(name)) == {SHARED_KAFKA_VARIABLE}
+    assert service_of(name) in SETTINGS, "the image must be one that has the eventing CLI"
+
+    asked: list[str] = []
+
+    async def ensure_topics(bootstrap_servers: str) -> list[str]:
+        asked.append(bootstrap_servers)
+        return []
+
+    monkeypatch.setattr(eventing.admin, "ensure_topics", ensure_topics)
+    use_environment(monkeypatch, environment_of(name))
+    # asyncio.run in a thread of its own, apart from any event loop of the test session.
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(console_script("eventing"), command_of(name)).result() == 0
+    assert asked == [environment_of(name)[SHARED_KAFKA_VARIABLE]]
+
+
+@pytest.mark.parametrize("service", sorted(HTTP_PORTS))
+def test_http_port_is_published_and_health_checked(
+    monkeypatch: pytest.MonkeyPatch, service: str
+) -> None:
+    name = compose_service_for(service, "serve")
+    environment = environment_of(name)
+    port = int(environment[f"{service.upper()}_HTTP_PORT"])
+    assert port == HTTP_PORTS[service]
+    assert environment[f"{service.upper()}_HTTP_HOST"] == "0.0.0.0"
+    assert published_ports(name) == {port: port}
+    url = run_healthcheck(monkeypatch, name)
+    assert (url.scheme, url.hostname, url.port, url.path) == ("http", "127.0.0.1", port, "/readyz")
+
+
+def test_relay_endpoint_is_published_and_health_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    name = compose_service_for("orders", "relay")
+    environment = environment_of(name)
+    port = int(environment["ORDERS_RELAY_METRICS_PORT"])
+    assert port == RELAY_METRICS_PORT
+    assert environment["ORDERS_RELAY_METRICS_HOST"] == "0.0.0.0"
+    assert published_ports(name) == {port: port}
+    url = run_healthcheck(monkeypatch, name)
+    assert (url.scheme, url.hostname, url.port, url.path) == ("http", "127.0.0.1", port, "/readyz")
+
+
+def test_every_database_url_names_a_database_the_init_script_creates() -> None:
+    postgres = SERVICES["postgres"]
+    assert postgres["image"] == "postgres:15"
+    credentials = environment_of("postgres")
+    created = init_sql_databases()
+    urls = {
+        (name, key): value
+        for name in SERVICES
+        for key, value in environment_of(name).items()
+        if key.endswith("DATABASE_URL")
+    }
+    assert {service for service, _ in processes().values()} <= {
+        key.removesuffix("_DATABASE_URL").lower() for _, key in urls
+    }
+    for (name, key), value in urls.items():
+        url = make_url(value)
+        assert url.drivername == "postgresql+asyncpg", (name, key)
+        assert (url.host, url.port) == ("postgres", 5432), (name, key)
+        assert url.username == credentials["POSTGRES_USER"] == "pizzeria"
+        assert url.password == credentials["POSTGRES_PASSWORD"] == "pizzeria"
+        assert url.database in created, f"{name}: {url.database} is not created by {INIT_SQL.name}"
+        assert key == f"{url.database.upper()}_DATABASE_URL", "each service has its own database"
+
+
+def test_the_init_script_is_mounted_and_creates_the_local_stacks_databases() -> None:
+    mounts = {
+        target: source
+        for source, target, *_ in (volume.split(":") for volume in SERVICES["postgres"]["volumes"])
+    }
+    source = mounts["/docker-entrypoint-initdb.d/init-databases.sql"]
+    assert (COMPOSE_FILE.parent / source).resolve() == INIT_SQL
+    stack_databases = re.search(r"^DATABASES=\((.*)\)$", STACK_SH.read_text(), re.MULTILINE)
+    assert stack_databases is not None
+    assert init_sql_databases() == set(stack_databases.group(1).split()) == set(HTTP_PORTS)
+    healthcheck = " ".join(SERVICES["postgres"]["healthcheck"]["test"])
+    assert "pg_isready" in healthcheck
+
+
+def test_kafka_image_is_the_version_of_the_local_broker() -> None:
+    namespace = {"m": "http://maven.apache.org/POM/4.0.0"}
+    version = (
+        ET.parse(KAFKA_POM).getroot().findtext("m:properties/m:kafka.version", None, namespace)
+    )
+    assert version
+    assert SERVICES["kafka"]["image"] == f"apache/kafka:{version}"
+
+
+def test_kafka_is_configured_like_the_local_broker() -> None:
+    properties = kafka_properties(environment_of("kafka"))
+    template = {}
+    for line in KAFKA_TEMPLATE.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            template[key.strip()] = value.strip()
+    # Addresses and directories differ (they are placeholders there); everything else is the same.
+    portable = {key: value for key, value in template.items() if "@" not in value}
+    assert {key: properties.get(key) for key in portable} == portable
+
+    assert properties["process.roles"] == "broker,controller"
+    assert properties["auto.create.topics.enable"] == "false"
+    replication = {key: value for key, value in properties.items() if "replication.factor" in key}
+    assert replication
+    assert set(replication.values()) == {"1"}
+
+
+def test_kafka_listeners_agree_with_each_other_and_with_the_clients() -> None:
+    environment = environment_of("kafka")
+    own = listeners(environment["KAFKA_LISTENERS"])
+    advertised = listeners(environment["KAFKA_ADVERTISED_LISTENERS"])
+    protocols = dict(
+        item.split(":") for item in environment["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    )
+    controller = environment["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    assert set(own) == set(protocols)
+    assert protocols[environment["KAFKA_INTER_BROKER_LISTENER_NAME"]] == "PLAINTEXT"
+    assert advertised == {"PLAINTEXT": ("kafka", 9092)}
+    assert own["PLAINTEXT"][1] == 9092
+    voter_id, voter = environment["KAFKA_CONTROLLER_QUORUM_VOTERS"].split("@")
+    assert voter_id == environment["KAFKA_NODE_ID"]
+    assert voter == f"{SERVICES['kafka']['hostname']}:{own[controller][1]}"
+    assert SERVICES["kafka"]["hostname"] == "kafka"
+
+    # Every client uses the advertised address, with the service name as its host.
+    bootstrap = {
+        value
+        for name in SERVICES
+        for key, value in environment_of(name).items()
+        if key == SHARED_KAFKA_VARIABLE
+    }
+    assert bootstrap == {"kafka:9092"}
+    # The log directory is the persistent volume.
+    volumes = [volume.split(":")[1] for volume in SERVICES["kafka"]["volumes"]]
+    assert environment["KAFKA_LOG_DIRS"] in volumes
+    assert "kafka-broker-api-versions.sh" in " ".join(SERVICES["kafka"]["healthcheck"]["test"])
+
+
+def test_start_up_order() -> None:
+    for name in SERVICES:
+        for target, condition in depends_on(name).items():
+            assert target in SERVICES, f"{name} depends on unknown {target}"
+            assert condition in {HEALTHY_CONDITION, ONE_SHOT_CONDITION}, (name, target)
+            if condition == HEALTHY_CONDITION:
+                assert "healthcheck" in SERVICES[target], f"{target} can never be healthy"
+            else:
+                assert SERVICES[target].get("restart") == "no", f"{target} is not a one-shot"
+
+    migrate_of = {service: compose_service_for(service, "migrate") for service in HTTP_PORTS}
+    for name, (service, command) in processes().items():
+        expected = {"postgres": HEALTHY_CONDITION}
+        if command != "migrate":
+            expected |= {
+                "kafka": HEALTHY_CONDITION,
+                "topics": ONE_SHOT_CONDITION,
+                migrate_of[service]: ONE_SHOT_CONDITION,
+            }
+            assert SERVICES[name].get("restart") == "unless-stopped", name
+        else:
+            assert SERVICES[name].get("restart") == "no", name
+        assert depends_on(name) == expected, name
+    assert depends_on("topics") == {"kafka": HEALTHY_CONDITION}
+
+    # No cycle: every service can be ordered after its dependencies.
+    ordered: list[str] = []
+    while len(ordered) < len(SERVICES):
+        ready = [n for n in SERVICES if n not in ordered and set(depends_on(n)) <= set(ordered)]
+        assert ready, f"cyclic depends_on among {set(SERVICES) - set(ordered)}"
+        ordered.extend(ready)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in SERVICES if "build" in SERVICES[n]))
+def test_every_build_uses_an_existing_dockerfile_for_a_workspace_service(name: str) -> None:
+    dockerfile = build_dockerfile(name)
+    assert dockerfile.is_file(), f"{name}: {dockerfile} does not exist"
+    assert (COMPOSE_FILE.parent / SERVICES[name]["build"].get("context", ".")).resolve() == ROOT
+    assert ("ARG", "SERVICE") in dockerfile_instructions(dockerfile)
+
+    service = service_of(name)
+    assert service is not None
+    project = tomllib.loads((ROOT / "services" / service / "pyproject.toml").read_text())
+    assert project["project"]["name"] == f"mario-{service}"
+    assert service in project["project"]["scripts"], f"mario-{service} has no `{service}` command"
+    locked = {
+        package["name"] for package in tomllib.loads((ROOT / "uv.lock").read_text())["package"]
+    }
+    assert f"mario-{service}" in locked
+
+
+def test_dockerfile_builds_a_non_root_image_of_one_service_with_uv() -> None:
+    dockerfiles = {build_dockerfile(name) for name in SERVICES if "build" in SERVICES[name]}
+    assert len(dockerfiles) == 1, "one Dockerfile for every service, not copies of it"
+    (dockerfile,) = dockerfiles
+    instructions = dockerfile_instructions(dockerfile)
+    text = " ".join(arguments for _, arguments in instructions)
+
+    # Base image: python:3.11-slim, given once as a global ARG.
+    global_args = {}
+    for keyword, arguments in instructions:
+        if keyword == "FROM":
+            break
+        if keyword == "ARG" and "=" in arguments:
+            key, value = arguments.split("=", 1)
+            global_args[key] = value
+    stages = [args.split() for keyword, args in instructions if keyword == "FROM"]
+    assert len(stages) >= 2, "a multi-stage build"
+    for stage in stages:
+        assert re.sub(r"\$\{(\w+)\}", lambda m: global_args[m.group(1)], stage[0]) == (
+            "python:3.11-slim"
+        )
+    assert "--from=ghcr.io/astral-sh/uv:" in text
+
+    # Only this service and mario-eventing, at the locked versions, without dev tools.
+    syncs = [args for keyword, args in instructions if keyword == "RUN" and "uv sync" in args]
+    assert syncs
+    for sync in syncs:
+        for flag in ("--frozen", "--no-dev", '--package "mario-${SERVICE}"'):
+            assert flag in sync, f"uv sync without {flag}: {sync}"
+
+    # The runtime stage: a non-root user, the service's CLI as entrypoint, `serve` by default.
+    runtime = instructions[max(i for i, (k, _) in enumerate(instructions) if k == "FROM") :]
+    users = [args for keyword, args in runtime if keyword == "USER"]
+    assert users
+    assert users[-1].split(":")[0] not in {"root", "0"}
+    (entrypoint,) = [json.loads(args) for keyword, args in runtime if keyword == "ENTRYPOINT"]
+    (cmd,) = [json.loads(args) for keyword, args in runtime if keyword == "CMD"]
+    assert cmd == ["serve"]
+    assert len(entrypoint) == 1
+    # An exec-form ENTRYPOINT cannot expand SERVICE: it runs a fixed name linked to that script.
+    assert re.search(rf'ln -s "\$\{{SERVICE\}}" \S*/{re.escape(entrypoint[0])}(\s|$)', text)
+
+
+def test_dockerignore_sends_what_the_dockerfile_copies_and_nothing_local() -> None:
+    (dockerfile,) = {build_dockerfile(name) for name in SERVICES if "build" in SERVICES[name]}
+    copies = [
+        args.split()[:-1]
+        for keyword, args in dockerfile_instructions(dockerfile)
+        if keyword == "COPY" and not args.startswith("--from")
+    ]
+    assert copies
+    for service in HTTP_PORTS:
+        for sources in copies:
+            for source in sources:
+                path = ROOT / source.replace("${SERVICE}", service)
+                assert path.exists(), f"COPY {source}: {path} does not exist"
+                files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+                for file in files:
+                    relative = file.relative_to(ROOT).as_posix()
+                    cache = "__pycache__" in file.parts or file.suffix == ".pyc"
+                    assert dockerignore_excludes(relative) == cache, relative
+    for local in (".git/HEAD", ".venv/pyvenv.cfg", ".local/stack.env", "tests/conftest.py"):
+        assert dockerignore_excludes(local), local

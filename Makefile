@@ -4,7 +4,7 @@
 STACK := deploy/local/stack.sh
 UV := uv run --frozen
 
-.PHONY: help install run up down status test test-fast lint format schemas
+.PHONY: help install run up down status test lint format schemas
 
 help:
 	@echo "make run       the whole system in the foreground (Ctrl-C stops everything)"

@@ -13,13 +13,15 @@
 #
 # Everything lives under $STACK_DIR (default .local/stack): data, logs, pid files, stack.env.
 # Ports and the directory are environment variables, so tests run a second stack beside `make up`.
+# Listening ports stay below 32768, out of Linux's ephemeral range: a busy client could otherwise
+# hold the broker's port as the local end of a connection, and a restart would fail to bind.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STACK_DIR="${STACK_DIR:-$ROOT/.local/stack}"
-PG_PORT="${PG_PORT:-55432}"
-KAFKA_PORT="${KAFKA_PORT:-59092}"
-KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-59093}"
+PG_PORT="${PG_PORT:-15432}"
+KAFKA_PORT="${KAFKA_PORT:-19092}"
+KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
 ORDERS_PORT="${ORDERS_PORT:-8001}"
 KITCHEN_PORT="${KITCHEN_PORT:-8002}"
 NOTIFICATIONS_PORT="${NOTIFICATIONS_PORT:-8003}"

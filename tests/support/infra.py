@@ -26,9 +26,9 @@ STACK = ROOT / "deploy" / "local" / "stack.sh"
 
 LOCAL_ENV = {
     "STACK_DIR": str(ROOT / ".local" / "test-stack"),
-    "PG_PORT": "56432",
-    "KAFKA_PORT": "59192",
-    "KAFKA_CONTROLLER_PORT": "59193",
+    "PG_PORT": "25432",
+    "KAFKA_PORT": "29092",
+    "KAFKA_CONTROLLER_PORT": "29093",
 }
 
 

@@ -46,7 +46,7 @@ def _print(document: Any) -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     bootstrap = args.bootstrap_servers or os.environ.get(
-        "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:59092"
+        "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"
     )
     if args.area == "topics":
         created = await admin.ensure_topics(bootstrap)

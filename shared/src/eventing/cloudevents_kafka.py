@@ -25,6 +25,8 @@ JSON_CONTENT_TYPE = "application/json"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 TRACEPARENT = "traceparent"
 PARTITIONKEY = "partitionkey"
+# Extension: the aggregate's version after this event (1, 2, 3... per order).
+AGGREGATE_VERSION = "aggregateversion"
 _CORE_ATTRIBUTES = frozenset(
     {"id", "source", "type", "specversion", "subject", "time", "datacontenttype", "dataschema"}
 )

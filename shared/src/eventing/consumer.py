@@ -44,6 +44,7 @@ from eventing.catalogue.base import EventData, model_for
 from eventing.cloudevents_kafka import Envelope, UndecodableRecord, decode
 from eventing.database import inbox_table
 from eventing.deadletter import dead_letter_headers
+from eventing.failpoints import crash_point
 from eventing.settings import ConsumerSettings
 from eventing.topics import DEAD_LETTERS
 
@@ -332,6 +333,8 @@ class EventConsumer:
                         metrics.CONSUMER_DUPLICATES.labels(self.group_id, subscription.name).inc()
                         return
                     await subscription.handler(session, event)
+                # The window a crash test aims at: effect committed, offset not yet committed.
+                crash_point("after_handler_commit")
                 metrics.CONSUMER_HANDLER_SECONDS.labels(self.group_id, subscription.name).observe(
                     time.perf_counter() - started
                 )

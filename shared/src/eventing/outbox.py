@@ -60,10 +60,15 @@ _WAKE_IDLE_RELAY = text(
 
 
 class Outbox:
-    """Writes events of one producing service (its CloudEvents ``source``) to its outbox."""
+    """Writes events of one producing service (its CloudEvents ``source``) to its outbox.
 
-    def __init__(self, source: str) -> None:
+    ``topic_prefix`` namespaces the catalogue's topic names (one cluster shared by several
+    environments, or a test that needs topics of its own).
+    """
+
+    def __init__(self, source: str, *, topic_prefix: str = "") -> None:
         self.source = source
+        self.topic_prefix = topic_prefix
 
     async def enqueue(self, session: AsyncSession, events: Sequence[OutboxEvent]) -> None:
         """Add ``events`` to the outbox in the session's current transaction.
@@ -79,7 +84,7 @@ class Outbox:
         rows = [
             {
                 "event_id": event.id,
-                "topic": event.data.topic,
+                "topic": self.topic_prefix + event.data.topic,
                 "partition_key": event.aggregate_id,
                 "shard": shard_of(event.aggregate_id),
                 "aggregate_type": event.data.aggregate,

@@ -43,10 +43,24 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    InvalidTopicError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    TopicAuthorizationFailedError,
+    UnknownProducerId,
+)
 
 from eventing import metrics
-from eventing.cloudevents_kafka import Envelope, encode
+from eventing.cloudevents_kafka import AGGREGATE_VERSION, Envelope, encode
 from eventing.outbox import (
     NOTIFY_CHANNEL,
     SHARD_BUSY_LOCK,
@@ -61,7 +75,7 @@ LOCK_APPLICATION_PREFIX = "outbox-relay:"
 
 _FETCH = """
 SELECT id, event_id, topic, partition_key, event_type, source, subject, payload::text AS payload,
-       traceparent, created_at, attempts
+       traceparent, created_at, attempts, aggregate_version
 FROM outbox AS o
 WHERE o.shard = ANY($1::int[])
   AND o.parked_at IS NULL
@@ -92,6 +106,26 @@ SELECT count(*) FILTER (WHERE parked_at IS NULL) AS backlog,
        EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL)) AS oldest_age
 FROM outbox
 """
+
+
+# The row itself can never be published: park it at once.
+_ROW_FAULTS: tuple[type[BaseException], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+    InvalidTopicError,
+    TopicAuthorizationFailedError,
+)
+# The producer's idempotence state is broken (seen after a broker restart: the broker lost the
+# producer's sequence): no row is at fault; a new producer (new producer id) fixes it.
+_PRODUCER_FAULTS: tuple[type[BaseException], ...] = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerFenced,
+)
 
 
 @dataclass(frozen=True)
@@ -360,14 +394,15 @@ class OutboxRelay:
                         data={},
                         partition_key=key,
                         traceparent=row["traceparent"],
+                        extensions=_version_extension(row["aggregate_version"]),
                     ),
                     data_json=row["payload"].encode(),
                 )
                 future = await self._producer.send(
                     row["topic"], value=record.value, key=record.key, headers=record.headers
                 )
-            except MessageSizeTooLargeError as error:
-                failures.append(_Failure(row["id"], f"too large for Kafka: {error}", True))
+            except _ROW_FAULTS as error:
+                failures.append(_Failure(row["id"], f"cannot be published: {error!r}", True))
                 held_back_keys.add(key)
                 continue
             except KafkaTimeoutError as error:
@@ -384,10 +419,13 @@ class OutboxRelay:
 
         results = await asyncio.gather(*(future for _, future in in_flight), return_exceptions=True)
         published: list[int] = []
+        producer_broken = False
         acked_at = time.time()
         for (row, _), result in zip(in_flight, results, strict=True):
-            if isinstance(result, BaseException):
-                permanent = isinstance(result, KafkaError) and not result.retriable
+            if isinstance(result, _PRODUCER_FAULTS):
+                producer_broken = True
+            elif isinstance(result, BaseException):
+                permanent = isinstance(result, _ROW_FAULTS)
                 failures.append(
                     _Failure(row["id"], f"{type(result).__name__}: {result}", permanent)
                 )
@@ -402,6 +440,12 @@ class OutboxRelay:
             await self._pool.execute(_DELETE_PUBLISHED, published)
             self.published += len(published)
             self._broker_ok = True
+        if producer_broken:
+            # Rows that did not get through stay as they are and go out with a new producer.
+            log.warning("Kafka rejected the producer's sequence; starting a new producer")
+            metrics.OUTBOX_PUBLISH_FAILURES.labels("producer_reset").inc()
+            await self._restart_producer()
+            return True
         if failures and not published and not any(failure.permanent for failure in failures):
             # Nothing got through and nothing is the rows' fault: Kafka is unreachable.
             self._broker_ok = False
@@ -432,6 +476,11 @@ class OutboxRelay:
                     failure.error,
                 )
         return True
+
+
+def _version_extension(version: int | None) -> dict[str, str]:
+    # Lets consumers see the order of an aggregate's events, and detect a gap or a repeat.
+    return {} if version is None else {AGGREGATE_VERSION: str(version)}
 
 
 def _backoff(attempt: int, base: float = 0.2, cap: float = 5.0) -> float:

@@ -21,7 +21,7 @@ class ServiceSettings(BaseSettings):
     database_url: str = Field(
         description="SQLAlchemy URL of the service's own database (postgresql+asyncpg://...)."
     )
-    kafka_bootstrap_servers: str = "127.0.0.1:59092"
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: str = "INFO"

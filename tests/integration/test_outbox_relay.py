@@ -1,0 +1,276 @@
+"""The outbox and its relay against the real broker and database, including killed relays."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from eventing.outbox import Outbox
+
+from tests.support.eventing import (
+    EnqueuedStream,
+    check_wire,
+    create_topic,
+    enqueue_events,
+    eventing_database,
+    order_placed,
+    unique_prefix,
+)
+from tests.support.infra import Infra
+from tests.support.kafka import read_topic
+from tests.support.processes import ServiceProcess, relay_process
+
+
+@dataclass
+class OutboxUnderTest:
+    url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    outbox: Outbox
+    topic: str
+
+    @property
+    def dsn(self) -> str:
+        return self.url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+    async def backlog(self) -> int:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE parked_at IS NULL"))
+        finally:
+            await conn.close()
+
+    async def wait_drained(self, timeout: float = 90) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (remaining := await self.backlog()) > 0:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"outbox still holds {remaining} events after {timeout}s")
+            await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+async def subject(infra: Infra) -> AsyncIterator[OutboxUnderTest]:
+    prefix = unique_prefix()
+    topic = await create_topic(infra, f"{prefix}pizzeria.orders")
+    url = await eventing_database(infra)
+    engine = create_async_engine(url, pool_size=16, max_overflow=0)
+    try:
+        yield OutboxUnderTest(
+            url, engine, async_sessionmaker(engine), Outbox("/test", topic_prefix=prefix), topic
+        )
+    finally:
+        await engine.dispose()
+
+
+def relays(infra: Infra, subject: OutboxUnderTest, count: int) -> list[ServiceProcess]:
+    return [relay_process(infra, subject.url, name=f"relay-{i}") for i in range(count)]
+
+
+async def stream_orders(
+    subject: OutboxUnderTest,
+    orders: int,
+    events_per_order: int,
+    *,
+    pace: float = 0.0,
+    concurrency: int = 16,
+) -> EnqueuedStream:
+    """Enqueue ``events_per_order`` versioned events for each order, in transactions of 1-4."""
+    stream = EnqueuedStream()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one_order(index: int) -> None:
+        order_id = f"order-{index:05d}-{random.randrange(10**6)}"
+        version = 1
+        while version <= events_per_order:
+            count = min(random.randint(1, 4), events_per_order - version + 1)
+            async with gate:
+                await enqueue_events(subject.sessions, subject.outbox, order_id, version, count, stream)
+            version += count
+            if pace:
+                await asyncio.sleep(random.uniform(0, 2 * pace))
+
+    await asyncio.gather(*(one_order(i) for i in range(orders)))
+    return stream
+
+
+async def wire(infra: Infra, subject: OutboxUnderTest, stream: EnqueuedStream):  # type: ignore[no-untyped-def]
+    wanted = stream.event_ids
+    return await read_topic(
+        infra.kafka_bootstrap,
+        subject.topic,
+        until=lambda records: wanted <= {dict(r.headers)["ce_id"].decode() for r in records},
+        timeout=60,
+    )
+
+
+async def test_rolled_back_events_are_never_published(infra: Infra, subject: OutboxUnderTest) -> None:
+    from eventing.outbox import OutboxEvent
+
+    async with subject.sessions() as session:
+        async with session.begin():
+            await subject.outbox.enqueue(
+                session, [OutboxEvent(data=order_placed("rolled-back"), aggregate_id="rolled-back")]
+            )
+            await session.rollback()
+    assert await subject.backlog() == 0
+
+
+async def test_events_are_published_in_order_per_order_and_removed(
+    infra: Infra, subject: OutboxUnderTest
+) -> None:
+    relay = relays(infra, subject, 1)[0]
+    relay.start()
+    try:
+        await relay.wait_ready()
+        stream = await stream_orders(subject, orders=50, events_per_order=10)
+        await subject.wait_drained()
+        report = check_wire(await wire(infra, subject, stream), stream)
+    finally:
+        relay.terminate()
+    assert report.missing == set()
+    assert report.out_of_order == []
+    assert report.split_keys == []
+    assert report.duplicates == 0  # no fault, no duplicate
+
+
+async def test_a_row_that_commits_late_is_not_skipped(infra: Infra, subject: OutboxUnderTest) -> None:
+    """A lower id committed after a higher one is published: no "id > last seen" cursor."""
+    stream = EnqueuedStream()
+    relay = relays(infra, subject, 1)[0]
+    relay.start()
+    try:
+        await relay.wait_ready()
+        async with subject.sessions() as slow, slow.begin():
+            from eventing.outbox import OutboxEvent
+
+            late = OutboxEvent(data=order_placed("late-order"), aggregate_id="late-order", aggregate_version=1)
+            await subject.outbox.enqueue(slow, [late])  # takes the lower id, commits last
+            await enqueue_events(subject.sessions, subject.outbox, "early-order", 1, 3, stream)
+            await read_topic(
+                infra.kafka_bootstrap,
+                subject.topic,
+                until=lambda records: len(records) >= 3,
+            )
+        stream.by_order["late-order"].append(str(late.id))
+        await subject.wait_drained()
+        report = check_wire(await wire(infra, subject, stream), stream)
+    finally:
+        relay.terminate()
+    assert report.missing == set()
+    assert report.out_of_order == []
+
+
+async def test_an_unpublishable_event_is_parked_and_blocks_no_other_order(
+    infra: Infra, subject: OutboxUnderTest
+) -> None:
+    from eventing.outbox import OutboxEvent
+
+    stream = EnqueuedStream()
+    huge = order_placed("poison-order").model_copy(update={"customer_id": "x" * 2_000_000})
+    async with subject.sessions() as session, session.begin():
+        await subject.outbox.enqueue(
+            session, [OutboxEvent(data=huge, aggregate_id="poison-order", aggregate_version=1)]
+        )
+    # A later event of the same order must wait behind the parked one; other orders flow.
+    await enqueue_events(subject.sessions, subject.outbox, "poison-order", 2, 1, EnqueuedStream())
+    for index in range(5):
+        await enqueue_events(subject.sessions, subject.outbox, f"healthy-{index}", 1, 3, stream)
+    relay = relays(infra, subject, 1)[0]
+    relay.start()
+    try:
+        await relay.wait_ready()
+        report = check_wire(await wire(infra, subject, stream), stream)
+        conn = await asyncpg.connect(subject.dsn)
+        try:
+            rows = await conn.fetch(
+                "SELECT aggregate_version, parked_at IS NOT NULL AS parked, last_error FROM outbox "
+                "WHERE partition_key = 'poison-order' ORDER BY id"
+            )
+        finally:
+            await conn.close()
+    finally:
+        relay.terminate()
+    assert report.missing == set()
+    assert [(r["aggregate_version"], r["parked"]) for r in rows] == [(1, True), (2, False)]
+    assert "MessageSizeTooLargeError" in rows[0]["last_error"]
+
+
+@pytest.mark.fault
+async def test_relay_killed_five_times_mid_stream_loses_nothing(
+    infra: Infra, subject: OutboxUnderTest
+) -> None:
+    relay = relays(infra, subject, 1)[0]
+    relay.start()
+    await relay.wait_ready()
+    producing = asyncio.create_task(stream_orders(subject, orders=250, events_per_order=20, pace=0.25))
+    kills = 0
+    try:
+        while kills < 5:
+            await asyncio.sleep(random.uniform(0.8, 1.6))
+            relay.kill()
+            kills += 1
+            relay.start()
+            await relay.wait_ready()
+        stream = await producing
+        await subject.wait_drained()
+        report = check_wire(await wire(infra, subject, stream), stream)
+    finally:
+        relay.terminate()
+    assert len(stream) == 5_000
+    assert report.missing == set()
+    assert report.out_of_order == []
+    assert report.split_keys == []
+    print(f"relay killed {kills} times: 5000 events, {report.duplicates} duplicates on the wire")
+
+
+@pytest.mark.fault
+async def test_three_relays_at_once_keep_every_order_in_order(
+    infra: Infra, subject: OutboxUnderTest
+) -> None:
+    running = relays(infra, subject, 3)
+    for relay in running:
+        relay.start()
+    try:
+        await asyncio.gather(*(relay.wait_ready() for relay in running))
+        stream = await stream_orders(subject, orders=500, events_per_order=40, concurrency=24)
+        await subject.wait_drained(timeout=120)
+        report = check_wire(await wire(infra, subject, stream), stream)
+    finally:
+        for relay in running:
+            relay.terminate()
+    assert len(stream) == 20_000
+    assert report.missing == set()
+    assert report.out_of_order == []
+    assert report.split_keys == []
+    print(f"three relays: 20000 events, {report.duplicates} duplicates on the wire")
+
+
+@pytest.mark.fault
+async def test_broker_down_for_15_seconds_loses_nothing(infra: Infra, subject: OutboxUnderTest) -> None:
+    if not infra.can_control_kafka:
+        raise RuntimeError(f"this test stops the broker; it needs TEST_INFRA=local, not {infra.mode}")
+    relay = relays(infra, subject, 1)[0]
+    relay.start()
+    try:
+        await relay.wait_ready()
+        producing = asyncio.create_task(stream_orders(subject, orders=100, events_per_order=20, pace=0.5))
+        await asyncio.sleep(2)
+        await asyncio.to_thread(infra.kafka_stop)
+        await asyncio.sleep(15)
+        backlog_during_outage = await subject.backlog()
+        await asyncio.to_thread(infra.kafka_start)
+        stream = await producing
+        await subject.wait_drained(timeout=120)
+        report = check_wire(await wire(infra, subject, stream), stream)
+    finally:
+        relay.terminate()
+    assert backlog_during_outage > 0  # events kept coming and waited in the outbox
+    assert report.missing == set()
+    assert report.out_of_order == []
+    print(f"broker outage: {len(stream)} events, backlog {backlog_during_outage} during the outage")

@@ -1,0 +1,134 @@
+"""Building blocks for tests of the eventing library against the real broker and database."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from eventing.catalogue import OrderLine, OrderPlaced
+from eventing.database import eventing_metadata
+from eventing.outbox import Outbox, OutboxEvent
+
+from tests.support.infra import Infra
+
+
+async def eventing_database(infra: Infra, extra_ddl: Sequence[str] = ()) -> str:
+    """A fresh database with the outbox and inbox tables (and ``extra_ddl``); returns its URL."""
+    url = await infra.create_database("eventing")
+    engine = create_async_engine(url)
+    async with engine.begin() as connection:
+        await connection.run_sync(eventing_metadata.create_all)
+        for statement in extra_ddl:
+            await connection.execute(text(statement))
+    await engine.dispose()
+    return url
+
+
+async def create_topic(infra: Infra, name: str, partitions: int = 6) -> str:
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    finally:
+        await admin.close()
+    return name
+
+
+def unique_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:8]}."
+
+
+def order_placed(order_id: str, sequence: int = 1) -> OrderPlaced:
+    return OrderPlaced(
+        order_id=order_id,
+        customer_id=f"cust-{sequence}",
+        lines=(OrderLine(pizza="Margherita", size="medium", quantity=1, unit_price=Decimal("12.99")),),
+        total=Decimal("12.99"),
+        placed_at=datetime.now(UTC),
+    )
+
+
+@dataclass
+class EnqueuedStream:
+    """What a test enqueued: event ids per order, in order."""
+
+    by_order: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def event_ids(self) -> set[str]:
+        return {event_id for ids in self.by_order.values() for event_id in ids}
+
+    def __len__(self) -> int:
+        return sum(len(ids) for ids in self.by_order.values())
+
+
+async def enqueue_events(
+    sessions: async_sessionmaker[AsyncSession],
+    outbox: Outbox,
+    order_id: str,
+    first_version: int,
+    count: int,
+    stream: EnqueuedStream,
+) -> None:
+    """Enqueue ``count`` events of one order in one transaction, versions first_version…"""
+    events = [
+        OutboxEvent(
+            data=order_placed(order_id, version), aggregate_id=order_id, aggregate_version=version
+        )
+        for version in range(first_version, first_version + count)
+    ]
+    async with sessions() as session, session.begin():
+        await outbox.enqueue(session, events)
+    stream.by_order[order_id].extend(str(event.id) for event in events)
+
+
+@dataclass
+class WireReport:
+    """What reached a topic, checked against what was enqueued."""
+
+    missing: set[str]
+    duplicates: int
+    out_of_order: list[str]
+    split_keys: list[str]
+
+
+def check_wire(records: Sequence[ConsumerRecord[Any, Any]], stream: EnqueuedStream) -> WireReport:
+    """Every enqueued event on the wire; per order, first appearances in enqueue order, one partition."""
+    seen: dict[str, list[str]] = defaultdict(list)
+    partitions: dict[str, set[int]] = defaultdict(set)
+    counts: dict[str, int] = defaultdict(int)
+    for record in records:
+        headers = dict(record.headers)
+        event_id = headers["ce_id"].decode()
+        key = record.key.decode()
+        counts[event_id] += 1
+        partitions[key].add(record.partition)
+        if counts[event_id] == 1:
+            seen[key].append(event_id)
+    missing = stream.event_ids - set(counts)
+    duplicates = sum(count - 1 for count in counts.values())
+    out_of_order = [order for order, ids in stream.by_order.items() if seen.get(order) != ids]
+    split = [key for key, parts in partitions.items() if len(parts) > 1]
+    return WireReport(missing, duplicates, out_of_order, split)
+
+
+async def produce_raw(
+    infra: Infra, topic: str, records: Sequence[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value, headers in records:
+            await producer.send_and_wait(topic, value=value, key=key, headers=headers, partition=0)
+    finally:
+        await producer.stop()

@@ -9,10 +9,14 @@ from dataclasses import dataclass
 
 import asyncpg
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from eventing.outbox import Outbox
-
 from tests.support.eventing import (
     EnqueuedStream,
     check_wire,
@@ -90,7 +94,9 @@ async def stream_orders(
         while version <= events_per_order:
             count = min(random.randint(1, 4), events_per_order - version + 1)
             async with gate:
-                await enqueue_events(subject.sessions, subject.outbox, order_id, version, count, stream)
+                await enqueue_events(
+                    subject.sessions, subject.outbox, order_id, version, count, stream
+                )
             version += count
             if pace:
                 await asyncio.sleep(random.uniform(0, 2 * pace))
@@ -109,15 +115,16 @@ async def wire(infra: Infra, subject: OutboxUnderTest, stream: EnqueuedStream): 
     )
 
 
-async def test_rolled_back_events_are_never_published(infra: Infra, subject: OutboxUnderTest) -> None:
+async def test_rolled_back_events_are_never_published(
+    infra: Infra, subject: OutboxUnderTest
+) -> None:
     from eventing.outbox import OutboxEvent
 
-    async with subject.sessions() as session:
-        async with session.begin():
-            await subject.outbox.enqueue(
-                session, [OutboxEvent(data=order_placed("rolled-back"), aggregate_id="rolled-back")]
-            )
-            await session.rollback()
+    async with subject.sessions() as session, session.begin():
+        await subject.outbox.enqueue(
+            session, [OutboxEvent(data=order_placed("rolled-back"), aggregate_id="rolled-back")]
+        )
+        await session.rollback()
     assert await subject.backlog() == 0
 
 
@@ -139,7 +146,9 @@ async def test_events_are_published_in_order_per_order_and_removed(
     assert report.duplicates == 0  # no fault, no duplicate
 
 
-async def test_a_row_that_commits_late_is_not_skipped(infra: Infra, subject: OutboxUnderTest) -> None:
+async def test_a_row_that_commits_late_is_not_skipped(
+    infra: Infra, subject: OutboxUnderTest
+) -> None:
     """A lower id committed after a higher one is published: no "id > last seen" cursor."""
     stream = EnqueuedStream()
     relay = relays(infra, subject, 1)[0]
@@ -149,7 +158,9 @@ async def test_a_row_that_commits_late_is_not_skipped(infra: Infra, subject: Out
         async with subject.sessions() as slow, slow.begin():
             from eventing.outbox import OutboxEvent
 
-            late = OutboxEvent(data=order_placed("late-order"), aggregate_id="late-order", aggregate_version=1)
+            late = OutboxEvent(
+                data=order_placed("late-order"), aggregate_id="late-order", aggregate_version=1
+            )
             await subject.outbox.enqueue(slow, [late])  # takes the lower id, commits last
             await enqueue_events(subject.sessions, subject.outbox, "early-order", 1, 3, stream)
             await read_topic(
@@ -208,7 +219,9 @@ async def test_relay_killed_five_times_mid_stream_loses_nothing(
     relay = relays(infra, subject, 1)[0]
     relay.start()
     await relay.wait_ready()
-    producing = asyncio.create_task(stream_orders(subject, orders=250, events_per_order=20, pace=0.25))
+    producing = asyncio.create_task(
+        stream_orders(subject, orders=250, events_per_order=20, pace=0.25)
+    )
     kills = 0
     try:
         while kills < 5:
@@ -252,14 +265,20 @@ async def test_three_relays_at_once_keep_every_order_in_order(
 
 
 @pytest.mark.fault
-async def test_broker_down_for_15_seconds_loses_nothing(infra: Infra, subject: OutboxUnderTest) -> None:
+async def test_broker_down_for_15_seconds_loses_nothing(
+    infra: Infra, subject: OutboxUnderTest
+) -> None:
     if not infra.can_control_kafka:
-        raise RuntimeError(f"this test stops the broker; it needs TEST_INFRA=local, not {infra.mode}")
+        raise RuntimeError(
+            f"this test stops the broker; it needs TEST_INFRA=local, not {infra.mode}"
+        )
     relay = relays(infra, subject, 1)[0]
     relay.start()
     try:
         await relay.wait_ready()
-        producing = asyncio.create_task(stream_orders(subject, orders=100, events_per_order=20, pace=0.5))
+        producing = asyncio.create_task(
+            stream_orders(subject, orders=100, events_per_order=20, pace=0.5)
+        )
         await asyncio.sleep(2)
         await asyncio.to_thread(infra.kafka_stop)
         await asyncio.sleep(15)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
 from eventing.admin import topic_partitions
 
 

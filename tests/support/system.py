@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eventing.migrations import upgrade
-
 from tests.support.infra import ROOT, Infra
 from tests.support.processes import ServiceProcess, base_url, relay_process, service_process
 

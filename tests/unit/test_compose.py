@@ -25,17 +25,18 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-import eventing.admin
-import eventing.service
 import pytest
 import yaml  # type: ignore[import-untyped, unused-ignore]
+from pydantic_settings import BaseSettings
+from sqlalchemy.engine import make_url
+
+import eventing.admin
+import eventing.service
 from analytics.settings import AnalyticsConsumerSettings, AnalyticsSettings
 from eventing.settings import RelaySettings, ServiceSettings
 from kitchen.settings import KitchenConsumerSettings, KitchenSettings
 from notifications.settings import NotificationsConsumerSettings, NotificationsSettings
 from orders.settings import OrdersRelaySettings, OrdersSettings
-from pydantic_settings import BaseSettings
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"

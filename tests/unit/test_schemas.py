@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
+from pydantic import BaseModel, Field
+
 from eventing import cli, schemas
 from eventing.topics import ALL_TOPICS, CUSTOMER_CONTACTS, DEAD_LETTERS
-from pydantic import BaseModel, Field
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCS = REPO_ROOT / "docs"

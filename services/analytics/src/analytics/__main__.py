@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eventing.service import service_main
-
 from analytics.settings import AnalyticsSettings
+from eventing.service import service_main
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eventing.consumer import EventConsumer
-from eventing.database import create_engine, session_factory
-from eventing.topics import ORDERS
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from analytics.service_layer.handlers import SUBSCRIPTIONS
 from analytics.settings import AnalyticsConsumerSettings, AnalyticsSettings
+from eventing.consumer import EventConsumer
+from eventing.database import create_engine, session_factory
+from eventing.topics import ORDERS
 
 
 @dataclass

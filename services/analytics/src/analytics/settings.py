@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from eventing.settings import ConsumerSettings, ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from eventing.settings import ConsumerSettings, ServiceSettings
 
 
 class AnalyticsSettings(ServiceSettings):

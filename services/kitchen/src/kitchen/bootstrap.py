@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
 from eventing.consumer import EventConsumer
 from eventing.database import create_engine, session_factory
 from eventing.topics import ORDERS
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
 from kitchen.service_layer.handlers import SUBSCRIPTIONS
 from kitchen.settings import KitchenConsumerSettings, KitchenSettings
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from eventing.service import service_main
-
 from notifications.settings import NotificationsSettings
 
 

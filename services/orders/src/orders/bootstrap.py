@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eventing.database import create_engine, session_factory
-from eventing.outbox import Outbox
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from eventing.database import create_engine, session_factory
+from eventing.outbox import Outbox
 from orders.domain.menu import SEED_MENU, Pizza
 from orders.service_layer.unit_of_work import UnitOfWork
 from orders.settings import OrdersSettings

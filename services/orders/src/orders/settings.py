@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from eventing.settings import RelaySettings, ServiceSettings
 from pydantic_settings import SettingsConfigDict
+
+from eventing.settings import RelaySettings, ServiceSettings
 
 
 class OrdersSettings(ServiceSettings):

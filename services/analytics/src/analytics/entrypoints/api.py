@@ -7,8 +7,6 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Annotated, Any
 
-from eventing.http import database_check, operations_router
-from eventing.service import consuming
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from sqlalchemy import func, select
 
@@ -16,6 +14,8 @@ from analytics.adapters.orm import order_facts_table
 from analytics.bootstrap import AnalyticsContainer, bootstrap
 from analytics.service_layer.handlers import fact_public
 from analytics.settings import AnalyticsSettings
+from eventing.http import database_check, operations_router
+from eventing.service import consuming
 
 
 def _container(request: Request) -> AnalyticsContainer:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventing.catalogue import OrderPlaced
-from eventing.consumer import ReceivedEvent, Subscription
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.adapters.orm import order_facts_table
+from eventing.catalogue import OrderPlaced
+from eventing.consumer import ReceivedEvent, Subscription
 
 
 async def record_order(session: AsyncSession, event: ReceivedEvent[OrderPlaced]) -> None:

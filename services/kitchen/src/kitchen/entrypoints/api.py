@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from eventing.http import database_check, operations_router
-from eventing.service import consuming
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from sqlalchemy import select
 
+from eventing.http import database_check, operations_router
+from eventing.service import consuming
 from kitchen.adapters.orm import tickets_table
 from kitchen.bootstrap import KitchenContainer, bootstrap
 from kitchen.service_layer.handlers import ticket_public

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from eventing.catalogue import OrderPlaced
-from eventing.consumer import ReceivedEvent, Subscription
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from eventing.catalogue import OrderPlaced
+from eventing.consumer import ReceivedEvent, Subscription
 from kitchen.adapters.orm import tickets_table
 from kitchen.domain.tickets import TicketStatus
 

@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from eventing.http import database_check, operations_router
-from eventing.service import consuming
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy import select
 
+from eventing.http import database_check, operations_router
+from eventing.service import consuming
 from notifications.adapters.orm import messages_table
 from notifications.bootstrap import NotificationsContainer, bootstrap
 from notifications.service_layer.handlers import message_public

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventing.catalogue import OrderPlaced
-from eventing.consumer import ReceivedEvent, Subscription
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from eventing.catalogue import OrderPlaced
+from eventing.consumer import ReceivedEvent, Subscription
 from notifications.adapters.orm import messages_table
 from notifications.domain.messages import Channel, order_received_text
 

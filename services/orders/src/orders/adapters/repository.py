@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from eventing.catalogue import OrderLine
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from eventing.catalogue import OrderLine
 from orders.adapters.orm import orders_table
 from orders.domain.model import Order, OrderStatus
 

@@ -8,7 +8,6 @@ from decimal import Decimal
 from enum import StrEnum
 
 from eventing.catalogue import EventData, OrderLine, OrderPlaced
-
 from orders.domain.menu import Pizza, Size, unit_price
 
 MAX_PIZZAS_PER_ORDER = 50

@@ -8,10 +8,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from eventing.http import database_check, operations_router
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from eventing.http import database_check, operations_router
 from orders.bootstrap import OrdersContainer, bootstrap
 from orders.domain.menu import Size
 from orders.domain.model import DomainError, LineRequest, Order

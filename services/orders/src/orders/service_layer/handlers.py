@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from eventing.ids import uuid7
-
 from orders.domain.model import LineRequest, Order
 from orders.service_layer.unit_of_work import UnitOfWork
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from eventing.outbox import Outbox, OutboxEvent
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from eventing.outbox import Outbox, OutboxEvent
 from orders.adapters.repository import SqlAlchemyOrderRepository
 
 

@@ -4,6 +4,7 @@ Revision ID: 0001
 """
 
 from alembic import op
+
 from eventing.migrations import create_eventing_tables, drop_eventing_tables
 from notifications.adapters.orm import messages_table
 

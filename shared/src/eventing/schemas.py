@@ -30,7 +30,13 @@ from typing import Any
 
 from eventing import catalogue
 from eventing.catalogue.base import EventData, event_types
-from eventing.cloudevents_kafka import JSON_CONTENT_TYPE, PARTITIONKEY, SPEC_VERSION, TRACEPARENT
+from eventing.cloudevents_kafka import (
+    AGGREGATE_VERSION,
+    JSON_CONTENT_TYPE,
+    PARTITIONKEY,
+    SPEC_VERSION,
+    TRACEPARENT,
+)
 from eventing.deadletter import DLQ_PREFIX, dead_letter_headers
 from eventing.topics import ALL_TOPICS, CUSTOMER_CONTACTS, DEAD_LETTERS, TopicSpec
 
@@ -213,19 +219,27 @@ def _cloudevents_headers(model: type[EventData]) -> dict[str, Any]:
             "description": "W3C trace context of the request that caused the event "
             "(distributed tracing extension); absent when there was none.",
         },
+        f"ce_{AGGREGATE_VERSION}": {
+            "type": "string",
+            "pattern": "^[1-9][0-9]*$",
+            "description": "The aggregate's version after this event (1, 2, 3... per "
+            f"{model.aggregate}); lets a consumer spot a gap or a repeat. Absent when the "
+            "producer does not version the aggregate.",
+        },
         "content-type": {
             "type": "string",
             "const": JSON_CONTENT_TYPE,
             "description": "Content type of the record value (the event data).",
         },
     }
+    optional = {f"ce_{TRACEPARENT}", f"ce_{AGGREGATE_VERSION}"}
     return {
         "type": "object",
         "description": "CloudEvents 1.0 attributes in binary content mode (Kafka protocol "
         "binding): each attribute is a ce_<name> header and the record value is the event data. "
         "Consumers also accept structured mode (content-type application/cloudevents+json).",
         "properties": properties,
-        "required": [name for name in properties if name != f"ce_{TRACEPARENT}"],
+        "required": [name for name in properties if name not in optional],
     }
 
 

@@ -1,0 +1,319 @@
+"""The consumer runtime on the real broker and database: redelivery, poison, retries, crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from eventing.catalogue import OrderPlaced
+from eventing.cloudevents_kafka import Envelope, encode
+from eventing.consumer import EventConsumer, Subscription
+from eventing.database import session_factory
+from eventing.deadletter import DeadLetter, read_dead_letters
+from eventing.settings import ConsumerSettings
+from tests.support.eventing import create_topic, eventing_database, order_placed, produce_raw
+from tests.support.infra import Infra
+from tests.support.processes import ServiceProcess, free_port
+from tests.support.recording_handlers import (
+    DOOMED_ORDER,
+    EFFECTS_DDL,
+    REJECTED_ORDER,
+    Flaky,
+    recorder,
+)
+
+FAST_RETRIES = ConsumerSettings(max_attempts=4, retry_base_seconds=0.01, retry_max_seconds=0.05)
+
+RawRecord = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
+
+
+@dataclass
+class Setup:
+    topic: str
+    group: str
+    url: str
+    engine: AsyncEngine
+
+    @property
+    def dsn(self) -> str:
+        return self.url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+    async def effects(self) -> list[tuple[str, str, str]]:
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            rows = await conn.fetch(
+                "SELECT handler, event_id, order_id FROM effects ORDER BY applied_at"
+            )
+        finally:
+            await conn.close()
+        return [(r["handler"], r["event_id"], r["order_id"]) for r in rows]
+
+    async def wait_for_effects(
+        self, predicate: Callable[[list[tuple[str, str, str]]], bool], timeout: float = 30
+    ) -> list[tuple[str, str, str]]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            effects = await self.effects()
+            if predicate(effects):
+                return effects
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"effects never matched; last: {effects[-5:]}")
+            await asyncio.sleep(0.1)
+
+    def consumer(self, subscriptions: list[Subscription], bootstrap: str) -> EventConsumer:
+        return EventConsumer(
+            group_id=self.group,
+            topics=[self.topic],
+            subscriptions=subscriptions,
+            sessions=session_factory(self.engine),
+            bootstrap_servers=bootstrap,
+            settings=FAST_RETRIES,
+        )
+
+
+@pytest.fixture
+async def setup(infra: Infra) -> AsyncIterator[Setup]:
+    suffix = uuid.uuid4().hex[:8]
+    topic = await create_topic(infra, f"t{suffix}.pizzeria.orders", partitions=3)
+    url = await eventing_database(infra, [EFFECTS_DDL])
+    engine = create_async_engine(url)
+    try:
+        yield Setup(topic, f"test-group-{suffix}", url, engine)
+    finally:
+        await engine.dispose()
+
+
+def cloudevent(
+    order_id: str, *, event_id: str | None = None, data: dict[str, Any] | None = None
+) -> RawRecord:
+    payload = data if data is not None else order_placed(order_id).model_dump(mode="json")
+    record = encode(
+        Envelope(
+            id=event_id or str(uuid.uuid4()),
+            type=OrderPlaced.event_type,
+            source="/test",
+            subject=order_id,
+            partition_key=order_id,
+            data=payload,
+        )
+    )
+    return record.key, record.value, record.headers
+
+
+def with_header(record: RawRecord, name: str, value: bytes | None) -> RawRecord:
+    key, body, headers = record
+    kept = [(n, v) for n, v in headers if n != name]
+    return key, body, kept if value is None else [*kept, (name, value)]
+
+
+async def running(consumer: EventConsumer, body: Callable[[], Awaitable[None]]) -> None:
+    task = asyncio.create_task(consumer.run())
+    try:
+        await body()
+    finally:
+        consumer.stop()
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def dead_letters_of(
+    infra: Infra, group: str, count: int, timeout: float = 30
+) -> list[DeadLetter]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        letters = await read_dead_letters(infra.kafka_bootstrap, group=group)
+        if len(letters) >= count or asyncio.get_running_loop().time() > deadline:
+            return letters
+        await asyncio.sleep(0.5)
+
+
+async def test_an_event_delivered_twice_takes_effect_once(infra: Infra, setup: Setup) -> None:
+    event = cloudevent("twice-order", event_id="evt-twice")
+    await produce_raw(infra, setup.topic, [event, event, cloudevent("after-order")])
+    consumer = setup.consumer(
+        [Subscription("recorder", OrderPlaced, recorder)], infra.kafka_bootstrap
+    )
+
+    async def body() -> None:
+        await setup.wait_for_effects(lambda effects: any(e[2] == "after-order" for e in effects))
+
+    await running(consumer, body)
+    effects = await setup.effects()
+    assert [e[2] for e in effects] == ["twice-order", "after-order"]
+
+
+async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(
+    infra: Infra, setup: Setup
+) -> None:
+    good = cloudevent("good-order")
+    schema_invalid = cloudevent("bad-data", data={"order_id": "bad-data", "total": "not a number"})
+    poison: list[RawRecord] = [
+        (b"garbage", b"\x00\xff\xfe not json", [("ce_specversion", b"1.0"), ("ce_type", b"\xff")]),
+        with_header(cloudevent("no-id"), "ce_id", None),
+        with_header(
+            cloudevent("unknown-type"), "ce_type", b"com.mariospizzeria.order.teleported.v1"
+        ),
+        with_header(cloudevent("old-spec"), "ce_specversion", b"0.3"),
+        schema_invalid,
+        cloudevent(DOOMED_ORDER),
+        cloudevent(REJECTED_ORDER),
+    ]
+    await produce_raw(infra, setup.topic, [*poison, good])
+    consumer = setup.consumer(
+        [Subscription("recorder", OrderPlaced, recorder)], infra.kafka_bootstrap
+    )
+
+    async def body() -> None:
+        await setup.wait_for_effects(lambda effects: any(e[2] == "good-order" for e in effects))
+
+    await running(consumer, body)
+    letters = await dead_letters_of(infra, setup.group, len(poison))
+    reasons = [letter.reason for letter in sorted(letters, key=lambda x: x.original_offset)]
+    assert len(reasons) == len(poison), reasons
+    assert reasons[0].startswith("undecodable:")
+    assert "missing required header(s): ce_id" in reasons[1]
+    assert reasons[2] == "unknown event type 'com.mariospizzeria.order.teleported.v1'"
+    assert "unsupported ce_specversion" in reasons[3]
+    assert reasons[4].startswith("schema-invalid com.mariospizzeria.order.placed.v1:")
+    assert "total" in reasons[4] and "customer_id" in reasons[4]
+    assert reasons[5].startswith("handler failed 4 times; last error: RuntimeError")
+    assert reasons[6] == "rejected by handler: the handler refuses this order"
+    handlers = [letter.handler for letter in sorted(letters, key=lambda x: x.original_offset)]
+    assert handlers == ["-", "-", "-", "-", "-", "recorder", "recorder"]
+    # The original record travels unchanged, with its original headers, for replay.
+    doomed = sorted(letters, key=lambda x: x.original_offset)[5]
+    assert doomed.key == DOOMED_ORDER.encode()
+    assert dict(doomed.original_headers)["ce_type"] == OrderPlaced.event_type.encode()
+    assert doomed.original_topic == setup.topic
+    assert [e[2] for e in await setup.effects()] == ["good-order"]
+
+
+async def test_a_flaky_handler_is_retried_alone(infra: Infra, setup: Setup) -> None:
+    flaky = Flaky(failures=3)
+    subscriptions = [
+        Subscription("recorder", OrderPlaced, recorder),
+        Subscription("flaky", OrderPlaced, flaky),
+    ]
+    await produce_raw(infra, setup.topic, [cloudevent("flaky-order", event_id="evt-flaky")])
+    consumer = setup.consumer(subscriptions, infra.kafka_bootstrap)
+
+    async def body() -> None:
+        await setup.wait_for_effects(
+            lambda effects: {e[0] for e in effects} == {"recorder", "flaky"}
+        )
+
+    await running(consumer, body)
+    effects = await setup.effects()
+    assert sorted(e[0] for e in effects) == ["flaky", "recorder"]  # each exactly once
+    assert flaky.attempts["evt-flaky"] == 4  # failed three times, then succeeded
+    assert await read_dead_letters(infra.kafka_bootstrap, group=setup.group) == []
+
+
+async def test_replayed_dead_letters_are_applied_once_fixed(infra: Infra, setup: Setup) -> None:
+    from eventing.deadletter import replay_dead_letters
+
+    flaky = Flaky(failures=10)  # fails past the retry budget of 4
+    subscriptions = [
+        Subscription("recorder", OrderPlaced, recorder),
+        Subscription("flaky", OrderPlaced, flaky),
+    ]
+    await produce_raw(infra, setup.topic, [cloudevent("replay-order", event_id="evt-replay")])
+    consumer = setup.consumer(subscriptions, infra.kafka_bootstrap)
+
+    async def body() -> None:
+        letters = await dead_letters_of(infra, setup.group, 1)
+        assert [letter.handler for letter in letters] == ["flaky"]
+        flaky.failures = 0  # the "fix" is deployed
+        assert await replay_dead_letters(infra.kafka_bootstrap, letters) == 1
+        await setup.wait_for_effects(
+            lambda effects: {e[0] for e in effects} == {"recorder", "flaky"}
+        )
+
+    await running(consumer, body)
+    assert sorted(e[0] for e in await setup.effects()) == ["flaky", "recorder"]
+
+
+@pytest.mark.fault
+async def test_a_consumer_killed_after_its_commit_and_before_its_offset_commit_applies_once(
+    infra: Infra, setup: Setup
+) -> None:
+    events = [cloudevent(f"crash-order-{i:03d}") for i in range(200)]
+    await produce_raw(infra, setup.topic, events)
+
+    def consumer_process(env: dict[str, str]) -> ServiceProcess:
+        port = free_port()
+        return ServiceProcess(
+            name="crash-consumer",
+            module="tests.support.consumer_process",
+            command="run",
+            env={
+                "DATABASE_URL": setup.url,
+                "TOPIC": setup.topic,
+                "GROUP": setup.group,
+                "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+                "HEALTH_PORT": str(port),
+                **env,
+            },
+            ready_url=f"http://127.0.0.1:{port}/readyz",
+        )
+
+    crashing = consumer_process({"EVENTING_FAILPOINTS": "after_handler_commit=50"})
+    crashing.start()
+    assert crashing.process is not None
+    exit_code = await asyncio.to_thread(crashing.process.wait, 60)
+    assert exit_code == 137  # died in the window: effect committed, offset not
+    applied_before_restart = len(await setup.effects())
+    assert applied_before_restart == 50
+
+    healthy = consumer_process({})
+    healthy.start()
+    try:
+        effects = await setup.wait_for_effects(lambda effects: len(effects) >= 200, timeout=60)
+        await asyncio.sleep(1)  # anything doubled would land now
+        effects = await setup.effects()
+    finally:
+        healthy.terminate()
+    orders = [e[2] for e in effects]
+    assert len(orders) == 200
+    assert len(set(orders)) == 200
+    assert json.dumps(sorted(orders)) == json.dumps(
+        sorted(f"crash-order-{i:03d}" for i in range(200))
+    )
+
+
+async def test_the_watchdog_restarts_a_stalled_consumer(infra: Infra, setup: Setup) -> None:
+    from prometheus_client import REGISTRY
+
+    calls = 0
+
+    async def hangs_once(session: Any, event: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(3600)  # a stuck call: no error, no progress
+        await recorder(session, event)
+
+    await produce_raw(infra, setup.topic, [cloudevent("stuck-order")])
+    consumer = EventConsumer(
+        group_id=setup.group,
+        topics=[setup.topic],
+        subscriptions=[Subscription("recorder", OrderPlaced, hangs_once)],
+        sessions=session_factory(setup.engine),
+        bootstrap_servers=infra.kafka_bootstrap,
+        settings=ConsumerSettings(stall_timeout_seconds=2),
+    )
+
+    async def body() -> None:
+        await setup.wait_for_effects(lambda effects: len(effects) == 1)
+
+    await running(consumer, body)
+    assert calls == 2
+    assert [e[2] for e in await setup.effects()] == ["stuck-order"]
+    assert REGISTRY.get_sample_value("consumer_restarts_total", {"group": setup.group}) == 1.0

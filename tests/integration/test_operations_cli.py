@@ -1,0 +1,95 @@
+"""The ``eventing`` operations CLI against real data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from eventing.deadletter import dead_letter_headers
+from eventing.outbox import Outbox, OutboxEvent
+from eventing.topics import DEAD_LETTERS
+from tests.support.eventing import eventing_database, order_placed, unique_prefix
+from tests.support.infra import ROOT, Infra
+
+
+def eventing(*args: str, bootstrap: str) -> list[dict[str, object]]:
+    result = subprocess.run(
+        [sys.executable, "-m", "eventing.cli", "--bootstrap-servers", bootstrap, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+async def test_outbox_status_parked_and_unpark(infra: Infra) -> None:
+    url = await eventing_database(infra)
+    engine = create_async_engine(url)
+    outbox = Outbox("/test")
+    async with async_sessionmaker(engine)() as session, session.begin():
+        await outbox.enqueue(
+            session,
+            [OutboxEvent(data=order_placed(f"cli-{i}"), aggregate_id=f"cli-{i}") for i in range(3)],
+        )
+    await engine.dispose()
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "UPDATE outbox SET parked_at = now(), attempts = 10, last_error = 'broken' "
+            "WHERE partition_key = 'cli-0'"
+        )
+    finally:
+        await conn.close()
+
+    [status] = eventing("outbox", "status", "--database-url", url, bootstrap=infra.kafka_bootstrap)
+    assert status["backlog"] == 2
+    assert status["parked"] == 1
+    assert status["oldest_age_seconds"] >= 0
+    parked = eventing("outbox", "parked", "--database-url", url, bootstrap=infra.kafka_bootstrap)
+    assert [(row["partition_key"], row["last_error"]) for row in parked] == [("cli-0", "broken")]
+    [unparked] = eventing(
+        "outbox", "unpark", "--database-url", url, bootstrap=infra.kafka_bootstrap
+    )
+    assert unparked == {"unparked": 1}
+    [status] = eventing("outbox", "status", "--database-url", url, bootstrap=infra.kafka_bootstrap)
+    assert (status["backlog"], status["parked"]) == (3, 0)
+
+
+async def test_dead_letters_list_shows_reason_and_origin(infra: Infra) -> None:
+    group = f"cli-group-{unique_prefix().strip('.')}"
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            DEAD_LETTERS.name,
+            key=b"order-9",
+            value=b"{}",
+            headers=dead_letter_headers(
+                [("ce_id", b"evt-9"), ("ce_type", b"com.mariospizzeria.order.placed.v1")],
+                reason="schema-invalid: total missing",
+                group=group,
+                handler="-",
+                topic="pizzeria.orders",
+                partition=2,
+                offset=41,
+            ),
+        )
+    finally:
+        await producer.stop()
+    letters = eventing("dead-letters", "list", "--group", group, bootstrap=infra.kafka_bootstrap)
+    assert len(letters) == 1
+    letter = letters[0]
+    assert letter["reason"] == "schema-invalid: total missing"
+    assert letter["event_id"] == "evt-9"
+    assert (letter["original_topic"], letter["original_partition"], letter["original_offset"]) == (
+        "pizzeria.orders",
+        2,
+        41,
+    )

@@ -90,7 +90,11 @@ install_kafka() {
 install_python() {
     if ! command -v uv >/dev/null; then
         log "installing uv"
-        python3 -m pip install -q "uv==0.13.9" || die "could not install uv (pip install uv)"
+        # Debian's own python3 refuses pip installs outside a venv (PEP 668); uv is a standalone
+        # binary, so installing it beside the system packages is harmless.
+        python3 -m pip install -q "uv==0.13.9" 2>/dev/null \
+            || python3 -m pip install -q --break-system-packages "uv==0.13.9" \
+            || die "could not install uv (pip install uv)"
     fi
     (cd "$ROOT" && uv sync --frozen -q) || die "uv sync failed"
 }
@@ -287,8 +291,8 @@ export NOTIFICATIONS_DATABASE_URL=$(db_url notifications)
 export ANALYTICS_DATABASE_URL=$(db_url analytics)
 export PG_DSN_BASE=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT
 EOF
-    # The project's own .local/stack.env always points at the stack last brought up.
-    if [ "$STACK_DIR" != "$ROOT/.local" ]; then cp "$STACK_DIR/stack.env" "$ROOT/.local/stack.env"; fi
+    # .local/stack.env always points at the stack last brought up.
+    cp "$STACK_DIR/stack.env" "$ROOT/.local/stack.env"
 }
 
 cmd_up() {
@@ -320,7 +324,7 @@ cmd_up() {
   Kafka               127.0.0.1:$KAFKA_PORT
   PostgreSQL          $(db_url '<service>')
   Logs                $LOG_DIR
-  Script environment  source $STACK_DIR/stack.env
+  Script environment  source $ROOT/.local/stack.env
 
 EOF
 }

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -138,8 +139,14 @@ async def test_events_are_published_in_order_per_order_and_removed(
         stream = await stream_orders(subject, orders=50, events_per_order=10)
         await subject.wait_drained()
         report = check_wire(await wire(infra, subject, stream), stream)
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(relay.ready_url.replace("/readyz", "/metrics"))).text
     finally:
         relay.terminate()
+    published = f'outbox_published_events_total{{topic="{subject.topic}"}} 500.0'
+    assert published in metrics
+    assert "outbox_publish_latency_seconds_count 500.0" in metrics
+    assert "outbox_relay_shards_owned 16.0" in metrics
     assert report.missing == set()
     assert report.out_of_order == []
     assert report.split_keys == []

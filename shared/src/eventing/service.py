@@ -6,16 +6,21 @@ import argparse
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from eventing.consumer import EventConsumer
+from eventing.consumer import EventConsumer, Subscription
+from eventing.database import create_engine, session_factory
+from eventing.http import database_check, operations_router
 from eventing.logs import configure_logging
 from eventing.migrations import upgrade
 from eventing.relay import run_relay
-from eventing.settings import RelaySettings, ServiceSettings
+from eventing.settings import ConsumerSettings, RelaySettings, ServiceSettings
 
 log = logging.getLogger("eventing.service")
 
@@ -33,6 +38,76 @@ async def consuming(consumer: EventConsumer) -> AsyncIterator[asyncio.Task[None]
         except TimeoutError:
             log.error("consumer %s did not stop in 30s; cancelled", consumer.group_id)
             task.cancel()
+
+
+@dataclass
+class ConsumingService:
+    """What a service that reacts to events is built from: its database and its consumer."""
+
+    settings: ServiceSettings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    consumer: EventConsumer
+
+    @classmethod
+    def build(
+        cls,
+        settings: ServiceSettings,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        subscriptions: Sequence[Subscription],
+        consumer_settings: ConsumerSettings,
+    ) -> ConsumingService:
+        engine = create_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            application_name=settings.service_name,
+        )
+        sessions = session_factory(engine)
+        consumer = EventConsumer(
+            group_id=group_id,
+            topics=topics,
+            subscriptions=subscriptions,
+            sessions=sessions,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            settings=consumer_settings,
+        )
+        return cls(settings, engine, sessions, consumer)
+
+    async def readiness(self) -> tuple[bool, str]:
+        return self.consumer.ready()
+
+
+def consuming_lifespan(
+    build: Callable[[], ConsumingService],
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """A FastAPI lifespan that builds the service, serves its health endpoints, and consumes."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = build()
+        app.state.service = service
+        app.include_router(
+            operations_router(
+                {"database": database_check(service.engine), "consumer": service.readiness}
+            )
+        )
+        try:
+            async with consuming(service.consumer):
+                yield
+        finally:
+            await service.engine.dispose()
+
+    return lifespan
+
+
+def _service(request: Request) -> ConsumingService:
+    service: ConsumingService = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[ConsumingService, Depends(_service)]
 
 
 def service_main(

@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
-from eventing.consumer import EventConsumer
-from eventing.database import create_engine, session_factory
+from eventing.service import ConsumingService
 from eventing.topics import ORDERS
 from notifications.service_layer.handlers import SUBSCRIPTIONS
 from notifications.settings import NotificationsConsumerSettings, NotificationsSettings
 
 
-@dataclass
-class NotificationsContainer:
-    settings: NotificationsSettings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    consumer: EventConsumer
-
-    async def close(self) -> None:
-        await self.engine.dispose()
-
-
-def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsContainer:
+def bootstrap(settings: NotificationsSettings | None = None) -> ConsumingService:
     settings = settings or NotificationsSettings()
-    engine = create_engine(
-        settings.database_url,
-        pool_size=settings.database_pool_size,
-        application_name="notifications",
-    )
-    sessions = session_factory(engine)
-    consumer = EventConsumer(
+    return ConsumingService.build(
+        settings,
         group_id=settings.consumer_group,
         topics=[ORDERS.name],
         subscriptions=SUBSCRIPTIONS,
-        sessions=sessions,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        settings=NotificationsConsumerSettings(),
+        consumer_settings=NotificationsConsumerSettings(),
     )
-    return NotificationsContainer(settings, engine, sessions, consumer)

@@ -2,64 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import FastAPI, HTTPException, status
 from sqlalchemy import select
 
-from eventing.http import database_check, operations_router
-from eventing.service import consuming
+from eventing.service import ServiceDep, consuming_lifespan
 from kitchen.adapters.orm import tickets_table
-from kitchen.bootstrap import KitchenContainer, bootstrap
+from kitchen.bootstrap import bootstrap
 from kitchen.service_layer.handlers import ticket_public
 from kitchen.settings import KitchenSettings
 
 
-def _container(request: Request) -> KitchenContainer:
-    container: KitchenContainer = request.app.state.container
-    return container
-
-
-Container = Annotated[KitchenContainer, Depends(_container)]
-
-
 def create_app(settings: KitchenSettings | None = None) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        container = bootstrap(settings)
-        app.state.container = container
-
-        async def consumer_check() -> tuple[bool, str]:
-            return container.consumer.ready()
-
-        app.include_router(
-            operations_router(
-                {"database": database_check(container.engine), "consumer": consumer_check}
-            )
-        )
-        try:
-            async with consuming(container.consumer):
-                yield
-        finally:
-            await container.close()
-
-    app = FastAPI(title="Mario's Pizzeria — Kitchen", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Mario's Pizzeria — Kitchen",
+        version="0.1.0",
+        lifespan=consuming_lifespan(lambda: bootstrap(settings)),
+    )
 
     @app.get("/tickets", tags=["tickets"])
-    async def list_tickets(container: Container) -> list[dict[str, Any]]:
+    async def list_tickets(service: ServiceDep) -> list[dict[str, Any]]:
         """Every ticket, oldest first."""
-        async with container.sessions() as session:
+        async with service.sessions() as session:
             rows = (
                 await session.execute(select(tickets_table).order_by(tickets_table.c.queued_at))
             ).mappings()
             return [ticket_public(row) for row in rows]
 
     @app.get("/tickets/{order_id}", tags=["tickets"])
-    async def get_ticket(order_id: str, container: Container) -> dict[str, Any]:
+    async def get_ticket(order_id: str, service: ServiceDep) -> dict[str, Any]:
         """The ticket of one order."""
-        async with container.sessions() as session:
+        async with service.sessions() as session:
             row = (
                 (
                     await session.execute(

@@ -2,55 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI
 from sqlalchemy import select
 
-from eventing.http import database_check, operations_router
-from eventing.service import consuming
+from eventing.service import ServiceDep, consuming_lifespan
 from notifications.adapters.orm import messages_table
-from notifications.bootstrap import NotificationsContainer, bootstrap
+from notifications.bootstrap import bootstrap
 from notifications.service_layer.handlers import message_public
 from notifications.settings import NotificationsSettings
 
 
-def _container(request: Request) -> NotificationsContainer:
-    container: NotificationsContainer = request.app.state.container
-    return container
-
-
-Container = Annotated[NotificationsContainer, Depends(_container)]
-
-
 def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        container = bootstrap(settings)
-        app.state.container = container
-
-        async def consumer_check() -> tuple[bool, str]:
-            return container.consumer.ready()
-
-        app.include_router(
-            operations_router(
-                {"database": database_check(container.engine), "consumer": consumer_check}
-            )
-        )
-        try:
-            async with consuming(container.consumer):
-                yield
-        finally:
-            await container.close()
-
-    app = FastAPI(title="Mario's Pizzeria — Notifications", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Mario's Pizzeria — Notifications",
+        version="0.1.0",
+        lifespan=consuming_lifespan(lambda: bootstrap(settings)),
+    )
 
     @app.get("/orders/{order_id}/messages", tags=["messages"])
-    async def order_messages(order_id: str, container: Container) -> list[dict[str, Any]]:
+    async def order_messages(order_id: str, service: ServiceDep) -> list[dict[str, Any]]:
         """Messages sent about one order, oldest first."""
-        async with container.sessions() as session:
+        async with service.sessions() as session:
             rows = (
                 await session.execute(
                     select(messages_table)

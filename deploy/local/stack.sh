@@ -32,6 +32,7 @@ PG_USER=pizzeria
 PG_PASSWORD="${PG_PASSWORD:-pizzeria}"
 DATABASES=(orders kitchen notifications analytics)
 KAFKA_HEAP="${KAFKA_HEAP:--Xms256m -Xmx768m}"
+LOG_FORMAT="${LOG_FORMAT:-json}"
 
 KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/deploy/kafka/pom.xml")"
 # The jar cache is named after the POM's content: editing the POM resolves again, nothing else does.
@@ -304,8 +305,10 @@ cmd_up() {
         (cd "$ROOT" && uv run --frozen --no-sync "$service" migrate) >>"$LOG_DIR/$service.log" 2>&1 \
             || fail_with_log "$service" "migrating the $service database failed"
     done
-    spawn orders-relay uv run --frozen --no-sync orders relay
-    for service in "${SERVICES[@]}"; do spawn "$service" uv run --frozen --no-sync "$service" serve; done
+    spawn orders-relay uv run --frozen --no-sync orders relay --log-format "$LOG_FORMAT"
+    for service in "${SERVICES[@]}"; do
+        spawn "$service" uv run --frozen --no-sync "$service" serve --log-format "$LOG_FORMAT"
+    done
     local port
     wait_for orders 60 http_ok "http://127.0.0.1:$ORDERS_PORT/readyz"
     wait_for kitchen 60 http_ok "http://127.0.0.1:$KITCHEN_PORT/readyz"
@@ -337,14 +340,17 @@ cmd_down() {
 }
 
 cmd_run() {
-    trap 'echo; cmd_down; exit 0' INT TERM
+    LOG_FORMAT=text  # for people reading along; `up` keeps JSON lines for tools
+    local tail_pid=""
+    trap 'echo; [ -n "$tail_pid" ] && kill "$tail_pid" 2>/dev/null; cmd_down; exit 0' INT TERM
     cmd_up
     log "streaming logs; Ctrl-C stops everything"
     local files=()
     local name
     for name in orders orders-relay kitchen notifications analytics; do files+=("$LOG_DIR/$name.log"); done
     tail -n 0 -F "${files[@]}" &
-    wait $!
+    tail_pid=$!
+    wait "$tail_pid"
 }
 
 cmd_status() {

@@ -48,7 +48,7 @@ class RelaySettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     batch_size: int = 500
-    idle_poll_seconds: float = 0.25
+    idle_poll_seconds: float = 1.0  # the longest wait between polls when nothing is notified
     metrics_port: int = 9100
     metrics_host: str = "127.0.0.1"
     max_attempts: int = 10

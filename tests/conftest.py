@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.infra import Infra, start_infra
+from tests.support.processes import kill_leftovers
 
 
 @pytest.fixture(scope="session")
@@ -16,4 +17,5 @@ def infra() -> Iterator[Infra]:
     try:
         yield running
     finally:
+        kill_leftovers()
         running.stop()

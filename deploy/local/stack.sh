@@ -2,7 +2,8 @@
 # The local stack without Docker: PostgreSQL from the machine's server binaries, the real Kafka
 # broker (KRaft, single node) from Maven Central jars, and every service of the system.
 #
-#   stack.sh install        install what is missing (postgres, java, maven, uv, python env, kafka jars)
+#   stack.sh install        install what is missing (postgres, java, maven, uv, python env, kafka jars,
+#                           chromium for the browser tests)
 #   stack.sh infra-up       start postgres and kafka, create databases and topics, wait until healthy
 #   stack.sh infra-down     stop kafka and postgres
 #   stack.sh up             infra-up, migrate, start every service in the background, write stack.env
@@ -100,11 +101,22 @@ install_python() {
     (cd "$ROOT" && uv sync --frozen -q) || die "uv sync failed"
 }
 
+# The browser tests (tests/e2e/test_kitchen_display.py) drive Debian's Chromium through
+# Playwright; Playwright's own browser download is never used.
+# Only the tests need it, so a normal user without it still gets a running stack, with a warning.
+install_browser() {
+    [ -x /usr/bin/chromium ] && return 0
+    if is_root; then apt_install chromium; else
+        log "warning: /usr/bin/chromium is missing, so the browser tests will fail (Debian: apt-get install chromium)"
+    fi
+}
+
 cmd_install() {
     mkdir -p "$ROOT/.local"
     install_python
     install_postgres
     install_kafka
+    install_browser
 }
 
 # ---------------------------------------------------------------- helpers
@@ -284,6 +296,7 @@ export KITCHEN_URL=http://127.0.0.1:$KITCHEN_PORT
 export NOTIFICATIONS_URL=http://127.0.0.1:$NOTIFICATIONS_PORT
 export ANALYTICS_URL=http://127.0.0.1:$ANALYTICS_PORT
 export ORDERS_RELAY_METRICS_URL=http://127.0.0.1:$ORDERS_RELAY_METRICS_PORT/metrics
+export KITCHEN_RELAY_METRICS_URL=http://127.0.0.1:$KITCHEN_RELAY_METRICS_PORT/metrics
 export KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
 export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
 export ORDERS_DATABASE_URL=$(db_url orders)
@@ -306,6 +319,7 @@ cmd_up() {
             || fail_with_log "$service" "migrating the $service database failed"
     done
     spawn orders-relay uv run --frozen --no-sync orders relay --log-format "$LOG_FORMAT"
+    spawn kitchen-relay uv run --frozen --no-sync kitchen relay --log-format "$LOG_FORMAT"
     for service in "${SERVICES[@]}"; do
         spawn "$service" uv run --frozen --no-sync "$service" serve --log-format "$LOG_FORMAT"
     done
@@ -315,6 +329,7 @@ cmd_up() {
     wait_for notifications 60 http_ok "http://127.0.0.1:$NOTIFICATIONS_PORT/readyz"
     wait_for analytics 60 http_ok "http://127.0.0.1:$ANALYTICS_PORT/readyz"
     wait_for orders-relay 60 http_ok "http://127.0.0.1:$ORDERS_RELAY_METRICS_PORT/readyz"
+    wait_for kitchen-relay 60 http_ok "http://127.0.0.1:$KITCHEN_RELAY_METRICS_PORT/readyz"
     write_stack_env
     log "stack healthy in $((SECONDS - started))s"
     cat >&2 <<EOF
@@ -323,7 +338,9 @@ cmd_up() {
   Kitchen             http://127.0.0.1:$KITCHEN_PORT/docs
   Notifications       http://127.0.0.1:$NOTIFICATIONS_PORT/docs
   Analytics           http://127.0.0.1:$ANALYTICS_PORT/docs
+  Kitchen display     http://127.0.0.1:$KITCHEN_PORT/display
   Orders relay        http://127.0.0.1:$ORDERS_RELAY_METRICS_PORT/metrics
+  Kitchen relay       http://127.0.0.1:$KITCHEN_RELAY_METRICS_PORT/metrics
   Kafka               127.0.0.1:$KAFKA_PORT
   PostgreSQL          $(db_url '<service>')
   Logs                $LOG_DIR
@@ -347,7 +364,9 @@ cmd_run() {
     log "streaming logs; Ctrl-C stops everything"
     local files=()
     local name
-    for name in orders orders-relay kitchen notifications analytics; do files+=("$LOG_DIR/$name.log"); done
+    for name in orders orders-relay kitchen kitchen-relay notifications analytics; do
+        files+=("$LOG_DIR/$name.log")
+    done
     tail -n 0 -F "${files[@]}" &
     tail_pid=$!
     wait "$tail_pid"
@@ -355,7 +374,7 @@ cmd_run() {
 
 cmd_status() {
     local name
-    for name in postgres kafka orders orders-relay kitchen notifications analytics; do
+    for name in postgres kafka orders orders-relay kitchen kitchen-relay notifications analytics; do
         if [ "$name" = postgres ]; then
             find_pg_bin && pg_ready && echo "postgres: running on $PG_PORT" || echo "postgres: stopped"
         elif pid_alive "$name"; then echo "$name: running (pid $(cat "$PID_DIR/$name.pid"))"
@@ -376,5 +395,5 @@ case "${1:-}" in
     kafka-start) cmd_kafka_start ;;
     kafka-stop) cmd_kafka_stop ;;
     kafka-kill) cmd_kafka_kill ;;
-    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

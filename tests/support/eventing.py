@@ -15,7 +15,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from eventing.catalogue import OrderLine, OrderPlaced
+from eventing.catalogue import EventData, OrderLine, OrderPlaced
+from eventing.cloudevents_kafka import Envelope, encode
 from eventing.database import eventing_metadata
 from eventing.outbox import Outbox, OutboxEvent
 from tests.support.infra import Infra
@@ -133,5 +134,28 @@ async def produce_raw(
     try:
         for key, value, headers in records:
             await producer.send_and_wait(topic, value=value, key=key, headers=headers, partition=0)
+    finally:
+        await producer.stop()
+
+
+async def publish_event(infra: Infra, event: EventData, *, key: str, source: str) -> None:
+    """Publish ``event`` as another service would: a binary-mode CloudEvent keyed by ``key``."""
+    record = encode(
+        Envelope(
+            id=str(uuid.uuid4()),
+            type=event.event_type,
+            source=source,
+            subject=key,
+            time=datetime.now(UTC),
+            partition_key=key,
+            data=event.model_dump(mode="json"),
+        )
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            event.topic, value=record.value, key=record.key, headers=record.headers
+        )
     finally:
         await producer.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -104,15 +105,25 @@ def start_infra() -> Infra:
         kafka_bootstrap=f"127.0.0.1:{LOCAL_ENV['KAFKA_PORT']}",
         postgres_dsn=f"postgresql://pizzeria:pizzeria@127.0.0.1:{LOCAL_ENV['PG_PORT']}/postgres",
     )
-    # A fresh broker each session: no records or consumer offsets left from an earlier run.
-    infra.stack("kafka-stop", check=False)
-    shutil.rmtree(Path(LOCAL_ENV["STACK_DIR"]) / "kafka", ignore_errors=True)
+    keep = os.environ.get("TEST_KEEP_INFRA") == "1"
+    if not (keep and _listening(int(LOCAL_ENV["KAFKA_PORT"]))):
+        # A fresh broker each session: no records or consumer offsets left from an earlier run.
+        # With TEST_KEEP_INFRA=1 a running test stack is reused as it is (other sessions may be
+        # using it).
+        infra.stack("kafka-stop", check=False)
+        shutil.rmtree(Path(LOCAL_ENV["STACK_DIR"]) / "kafka", ignore_errors=True)
     result = infra.stack("infra-up", check=False)
     if result.returncode != 0:
         raise RuntimeError(f"the test stack did not start:\n{result.stdout}\n{result.stderr}")
-    if os.environ.get("TEST_KEEP_INFRA") != "1":
+    if not keep:
         infra._cleanup.append(lambda: infra.stack("infra-down", check=False))
     return infra
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _ensure_topics(bootstrap: str) -> None:

@@ -38,3 +38,25 @@ async def read_topic(
         return records
     finally:
         await consumer.stop()
+
+
+async def read_whole_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[Any, Any]]:
+    """Every record currently in ``topic`` (up to the end offsets at the time of the call)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[Any, Any]] = []
+    try:
+        partitions = await topic_partitions(consumer, topic)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        remaining = [tp for tp in partitions if ends[tp] > 0]
+        while remaining:
+            for batch in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                records.extend(batch)
+            remaining = [tp for tp in remaining if await consumer.position(tp) < ends[tp]]
+        return records
+    finally:
+        await consumer.stop()

@@ -18,6 +18,9 @@ from tests.support.infra import ROOT, Infra
 
 LOG_DIR = ROOT / ".local" / "test-logs"
 
+# Every process a test started, so the session can kill what a failing test left behind.
+STARTED: list[ServiceProcess] = []
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -52,6 +55,7 @@ class ServiceProcess:
             start_new_session=True,
             cwd=ROOT,
         )
+        STARTED.append(self)
 
     @property
     def alive(self) -> bool:
@@ -103,16 +107,26 @@ class ServiceProcess:
             return "(no log)"
 
 
-def relay_process(infra: Infra, database_url: str, name: str = "relay") -> ServiceProcess:
+def kill_leftovers() -> None:
+    for process in STARTED:
+        process.kill()
+    STARTED.clear()
+
+
+def relay_process(
+    infra: Infra, database_url: str, name: str = "relay", service: str = "orders"
+) -> ServiceProcess:
+    """The outbox relay of ``service`` (any database with an outbox table will do)."""
     port = free_port()
+    prefix = service.upper()
     return ServiceProcess(
         name=name,
-        module="orders",
+        module=service,
         command="relay",
         env={
-            "ORDERS_DATABASE_URL": database_url,
+            f"{prefix}_DATABASE_URL": database_url,
             "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-            "ORDERS_RELAY_METRICS_PORT": str(port),
+            f"{prefix}_RELAY_METRICS_PORT": str(port),
         },
         ready_url=f"http://127.0.0.1:{port}/readyz",
     )

@@ -51,6 +51,9 @@ async def start_system(infra: Infra) -> System:
         service: service_process(infra, service, databases[service]) for service in SERVICES
     }
     processes["orders-relay"] = relay_process(infra, databases["orders"], name="orders-relay")
+    processes["kitchen-relay"] = relay_process(
+        infra, databases["kitchen"], name="kitchen-relay", service="kitchen"
+    )
     system = System(databases, processes)
     try:
         await system.start()

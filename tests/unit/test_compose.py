@@ -34,7 +34,7 @@ import eventing.admin
 import eventing.service
 from analytics.settings import AnalyticsConsumerSettings, AnalyticsSettings
 from eventing.settings import RelaySettings, ServiceSettings
-from kitchen.settings import KitchenConsumerSettings, KitchenSettings
+from kitchen.settings import KitchenConsumerSettings, KitchenRelaySettings, KitchenSettings
 from notifications.settings import NotificationsConsumerSettings, NotificationsSettings
 from orders.settings import OrdersRelaySettings, OrdersSettings
 
@@ -56,19 +56,20 @@ EXPECTED_PROCESSES = {
     ("orders", "relay"),
     ("kitchen", "migrate"),
     ("kitchen", "serve"),
+    ("kitchen", "relay"),
     ("notifications", "migrate"),
     ("notifications", "serve"),
     ("analytics", "migrate"),
     ("analytics", "serve"),
 }
 HTTP_PORTS = {"orders": 8001, "kitchen": 8002, "notifications": 8003, "analytics": 8004}
-RELAY_METRICS_PORT = 9101
+RELAY_METRICS_PORTS = {"orders": 9101, "kitchen": 9102}
 
 # The settings classes each service's processes read: the CLI's (first), then the relay's and the
 # consumer's. The CLI test below checks that the CLI really uses the first (and the relay's).
 SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
     "orders": (OrdersSettings, OrdersRelaySettings),
-    "kitchen": (KitchenSettings, KitchenConsumerSettings),
+    "kitchen": (KitchenSettings, KitchenRelaySettings, KitchenConsumerSettings),
     "notifications": (NotificationsSettings, NotificationsConsumerSettings),
     "analytics": (AnalyticsSettings, AnalyticsConsumerSettings),
 }
@@ -378,7 +379,7 @@ def test_command_is_one_of_its_cli_and_reads_the_intended_settings(
     if command == "relay":
         assert started.relay is not None
         assert started.relay.metrics_host == "0.0.0.0"
-        assert started.relay.metrics_port == RELAY_METRICS_PORT
+        assert started.relay.metrics_port == RELAY_METRICS_PORTS[service]
 
 
 @pytest.mark.parametrize("script", sorted(SETTINGS))
@@ -387,7 +388,7 @@ def test_the_cli_check_rejects_what_the_cli_rejects(
 ) -> None:
     with pytest.raises(pytest.fail.Exception, match="is not a command"):
         start_service_cli(monkeypatch, script, ["bake"], {})
-    if script != "orders":  # only orders has an outbox relay process
+    if script not in RELAY_METRICS_PORTS:  # only producing services have an outbox relay
         with pytest.raises(pytest.fail.Exception, match="is not a command"):
             start_service_cli(monkeypatch, script, ["relay"], {})
 
@@ -443,12 +444,16 @@ def test_http_port_is_published_and_health_checked(
     assert (url.scheme, url.hostname, url.port, url.path) == ("http", "127.0.0.1", port, "/readyz")
 
 
-def test_relay_endpoint_is_published_and_health_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    name = compose_service_for("orders", "relay")
+@pytest.mark.parametrize("service", sorted(RELAY_METRICS_PORTS))
+def test_relay_endpoint_is_published_and_health_checked(
+    monkeypatch: pytest.MonkeyPatch, service: str
+) -> None:
+    name = compose_service_for(service, "relay")
     environment = environment_of(name)
-    port = int(environment["ORDERS_RELAY_METRICS_PORT"])
-    assert port == RELAY_METRICS_PORT
-    assert environment["ORDERS_RELAY_METRICS_HOST"] == "0.0.0.0"
+    prefix = service.upper()
+    port = int(environment[f"{prefix}_RELAY_METRICS_PORT"])
+    assert port == RELAY_METRICS_PORTS[service]
+    assert environment[f"{prefix}_RELAY_METRICS_HOST"] == "0.0.0.0"
     assert published_ports(name) == {port: port}
     url = run_healthcheck(monkeypatch, name)
     assert (url.scheme, url.hostname, url.port, url.path) == ("http", "127.0.0.1", port, "/readyz")

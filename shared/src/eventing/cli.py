@@ -1,4 +1,4 @@
-"""``eventing``: operate the eventing layer (topics, outbox, dead letters, schemas).
+"""``eventing``: operate the eventing layer (topics, outbox, dead letters, schemas, auth).
 
     eventing topics ensure
     eventing outbox status   --database-url URL
@@ -8,12 +8,17 @@
     eventing dead-letters replay --group G [--offset P:O ...]
     eventing schemas generate [--docs DIR]
     eventing schemas check    [--docs DIR]
+    eventing auth mint-token --subject S --role R [--role R ...] [--ttl SECONDS]
 
 ``schemas generate`` writes the event documentation (docs/events/<type>.json and
 docs/asyncapi.json) from the catalogue; ``schemas check`` exits 1, printing the differences, when
 the files under DIR drift from the code. DIR defaults to the docs/ directory of the repository
 holding the working directory: the nearest directory, the working directory itself or one of its
 parents, whose pyproject.toml declares the uv workspace ([tool.uv.workspace]).
+
+``auth mint-token`` prints an HS256 bearer token (just the token, for ``$(...)``) signed with
+the ``AUTH_*`` settings of the environment; it refuses when ``AUTH_JWKS_URL`` is set, since then
+the identity provider signs the tokens.
 
 Kafka comes from ``--bootstrap-servers`` or ``KAFKA_BOOTSTRAP_SERVERS``; databases from
 ``--database-url`` or ``DATABASE_URL``. Output is JSON, one document or one line per item.
@@ -30,7 +35,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from eventing import admin, deadletter, schemas
+from pydantic import ValidationError
+
+from eventing import admin, auth, deadletter, schemas
 
 
 def _dsn(url: str | None) -> str:
@@ -94,6 +101,23 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _auth(args: argparse.Namespace) -> int:
+    try:
+        settings = auth.AuthSettings()
+    except ValidationError as error:
+        raise SystemExit(f"invalid AUTH_* settings:\n{error}") from error
+    roles = [auth.Role(name) for name in args.role]
+    try:
+        token = auth.mint_token(settings, args.subject, roles, ttl_seconds=args.ttl)
+    except ValueError as error:
+        raise SystemExit(str(error)) from error
+    if settings.jwt_secret.get_secret_value() == auth.DEVELOPMENT_SECRET:
+        # stderr, so that `TOKEN=$(eventing auth mint-token ...)` still captures only the token.
+        sys.stderr.write("warning: signed with the public development secret (AUTH_JWT_SECRET)\n")
+    sys.stdout.write(token + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="eventing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -133,10 +157,24 @@ def main(argv: list[str] | None = None) -> int:
             help="docs directory (default: docs/ of the uv workspace root at or above the "
             "working directory)",
         )
+    auth_area = areas.add_parser("auth", help="bearer tokens for the services' HTTP APIs")
+    auth_actions = auth_area.add_subparsers(dest="action", required=True)
+    mint = auth_actions.add_parser("mint-token", help="print an HS256 token signed with AUTH_*")
+    mint.add_argument("--subject", required=True, help="the sub claim: who the token is for")
+    mint.add_argument(
+        "--role",
+        action="append",
+        required=True,
+        choices=[role.value for role in auth.Role],
+        help="a role of the subject (repeatable)",
+    )
+    mint.add_argument("--ttl", type=int, default=3600, help="seconds until expiry (default 3600)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.area == "schemas":
         return _schemas(args)
+    if args.area == "auth":
+        return _auth(args)
     return asyncio.run(_run(args))
 
 

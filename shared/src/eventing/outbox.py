@@ -3,6 +3,11 @@
 ``Outbox.enqueue`` adds rows to the ``outbox`` table through the caller's SQLAlchemy session and
 does not commit: the events exist exactly when the state change that produced them commits, and
 a rolled-back transaction leaves no event behind. The relay (``eventing.relay``) publishes them.
+
+``Outbox.enqueue_tombstone`` does the same for a Kafka tombstone (the key with no value), which
+tells a compacted topic to forget the key. Its row has ``event_type`` ``TOMBSTONE`` and a JSON
+``null`` payload, and goes through the same per-key lock, shard and id order as events, so it is
+published after every earlier event of its key.
 """
 
 from __future__ import annotations
@@ -10,9 +15,10 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, insert, text
+from sqlalchemy import JSON, bindparam, insert, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Integer
@@ -20,6 +26,7 @@ from sqlalchemy.types import Integer
 from eventing.catalogue.base import EventData
 from eventing.database import outbox_table
 from eventing.ids import uuid7
+from eventing.topics import TopicSpec
 
 # Relays divide the outbox by shard of the partition key (see eventing.relay). The count is part
 # of the stored data: change it only with every relay stopped and the outbox drained.
@@ -30,6 +37,10 @@ NOTIFY_CHANNEL = "outbox"
 KEY_ORDER_LOCK = 0x4F42  # per partition key, held by enqueueing transactions until they commit
 SHARD_OWNER_LOCK = 0x4F43  # per shard, held by the relay that publishes it
 SHARD_BUSY_LOCK = 0x4F44  # per shard, held while its relay is draining: no wake-up needed
+
+# ``event_type`` of a tombstone row. Not a CloudEvents type (catalogue types must start with
+# ``com.mariospizzeria.``), so it cannot collide with one; its payload is JSON ``null``.
+TOMBSTONE = "tombstone"
 
 
 def shard_of(partition_key: str) -> int:
@@ -79,8 +90,6 @@ class Outbox:
         """
         if not events:
             return
-        for key in sorted({event.aggregate_id for event in events}):
-            await session.execute(_KEY_LOCK, {"namespace": KEY_ORDER_LOCK, "key": key})
         rows = [
             {
                 "event_id": event.id,
@@ -98,12 +107,56 @@ class Outbox:
             }
             for event in events
         ]
+        await self._insert(session, rows)
+
+    async def enqueue_tombstone(
+        self,
+        session: AsyncSession,
+        topic: TopicSpec | str,
+        key: str,
+        *,
+        aggregate_type: str = TOMBSTONE,
+    ) -> UUID:
+        """Add a tombstone for ``key`` on ``topic`` (a catalogue topic) in the current transaction.
+
+        The relay publishes it as a record with this key and no value, and one ``ce_id`` header
+        (the returned id) to trace it by; it is not a CloudEvent, so it has no other ``ce_``
+        headers. Same per-key lock and order as ``enqueue``: the tombstone follows every event of
+        ``key`` enqueued before it, and events of ``key`` enqueued later follow it. Never commits.
+        """
+        if not key:
+            raise ValueError("a tombstone needs a non-empty key (compaction drops keyless records)")
+        name = topic.name if isinstance(topic, TopicSpec) else topic
+        event_id = uuid7()
+        row = {
+            "event_id": event_id,
+            "topic": self.topic_prefix + name,
+            "partition_key": key,
+            "shard": shard_of(key),
+            "aggregate_type": aggregate_type,
+            "aggregate_id": key,
+            "aggregate_version": None,
+            "event_type": TOMBSTONE,
+            "source": self.source,
+            "subject": key,
+            # JSON null, not SQL NULL: the column is NOT NULL and the relay ignores it anyway.
+            "payload": JSON.NULL,
+            "traceparent": None,
+        }
+        await self._insert(session, [row])
+        return event_id
+
+    async def _insert(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+        # Takes a transaction-scoped lock per partition key first, in key order (no deadlock
+        # between two transactions locking the same keys).
+        for key in sorted({row["partition_key"] for row in rows}):
+            await session.execute(_KEY_LOCK, {"namespace": KEY_ORDER_LOCK, "key": key})
         await session.execute(insert(outbox_table), rows)
         await session.execute(
             _WAKE_IDLE_RELAY,
             {
                 "channel": NOTIFY_CHANNEL,
                 "namespace": SHARD_BUSY_LOCK,
-                "shards": sorted({shard_of(event.aggregate_id) for event in events}),
+                "shards": sorted({row["shard"] for row in rows}),
             },
         )

@@ -21,6 +21,9 @@ Design, and why:
 * **Wake-ups**: LISTEN/NOTIFY is only a hint; the relay polls anyway. A busy relay holds its
   shards' busy locks so enqueuers skip NOTIFY (it serialises commits); an idle one releases
   them, polls once more, and sleeps until notified or ``idle_poll_seconds`` pass.
+* **Tombstones** (``Outbox.enqueue_tombstone``, ``event_type`` ``TOMBSTONE``) are rows like any
+  other, in the same shard and id order, but go out as the key with no value and only a
+  ``ce_id`` header: they are not CloudEvents.
 * **Failures**: Kafka unreachable → the batch stays, the relay backs off and retries, nothing
   is counted against the rows. A row that fails while others get through (too large, unknown
   topic, unencodable) gets attempts and back-off, and is parked with its error after
@@ -67,6 +70,7 @@ from eventing.outbox import (
     SHARD_BUSY_LOCK,
     SHARD_COUNT,
     SHARD_OWNER_LOCK,
+    TOMBSTONE,
 )
 from eventing.settings import RelaySettings
 
@@ -393,22 +397,9 @@ class OutboxRelay:
             if key in held_back_keys:
                 continue  # an earlier event of this key failed: keep the order, try later
             try:
-                record = encode(
-                    Envelope(
-                        id=str(row["event_id"]),
-                        type=row["event_type"],
-                        source=row["source"],
-                        subject=row["subject"],
-                        time=row["created_at"],
-                        data={},
-                        partition_key=key,
-                        traceparent=row["traceparent"],
-                        extensions=_version_extension(row["aggregate_version"]),
-                    ),
-                    data_json=row["payload"].encode(),
-                )
+                record_key, value, headers = _record(row)
                 future = await self._producer.send(
-                    row["topic"], value=record.value, key=record.key, headers=record.headers
+                    row["topic"], value=value, key=record_key, headers=headers
                 )
             except _ROW_FAULTS as error:
                 failures.append(_Failure(row["id"], f"cannot be published: {error!r}", True))
@@ -487,6 +478,29 @@ class OutboxRelay:
                     failure.error,
                 )
         return True
+
+
+def _record(row: asyncpg.Record) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+    """Key, value and headers of an outbox row's record: a binary-mode CloudEvent or a tombstone."""
+    key = row["partition_key"]
+    if row["event_type"] == TOMBSTONE:
+        # The key and no value: compaction forgets the key. The id only traces the record.
+        return key.encode(), None, [("ce_id", str(row["event_id"]).encode())]
+    record = encode(
+        Envelope(
+            id=str(row["event_id"]),
+            type=row["event_type"],
+            source=row["source"],
+            subject=row["subject"],
+            time=row["created_at"],
+            data={},
+            partition_key=key,
+            traceparent=row["traceparent"],
+            extensions=_version_extension(row["aggregate_version"]),
+        ),
+        data_json=row["payload"].encode(),
+    )
+    return record.key, record.value, record.headers
 
 
 def _version_extension(version: int | None) -> dict[str, str]:

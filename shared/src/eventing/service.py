@@ -14,6 +14,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from eventing.auth import AuthSettings, TokenVerifier
 from eventing.consumer import EventConsumer, Subscription
 from eventing.database import create_engine, session_factory
 from eventing.http import database_check, operations_router
@@ -48,6 +49,7 @@ class ConsumingService:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     consumer: EventConsumer
+    token_verifier: TokenVerifier
 
     @classmethod
     def build(
@@ -73,7 +75,7 @@ class ConsumingService:
             bootstrap_servers=settings.kafka_bootstrap_servers,
             settings=consumer_settings,
         )
-        return cls(settings, engine, sessions, consumer)
+        return cls(settings, engine, sessions, consumer, TokenVerifier(AuthSettings()))
 
     async def readiness(self) -> tuple[bool, str]:
         return self.consumer.ready()
@@ -88,6 +90,7 @@ def consuming_lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = build()
         app.state.service = service
+        app.state.token_verifier = service.token_verifier
         app.include_router(
             operations_router(
                 {"database": database_check(service.engine), "consumer": service.readiness}

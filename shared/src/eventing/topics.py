@@ -32,7 +32,15 @@ CUSTOMER_CONTACTS = TopicSpec(
     "pizzeria.customer-contacts",
     partitions=3,
     description="Restricted: customers' contact details keyed by customer id; tombstones erase.",
-    config={"cleanup.policy": "compact", "min.compaction.lag.ms": "0"},
+    # Erasure must not wait for the default 7-day segment roll: segments close hourly and are
+    # compacted soon after, and tombstones themselves go after a day.
+    config={
+        "cleanup.policy": "compact",
+        "min.compaction.lag.ms": "0",
+        "segment.ms": "3600000",
+        "min.cleanable.dirty.ratio": "0.1",
+        "delete.retention.ms": "86400000",
+    },
 )
 DEAD_LETTERS = TopicSpec(
     "pizzeria.deadletter",

@@ -1,11 +1,11 @@
-"""``kitchen serve | migrate``."""
+"""``kitchen serve | migrate | relay``: the processes of the kitchen service."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from eventing.service import service_main
-from kitchen.settings import KitchenSettings
+from kitchen.settings import KitchenRelaySettings, KitchenSettings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
         settings=KitchenSettings,
         app=create_app,
         migrations=Path(__file__).parent / "migrations",
+        relay_settings=KitchenRelaySettings,
         argv=argv,
     )
 

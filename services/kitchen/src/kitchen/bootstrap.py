@@ -1,19 +1,50 @@
-"""The composition root of the kitchen service."""
+"""The composition root of the kitchen service: the one place that builds its dependencies."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from eventing.outbox import Outbox
 from eventing.service import ConsumingService
-from eventing.topics import ORDERS
-from kitchen.service_layer.handlers import SUBSCRIPTIONS
+from kitchen.service_layer.broadcast import QueueBroadcaster
+from kitchen.service_layer.handlers import kitchen_subscriptions
+from kitchen.service_layer.unit_of_work import SOURCE, Kitchen
 from kitchen.settings import KitchenConsumerSettings, KitchenSettings
 
 
-def bootstrap(settings: KitchenSettings | None = None) -> ConsumingService:
+@dataclass
+class KitchenService(ConsumingService):
+    """The kitchen's database and order-event consumer, plus its model, outbox and streams."""
+
+    kitchen: Kitchen | None = None
+    stream_keepalive_seconds: float = 15.0
+
+    @property
+    def deps(self) -> Kitchen:
+        assert self.kitchen is not None
+        return self.kitchen
+
+
+def bootstrap(settings: KitchenSettings | None = None) -> KitchenService:
     settings = settings or KitchenSettings()
-    return ConsumingService.build(
+    kitchen = Kitchen(
+        model=settings.kitchen_model(),
+        outbox=Outbox(SOURCE, topic_prefix=settings.outbox_topic_prefix),
+        broadcaster=QueueBroadcaster(),
+    )
+    base = ConsumingService.build(
         settings,
         group_id=settings.consumer_group,
-        topics=[ORDERS.name],
-        subscriptions=SUBSCRIPTIONS,
+        topics=[settings.orders_topic],
+        subscriptions=kitchen_subscriptions(kitchen),
         consumer_settings=KitchenConsumerSettings(),
+    )
+    return KitchenService(
+        settings=base.settings,
+        engine=base.engine,
+        sessions=base.sessions,
+        consumer=base.consumer,
+        token_verifier=base.token_verifier,
+        kitchen=kitchen,
+        stream_keepalive_seconds=settings.stream_keepalive_seconds,
     )

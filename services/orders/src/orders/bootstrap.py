@@ -4,41 +4,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
-from eventing.database import create_engine, session_factory
 from eventing.outbox import Outbox
-from orders.domain.menu import SEED_MENU, Pizza
+from eventing.service import ConsumingService
+from eventing.topics import KITCHEN
+from orders.service_layer.kitchen_events import kitchen_subscriptions
 from orders.service_layer.unit_of_work import UnitOfWork
-from orders.settings import OrdersSettings
+from orders.settings import OrdersConsumerSettings, OrdersSettings
 
 SOURCE = "/mariospizzeria/orders"
 
 
 @dataclass
-class OrdersContainer:
-    settings: OrdersSettings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    outbox: Outbox
-    menu: dict[str, Pizza]
+class OrdersService(ConsumingService):
+    """The orders API's database, kitchen-event consumer, token verifier and outbox."""
+
+    outbox: Outbox | None = None
 
     def unit_of_work(self) -> UnitOfWork:
+        assert self.outbox is not None
         return UnitOfWork(self.sessions, self.outbox)
 
-    async def close(self) -> None:
-        await self.engine.dispose()
 
-
-def bootstrap(settings: OrdersSettings | None = None) -> OrdersContainer:
+def bootstrap(settings: OrdersSettings | None = None) -> OrdersService:
     settings = settings or OrdersSettings()
-    engine = create_engine(
-        settings.database_url, pool_size=settings.database_pool_size, application_name="orders-api"
+    outbox = Outbox(SOURCE)
+    base = ConsumingService.build(
+        settings,
+        group_id=settings.consumer_group,
+        topics=[KITCHEN.name],
+        subscriptions=kitchen_subscriptions(outbox),
+        consumer_settings=OrdersConsumerSettings(),
     )
-    return OrdersContainer(
-        settings=settings,
-        engine=engine,
-        sessions=session_factory(engine),
-        outbox=Outbox(SOURCE),
-        menu={pizza.name: pizza for pizza in SEED_MENU},
+    return OrdersService(
+        settings=base.settings,
+        engine=base.engine,
+        sessions=base.sessions,
+        consumer=base.consumer,
+        token_verifier=base.token_verifier,
+        outbox=outbox,
     )

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from eventing.settings import RelaySettings, ServiceSettings
+from eventing.auth import MINIMUM_SECRET_BYTES
+from eventing.settings import ConsumerSettings, RelaySettings, ServiceSettings
 
 
 class OrdersSettings(ServiceSettings):
@@ -12,9 +14,30 @@ class OrdersSettings(ServiceSettings):
 
     service_name: str = "orders"
     http_port: int = 8001
+    consumer_group: str = "orders"
+    # Inbound CloudEvents (POST /cloudevents): a sender authenticates with either. With neither
+    # set, the endpoint refuses every request (401).
+    inbound_hmac_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared secret for the X-Signature: sha256=<hex> HMAC of the request body.",
+    )
+    inbound_bearer_token: SecretStr | None = Field(
+        default=None, description="Token a sender presents as Authorization: Bearer <token>."
+    )
+
+    @field_validator("inbound_hmac_secret", "inbound_bearer_token")
+    @classmethod
+    def _strong_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MINIMUM_SECRET_BYTES:
+            raise ValueError(f"must be at least {MINIMUM_SECRET_BYTES} bytes when set")
+        return value
 
 
 class OrdersRelaySettings(RelaySettings):
     model_config = SettingsConfigDict(env_prefix="ORDERS_RELAY_", extra="ignore", frozen=True)
 
     metrics_port: int = 9101
+
+
+class OrdersConsumerSettings(ConsumerSettings):
+    model_config = SettingsConfigDict(env_prefix="ORDERS_CONSUMER_", extra="ignore", frozen=True)

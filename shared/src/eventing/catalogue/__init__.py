@@ -1,6 +1,51 @@
 """The event catalogue: one typed payload per CloudEvents type, shared by all services."""
 
 from eventing.catalogue.base import EventData, event_types, model_for
-from eventing.catalogue.orders import OrderLine, OrderPlaced
+from eventing.catalogue.customers import CustomerContactUpdated
+from eventing.catalogue.kitchen import (
+    EstimateChanged,
+    KitchenCookingStarted,
+    KitchenOrderReady,
+    TicketQueued,
+    TicketWithdrawn,
+)
+from eventing.catalogue.menu import PizzaAdded, PizzaChanged, PizzaRetired
+from eventing.catalogue.orders import (
+    Fulfilment,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderCookingStarted,
+    OrderDelivered,
+    OrderLine,
+    OrderOutForDelivery,
+    OrderPickedUp,
+    OrderPlaced,
+    OrderReady,
+)
+from eventing.catalogue.payments import PaymentSucceeded
 
-__all__ = ["EventData", "OrderLine", "OrderPlaced", "event_types", "model_for"]
+__all__ = [
+    "CustomerContactUpdated",
+    "EstimateChanged",
+    "EventData",
+    "Fulfilment",
+    "KitchenCookingStarted",
+    "KitchenOrderReady",
+    "OrderCancelled",
+    "OrderConfirmed",
+    "OrderCookingStarted",
+    "OrderDelivered",
+    "OrderLine",
+    "OrderOutForDelivery",
+    "OrderPickedUp",
+    "OrderPlaced",
+    "OrderReady",
+    "PaymentSucceeded",
+    "PizzaAdded",
+    "PizzaChanged",
+    "PizzaRetired",
+    "TicketQueued",
+    "TicketWithdrawn",
+    "event_types",
+    "model_for",
+]

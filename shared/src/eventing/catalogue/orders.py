@@ -1,14 +1,18 @@
-"""Events of the order aggregate, on the orders topic, keyed by order id."""
+"""Events of the order aggregate, on the orders topic, keyed by order id. No personal data:
+customers appear only by their pseudonymous id."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from eventing.catalogue.base import EventData
 from eventing.topics import ORDERS
+
+Fulfilment = Literal["delivery", "pickup"]
 
 
 class OrderLine(BaseModel):
@@ -37,3 +41,69 @@ class OrderPlaced(_OrderEvent):
     lines: tuple[OrderLine, ...]
     total: Decimal = Field(description="Order total in EUR.")
     placed_at: datetime
+    fulfilment: Fulfilment = Field(default="delivery", description="delivery or pickup.")
+
+
+class OrderConfirmed(_OrderEvent):
+    """The order is confirmed (by the customer, staff or a payment) and goes to the kitchen."""
+
+    event_type = "com.mariospizzeria.order.confirmed.v1"
+
+    confirmed_at: datetime
+    confirmed_by: str = Field(description="customer, payment, or the staff member's id.")
+    customer_id: str
+    lines: tuple[OrderLine, ...]
+    fulfilment: Fulfilment
+
+
+class OrderCancelled(_OrderEvent):
+    """The order was cancelled while pending or confirmed."""
+
+    event_type = "com.mariospizzeria.order.cancelled.v1"
+
+    cancelled_at: datetime
+    reason: str
+    previous_status: str
+
+
+class OrderCookingStarted(_OrderEvent):
+    """The kitchen started cooking the order."""
+
+    event_type = "com.mariospizzeria.order.cooking_started.v1"
+
+    started_at: datetime
+
+
+class OrderReady(_OrderEvent):
+    """The order is cooked: ready for pickup or for a driver."""
+
+    event_type = "com.mariospizzeria.order.ready.v1"
+
+    ready_at: datetime
+    fulfilment: Fulfilment
+
+
+class OrderOutForDelivery(_OrderEvent):
+    """A driver left with the order."""
+
+    event_type = "com.mariospizzeria.order.out_for_delivery.v1"
+
+    driver_id: str
+    departed_at: datetime
+
+
+class OrderDelivered(_OrderEvent):
+    """The driver handed the order over."""
+
+    event_type = "com.mariospizzeria.order.delivered.v1"
+
+    driver_id: str
+    delivered_at: datetime
+
+
+class OrderPickedUp(_OrderEvent):
+    """The customer collected the order."""
+
+    event_type = "com.mariospizzeria.order.picked_up.v1"
+
+    picked_up_at: datetime

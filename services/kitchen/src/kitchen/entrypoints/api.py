@@ -1,50 +1,51 @@
-"""The kitchen's HTTP API."""
+"""The kitchen's HTTP API (FastAPI): the app factory and how domain errors map to HTTP."""
 
 from __future__ import annotations
 
-from typing import Any
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
 
-from fastapi import FastAPI, HTTPException, status
-from sqlalchemy import select
-
-from eventing.service import ServiceDep, consuming_lifespan
-from kitchen.adapters.orm import tickets_table
-from kitchen.bootstrap import bootstrap
-from kitchen.service_layer.handlers import ticket_public
+from kitchen.domain.estimates import KitchenAtCapacity
+from kitchen.domain.tickets import InvalidTransition
+from kitchen.entrypoints import display
+from kitchen.entrypoints.lifespan import kitchen_lifespan
+from kitchen.entrypoints.routes import queue, tickets
+from kitchen.service_layer.cooks import TicketNotFound
 from kitchen.settings import KitchenSettings
 
 
 def create_app(settings: KitchenSettings | None = None) -> FastAPI:
     app = FastAPI(
         title="Mario's Pizzeria — Kitchen",
-        version="0.1.0",
-        lifespan=consuming_lifespan(lambda: bootstrap(settings)),
+        description=(
+            "Tickets of confirmed orders, the queue with estimated ready times, and the cooks' "
+            "steps. Every change is committed with its kitchen event (transactional outbox)."
+        ),
+        version="1.0.0",
+        lifespan=kitchen_lifespan(settings),
     )
+    app.include_router(queue.router)
+    app.include_router(tickets.router)
+    app.include_router(display.router)
 
-    @app.get("/tickets", tags=["tickets"])
-    async def list_tickets(service: ServiceDep) -> list[dict[str, Any]]:
-        """Every ticket, oldest first."""
-        async with service.sessions() as session:
-            rows = (
-                await session.execute(select(tickets_table).order_by(tickets_table.c.queued_at))
-            ).mappings()
-            return [ticket_public(row) for row in rows]
+    @app.exception_handler(TicketNotFound)
+    async def not_found(_: Request, error: TicketNotFound) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"no ticket for order {error.args[0]!r}"}, status.HTTP_404_NOT_FOUND
+        )
 
-    @app.get("/tickets/{order_id}", tags=["tickets"])
-    async def get_ticket(order_id: str, service: ServiceDep) -> dict[str, Any]:
-        """The ticket of one order."""
-        async with service.sessions() as session:
-            row = (
-                (
-                    await session.execute(
-                        select(tickets_table).where(tickets_table.c.order_id == order_id)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        if row is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket for order {order_id!r}")
-        return ticket_public(row)
+    @app.exception_handler(InvalidTransition)
+    async def conflict(_: Request, error: InvalidTransition) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(error), "current_status": error.current.value, "reason": error.reason},
+            status.HTTP_409_CONFLICT,
+        )
+
+    @app.exception_handler(KitchenAtCapacity)
+    async def at_capacity(_: Request, error: KitchenAtCapacity) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "kitchen at capacity", "capacity": error.capacity, "cooking": error.cooking},
+            status.HTTP_409_CONFLICT,
+        )
 
     return app

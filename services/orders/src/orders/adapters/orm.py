@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, Numeric, Table, Text, func
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
@@ -18,4 +31,61 @@ orders_table = Table(
     Column("placed_at", DateTime(timezone=True), nullable=False, index=True),
     Column("version", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("fulfilment", Text, nullable=False, server_default="delivery"),
+    Column("cancel_reason", Text),
+    Column("driver_id", Text),
+    # sha256 of the customer's tracking token: the token itself is shown once, at placement.
+    Column("tracking_token_sha256", Text),
+)
+
+# Client retries of a placement: the same key with the same body returns the same order.
+idempotency_keys_table = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("request_sha256", Text, nullable=False),
+    Column("order_id", Text, ForeignKey("orders.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Personal data lives here only, never in order events; erasure empties the row's details.
+customers_table = Table(
+    "customers",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text),
+    Column("phone", Text),
+    Column("email", Text),
+    Column("address", Text),
+    Column("sms_opt_in", Boolean, nullable=False, server_default=text("true")),
+    Column("email_opt_in", Boolean, nullable=False, server_default=text("true")),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("erased_at", DateTime(timezone=True)),
+    Index("customers_phone", "phone", unique=True, postgresql_where=text("phone IS NOT NULL")),
+    Index("customers_email", "email", unique=True, postgresql_where=text("email IS NOT NULL")),
+)
+
+menu_table = Table(
+    "menu",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("base_price", Numeric(10, 2), nullable=False),
+    Column("toppings", JSONB, nullable=False),
+    Column("retired_at", DateTime(timezone=True)),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# CloudEvents received over HTTP from other systems, de-duplicated by (source, id).
+inbound_events_table = Table(
+    "inbound_events",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("id", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("subject", Text),
+    Column("data", JSONB, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("outcome", Text, nullable=False),
 )

@@ -1,4 +1,14 @@
-"""The order aggregate. Standard library and the event catalogue only: no infrastructure."""
+"""The order aggregate and its lifecycle. Standard library and the event catalogue only.
+
+    pending ──confirm──▶ confirmed ──(kitchen) start──▶ cooking ──(kitchen) ready──▶ ready
+       │                    │                                                     │      │
+       └──────cancel────────┴──▶ cancelled                  (driver) depart ◀─────┘      │ pickup
+                                                                   ▼                     ▼
+                                                          out_for_delivery ──▶ delivered   picked_up
+
+Each transition bumps the version and records exactly one event; a refused transition raises
+``InvalidTransition`` naming the current status and why.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +17,19 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from eventing.catalogue import EventData, OrderLine, OrderPlaced
+from eventing.catalogue import (
+    EventData,
+    Fulfilment,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderCookingStarted,
+    OrderDelivered,
+    OrderLine,
+    OrderOutForDelivery,
+    OrderPickedUp,
+    OrderPlaced,
+    OrderReady,
+)
 from orders.domain.menu import Pizza, Size, unit_price
 
 MAX_PIZZAS_PER_ORDER = 50
@@ -28,6 +50,14 @@ class DomainError(Exception):
     """A request the domain refuses; the message says why."""
 
 
+class InvalidTransition(DomainError):
+    def __init__(self, current: OrderStatus, action: str, reason: str) -> None:
+        super().__init__(f"cannot {action} an order that is {current.value}: {reason}")
+        self.current = current
+        self.action = action
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class LineRequest:
     pizza: Pizza
@@ -44,12 +74,22 @@ class Order:
     total: Decimal
     status: OrderStatus
     placed_at: datetime
+    fulfilment: Fulfilment = "delivery"
     version: int = 0
+    updated_at: datetime | None = None
+    cancel_reason: str | None = None
+    driver_id: str | None = None
     events: list[EventData] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def place(
-        cls, *, order_id: str, customer_id: str, requests: list[LineRequest], now: datetime
+        cls,
+        *,
+        order_id: str,
+        customer_id: str,
+        requests: list[LineRequest],
+        now: datetime,
+        fulfilment: Fulfilment = "delivery",
     ) -> Order:
         if not requests:
             raise DomainError("an order needs at least one pizza")
@@ -73,11 +113,103 @@ class Order:
             total=total,
             status=OrderStatus.PENDING,
             placed_at=now,
-            version=1,
+            fulfilment=fulfilment,
         )
-        order.events.append(
+        order._record(
             OrderPlaced(
-                order_id=order_id, customer_id=customer_id, lines=lines, total=total, placed_at=now
-            )
+                order_id=order_id,
+                customer_id=customer_id,
+                lines=lines,
+                total=total,
+                placed_at=now,
+                fulfilment=fulfilment,
+            ),
+            OrderStatus.PENDING,
+            now,
         )
         return order
+
+    # -------------------------------------------------------------- transitions
+    def confirm(self, *, by: str, now: datetime) -> None:
+        self._require("confirm", {OrderStatus.PENDING}, "only a pending order can be confirmed")
+        self._record(
+            OrderConfirmed(
+                order_id=self.id,
+                confirmed_at=now,
+                confirmed_by=by,
+                customer_id=self.customer_id,
+                lines=self.lines,
+                fulfilment=self.fulfilment,
+            ),
+            OrderStatus.CONFIRMED,
+            now,
+        )
+
+    def cancel(self, *, reason: str, now: datetime) -> None:
+        reason = reason.strip()
+        if not reason:
+            raise DomainError("a cancellation needs a reason")
+        self._require(
+            "cancel",
+            {OrderStatus.PENDING, OrderStatus.CONFIRMED},
+            "the kitchen has started; only pending or confirmed orders can be cancelled",
+        )
+        previous = self.status
+        self.cancel_reason = reason
+        self._record(
+            OrderCancelled(
+                order_id=self.id, cancelled_at=now, reason=reason, previous_status=previous.value
+            ),
+            OrderStatus.CANCELLED,
+            now,
+        )
+
+    def start_cooking(self, *, at: datetime) -> None:
+        self._require("start cooking", {OrderStatus.CONFIRMED}, "cooking follows confirmation")
+        self._record(OrderCookingStarted(order_id=self.id, started_at=at), OrderStatus.COOKING, at)
+
+    def mark_ready(self, *, at: datetime) -> None:
+        self._require("mark ready", {OrderStatus.COOKING}, "an order is ready after cooking")
+        self._record(
+            OrderReady(order_id=self.id, ready_at=at, fulfilment=self.fulfilment),
+            OrderStatus.READY,
+            at,
+        )
+
+    def depart(self, *, driver_id: str, now: datetime) -> None:
+        self._require("send out", {OrderStatus.READY}, "a driver takes ready orders only")
+        if self.fulfilment != "delivery":
+            raise InvalidTransition(self.status, "send out", "the customer picks this order up")
+        self.driver_id = driver_id
+        self._record(
+            OrderOutForDelivery(order_id=self.id, driver_id=driver_id, departed_at=now),
+            OrderStatus.OUT_FOR_DELIVERY,
+            now,
+        )
+
+    def deliver(self, *, driver_id: str, now: datetime) -> None:
+        self._require("deliver", {OrderStatus.OUT_FOR_DELIVERY}, "it is not out for delivery")
+        if driver_id != self.driver_id:
+            raise InvalidTransition(self.status, "deliver", "another driver has this order")
+        self._record(
+            OrderDelivered(order_id=self.id, driver_id=driver_id, delivered_at=now),
+            OrderStatus.DELIVERED,
+            now,
+        )
+
+    def pick_up(self, *, now: datetime) -> None:
+        self._require("hand over", {OrderStatus.READY}, "only a ready order can be collected")
+        if self.fulfilment != "pickup":
+            raise InvalidTransition(self.status, "hand over", "this order is for delivery")
+        self._record(OrderPickedUp(order_id=self.id, picked_up_at=now), OrderStatus.PICKED_UP, now)
+
+    # -------------------------------------------------------------- internals
+    def _require(self, action: str, allowed: set[OrderStatus], reason: str) -> None:
+        if self.status not in allowed:
+            raise InvalidTransition(self.status, action, reason)
+
+    def _record(self, event: EventData, status: OrderStatus, now: datetime) -> None:
+        self.status = status
+        self.version += 1
+        self.updated_at = now
+        self.events.append(event)

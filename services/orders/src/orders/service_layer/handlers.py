@@ -2,33 +2,161 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+
+from eventing.catalogue import Fulfilment
 from eventing.ids import uuid7
-from orders.domain.model import LineRequest, Order
+from orders.adapters.orm import idempotency_keys_table
+from orders.adapters.repository import OrderQuery
+from orders.domain.customers import ContactDetails
+from orders.domain.model import DomainError, LineRequest, Order
+from orders.service_layer.customers import register_customer
 from orders.service_layer.unit_of_work import UnitOfWork
+
+
+class OrderNotFound(LookupError):
+    pass
+
+
+class IdempotencyConflict(DomainError):
+    """The idempotency key was used before with a different request."""
 
 
 @dataclass(frozen=True)
 class PlaceOrder:
-    customer_id: str
+    customer: ContactDetails
     lines: list[LineRequest]
+    fulfilment: Fulfilment
+    idempotency_key: str | None = None
+    request_fingerprint: str = ""
 
 
-async def place_order(command: PlaceOrder, uow: UnitOfWork) -> Order:
+@dataclass(frozen=True)
+class PlacedOrder:
+    order: Order
+    tracking_token: str | None  # None when an idempotent retry returned an existing order
+    replayed: bool
+
+
+def fingerprint(document: object) -> str:
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def place_order(command: PlaceOrder, uow: UnitOfWork) -> PlacedOrder:
+    """Place an order; with an idempotency key, a retry returns the order the key made."""
     async with uow:
+        if command.idempotency_key is not None:
+            # Serialise requests with the same key: 20 concurrent retries make one order.
+            await uow.session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                {"key": command.idempotency_key},
+            )
+            previous = (
+                (
+                    await uow.session.execute(
+                        select(idempotency_keys_table).where(
+                            idempotency_keys_table.c.key == command.idempotency_key
+                        )
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if previous is not None:
+                if previous["request_sha256"] != command.request_fingerprint:
+                    raise IdempotencyConflict(
+                        "this Idempotency-Key was already used with a different request"
+                    )
+                order = await uow.orders.get(previous["order_id"])
+                assert order is not None
+                return PlacedOrder(order, tracking_token=None, replayed=True)
+        if command.fulfilment == "delivery" and not command.customer.address:
+            raise DomainError("a delivery order needs the customer's address")
+        customer_id = await register_customer(uow, command.customer)
         order = Order.place(
             order_id=str(uuid7()),
-            customer_id=command.customer_id,
+            customer_id=customer_id,
             requests=command.lines,
             now=datetime.now(UTC),
+            fulfilment=command.fulfilment,
         )
-        await uow.orders.add(order)
+        token = secrets.token_urlsafe(24)
+        await uow.orders.add(order, tracking_token_sha256=_token_hash(token))
+        if command.idempotency_key is not None:
+            await uow.session.execute(
+                insert(idempotency_keys_table).values(
+                    key=command.idempotency_key,
+                    request_sha256=command.request_fingerprint,
+                    order_id=order.id,
+                )
+            )
+        await uow.commit()
+    return PlacedOrder(order, tracking_token=token, replayed=False)
+
+
+async def get_order(order_id: str, uow: UnitOfWork) -> Order:
+    async with uow:
+        order = await uow.orders.get(order_id)
+    if order is None:
+        raise OrderNotFound(order_id)
+    return order
+
+
+async def tracking_token_matches(order_id: str, token: str, uow: UnitOfWork) -> bool:
+    async with uow:
+        stored = await uow.orders.tracking_token_sha256(order_id)
+    return stored is not None and secrets.compare_digest(stored, _token_hash(token))
+
+
+async def list_orders(query: OrderQuery, uow: UnitOfWork) -> list[Order]:
+    async with uow:
+        return await uow.orders.list(query)
+
+
+async def change_order(order_id: str, uow: UnitOfWork, change: Callable[[Order], None]) -> Order:
+    """Load the order locked, apply one domain transition, commit it with its event."""
+    async with uow:
+        order = await uow.orders.get(order_id, for_update=True)
+        if order is None:
+            raise OrderNotFound(order_id)
+        change(order)
         await uow.commit()
     return order
 
 
-async def get_order(order_id: str, uow: UnitOfWork) -> Order | None:
-    async with uow:
-        return await uow.orders.get(order_id)
+async def confirm_order(order_id: str, by: str, uow: UnitOfWork) -> Order:
+    return await change_order(order_id, uow, lambda o: o.confirm(by=by, now=datetime.now(UTC)))
+
+
+async def cancel_order(order_id: str, reason: str, uow: UnitOfWork) -> Order:
+    return await change_order(
+        order_id, uow, lambda o: o.cancel(reason=reason, now=datetime.now(UTC))
+    )
+
+
+async def send_out(order_id: str, driver_id: str, uow: UnitOfWork) -> Order:
+    return await change_order(
+        order_id, uow, lambda o: o.depart(driver_id=driver_id, now=datetime.now(UTC))
+    )
+
+
+async def deliver(order_id: str, driver_id: str, uow: UnitOfWork) -> Order:
+    return await change_order(
+        order_id, uow, lambda o: o.deliver(driver_id=driver_id, now=datetime.now(UTC))
+    )
+
+
+async def hand_over(order_id: str, uow: UnitOfWork) -> Order:
+    return await change_order(order_id, uow, lambda o: o.pick_up(now=datetime.now(UTC)))

@@ -1,4 +1,4 @@
-"""The unit of work: one transaction for the state change and the events it produced."""
+"""The unit of work: one transaction for a state change and the events it produced."""
 
 from __future__ import annotations
 
@@ -6,25 +6,32 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from eventing.catalogue import EventData
 from eventing.outbox import Outbox, OutboxEvent
 from orders.adapters.repository import SqlAlchemyOrderRepository
 
 
 class UnitOfWork:
-    """``async with uow: ... await uow.commit()`` — events of every order touched go to the
-    outbox in the same transaction; leaving without commit rolls everything back."""
+    """``async with uow: ... await uow.commit()``.
+
+    At commit, the events of every order the repository touched, plus those handed to
+    ``emit`` (menu, customers), go to the outbox in the same transaction. Leaving the block
+    without commit rolls everything back, events included.
+    """
 
     orders: SqlAlchemyOrderRepository
     session: AsyncSession
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], outbox: Outbox) -> None:
         self._sessions = sessions
-        self._outbox = outbox
+        self.outbox = outbox
+        self._emitted: list[OutboxEvent] = []
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._sessions()
         await self.session.begin()
         self.orders = SqlAlchemyOrderRepository(self.session)
+        self._emitted = []
         return self
 
     async def __aexit__(
@@ -39,14 +46,37 @@ class UnitOfWork:
         finally:
             await self.session.close()
 
+    def emit(self, event: EventData, *, aggregate_id: str, version: int | None = None) -> None:
+        """Publish ``event`` of another aggregate (menu, customer) with this transaction."""
+        self._emitted.append(
+            OutboxEvent(data=event, aggregate_id=aggregate_id, aggregate_version=version)
+        )
+
     async def commit(self) -> None:
-        await self.orders.save_changes()
-        events = [
-            OutboxEvent(data=event, aggregate_id=order.id, aggregate_version=order.version)
-            for order in self.orders.seen
-            for event in order.events
-        ]
-        await self._outbox.enqueue(self.session, events)
+        await save_orders(self.session, self.orders, self.outbox, extra=self._emitted)
         await self.session.commit()
-        for order in self.orders.seen:
-            order.events.clear()
+        self._emitted = []
+
+
+async def save_orders(
+    session: AsyncSession,
+    orders: SqlAlchemyOrderRepository,
+    outbox: Outbox,
+    *,
+    extra: list[OutboxEvent] | None = None,
+) -> None:
+    """Write changed orders and enqueue their events in ``session``'s transaction (no commit)."""
+    await orders.save_changes()
+    events = [
+        # Each event carries the version the order reached with it: 1, 2, 3...
+        OutboxEvent(
+            data=event,
+            aggregate_id=order.id,
+            aggregate_version=order.version - len(order.events) + position,
+        )
+        for order in orders.seen
+        for position, event in enumerate(order.events, start=1)
+    ]
+    await outbox.enqueue(session, [*events, *(extra or [])])
+    for order in orders.seen:
+        order.events.clear()

@@ -3,10 +3,11 @@
 Revision ID: 0001
 """
 
+import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
 
 from eventing.migrations import create_eventing_tables, drop_eventing_tables
-from kitchen.adapters.orm import tickets_table
 
 revision = "0001"
 down_revision = None
@@ -16,9 +17,16 @@ depends_on = None
 
 def upgrade() -> None:
     create_eventing_tables(op.get_bind())
-    tickets_table.create(op.get_bind())
+    op.create_table(
+        "tickets",
+        sa.Column("order_id", sa.Text, primary_key=True),
+        sa.Column("pizzas", sa.Integer, nullable=False),
+        sa.Column("lines", JSONB, nullable=False),
+        sa.Column("status", sa.Text, nullable=False, index=True),
+        sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:
-    tickets_table.drop(op.get_bind())
+    op.drop_table("tickets")
     drop_eventing_tables(op.get_bind())

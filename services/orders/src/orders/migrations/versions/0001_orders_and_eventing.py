@@ -3,10 +3,11 @@
 Revision ID: 0001
 """
 
+import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
 
 from eventing.migrations import create_eventing_tables, drop_eventing_tables
-from orders.adapters.orm import orders_table
 
 revision = "0001"
 down_revision = None
@@ -16,9 +17,21 @@ depends_on = None
 
 def upgrade() -> None:
     create_eventing_tables(op.get_bind())
-    orders_table.create(op.get_bind())
+    op.create_table(
+        "orders",
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("customer_id", sa.Text, nullable=False, index=True),
+        sa.Column("lines", JSONB, nullable=False),
+        sa.Column("total", sa.Numeric(10, 2), nullable=False),
+        sa.Column("status", sa.Text, nullable=False, index=True),
+        sa.Column("placed_at", sa.DateTime(timezone=True), nullable=False, index=True),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+    )
 
 
 def downgrade() -> None:
-    orders_table.drop(op.get_bind())
+    op.drop_table("orders")
     drop_eventing_tables(op.get_bind())

@@ -1,0 +1,184 @@
+"""Loading and saving tickets, and the kitchen lock and clock, with SQLAlchemy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kitchen.adapters.orm import kitchen_clock_table, tickets_table
+from kitchen.domain.tickets import Ticket, TicketLine, TicketStatus
+
+T = tickets_table.c
+
+# Queue order: first confirmed, first cooked; the order id breaks ties.
+QUEUE_ORDER = (T.queued_at, T.order_id)
+
+
+class TicketRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    # ------------------------------------------------------------------ the kitchen lock
+    async def lock_kitchen(self) -> datetime | None:
+        """Lock the kitchen for this transaction (every change does); returns its clock."""
+        statement = (
+            select(kitchen_clock_table.c.now).where(kitchen_clock_table.c.id == 1).with_for_update()
+        )
+        row = (await self._session.execute(statement)).first()
+        if row is None:  # the migration inserts the row; recreate it if someone removed it
+            await self._session.execute(
+                insert(kitchen_clock_table).values(id=1, now=None).on_conflict_do_nothing()
+            )
+            row = (await self._session.execute(statement)).first()
+            assert row is not None
+        clock: datetime | None = row.now
+        return clock
+
+    async def set_clock(self, now: datetime) -> None:
+        await self._session.execute(
+            update(kitchen_clock_table).where(kitchen_clock_table.c.id == 1).values(now=now)
+        )
+
+    # ------------------------------------------------------------------ tickets
+    async def get(self, order_id: str) -> Ticket | None:
+        row = (
+            (await self._session.execute(select(tickets_table).where(T.order_id == order_id)))
+            .mappings()
+            .first()
+        )
+        return None if row is None else _ticket(row)
+
+    async def add(self, ticket: Ticket) -> bool:
+        """Insert ``ticket``; False (and nothing written) when the order has a ticket already."""
+        inserted = await self._session.execute(
+            insert(tickets_table)
+            .values(**_row(ticket))
+            .on_conflict_do_nothing(index_elements=[T.order_id])
+            .returning(T.order_id)
+        )
+        return inserted.first() is not None
+
+    async def save(self, ticket: Ticket) -> None:
+        row = _row(ticket)
+        del row["order_id"]
+        await self._session.execute(
+            update(tickets_table).where(T.order_id == ticket.order_id).values(**row)
+        )
+
+    async def set_estimates(self, estimates: Mapping[str, datetime]) -> None:
+        for order_id, estimated_ready_at in estimates.items():
+            await self._session.execute(
+                update(tickets_table)
+                .where(T.order_id == order_id)
+                .values(estimated_ready_at=estimated_ready_at)
+            )
+
+    async def with_status(self, *statuses: TicketStatus) -> list[Ticket]:
+        """Tickets in ``statuses``, in queue order."""
+        rows = (
+            await self._session.execute(
+                select(tickets_table)
+                .where(T.status.in_([status.value for status in statuses]))
+                .order_by(*QUEUE_ORDER)
+            )
+        ).mappings()
+        return [_ticket(row) for row in rows]
+
+    async def count(self, status: TicketStatus) -> int:
+        counted = await self._session.execute(
+            select(func.count()).select_from(tickets_table).where(T.status == status.value)
+        )
+        return int(counted.scalar_one())
+
+    async def board(self, ready_since: datetime) -> list[Ticket]:
+        """The kitchen display: queued in queue order, then cooking by start, then the ones
+        ready since ``ready_since`` by the time they became ready. One query, so one snapshot."""
+        rows = (
+            await self._session.execute(
+                select(tickets_table).where(
+                    or_(
+                        T.status.in_([TicketStatus.QUEUED.value, TicketStatus.COOKING.value]),
+                        and_(T.status == TicketStatus.READY.value, T.ready_at >= ready_since),
+                    )
+                )
+            )
+        ).mappings()
+        tickets = [_ticket(row) for row in rows]
+        rank = {TicketStatus.QUEUED: 0, TicketStatus.COOKING: 1, TicketStatus.READY: 2}
+
+        def position(ticket: Ticket) -> tuple[int, datetime, str]:
+            moment = {
+                TicketStatus.QUEUED: ticket.queued_at,
+                TicketStatus.COOKING: ticket.started_at,
+                TicketStatus.READY: ticket.ready_at,
+            }[ticket.status]
+            return rank[ticket.status], moment or ticket.queued_at, ticket.order_id
+
+        return sorted(tickets, key=position)
+
+    async def listing(self, statuses: Sequence[TicketStatus], limit: int) -> list[Ticket]:
+        statement = select(tickets_table)
+        if statuses:
+            statement = statement.where(T.status.in_([status.value for status in statuses]))
+        rows = (
+            await self._session.execute(statement.order_by(*QUEUE_ORDER).limit(limit))
+        ).mappings()
+        return [_ticket(row) for row in rows]
+
+
+def _row(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "order_id": ticket.order_id,
+        "pizzas": ticket.pizzas,
+        "lines": [
+            {
+                "pizza": line.pizza,
+                "size": line.size,
+                "quantity": line.quantity,
+                "toppings": list(line.toppings),
+            }
+            for line in ticket.lines
+        ],
+        "status": ticket.status.value,
+        "queued_at": ticket.queued_at,
+        "fulfilment": ticket.fulfilment,
+        "started_at": ticket.started_at,
+        "ready_at": ticket.ready_at,
+        "cook": ticket.cook,
+        "estimated_ready_at": ticket.estimated_ready_at,
+        "lateness_seconds": ticket.lateness_seconds,
+        "cancelled_at": ticket.cancelled_at,
+        "cancel_reason": ticket.cancel_reason,
+        "pizzas_wasted": ticket.pizzas_wasted,
+    }
+
+
+def _ticket(row: Any) -> Ticket:
+    return Ticket(
+        order_id=row["order_id"],
+        lines=tuple(
+            TicketLine(
+                pizza=line["pizza"],
+                size=line["size"],
+                quantity=line["quantity"],
+                toppings=tuple(line.get("toppings", ())),
+            )
+            for line in row["lines"]
+        ),
+        fulfilment=row["fulfilment"],
+        status=TicketStatus(row["status"]),
+        queued_at=row["queued_at"],
+        started_at=row["started_at"],
+        ready_at=row["ready_at"],
+        cook=row["cook"],
+        estimated_ready_at=row["estimated_ready_at"],
+        lateness_seconds=row["lateness_seconds"],
+        cancelled_at=row["cancelled_at"],
+        cancel_reason=row["cancel_reason"],
+        pizzas_wasted=row["pizzas_wasted"],
+    )

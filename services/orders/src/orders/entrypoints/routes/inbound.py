@@ -1,0 +1,306 @@
+"""CloudEvents from other systems over HTTP (CloudEvents HTTP protocol binding 1.0).
+
+Both content modes are accepted, chosen by the Content-Type as the binding prescribes:
+
+* **structured** (``application/cloudevents+json``): the body is the whole event as JSON;
+* **binary** (any other type, with ``ce-*`` headers): ``ce-id``, ``ce-source``, ``ce-type`` and
+  ``ce-specversion`` carry the attributes and the body is the data (``application/json``).
+
+The sender authenticates with ``Authorization: Bearer <token>`` or with ``X-Signature:
+sha256=<hex>``, the HMAC-SHA256 of the raw body under the shared secret
+(``ORDERS_INBOUND_BEARER_TOKEN`` / ``ORDERS_INBOUND_HMAC_SECRET``). The signature covers the
+body only: in binary mode the ``ce-*`` headers are not signed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from typing import Any, Literal
+
+from cloudevents.core.bindings import http as ce_http
+from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import Headers
+
+from orders.entrypoints.deps import ServiceDep
+from orders.service_layer import inbound
+from orders.service_layer.inbound import InboundEvent, UnknownEventType
+from orders.settings import OrdersSettings
+
+router = APIRouter(tags=["cloudevents"])
+
+SPEC_VERSION = "1.0"
+STRUCTURED = "application/cloudevents+json"
+BATCH = "application/cloudevents-batch+json"
+SIGNATURE_HEADER = "x-signature"
+SIGNATURE_PREFIX = "sha256="
+MAX_BODY_BYTES = 64 * 1024
+# Together well under PostgreSQL's limit for one entry of the (source, id) key's index.
+MAX_ID_BYTES = 512
+MAX_SOURCE_BYTES = 1024
+_REQUIRED = ("id", "source", "type", "specversion")
+_JSON_MEDIA = re.compile(r"^application/(?:[a-z0-9.+-]+\+)?json$")
+_FORMAT = JSONFormat()
+
+
+class InboundReceipt(BaseModel):
+    status: Literal["accepted", "duplicate"] = Field(
+        description="accepted: received now; duplicate: this (source, id) was received before "
+        "and nothing was done again."
+    )
+    outcome: str = Field(
+        description="What receiving the event did: applied, or ignored/rejected with why.",
+        examples=["applied", "ignored: order is cancelled"],
+    )
+    detail: str
+
+
+def _bad_request(reason: str) -> HTTPException:
+    return HTTPException(status.HTTP_400_BAD_REQUEST, reason)
+
+
+def _unauthorized(reason: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, reason, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def _read_body(request: Request) -> bytes:
+    too_large = HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE, f"an event may have at most {MAX_BODY_BYTES} bytes"
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise too_large
+    return bytes(body)
+
+
+def _authenticate(headers: Headers, body: bytes, settings: OrdersSettings) -> None:
+    """Admit a valid bearer token or a valid body signature; 401 otherwise."""
+    token, secret = settings.inbound_bearer_token, settings.inbound_hmac_secret
+    if token is None and secret is None:
+        raise _unauthorized("inbound events are not configured")
+    authorization = headers.get("authorization", "")
+    scheme, _, presented = authorization.partition(" ")
+    signature = headers.get(SIGNATURE_HEADER)
+    if (
+        token is not None
+        and scheme.lower() == "bearer"
+        and presented.strip()
+        and hmac.compare_digest(presented.strip().encode(), token.get_secret_value().encode())
+    ):
+        return
+    if secret is not None and signature is not None:
+        expected = hmac.new(secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
+        given = signature.strip()
+        given = given[len(SIGNATURE_PREFIX) :] if given.startswith(SIGNATURE_PREFIX) else ""
+        if hmac.compare_digest(given.lower().encode(), expected.encode()):
+            return
+    if authorization or signature is not None:
+        raise _unauthorized("invalid bearer token or signature")
+    raise _unauthorized("present Authorization: Bearer <token> or X-Signature: sha256=<hex>")
+
+
+def _media_type(headers: Headers) -> str:
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _binary_headers(request: Request) -> dict[str, str]:
+    """The ce-* headers and the Content-Type, refusing a repeated ce-* header."""
+    seen: dict[str, str] = {}
+    for raw_name, raw_value in request.headers.raw:
+        name = raw_name.decode("latin-1").lower()
+        if not name.startswith(ce_http.CE_PREFIX) and name != "content-type":
+            continue
+        if name in seen:
+            raise _bad_request(f"header {name} is repeated")
+        seen[name] = raw_value.decode("latin-1")
+    missing = [f"ce-{name}" for name in _REQUIRED if not seen.get(f"ce-{name}", "").strip()]
+    if missing:
+        # The SDK would invent an id; an event without one cannot be de-duplicated.
+        raise _bad_request(f"missing required header(s): {', '.join(missing)}")
+    if seen["ce-specversion"].strip() != SPEC_VERSION:
+        raise _bad_request(
+            f"unsupported ce-specversion {seen['ce-specversion']!r}; expected {SPEC_VERSION!r}"
+        )
+    if not _JSON_MEDIA.match(_media_type(request.headers)):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            "in binary mode the body is the event data and must be application/json",
+        )
+    return seen
+
+
+def _check_structured(body: bytes) -> None:
+    """What the SDK would paper over: a missing id or specversion (it invents both)."""
+    try:
+        document = json.loads(body)
+    except ValueError as error:
+        raise _bad_request(f"the structured event is not JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise _bad_request("the structured event is not a JSON object")
+    missing = [
+        name
+        for name in _REQUIRED
+        if not isinstance(document.get(name), str) or not document[name].strip()
+    ]
+    if missing:
+        raise _bad_request(f"missing required attribute(s): {', '.join(missing)}")
+    if document["specversion"] != SPEC_VERSION:
+        raise _bad_request(
+            f"unsupported specversion {document['specversion']!r}; expected {SPEC_VERSION!r}"
+        )
+
+
+def _parse(request: Request, body: bytes) -> InboundEvent:
+    media = _media_type(request.headers)
+    if media == BATCH:
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "batched mode is not supported; send one event"
+        )
+    try:
+        if media == STRUCTURED:
+            _check_structured(body)
+            message = ce_http.HTTPMessage(headers={"content-type": STRUCTURED}, body=body)
+            event = ce_http.from_structured(message, _FORMAT, CloudEvent)
+        elif any(name.lower().startswith(ce_http.CE_PREFIX) for name in request.headers):
+            message = ce_http.HTTPMessage(headers=_binary_headers(request), body=body)
+            event = ce_http.from_binary(message, _FORMAT, CloudEvent)
+        else:
+            raise _bad_request(
+                f"not a CloudEvent: send ce-* headers (binary mode) or Content-Type {STRUCTURED}"
+            )
+    except BaseCloudEventException as error:
+        raise _bad_request(f"invalid CloudEvent: {error}") from error
+    except (ValueError, TypeError, OverflowError) as error:  # e.g. an unparsable ce-time
+        raise _bad_request(f"malformed CloudEvent: {error}") from error
+    data = event.get_data()
+    if not isinstance(data, dict):
+        raise _bad_request("the event data must be a JSON object (datacontenttype JSON)")
+    received = InboundEvent(
+        source=event.get_source(),
+        id=event.get_id(),
+        type=event.get_type(),
+        subject=event.get_subject(),
+        data=data,
+    )
+    _check_storable(received)
+    return received
+
+
+def _check_storable(event: InboundEvent) -> None:
+    """Refuse what PostgreSQL could not store: an over-long key (its index has a size limit),
+    NUL characters or unpaired surrogates (JSON allows both, text columns do not)."""
+    for name, value, limit in (
+        ("id", event.id, MAX_ID_BYTES),
+        ("source", event.source, MAX_SOURCE_BYTES),
+    ):
+        if len(value.encode("utf-8", "surrogatepass")) > limit:
+            raise _bad_request(f"the event {name} is longer than {limit} bytes")
+    if not _storable([event.id, event.source, event.type, event.subject, event.data]):
+        raise _bad_request("the event contains a NUL character or invalid Unicode")
+
+
+def _storable(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return False
+        return "\x00" not in value
+    if isinstance(value, dict):
+        return all(_storable(key) and _storable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_storable(item) for item in value)
+    return True
+
+
+def _field_errors(error: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": ["data", *problem["loc"]], "msg": problem["msg"], "type": problem["type"]}
+        for problem in error.errors(include_url=False, include_input=False)
+    ]
+
+
+_HEADER_DOCS = [
+    {"name": name, "in": "header", "required": False, "schema": {"type": "string"}, **extra}
+    for name, extra in (
+        ("ce-id", {"description": "Binary mode: event id, unique per source."}),
+        ("ce-source", {"description": "Binary mode: the sending system (URI-reference)."}),
+        ("ce-type", {"description": "Binary mode: com.mariospizzeria.payment.succeeded.v1"}),
+        ("ce-specversion", {"description": "Binary mode: 1.0"}),
+        ("X-Signature", {"description": "sha256=<hex HMAC-SHA256 of the body>"}),
+    )
+]
+
+
+@router.post(
+    "/cloudevents",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=InboundReceipt,
+    responses={
+        400: {"description": "Not a valid CloudEvent 1.0 (missing id, wrong specversion...)."},
+        401: {"description": "No valid bearer token or body signature."},
+        413: {"description": "The body is too large."},
+        415: {"description": "Unsupported content type (binary data must be JSON)."},
+        422: {"description": "Unknown event type, or data that does not fit its schema."},
+    },
+    openapi_extra={
+        "parameters": _HEADER_DOCS,
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "description": "Binary mode: the event data."}
+                },
+                STRUCTURED: {
+                    "schema": {
+                        "type": "object",
+                        "required": list(_REQUIRED),
+                        "description": "Structured mode: the whole event.",
+                    }
+                },
+            },
+        },
+    },
+)
+async def receive_cloudevent(request: Request, service: ServiceDep) -> InboundReceipt:
+    """Receive a CloudEvent from another system, e.g. a payment provider's payment.succeeded.
+
+    Answered 202 once the event is durably recorded together with its effect (a matching
+    payment confirms the pending order). Redelivering the same (source, id) is answered 202
+    with status "duplicate" and has no further effect. Outcomes that are not the sender's
+    fault (unknown or cancelled order, amount not matching) are recorded and reported in
+    ``outcome``; retrying them does not help.
+    """
+    settings = service.settings
+    if not isinstance(settings, OrdersSettings):
+        raise RuntimeError("the orders service was built without OrdersSettings")
+    body = await _read_body(request)
+    _authenticate(request.headers, body, settings)
+    event = _parse(request, body)
+    try:
+        receipt = await inbound.receive(event, service.unit_of_work())
+    except UnknownEventType as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
+    except ValidationError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, _field_errors(error)) from error
+    if receipt.duplicate:
+        return InboundReceipt(
+            status="duplicate",
+            outcome=receipt.outcome,
+            detail=f"event {event.id!r} from {event.source!r} was already received; "
+            "nothing was done again",
+        )
+    return InboundReceipt(status="accepted", outcome=receipt.outcome, detail="received")

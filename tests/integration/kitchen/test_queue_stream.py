@@ -1,0 +1,202 @@
+"""GET /queue/stream over a real HTTP server: Server-Sent Events on connect and after each change
+of the kitchen (from the consumer and from cooks' actions), keep-alive comments in between,
+clean disconnects, and a prompt shutdown with a display still connected."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from eventing.auth import Role
+from kitchen.entrypoints.api import create_app
+from tests.integration.kitchen.conftest import (
+    Kitchen,
+    OrdersTopic,
+    cancelled,
+    confirmed,
+    eventually,
+    kitchen_settings,
+    new_order_id,
+    statuses,
+)
+from tests.support.infra import Infra
+from tests.support.processes import base_url, free_port, service_process
+from tests.support.system import migrated_database
+
+KEEPALIVE = 0.3
+
+
+class Stream:
+    """Reads an SSE response message by message: ("queue", data) or ("comment", text)."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._lines = response.aiter_lines()
+
+    async def next(self, timeout: float = 20) -> tuple[str, Any]:
+        block: list[str] = []
+        async with asyncio.timeout(timeout):
+            async for line in self._lines:
+                if line:
+                    block.append(line)
+                elif block:
+                    break
+            else:
+                raise EOFError("the stream ended")
+        if all(line.startswith(":") for line in block):
+            return "comment", "\n".join(line[1:].strip() for line in block)
+        fields = dict(line.split(": ", 1) for line in block)
+        return fields["event"], json.loads(fields["data"])
+
+    async def next_queue(self, timeout: float = 20) -> dict[str, Any]:
+        """The next queue message, skipping keep-alive comments."""
+        while True:
+            kind, data = await self.next(timeout)
+            if kind == "queue":
+                queue: dict[str, Any] = data
+                return queue
+            assert (kind, data) == ("comment", "keep-alive")
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """``app`` on a real uvicorn server on a free port (in this process)."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn stopped before it started")
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def test_the_stream_sends_the_queue_on_connect_and_after_every_change(
+    infra: Infra, orders_topic: OrdersTopic
+) -> None:
+    url = await migrated_database(infra, "kitchen")
+    settings = kitchen_settings(infra, url, orders_topic, stream_keepalive_seconds=KEEPALIVE)
+    app = create_app(settings)
+    order_id = new_order_id()
+    chef = Kitchen.token(Role.CHEF)
+    async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=20) as client:
+        broadcaster = app.state.service.deps.broadcaster
+        async with client.stream("GET", "/queue/stream") as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            assert response.headers["cache-control"] == "no-cache"
+            stream = Stream(response)
+
+            kind, first = await stream.next()
+            assert kind == "queue"
+            assert first == (await client.get("/queue")).json()
+            assert first == {"capacity": 3, "cooking": 0, "tickets": []}
+
+            # Between changes only keep-alive comments arrive: nothing polls the database.
+            deadline = time.monotonic() + 4 * KEEPALIVE
+            while time.monotonic() < deadline:
+                assert await stream.next(timeout=5) == ("comment", "keep-alive")
+
+            await orders_topic.publish(confirmed(order_id))  # a change made by the consumer
+            queued = await stream.next_queue()
+            assert statuses(queued["tickets"]) == [(order_id, "queued")]
+            assert queued == (await client.get("/queue")).json()
+
+            for step, status in (("start", "cooking"), ("ready", "ready")):  # cooks' actions
+                answer = await client.post(f"/tickets/{order_id}/{step}", headers=chef)
+                assert answer.status_code == 200, answer.text
+                message = await stream.next_queue()
+                assert statuses(message["tickets"]) == [(order_id, status)]
+                assert message["cooking"] == (1 if status == "cooking" else 0)
+
+            other = new_order_id()
+            await orders_topic.publish(confirmed(other))
+            assert (other, "queued") in statuses((await stream.next_queue())["tickets"])
+            await orders_topic.publish(cancelled(other))  # withdrawn: it leaves the queue
+            assert statuses((await stream.next_queue())["tickets"]) == [(order_id, "ready")]
+            assert broadcaster.subscribers == 1
+
+        # The client went away: its subscription is gone.
+        async def subscribers() -> int:
+            return int(broadcaster.subscribers)
+
+        await eventually(subscribers, lambda n: n == 0, timeout=10)
+
+
+async def test_streams_are_independent_and_end_when_the_app_stops(
+    infra: Infra, orders_topic: OrdersTopic
+) -> None:
+    url = await migrated_database(infra, "kitchen")
+    app = create_app(kitchen_settings(infra, url, orders_topic, stream_keepalive_seconds=5))
+    async with (
+        serving(app) as base,
+        httpx.AsyncClient(base_url=base, timeout=20) as client,
+        client.stream("GET", "/queue/stream") as first_response,
+    ):
+        first = Stream(first_response)
+        await first.next_queue()
+        async with client.stream("GET", "/queue/stream") as second_response:
+            second = Stream(second_response)
+            await second.next_queue()
+            order_id = new_order_id()
+            await orders_topic.publish(confirmed(order_id))
+            for stream in (first, second):
+                assert statuses((await stream.next_queue())["tickets"]) == [(order_id, "queued")]
+        # The second display left; the first still gets changes.
+        await orders_topic.publish(cancelled(order_id))
+        assert (await first.next_queue())["tickets"] == []
+        # The broadcaster closing (as on SIGTERM) ends the stream cleanly.
+        app.state.service.deps.broadcaster.close()
+        with pytest.raises(EOFError):
+            await first.next(timeout=5)
+
+
+async def test_a_kitchen_with_an_open_stream_stops_promptly_on_sigterm(
+    infra: Infra, orders_topic: OrdersTopic
+) -> None:
+    url = await migrated_database(infra, "kitchen")
+    process = service_process(
+        infra,
+        "kitchen",
+        url,
+        {
+            "KITCHEN_ORDERS_TOPIC": orders_topic.name,
+            "KITCHEN_CONSUMER_GROUP": f"kitchen-test-{new_order_id()}",
+        },
+    )
+    process.start()
+    try:
+        await process.wait_ready()
+        async with (
+            httpx.AsyncClient(base_url=base_url(process), timeout=20) as client,
+            client.stream("GET", "/queue/stream") as response,
+        ):
+            stream = Stream(response)
+            await stream.next_queue()
+            started = time.monotonic()
+            stopping = asyncio.create_task(asyncio.to_thread(process.terminate, 20))
+            try:
+                while True:
+                    await stream.next(timeout=20)
+            except (EOFError, httpx.HTTPError):
+                pass
+            await stopping
+            assert time.monotonic() - started < 15
+        assert process.process is not None
+        assert process.process.returncode != -9, "had to be killed:\n" + process.log_tail()
+    finally:
+        process.kill()

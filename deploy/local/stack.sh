@@ -194,7 +194,15 @@ cmd_pg_start() {
         rm -f "$pwfile"
     fi
     as_pg_owner mkdir -p "$PG_RUN"
-    if pg_ready; then log "postgres already running on $PG_PORT"; else
+    if pg_ready; then
+        # Ours only if our data directory's postmaster is the one listening.
+        local pid=""
+        [ -f "$PG_DATA/postmaster.pid" ] && pid="$(head -n 1 "$PG_DATA/postmaster.pid")"
+        if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+            die "port $PG_PORT is taken by another PostgreSQL (not $PG_DATA); stop it or set PG_PORT"
+        fi
+        log "postgres already running on $PG_PORT"
+    else
         log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
         touch "$LOG_DIR/postgres.log"; is_root && chown postgres "$LOG_DIR/postgres.log"
         as_pg_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOG_DIR/postgres.log" -w -t 60 start \

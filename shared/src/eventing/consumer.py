@@ -34,6 +34,8 @@ from typing import Any, Generic, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -47,6 +49,7 @@ from eventing.deadletter import dead_letter_headers
 from eventing.failpoints import crash_point
 from eventing.settings import ConsumerSettings
 from eventing.topics import DEAD_LETTERS
+from eventing.tracing import start_span, traceparent_from_headers
 
 log = logging.getLogger("eventing.consumer")
 
@@ -271,11 +274,31 @@ class EventConsumer:
 
     async def _process_record(self, record: ConsumerRecord[Any, Any]) -> None:
         headers = list(record.headers or ())
+        # Child of the relay's per-hop span (``traceparent``), else of the origin (ce_traceparent).
+        with start_span(
+            f"process {record.topic}",
+            parent=traceparent_from_headers(headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": record.topic,
+                "messaging.consumer.group.name": self.group_id,
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+            },
+        ) as span:
+            await self._process_traced_record(record, headers, span)
+
+    async def _process_traced_record(
+        self, record: ConsumerRecord[Any, Any], headers: list[tuple[str, bytes]], span: Span
+    ) -> None:
         try:
             envelope = decode(record.key, record.value, headers)
         except UndecodableRecord as error:
             await self._dead_letter(record, "undecodable", f"undecodable: {error.reason}")
             return
+        span.set_attributes(_event_attributes(envelope))
         model = model_for(envelope.type)
         if model is None:
             await self._dead_letter(record, "unknown_type", f"unknown event type {envelope.type!r}")
@@ -312,6 +335,23 @@ class EventConsumer:
         event: ReceivedEvent[Any],
         record: ConsumerRecord[Any, Any],
     ) -> None:
+        """Apply one handler (with its retries) inside its "handle <name>" span."""
+        with start_span(
+            f"handle {subscription.name}",
+            attributes={
+                "eventing.handler": subscription.name,
+                "messaging.consumer.group.name": self.group_id,
+                **_event_attributes(event.envelope),
+            },
+        ):
+            await self._apply_with_retries(subscription, event, record)
+
+    async def _apply_with_retries(
+        self,
+        subscription: Subscription,
+        event: ReceivedEvent[Any],
+        record: ConsumerRecord[Any, Any],
+    ) -> None:
         attempt = 0
         unavailable = 0
         while True:
@@ -331,6 +371,7 @@ class EventConsumer:
                     )
                     if claimed.first() is None:
                         metrics.CONSUMER_DUPLICATES.labels(self.group_id, subscription.name).inc()
+                        trace.get_current_span().set_attribute("eventing.duplicate", True)
                         return
                     await subscription.handler(session, event)
                 # The window a crash test aims at: effect committed, offset not yet committed.
@@ -350,7 +391,10 @@ class EventConsumer:
                     unavailable += 1
                     attempt -= 1  # not the event's fault: it does not use up the retry budget
                     log.warning(
-                        "database unavailable for %s (%s); waiting", subscription.name, error
+                        "database unavailable for %s (%s); waiting",
+                        subscription.name,
+                        error,
+                        extra=_log_fields(record, subscription.name),
                     )
                     self._progress()
                     await asyncio.sleep(
@@ -374,6 +418,7 @@ class EventConsumer:
                     event.id,
                     attempt,
                     error,
+                    extra=_log_fields(record, subscription.name),
                 )
                 self._progress()
                 await asyncio.sleep(
@@ -388,6 +433,9 @@ class EventConsumer:
         """Publish the record to the dead-letter topic; keeps trying, since losing it is worse."""
         producer = self._dead_letter_producer
         assert producer is not None
+        current = trace.get_current_span()
+        current.set_attribute("eventing.dead_letter_reason", kind)
+        current.set_status(Status(StatusCode.ERROR, reason[:500]))
         headers = dead_letter_headers(
             list(record.headers or ()),
             reason=reason,
@@ -419,7 +467,29 @@ class EventConsumer:
             self.group_id,
             handler,
             reason,
+            extra=_log_fields(record, handler),
         )
+
+
+def _log_fields(record: ConsumerRecord[Any, Any], handler: str) -> dict[str, str | None]:
+    """What a JSON log line about an event carries besides its message (and trace id)."""
+    headers = {name: value for name, value in record.headers or ()}
+    event_id = headers.get("ce_id")
+    return {
+        "event_id": event_id.decode(errors="replace") if event_id else None,
+        "order_id": record.key.decode(errors="replace") if record.key else None,
+        "topic": record.topic,
+        "handler": handler,
+    }
+
+
+def _event_attributes(envelope: Envelope) -> dict[str, str]:
+    return {
+        "cloudevents.event_id": envelope.id,
+        "cloudevents.event_type": envelope.type,
+        "cloudevents.event_source": envelope.source,
+        "cloudevents.event_subject": envelope.subject or "",  # the order id on order topics
+    }
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]

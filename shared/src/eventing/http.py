@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Awaitable, Callable
 
+from aiokafka.client import AIOKafkaClient
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 ReadinessCheck = Callable[[], Awaitable[tuple[bool, str]]]
+
+# The broker check's request timeout and the hard cap on one whole check; /readyz never hangs.
+KAFKA_REQUEST_TIMEOUT_MS = 2000
+KAFKA_CHECK_TIMEOUT_SECONDS = 3.0
+# A result is reused this long, so /readyz stays cheap however often it is probed.
+KAFKA_CHECK_CACHE_SECONDS = 2.0
 
 
 def database_check(engine: AsyncEngine) -> ReadinessCheck:
@@ -20,6 +30,52 @@ def database_check(engine: AsyncEngine) -> ReadinessCheck:
         except Exception as error:  # noqa: BLE001 - any failure means "not ready", with its reason
             return False, f"database: {type(error).__name__}"
         return True, "database: ok"
+
+    return check
+
+
+def kafka_check(
+    bootstrap_servers: str,
+    *,
+    cache_seconds: float = KAFKA_CHECK_CACHE_SECONDS,
+    timeout_seconds: float = KAFKA_CHECK_TIMEOUT_SECONDS,
+) -> ReadinessCheck:
+    """The broker answers a metadata request (a fresh connection, short timeouts, cached)."""
+    cached: tuple[float, tuple[bool, str]] | None = None
+    lock = asyncio.Lock()
+
+    async def probe() -> tuple[bool, str]:
+        client = AIOKafkaClient(
+            bootstrap_servers=bootstrap_servers,
+            client_id="readiness-check",
+            request_timeout_ms=KAFKA_REQUEST_TIMEOUT_MS,
+            metadata_max_age_ms=KAFKA_REQUEST_TIMEOUT_MS,
+            retry_backoff_ms=100,
+        )
+        try:
+            # bootstrap() fetches the cluster metadata from one of the bootstrap servers.
+            await asyncio.wait_for(client.bootstrap(), timeout_seconds)
+            brokers = len(client.cluster.brokers())
+        except TimeoutError:
+            return False, f"kafka: no metadata from {bootstrap_servers} in {timeout_seconds:g}s"
+        except Exception as error:  # noqa: BLE001 - any failure means "not ready", with its reason
+            return False, f"kafka: {type(error).__name__}: {str(error)[:200]}"
+        finally:
+            # Closing the connection to a dead broker may fail as well; that changes nothing.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.close(), timeout_seconds)
+        if brokers == 0:
+            return False, "kafka: no brokers in the metadata"
+        return True, f"kafka: ok ({brokers} broker{'s' if brokers != 1 else ''})"
+
+    async def check() -> tuple[bool, str]:
+        nonlocal cached
+        async with lock:  # concurrent probes share one metadata request
+            now = time.monotonic()
+            if cached is None or now - cached[0] >= cache_seconds:
+                result = await probe()
+                cached = (time.monotonic(), result)
+            return cached[1]
 
     return check
 

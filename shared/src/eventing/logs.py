@@ -7,6 +7,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from opentelemetry import trace
+
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
@@ -29,6 +31,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, default=str)
 
 
+class TraceContextFilter(logging.Filter):
+    """Adds ``trace_id`` and ``span_id`` (hex) to records logged while a span is active."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            record.trace_id = f"{context.trace_id:032x}"
+            record.span_id = f"{context.span_id:016x}"
+        return True
+
+
 def configure_logging(service: str, level: str = "INFO", *, fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
@@ -37,6 +50,7 @@ def configure_logging(service: str, level: str = "INFO", *, fmt: str = "json") -
         handler.setFormatter(
             logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
         )
+    handler.addFilter(TraceContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

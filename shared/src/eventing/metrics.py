@@ -6,7 +6,12 @@ durations, and only bounded labels (topic, consumer group, handler, event type, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -71,3 +76,23 @@ CONSUMER_RESTARTS = Counter(
     "Times the watchdog restarted a stalled or crashed consumer.",
     ["group"],
 )
+
+
+def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:
+    """Run ``action`` (e.g. count a business metric) once ``session``'s transaction commits.
+
+    For work inside a transaction someone else commits, such as a consumer handler's (committed
+    with its inbox row): a rolled-back attempt counts nothing, and its pending action is dropped,
+    so a retry in the same session does not count twice.
+    """
+    sync_session = session.sync_session
+
+    def committed(_session: Any) -> None:
+        event.remove(sync_session, "after_rollback", rolled_back)
+        action()
+
+    def rolled_back(_session: Any) -> None:
+        event.remove(sync_session, "after_commit", committed)
+
+    event.listen(sync_session, "after_commit", committed, once=True)
+    event.listen(sync_session, "after_rollback", rolled_back, once=True)

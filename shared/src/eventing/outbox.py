@@ -27,6 +27,7 @@ from eventing.catalogue.base import EventData
 from eventing.database import outbox_table
 from eventing.ids import uuid7
 from eventing.topics import TopicSpec
+from eventing.tracing import current_traceparent, start_span
 
 # Relays divide the outbox by shard of the partition key (see eventing.relay). The count is part
 # of the stored data: change it only with every relay stopped and the outbox drained.
@@ -49,13 +50,17 @@ def shard_of(partition_key: str) -> int:
 
 @dataclass(frozen=True)
 class OutboxEvent:
-    """An event to publish: its payload, the aggregate it belongs to, and its CloudEvent id."""
+    """An event to publish: its payload, the aggregate it belongs to, and its CloudEvent id.
+
+    ``traceparent`` defaults to the span current when the event is created (the HTTP request's,
+    or a consumer handler's), so the relay and the consumers continue that trace.
+    """
 
     data: EventData
     aggregate_id: str
     aggregate_version: int | None = None
     id: UUID = field(default_factory=uuid7)
-    traceparent: str | None = None
+    traceparent: str | None = field(default_factory=current_traceparent)
 
 
 _KEY_LOCK = text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:key))")
@@ -90,6 +95,18 @@ class Outbox:
         """
         if not events:
             return
+        with start_span(
+            "outbox enqueue",
+            attributes={
+                "outbox.source": self.source,
+                "outbox.events": len(events),
+                "cloudevents.event_type": sorted({event.data.event_type for event in events}),
+                "cloudevents.event_subject": sorted({event.aggregate_id for event in events}),
+            },
+        ):
+            await self._enqueue(session, events)
+
+    async def _enqueue(self, session: AsyncSession, events: Sequence[OutboxEvent]) -> None:
         rows = [
             {
                 "event_id": event.id,

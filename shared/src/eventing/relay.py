@@ -61,6 +61,7 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
     UnknownProducerId,
 )
+from opentelemetry.trace import Span, SpanKind
 
 from eventing import metrics
 from eventing.cloudevents_kafka import AGGREGATE_VERSION, Envelope, encode
@@ -73,6 +74,14 @@ from eventing.outbox import (
     TOMBSTONE,
 )
 from eventing.settings import RelaySettings
+from eventing.tracing import (
+    context_from_traceparent,
+    end_span,
+    exporting,
+    format_traceparent,
+    tracer,
+    with_traceparent_header,
+)
 
 log = logging.getLogger("eventing.relay")
 
@@ -392,28 +401,39 @@ class OutboxRelay:
         failures: list[_Failure] = []
         held_back_keys: set[str] = set()
         in_flight: list[tuple[asyncpg.Record, asyncio.Future[Any]]] = []
+        # A PRODUCER span per traced row, from send to ack; none at all while nothing exports.
+        traced = exporting()
+        spans: dict[int, Span] = {}
         for row in rows:
             key = row["partition_key"]
             if key in held_back_keys:
                 continue  # an earlier event of this key failed: keep the order, try later
             try:
                 record_key, value, headers = _record(row)
+                if traced and row["traceparent"]:
+                    span = _publish_span(row)
+                    spans[row["id"]] = span
+                    # ce_traceparent keeps the origin; the per-hop header names this span.
+                    with_traceparent_header(headers, format_traceparent(span.get_span_context()))
                 future = await self._producer.send(
                     row["topic"], value=value, key=record_key, headers=headers
                 )
             except _ROW_FAULTS as error:
                 failures.append(_Failure(row["id"], f"cannot be published: {error!r}", True))
                 held_back_keys.add(key)
+                _end_publish_span(spans, row["id"], error)
                 continue
             except KafkaTimeoutError as error:
                 # send() waits for the topic's metadata; a timeout means the broker is down or
                 # the topic does not exist. Decided below from whether anything else got out.
                 failures.append(_Failure(row["id"], f"{type(error).__name__}: {error}", False))
                 held_back_keys.add(key)
+                _end_publish_span(spans, row["id"], error)
                 continue
             except (ValueError, TypeError, UnicodeError) as error:
                 failures.append(_Failure(row["id"], f"cannot encode: {error}", True))
                 held_back_keys.add(key)
+                _end_publish_span(spans, row["id"], error)
                 continue
             in_flight.append((row, future))
 
@@ -422,6 +442,10 @@ class OutboxRelay:
         producer_broken = False
         acked_at = time.time()
         for (row, _), result in zip(in_flight, results, strict=True):
+            if spans:
+                _end_publish_span(
+                    spans, row["id"], result if isinstance(result, BaseException) else None
+                )
             if isinstance(result, _PRODUCER_FAULTS):
                 producer_broken = True
             elif isinstance(result, BaseException):
@@ -501,6 +525,33 @@ def _record(row: asyncpg.Record) -> tuple[bytes | None, bytes | None, list[tuple
         data_json=row["payload"].encode(),
     )
     return record.key, record.value, record.headers
+
+
+def _publish_span(row: asyncpg.Record) -> Span:
+    """A PRODUCER span "publish <topic>", child of the row's stored traceparent (not current)."""
+    return tracer().start_span(
+        f"publish {row['topic']}",
+        context=context_from_traceparent(row["traceparent"]),
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": row["topic"],
+            "messaging.message.id": str(row["event_id"]),
+            "messaging.kafka.message.key": row["partition_key"],
+            "cloudevents.event_id": str(row["event_id"]),
+            "cloudevents.event_type": row["event_type"],
+            "cloudevents.event_subject": row["subject"] or "",
+            "outbox.row_id": row["id"],
+            "outbox.attempts": row["attempts"],
+        },
+    )
+
+
+def _end_publish_span(spans: dict[int, Span], row_id: int, error: BaseException | None) -> None:
+    span = spans.pop(row_id, None)
+    if span is not None:
+        end_span(span, error)
 
 
 def _version_extension(version: int | None) -> dict[str, str]:

@@ -219,6 +219,13 @@ def _cloudevents_headers(model: type[EventData]) -> dict[str, Any]:
             "description": "W3C trace context of the request that caused the event "
             "(distributed tracing extension); absent when there was none.",
         },
+        TRACEPARENT: {
+            "type": "string",
+            "pattern": _TRACEPARENT_PATTERN,
+            "description": "W3C trace context of this hop: the relay's publish span, a child of "
+            "ce_traceparent. Absent when the event has no ce_traceparent or the relay does not "
+            "export traces; consumers then fall back to ce_traceparent.",
+        },
         f"ce_{AGGREGATE_VERSION}": {
             "type": "string",
             "pattern": "^[1-9][0-9]*$",
@@ -232,7 +239,7 @@ def _cloudevents_headers(model: type[EventData]) -> dict[str, Any]:
             "description": "Content type of the record value (the event data).",
         },
     }
-    optional = {f"ce_{TRACEPARENT}", f"ce_{AGGREGATE_VERSION}"}
+    optional = {f"ce_{TRACEPARENT}", TRACEPARENT, f"ce_{AGGREGATE_VERSION}"}
     return {
         "type": "object",
         "description": "CloudEvents 1.0 attributes in binary content mode (Kafka protocol "

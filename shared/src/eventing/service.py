@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from eventing.auth import AuthSettings, TokenVerifier
 from eventing.consumer import EventConsumer, Subscription
 from eventing.database import create_engine, session_factory
-from eventing.http import database_check, operations_router
+from eventing.http import database_check, kafka_check, operations_router
 from eventing.logs import configure_logging
 from eventing.migrations import upgrade
 from eventing.relay import run_relay
 from eventing.settings import ConsumerSettings, RelaySettings, ServiceSettings
+from eventing.tracing import configure_tracing
 
 log = logging.getLogger("eventing.service")
 
@@ -93,7 +94,11 @@ def consuming_lifespan(
         app.state.token_verifier = service.token_verifier
         app.include_router(
             operations_router(
-                {"database": database_check(service.engine), "consumer": service.readiness}
+                {
+                    "database": database_check(service.engine),
+                    "kafka": kafka_check(service.settings.kafka_bootstrap_servers),
+                    "consumer": service.readiness,
+                }
             )
         )
         try:
@@ -132,6 +137,7 @@ def service_main(
     args = parser.parse_args(argv)
     config = settings()
     configure_logging(name, config.log_level, fmt=args.log_format)
+    configure_tracing(f"{name}-relay" if args.command == "relay" else name)
     if args.command == "migrate":
         upgrade(config.database_url, migrations)
     elif args.command == "relay":

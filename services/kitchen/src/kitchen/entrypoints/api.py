@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
+from eventing.tracing import TracingMiddleware
 from kitchen.domain.estimates import KitchenAtCapacity
 from kitchen.domain.tickets import InvalidTransition
 from kitchen.entrypoints import display
@@ -24,6 +25,7 @@ def create_app(settings: KitchenSettings | None = None) -> FastAPI:
         version="1.0.0",
         lifespan=kitchen_lifespan(settings),
     )
+    app.add_middleware(TracingMiddleware)
     app.include_router(queue.router)
     app.include_router(tickets.router)
     app.include_router(display.router)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from eventing.catalogue import KitchenCookingStarted, KitchenOrderReady
+from kitchen import metrics
 from kitchen.adapters.repository import TicketRepository
 from kitchen.domain.tickets import Ticket, TicketStatus
 from kitchen.service_layer.unit_of_work import Kitchen, KitchenChange
@@ -74,6 +75,7 @@ async def mark_ready(
         )
         await change.reestimate()
         await change.finish()
+    metrics.ticket_ready(ticket.started_at, ticket.ready_at, ticket.lateness_seconds)
     return ticket
 
 

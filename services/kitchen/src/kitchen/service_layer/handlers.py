@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from eventing.catalogue import OrderCancelled, OrderConfirmed, TicketQueued, TicketWithdrawn
 from eventing.consumer import ReceivedEvent, Subscription
+from kitchen import metrics
 from kitchen.domain.tickets import CancelOutcome, Ticket, TicketLine
 from kitchen.service_layer.unit_of_work import Kitchen, KitchenChange
 
@@ -61,6 +62,7 @@ def kitchen_subscriptions(kitchen: Kitchen) -> list[Subscription]:
             )
         estimates = await change.reestimate()
         if added:
+            metrics.after_commit(session, lambda: metrics.ticket_outcome("queued"))
             change.emit(
                 TicketQueued(
                     order_id=ticket.order_id,
@@ -101,6 +103,8 @@ def kitchen_subscriptions(kitchen: Kitchen) -> list[Subscription]:
             else:
                 await change.tickets.save(ticket)
             if outcome in (CancelOutcome.WITHDRAWN, CancelOutcome.WASTED):
+                counted = outcome.value  # "withdrawn" or "wasted"
+                metrics.after_commit(session, lambda: metrics.ticket_outcome(counted))
                 change.emit(
                     TicketWithdrawn(
                         order_id=ticket.order_id,

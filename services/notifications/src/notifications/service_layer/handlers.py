@@ -9,13 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from eventing.catalogue import OrderPlaced
 from eventing.consumer import ReceivedEvent, Subscription
+from notifications import metrics
 from notifications.adapters.orm import messages_table
 from notifications.domain.messages import Channel, order_received_text
 
 
 async def order_received(session: AsyncSession, event: ReceivedEvent[OrderPlaced]) -> None:
     order = event.data
-    await session.execute(
+    written = await session.execute(
         insert(messages_table)
         .values(
             order_id=order.order_id,
@@ -28,7 +29,10 @@ async def order_received(session: AsyncSession, event: ReceivedEvent[OrderPlaced
             event_id=event.id,
         )
         .on_conflict_do_nothing()
+        .returning(messages_table.c.id)
     )
+    if written.first() is not None:  # None: this event's message was written before
+        metrics.after_commit(session, lambda: metrics.notification(Channel.IN_APP, "sent"))
 
 
 SUBSCRIPTIONS: list[Subscription] = [

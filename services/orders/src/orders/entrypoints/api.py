@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from eventing.service import consuming_lifespan
+from eventing.tracing import TracingMiddleware
 from orders.adapters.repository import ConcurrentUpdate
 from orders.bootstrap import bootstrap
 from orders.domain.model import DomainError, InvalidTransition
@@ -24,6 +25,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         version="1.0.0",
         lifespan=consuming_lifespan(lambda: bootstrap(settings)),
     )
+    app.add_middleware(TracingMiddleware)
     app.include_router(orders.router)
     app.include_router(menu.router)
     app.include_router(inbound.router)

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from eventing.catalogue import Fulfilment
 from eventing.ids import uuid7
+from orders import metrics
 from orders.adapters.orm import idempotency_keys_table
 from orders.adapters.repository import OrderQuery
 from orders.domain.customers import ContactDetails
@@ -103,6 +104,7 @@ async def place_order(command: PlaceOrder, uow: UnitOfWork) -> PlacedOrder:
                 )
             )
         await uow.commit()
+    metrics.order_placed(order.total)
     return PlacedOrder(order, tracking_token=token, replayed=False)
 
 
@@ -133,6 +135,7 @@ async def change_order(order_id: str, uow: UnitOfWork, change: Callable[[Order],
             raise OrderNotFound(order_id)
         change(order)
         await uow.commit()
+    metrics.order_transitioned(order.status)
     return order
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from eventing.catalogue import EventData, PaymentSucceeded
+from orders import metrics
 from orders.adapters.orm import inbound_events_table
 from orders.domain.model import OrderStatus
 from orders.service_layer.unit_of_work import UnitOfWork
@@ -107,6 +108,8 @@ async def receive(event: InboundEvent, uow: UnitOfWork) -> Receipt:
             .values(outcome=outcome)
         )
         await uow.commit()
+    if outcome == APPLIED and isinstance(payload, PaymentSucceeded):
+        metrics.order_transitioned(OrderStatus.CONFIRMED)  # the payment confirmed its order
     if outcome != APPLIED:
         log.warning("inbound event %s from %s not applied: %s", event.id, event.source, outcome)
     return Receipt(duplicate=False, outcome=outcome)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from eventing.catalogue import KitchenCookingStarted, KitchenOrderReady
 from eventing.consumer import PermanentHandlerError, ReceivedEvent, Subscription
 from eventing.outbox import Outbox
+from orders import metrics
 from orders.adapters.repository import SqlAlchemyOrderRepository
 from orders.domain.model import InvalidTransition, Order
 from orders.service_layer.unit_of_work import save_orders
@@ -27,6 +28,8 @@ def kitchen_subscriptions(outbox: Outbox) -> list[Subscription]:
             # must look at it, so it goes to the dead-letter topic with the reason.
             raise PermanentHandlerError(str(refused)) from refused
         await save_orders(session, orders, outbox)
+        reached = order.status
+        metrics.after_commit(session, lambda: metrics.order_transitioned(reached))
 
     async def cooking_started(
         session: AsyncSession, event: ReceivedEvent[KitchenCookingStarted]

@@ -1,0 +1,41 @@
+"""Business metrics of the orders service (Prometheus conventions: base units, bounded labels).
+
+They move in the service layer after the transaction committed, so a rolled-back change is never
+counted. An idempotent retry that returns an existing order is not a new order.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from prometheus_client import Counter, Histogram
+
+from eventing.metrics import after_commit as after_commit
+from orders.domain.model import OrderStatus
+
+ORDERS_PLACED = Counter("orders_placed_total", "Orders placed (idempotent retries excluded).")
+ORDERS_TRANSITIONS = Counter(
+    "orders_transitions_total",
+    "Order status changes committed, by the status reached (placing one reaches pending).",
+    ["to_status"],
+)
+ORDER_VALUE = Histogram(
+    "order_value_euros",
+    "Total price of each order placed, in euros.",
+    buckets=(5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 250, 500),
+)
+
+
+def order_placed(total: Decimal) -> None:
+    ORDERS_PLACED.inc()
+    ORDERS_TRANSITIONS.labels(to_status=OrderStatus.PENDING.value).inc()
+    ORDER_VALUE.observe(float(total))
+
+
+def order_transitioned(to_status: OrderStatus) -> None:
+    ORDERS_TRANSITIONS.labels(to_status=to_status.value).inc()
+
+
+# Every status is exported from the start (at 0), so rates and dashboards see each series.
+for _status in OrderStatus:
+    ORDERS_TRANSITIONS.labels(to_status=_status.value)

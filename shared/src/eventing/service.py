@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -42,6 +42,9 @@ async def consuming(consumer: EventConsumer) -> AsyncIterator[asyncio.Task[None]
             task.cancel()
 
 
+Service = TypeVar("Service", bound="ConsumingService")
+
+
 @dataclass
 class ConsumingService:
     """What a service that reacts to events is built from: its database and its consumer."""
@@ -54,14 +57,16 @@ class ConsumingService:
 
     @classmethod
     def build(
-        cls,
+        cls: type[Service],
         settings: ServiceSettings,
         *,
         group_id: str,
         topics: Sequence[str],
         subscriptions: Sequence[Subscription],
         consumer_settings: ConsumerSettings,
-    ) -> ConsumingService:
+        **extra: Any,
+    ) -> Service:
+        """Build the common parts; ``extra`` fills the fields a subclass adds (outbox, ...)."""
         engine = create_engine(
             settings.database_url,
             pool_size=settings.database_pool_size,
@@ -76,7 +81,7 @@ class ConsumingService:
             bootstrap_servers=settings.kafka_bootstrap_servers,
             settings=consumer_settings,
         )
-        return cls(settings, engine, sessions, consumer, TokenVerifier(AuthSettings()))
+        return cls(settings, engine, sessions, consumer, TokenVerifier(AuthSettings()), **extra)
 
     async def readiness(self) -> tuple[bool, str]:
         return self.consumer.ready()

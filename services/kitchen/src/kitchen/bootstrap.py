@@ -32,19 +32,12 @@ def bootstrap(settings: KitchenSettings | None = None) -> KitchenService:
         outbox=Outbox(SOURCE, topic_prefix=settings.outbox_topic_prefix),
         broadcaster=QueueBroadcaster(),
     )
-    base = ConsumingService.build(
+    return KitchenService.build(
         settings,
         group_id=settings.consumer_group,
         topics=[settings.orders_topic],
         subscriptions=kitchen_subscriptions(kitchen),
         consumer_settings=KitchenConsumerSettings(),
-    )
-    return KitchenService(
-        settings=base.settings,
-        engine=base.engine,
-        sessions=base.sessions,
-        consumer=base.consumer,
-        token_verifier=base.token_verifier,
         kitchen=kitchen,
         stream_keepalive_seconds=settings.stream_keepalive_seconds,
     )

@@ -28,18 +28,11 @@ class OrdersService(ConsumingService):
 def bootstrap(settings: OrdersSettings | None = None) -> OrdersService:
     settings = settings or OrdersSettings()
     outbox = Outbox(SOURCE)
-    base = ConsumingService.build(
+    return OrdersService.build(
         settings,
         group_id=settings.consumer_group,
         topics=[KITCHEN.name],
         subscriptions=kitchen_subscriptions(outbox),
         consumer_settings=OrdersConsumerSettings(),
-    )
-    return OrdersService(
-        settings=base.settings,
-        engine=base.engine,
-        sessions=base.sessions,
-        consumer=base.consumer,
-        token_verifier=base.token_verifier,
         outbox=outbox,
     )

@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from eventing.admin import topic_partitions
+
+
+@contextlib.asynccontextmanager
+async def _from_the_beginning(
+    bootstrap: str, topic: str
+) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
+    """A group-less consumer assigned to every partition of ``topic``, at offset 0."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        partitions = await topic_partitions(consumer, topic)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        yield consumer, partitions
+    finally:
+        await consumer.stop()
 
 
 async def read_topic(
@@ -19,15 +38,8 @@ async def read_topic(
     timeout: float = 30,
 ) -> list[ConsumerRecord[Any, Any]]:
     """Every record of ``topic`` from the beginning, read until ``until(records)`` holds."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
-    )
-    await consumer.start()
     records: list[ConsumerRecord[Any, Any]] = []
-    try:
-        partitions = await topic_partitions(consumer, topic)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+    async with _from_the_beginning(bootstrap, topic) as (consumer, _):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not until(records):
@@ -35,28 +47,17 @@ async def read_topic(
                 raise TimeoutError(f"{topic}: condition not met after {len(records)} records")
             for batch in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
                 records.extend(batch)
-        return records
-    finally:
-        await consumer.stop()
+    return records
 
 
 async def read_whole_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[Any, Any]]:
     """Every record currently in ``topic`` (up to the end offsets at the time of the call)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
-    )
-    await consumer.start()
     records: list[ConsumerRecord[Any, Any]] = []
-    try:
-        partitions = await topic_partitions(consumer, topic)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+    async with _from_the_beginning(bootstrap, topic) as (consumer, partitions):
         ends = await consumer.end_offsets(partitions)
         remaining = [tp for tp in partitions if ends[tp] > 0]
         while remaining:
             for batch in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
                 records.extend(batch)
             remaining = [tp for tp in remaining if await consumer.position(tp) < ends[tp]]
-        return records
-    finally:
-        await consumer.stop()
+    return records

@@ -25,11 +25,12 @@ import asyncpg
 ROOT = Path(__file__).resolve().parents[2]
 STACK = ROOT / "deploy" / "local" / "stack.sh"
 
+# Overridable so that two checkouts (or two people on one machine) can each run a test stack.
 LOCAL_ENV = {
-    "STACK_DIR": str(ROOT / ".local" / "test-stack"),
-    "PG_PORT": "25432",
-    "KAFKA_PORT": "29092",
-    "KAFKA_CONTROLLER_PORT": "29093",
+    "STACK_DIR": os.environ.get("TEST_STACK_DIR", str(ROOT / ".local" / "test-stack")),
+    "PG_PORT": os.environ.get("TEST_PG_PORT", "25432"),
+    "KAFKA_PORT": os.environ.get("TEST_KAFKA_PORT", "29092"),
+    "KAFKA_CONTROLLER_PORT": os.environ.get("TEST_KAFKA_CONTROLLER_PORT", "29093"),
 }
 
 

@@ -14,6 +14,7 @@
 #
 # Everything lives under $STACK_DIR (default .local/stack): data, logs, pid files, stack.env.
 # Ports and the directory are environment variables, so tests run a second stack beside `make up`.
+# PG_EXTRA_OPTIONS adds server settings (the benchmarks turn on track_commit_timestamp).
 # Listening ports stay below 32768, out of Linux's ephemeral range: a busy client could otherwise
 # hold the broker's port as the local end of a connection, and a restart would fail to bind.
 set -euo pipefail
@@ -206,7 +207,7 @@ cmd_pg_start() {
         log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
         touch "$LOG_DIR/postgres.log"; is_root && chown postgres "$LOG_DIR/postgres.log"
         as_pg_owner "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$LOG_DIR/postgres.log" -w -t 60 start \
-            -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_RUN -c max_connections=300 -c shared_buffers=256MB" \
+            -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_RUN -c max_connections=300 -c shared_buffers=256MB ${PG_EXTRA_OPTIONS:-}" \
             >/dev/null || fail_with_log postgres "PostgreSQL did not start"
     fi
     local db

@@ -39,6 +39,7 @@ class Infra:
     mode: str
     kafka_bootstrap: str
     postgres_dsn: str  # a DSN to the maintenance database, for CREATE DATABASE
+    local_env: dict[str, str] = field(default_factory=lambda: dict(LOCAL_ENV))
     _cleanup: list[Any] = field(default_factory=list)
 
     @property
@@ -51,7 +52,7 @@ class Infra:
             raise RuntimeError(f"cannot control the broker in {self.mode!r} mode")
         return subprocess.run(
             ["bash", str(STACK), *args],
-            env={**os.environ, **LOCAL_ENV},
+            env={**os.environ, **self.local_env},
             check=check,
             text=True,
             capture_output=True,
@@ -86,8 +87,10 @@ class Infra:
             cleanup()
 
 
-def start_infra() -> Infra:
-    mode = os.environ.get("TEST_INFRA", "local")
+def start_infra(local_env: dict[str, str] | None = None) -> Infra:
+    """The infrastructure ``TEST_INFRA`` asks for; ``local_env`` moves a local stack elsewhere."""
+    mode = os.environ.get("TEST_INFRA", "local") if local_env is None else "local"
+    local_env = local_env or LOCAL_ENV
     if mode == "external":
         bootstrap = os.environ.get("TEST_KAFKA_BOOTSTRAP")
         dsn = os.environ.get("TEST_POSTGRES_DSN")
@@ -103,16 +106,17 @@ def start_infra() -> Infra:
         raise RuntimeError(f"unknown TEST_INFRA {mode!r}: use local, external or testcontainers")
     infra = Infra(
         mode,
-        kafka_bootstrap=f"127.0.0.1:{LOCAL_ENV['KAFKA_PORT']}",
-        postgres_dsn=f"postgresql://pizzeria:pizzeria@127.0.0.1:{LOCAL_ENV['PG_PORT']}/postgres",
+        kafka_bootstrap=f"127.0.0.1:{local_env['KAFKA_PORT']}",
+        postgres_dsn=f"postgresql://pizzeria:pizzeria@127.0.0.1:{local_env['PG_PORT']}/postgres",
+        local_env=local_env,
     )
     keep = os.environ.get("TEST_KEEP_INFRA") == "1"
-    if not (keep and _listening(int(LOCAL_ENV["KAFKA_PORT"]))):
+    if not (keep and _listening(int(local_env["KAFKA_PORT"]))):
         # A fresh broker each session: no records or consumer offsets left from an earlier run.
         # With TEST_KEEP_INFRA=1 a running test stack is reused as it is (other sessions may be
         # using it).
         infra.stack("kafka-stop", check=False)
-        shutil.rmtree(Path(LOCAL_ENV["STACK_DIR"]) / "kafka", ignore_errors=True)
+        shutil.rmtree(Path(local_env["STACK_DIR"]) / "kafka", ignore_errors=True)
     result = infra.stack("infra-up", check=False)
     if result.returncode != 0:
         raise RuntimeError(f"the test stack did not start:\n{result.stdout}\n{result.stderr}")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from cloudevents.core.bindings import kafka as ce_kafka
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
 
 from eventing.cloudevents_kafka import Envelope, UndecodableRecord, decode, encode
 
@@ -90,3 +94,56 @@ def test_bad_records_are_refused_with_a_reason(
     with pytest.raises(UndecodableRecord) as refused:
         decode(b"k", value, headers)
     assert reason in refused.value.reason
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        EVENT,
+        dataclasses.replace(EVENT, subject=None, traceparent=None, extensions={}),
+        dataclasses.replace(EVENT, time=datetime(2026, 11, 26, 9, 30, 0, 123456, tzinfo=UTC)),
+        dataclasses.replace(
+            EVENT, time=datetime(2026, 11, 26, 10, 30, tzinfo=timezone(timedelta(hours=1)))
+        ),
+        dataclasses.replace(EVENT, partition_key=None, source="/ü/naïve"),
+    ],
+)
+def test_binary_encoding_writes_exactly_what_the_sdk_writes(envelope: Envelope) -> None:
+    """Our direct binary encoder (the relay's hot path) against the SDK's ``to_binary``."""
+    data = json.dumps(envelope.data).encode()
+    ours = encode(envelope, data_json=data)
+    attributes = {
+        "id": envelope.id,
+        "type": envelope.type,
+        "source": envelope.source,
+        "specversion": "1.0",
+        "datacontenttype": "application/json",
+        "subject": envelope.subject,
+        "time": envelope.time,
+        "partitionkey": envelope.partition_key,
+        "traceparent": envelope.traceparent,
+        **envelope.extensions,
+    }
+    sdk = ce_kafka.to_binary(
+        CloudEvent(
+            attributes={name: value for name, value in attributes.items() if value is not None},
+            data=data,
+        ),
+        JSONFormat(),
+    )
+    assert ours.headers == list(sdk.headers.items())
+    assert ours.value == sdk.value
+    assert ours.key == (sdk.key.encode() if isinstance(sdk.key, str) else sdk.key)
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        dataclasses.replace(EVENT, id=""),
+        dataclasses.replace(EVENT, extensions={"Bad-Name": "x"}),
+        dataclasses.replace(EVENT, extensions={"data": "x"}),
+    ],
+)
+def test_binary_encoding_refuses_what_the_spec_forbids(envelope: Envelope) -> None:
+    with pytest.raises(ValueError):
+        encode(envelope)

@@ -10,6 +10,7 @@ and both modes are decoded, auto-detected from the headers. The record key is th
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +33,9 @@ _CORE_ATTRIBUTES = frozenset(
 )
 _REQUIRED = ("id", "source", "type")
 _FORMAT = JSONFormat()
+_SPEC_VERSION_BYTES = SPEC_VERSION.encode()
+_JSON_CONTENT_TYPE_BYTES = JSON_CONTENT_TYPE.encode()
+_EXTENSION_NAME = re.compile(r"[a-z0-9]+")
 
 Mode = Literal["binary", "structured"]
 
@@ -91,6 +95,45 @@ def _record(message: ce_kafka.KafkaMessage) -> KafkaRecord:
     return KafkaRecord(key=key, value=message.value, headers=list(message.headers.items()))
 
 
+def _binary_record(envelope: Envelope, data: bytes) -> KafkaRecord:
+    """Binary content mode, written directly: the relay's hot path.
+
+    Building the SDK's CloudEvent per record (validation of every attribute included) cost the
+    relay a fifth of its CPU. This writes the same headers in the same order as the SDK's
+    ``to_binary`` (a unit test holds the two equal) and keeps the checks that matter for
+    events we produce ourselves: required attributes present, extension names valid.
+    """
+    for name in _REQUIRED:
+        if not getattr(envelope, name):
+            raise ValueError(f"CloudEvent attribute {name!r} must not be empty")
+    headers = [
+        ("ce_id", envelope.id.encode()),
+        ("ce_type", envelope.type.encode()),
+        ("ce_source", envelope.source.encode()),
+        ("ce_specversion", _SPEC_VERSION_BYTES),
+        (ce_kafka.CONTENT_TYPE_HEADER, _JSON_CONTENT_TYPE_BYTES),
+    ]
+    if envelope.subject is not None:
+        headers.append(("ce_subject", envelope.subject.encode()))
+    if envelope.time is not None:
+        headers.append(("ce_time", _format_time(envelope.time)))
+    if envelope.partition_key is not None:
+        headers.append(("ce_partitionkey", envelope.partition_key.encode()))
+    if envelope.traceparent is not None:
+        headers.append(("ce_traceparent", envelope.traceparent.encode()))
+    for name, value in envelope.extensions.items():
+        if not _EXTENSION_NAME.fullmatch(name) or name == "data":
+            raise ValueError(f"invalid CloudEvent extension name {name!r}")
+        headers.append((f"ce_{name}", str(value).encode()))
+    key = envelope.partition_key.encode() if envelope.partition_key is not None else None
+    return KafkaRecord(key=key, value=data, headers=headers)
+
+
+def _format_time(moment: datetime) -> bytes:
+    text = moment.isoformat()
+    return (text[:-6] + "Z" if text.endswith("+00:00") else text).encode()
+
+
 def encode(
     envelope: Envelope, *, mode: Mode = "binary", data_json: bytes | None = None
 ) -> KafkaRecord:
@@ -100,10 +143,9 @@ def encode(
     of serialising it again; otherwise ``envelope.data`` is serialised.
     """
     if mode == "binary":
-        data: bytes | dict[str, Any] = (
-            data_json if data_json is not None else json.dumps(envelope.data).encode()
+        return _binary_record(
+            envelope, data_json if data_json is not None else json.dumps(envelope.data).encode()
         )
-        return _record(ce_kafka.to_binary(_to_cloudevent(envelope, data), _FORMAT))
     payload = json.loads(data_json) if data_json is not None else envelope.data
     return _record(ce_kafka.to_structured(_to_cloudevent(envelope, payload), _FORMAT))
 

@@ -40,6 +40,7 @@ import os
 import random
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +93,7 @@ SELECT id, event_id, topic, partition_key, event_type, source, subject, payload:
        traceparent, created_at, attempts, aggregate_version
 FROM outbox AS o
 WHERE o.shard = ANY($1::int[])
+  AND o.id <> ALL($3::bigint[])
   AND o.parked_at IS NULL
   AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())
   AND NOT EXISTS (
@@ -196,6 +198,8 @@ class OutboxRelay:
         self._producer: AIOKafkaProducer | None = None
         self._broker_ok = False
         self._idle_polls = 0
+        # The next batch, read while the previous one waited for its acks (see _publish_once).
+        self._prefetched: list[asyncpg.Record] | None = None
         self.published = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -301,6 +305,7 @@ class OutboxRelay:
         conn, self._lock_conn = self._lock_conn, None
         self._owned.clear()
         self._busy_locks.clear()
+        self._prefetched = None
         metrics.RELAY_SHARDS_OWNED.set(0)
         if pool is not None:
             pool.terminate()  # the loop has ended: no query is in flight
@@ -320,6 +325,7 @@ class OutboxRelay:
         live = await conn.fetchval(_LIVE_RELAYS, f"{LOCK_APPLICATION_PREFIX}%")
         fair_share = math.ceil(SHARD_COUNT / max(1, live))
         while len(self._owned) > fair_share:
+            self._prefetched = None  # it may hold rows of the shard going away
             shard = max(self._owned)
             await self._release_busy(shard)
             await conn.fetchval("SELECT pg_advisory_unlock($1, $2)", SHARD_OWNER_LOCK, shard)
@@ -378,7 +384,7 @@ class OutboxRelay:
 
     async def _has_work(self) -> bool:
         assert self._pool is not None
-        rows = await self._pool.fetch(_FETCH, sorted(self._owned), 1)
+        rows = await self._pool.fetch(_FETCH, sorted(self._owned), 1, [])
         return bool(rows)
 
     async def _update_gauges(self) -> None:
@@ -394,7 +400,9 @@ class OutboxRelay:
         """Publish one batch. True: published something; False: nothing to do; None: outage."""
         assert self._pool is not None
         assert self._producer is not None
-        rows = await self._pool.fetch(_FETCH, sorted(self._owned), self._settings.batch_size)
+        rows, self._prefetched = self._prefetched, None
+        if rows is None:
+            rows = await self._pool.fetch(_FETCH, sorted(self._owned), self._settings.batch_size, [])
         if not rows:
             return False
         metrics.OUTBOX_BATCH_SIZE.observe(len(rows))
@@ -437,8 +445,23 @@ class OutboxRelay:
                 continue
             in_flight.append((row, future))
 
+        # Under load (a full batch), read the next batch while this one waits for its acks: the
+        # database round trip then costs no time. It excludes this batch's rows, is used only if
+        # all of them got through (a failed key's later events must wait), and cannot miss a
+        # key's earlier event: a key's events commit in id order (see eventing.outbox).
+        prefetch: asyncio.Task[list[asyncpg.Record]] | None = None
+        if len(rows) == self._settings.batch_size and not failures:
+            prefetch = asyncio.create_task(
+                self._pool.fetch(
+                    _FETCH,
+                    sorted(self._owned),
+                    self._settings.batch_size,
+                    [row["id"] for row in rows],
+                )
+            )
         results = await asyncio.gather(*(future for _, future in in_flight), return_exceptions=True)
         published: list[int] = []
+        published_per_topic: Counter[str] = Counter()
         producer_broken = False
         acked_at = time.time()
         for (row, _), result in zip(in_flight, results, strict=True):
@@ -455,17 +478,23 @@ class OutboxRelay:
                 )
             else:
                 published.append(row["id"])
-                metrics.OUTBOX_PUBLISHED.labels(row["topic"]).inc()
+                published_per_topic[row["topic"]] += 1
                 metrics.OUTBOX_PUBLISH_LATENCY.observe(
                     max(0.0, acked_at - row["created_at"].timestamp())
                 )
 
         # The window a crash test aims at: Kafka has the batch, the outbox still has it too.
         crash_point("relay_after_ack")
+        for topic, count in published_per_topic.items():
+            metrics.OUTBOX_PUBLISHED.labels(topic).inc(count)
         if published:
             await self._pool.execute(_DELETE_PUBLISHED, published)
             self.published += len(published)
             self._broker_ok = True
+        if prefetch is not None:
+            next_rows = await prefetch
+            if not failures and not producer_broken:
+                self._prefetched = next_rows
         if producer_broken:
             # Rows that did not get through stay as they are and go out with a new producer.
             log.warning("Kafka rejected the producer's sequence; starting a new producer")

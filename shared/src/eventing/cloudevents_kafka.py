@@ -111,7 +111,7 @@ def _binary_record(envelope: Envelope, data: bytes) -> KafkaRecord:
         ("ce_type", envelope.type.encode()),
         ("ce_source", envelope.source.encode()),
         ("ce_specversion", _SPEC_VERSION_BYTES),
-        (ce_kafka.CONTENT_TYPE_HEADER, _JSON_CONTENT_TYPE_BYTES),
+        ("content-type", _JSON_CONTENT_TYPE_BYTES),
     ]
     if envelope.subject is not None:
         headers.append(("ce_subject", envelope.subject.encode()))

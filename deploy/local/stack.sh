@@ -242,9 +242,10 @@ cmd_kafka_start() {
         $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true)
     if [ ! -f "$KAFKA_DATA/meta.properties" ]; then
         local cluster_id
+        # --cluster-id=<id>: a random id may start with "-", which the option parser would take for a flag.
         cluster_id="$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
         log "formatting Kafka storage (cluster $cluster_id)"
-        java "${java_opts[@]}" kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$KAFKA_CONFIG" \
+        java "${java_opts[@]}" kafka.tools.StorageTool format --standalone --cluster-id="$cluster_id" -c "$KAFKA_CONFIG" \
             >"$LOG_DIR/kafka-format.log" 2>&1 || fail_with_log kafka-format "formatting Kafka storage failed"
     fi
     if pid_alive kafka; then log "kafka already running"; else

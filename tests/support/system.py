@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,10 +46,13 @@ class System:
             process.terminate()
 
 
-async def start_system(infra: Infra) -> System:
+async def start_system(infra: Infra, env: Mapping[str, Mapping[str, str]] | None = None) -> System:
+    """Every service and both relays on fresh databases; ``env`` adds variables per service."""
     databases = {service: await migrated_database(infra, service) for service in SERVICES}
+    env = env or {}
     processes = {
-        service: service_process(infra, service, databases[service]) for service in SERVICES
+        service: service_process(infra, service, databases[service], dict(env.get(service, {})))
+        for service in SERVICES
     }
     processes["orders-relay"] = relay_process(infra, databases["orders"], name="orders-relay")
     processes["kitchen-relay"] = relay_process(

@@ -1,0 +1,168 @@
+"""Orders through the running system: placement throughput, and end-to-end latency per consumer.
+
+End-to-end latency is measured from the HTTP response that created an event (201 for placing,
+200 for confirming) to the commit of the consumer's transaction that applied it. The commit time
+comes from PostgreSQL itself (``track_commit_timestamp``: ``pg_xact_commit_timestamp(xmin)`` of
+the consumer's inbox row, written in the same transaction as the effect), so polling adds no
+delay and no load. Client and server share the machine's clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench.load import RunResult, Timing, fixed_concurrency, fixed_rate
+from bench.stats import latency_summary_ms
+from eventing.catalogue import OrderConfirmed, OrderPlaced, TicketQueued
+from eventing.topics import KITCHEN, ORDERS
+from tests.support.kafka import read_whole_topic
+from tests.support.system import System
+
+_serial = itertools.count()
+
+# consumer service -> (event type it applies, topic it comes from, HTTP step that caused it)
+MEASURED_HOPS: dict[str, tuple[str, str, str]] = {
+    "kitchen": (OrderConfirmed.event_type, ORDERS.name, "confirmed"),
+    "notifications": (OrderPlaced.event_type, ORDERS.name, "placed"),
+    "analytics": (OrderPlaced.event_type, ORDERS.name, "placed"),
+    # Two hops: orders -> Kafka -> kitchen (ticket, kitchen outbox) -> Kafka -> orders.
+    "orders": (TicketQueued.event_type, KITCHEN.name, "confirmed"),
+}
+
+
+def new_order() -> dict[str, Any]:
+    n = next(_serial)
+    return {
+        "customer": {
+            "name": f"Bench Customer {n}",
+            "phone": f"+39 333 {n:07d}",
+            "email": f"bench{n}@example.com",
+            "address": f"Via del Corso {n}, Roma",
+        },
+        "lines": [
+            {"pizza": "Margherita", "size": "large", "quantity": 1},
+            {"pizza": "Pepperoni", "size": "medium", "quantity": 1, "toppings": ["olives"]},
+        ],
+    }
+
+
+async def place(http: httpx.AsyncClient, timing: Timing) -> dict[str, Any]:
+    response = await http.post("/orders", json=new_order())
+    timing.answered("placed")
+    if response.status_code != 201:
+        raise RuntimeError(f"place: HTTP {response.status_code}: {response.text[:200]}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def place_and_confirm(http: httpx.AsyncClient, timing: Timing) -> str:
+    order = await place(http, timing)
+    response = await http.post(
+        f"/orders/{order['id']}/confirm", headers={"X-Tracking-Token": order["tracking_token"]}
+    )
+    timing.answered("confirmed")
+    if response.status_code != 200:
+        raise RuntimeError(f"confirm: HTTP {response.status_code}: {response.text[:200]}")
+    order_id: str = order["id"]
+    return order_id
+
+
+def _http_summary(run: RunResult) -> dict[str, Any]:
+    return {
+        "orders": len(run.timings),
+        "errors": len(run.errors),
+        "first_errors": run.errors[:3],
+        "seconds": round(run.elapsed, 1),
+        "orders_per_second": round(run.rate, 1),
+        "latency": latency_summary_ms([t.latency for t in run.timings]),
+    }
+
+
+async def placement_throughput(system: System, *, workers: int, seconds: float) -> dict[str, Any]:
+    """Closed loop: ``workers`` clients placing orders back to back."""
+    async with httpx.AsyncClient(
+        base_url=system.url("orders"),
+        timeout=30,
+        limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
+    ) as http:
+        await fixed_concurrency(http, place, workers=workers, seconds=2)  # warm-up
+        run = await fixed_concurrency(http, place, workers=workers, seconds=seconds)
+    return {"concurrency": workers, **_http_summary(run)}
+
+
+async def end_to_end_latency(
+    system: System, bootstrap: str, *, rate: float, seconds: float, settle_timeout: float = 120
+) -> dict[str, Any]:
+    """Place and confirm ``rate`` orders per second; latency to each consumer's commit."""
+    async with httpx.AsyncClient(
+        base_url=system.url("orders"),
+        timeout=30,
+        limits=httpx.Limits(max_connections=512, max_keepalive_connections=512),
+    ) as http:
+        run = await fixed_rate(http, place_and_confirm, rate=rate, seconds=seconds)
+    responses: dict[str, dict[str, float]] = {
+        order_id: timing.responses
+        for order_id, timing in zip(run.results, run.timings, strict=True)
+    }
+    result: dict[str, Any] = {
+        "target_orders_per_second": rate,
+        "http": _http_summary(run),
+        "http_confirm_latency": latency_summary_ms(
+            [t.responses["confirmed"] - t.responses["placed"] for t in run.timings]
+        ),
+        "consumers": {},
+    }
+    deadline = time.monotonic() + settle_timeout
+    for service, (event_type, topic, step) in MEASURED_HOPS.items():
+        while True:
+            # Event ids are made by the services: the topic says which event is whose.
+            events = await _events_of(bootstrap, topic, event_type, responses.keys())
+            applied = await _commit_times(system.databases[service], event_type)
+            done = {event_id: order for event_id, order in events.items() if event_id in applied}
+            if len(done) >= len(responses) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
+        latencies = [applied[event_id] - responses[order][step] for event_id, order in done.items()]
+        result["consumers"][service] = {
+            "event": event_type,
+            "from": "HTTP 201 (place)" if step == "placed" else "HTTP 200 (confirm)",
+            "applied": len(done),
+            "expected": len(responses),
+            **(latency_summary_ms(latencies) if latencies else {}),
+        }
+    return result
+
+
+async def _events_of(
+    bootstrap: str, topic: str, event_type: str, order_ids: Iterable[str]
+) -> dict[str, str]:
+    """Event id -> order id of every ``event_type`` event of these orders on ``topic``."""
+    wanted = set(order_ids)
+    events = {}
+    for record in await read_whole_topic(bootstrap, topic):
+        headers = dict(record.headers)
+        order_id = headers.get("ce_subject", b"").decode()
+        if order_id in wanted and headers.get("ce_type", b"").decode() == event_type:
+            events[headers["ce_id"].decode()] = order_id
+    return events
+
+
+async def _commit_times(database_url: str, event_type: str) -> dict[str, float]:
+    """Event id -> when the consumer's last handler of that event committed (epoch seconds)."""
+    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        rows = await conn.fetch(
+            "SELECT event_id, max(extract(epoch FROM pg_xact_commit_timestamp(xmin))) AS at "
+            "FROM inbox WHERE event_type = $1 GROUP BY event_id",
+            event_type,
+        )
+    finally:
+        await conn.close()
+    return {row["event_id"]: float(row["at"]) for row in rows if row["at"] is not None}

@@ -1,0 +1,294 @@
+"""Reconciliation: for the orders placed in a time range, is every event where it should be, and
+every effect there exactly once?
+
+    uv run python -m bench.reconcile [--since ISO] [--until ISO] [--json]
+
+Reads the service databases (``ORDERS_DATABASE_URL``, ``KITCHEN_DATABASE_URL``,
+``NOTIFICATIONS_DATABASE_URL``, ``ANALYTICS_DATABASE_URL``) and the topics
+(``KAFKA_BOOTSTRAP_SERVERS``, group-less: it joins no consumer group and commits nothing).
+``make reconcile`` takes them from the stack started by ``make up``. Exit status 1 when anything is
+missing or doubled.
+
+What is checked, per order placed in the range (``orders.placed_at``):
+
+* **events**: the orders topic holds one event for each version 1..``orders.version`` (the
+  ``aggregateversion`` extension). A version missing is a lost event; a version carried by two
+  different event ids is a doubled event. The same event id delivered twice is the at-least-once
+  duplicate consumers absorb: counted, not an error.
+* **applied**: every consumer handler that applies an event type (as its inbox shows) has an
+  inbox row for every event of that type in the range. The inbox key (handler, event id) makes
+  a second application impossible; a missing row is an event not applied.
+* **effects exactly once**, where the effect is observable beyond the inbox: one kitchen ticket
+  and one ``TicketQueued`` per confirmed order; notifications and analytics effects (see their
+  checks below).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+from eventing.admin import topic_partitions
+from eventing.catalogue import OrderConfirmed, TicketQueued
+from eventing.cloudevents_kafka import AGGREGATE_VERSION
+from eventing.topics import KITCHEN, ORDERS
+
+# Kafka records are stamped by the relay after the order's commit: read from a little earlier.
+_READ_MARGIN = timedelta(minutes=5)
+
+
+@dataclass
+class Finding:
+    order_id: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.order_id}: {self.what}"
+
+
+@dataclass
+class Report:
+    since: datetime
+    until: datetime
+    orders: int = 0
+    events: int = 0
+    wire_duplicates: int = 0
+    missing: list[Finding] = field(default_factory=list)
+    doubled: list[Finding] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.doubled
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "orders": self.orders,
+            "events": self.events,
+            "wire_duplicates": self.wire_duplicates,
+            "missing": [str(f) for f in self.missing],
+            "doubled": [str(f) for f in self.doubled],
+            "checked": self.checked,
+            "ok": self.ok,
+        }
+
+
+@dataclass(frozen=True)
+class TopicEvent:
+    event_id: str
+    event_type: str
+    order_id: str
+    version: int | None
+
+
+async def read_events(
+    bootstrap: str, topic: str, since: datetime, order_ids: set[str]
+) -> tuple[list[TopicEvent], int]:
+    """The CloudEvents of these orders on ``topic`` (from ``since`` on); and wire duplicates."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = await topic_partitions(consumer, topic)
+        consumer.assign(partitions)
+        start_ms = int((since - _READ_MARGIN).timestamp() * 1000)
+        starts = await consumer.offsets_for_times(dict.fromkeys(partitions, start_ms))
+        ends = await consumer.end_offsets(partitions)
+        for partition in partitions:
+            found = starts.get(partition)
+            consumer.seek(partition, found.offset if found is not None else ends[partition])
+        records: list[ConsumerRecord[Any, Any]] = []
+        remaining = [p for p in partitions if await consumer.position(p) < ends[p]]
+        while remaining:
+            for batch in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
+                records.extend(batch)
+            remaining = [p for p in remaining if await consumer.position(p) < ends[p]]
+    finally:
+        await consumer.stop()
+    seen: set[str] = set()
+    events: list[TopicEvent] = []
+    duplicates = 0
+    for record in records:
+        headers = {name: value.decode() for name, value in record.headers}
+        order_id = headers.get("ce_subject", "")
+        if order_id not in order_ids or "ce_id" not in headers:
+            continue
+        if headers["ce_id"] in seen:
+            duplicates += 1
+            continue
+        seen.add(headers["ce_id"])
+        version = headers.get(f"ce_{AGGREGATE_VERSION}")
+        events.append(
+            TopicEvent(
+                headers["ce_id"],
+                headers.get("ce_type", ""),
+                order_id,
+                int(version) if version else None,
+            )
+        )
+    return events, duplicates
+
+
+async def _fetch(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return list(await conn.fetch(query, *args))
+    finally:
+        await conn.close()
+
+
+def check_versions(report: Report, versions: dict[str, int], events: Iterable[TopicEvent]) -> None:
+    by_version: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for event in events:
+        if event.version is not None:
+            by_version[(event.order_id, event.version)].add(event.event_type)
+    for order_id, version in versions.items():
+        for v in range(1, version + 1):
+            carried = by_version.get((order_id, v))
+            if not carried:
+                report.missing.append(Finding(order_id, f"{ORDERS.name}: no event for version {v}"))
+    counted = Counter((e.order_id, e.version) for e in events if e.version is not None)
+    for (order_id, v), count in counted.items():
+        if count > 1:
+            report.doubled.append(
+                Finding(order_id, f"{ORDERS.name}: {count} different events for version {v}")
+            )
+
+
+async def check_applied(report: Report, service: str, url: str, events: list[TopicEvent]) -> None:
+    """Every handler of the service that applies a type has applied every event of that type."""
+    handlers: dict[str, list[str]] = defaultdict(list)
+    for row in await _fetch(url, "SELECT DISTINCT handler, event_type FROM inbox"):
+        handlers[row["event_type"]].append(row["handler"])
+    ids = [event.event_id for event in events if event.event_type in handlers]
+    applied = {
+        (row["handler"], row["event_id"])
+        for row in await _fetch(
+            url, "SELECT handler, event_id FROM inbox WHERE event_id = ANY($1::text[])", ids
+        )
+    }
+    for event in events:
+        for handler in handlers.get(event.event_type, []):
+            if (handler, event.event_id) not in applied:
+                report.missing.append(
+                    Finding(
+                        event.order_id, f"{service}: {handler} did not apply {event.event_type}"
+                    )
+                )
+    report.checked.append(f"{service}: inbox of {sum(map(len, handlers.values()))} handler(s)")
+
+
+async def check_kitchen(
+    report: Report, url: str, order_events: list[TopicEvent], kitchen_events: list[TopicEvent]
+) -> None:
+    confirmed = {e.order_id for e in order_events if e.event_type == OrderConfirmed.event_type}
+    tickets = {
+        row["order_id"]
+        for row in await _fetch(
+            url, "SELECT order_id FROM tickets WHERE order_id = ANY($1::text[])", list(confirmed)
+        )
+    }
+    for order_id in sorted(confirmed - tickets):
+        report.missing.append(Finding(order_id, "kitchen: no ticket for a confirmed order"))
+    queued = Counter(e.order_id for e in kitchen_events if e.event_type == TicketQueued.event_type)
+    for order_id in sorted(confirmed):
+        if queued[order_id] == 0:
+            report.missing.append(Finding(order_id, f"{KITCHEN.name}: no TicketQueued"))
+        elif queued[order_id] > 1:
+            report.doubled.append(
+                Finding(order_id, f"{KITCHEN.name}: {queued[order_id]} TicketQueued events")
+            )
+    report.checked.append("kitchen: one ticket and one TicketQueued per confirmed order")
+
+
+async def reconcile(
+    urls: dict[str, str], bootstrap: str, since: datetime, until: datetime
+) -> Report:
+    report = Report(since, until)
+    rows = await _fetch(
+        urls["orders"],
+        "SELECT id, version FROM orders WHERE placed_at >= $1 AND placed_at < $2",
+        since,
+        until,
+    )
+    versions = {row["id"]: row["version"] for row in rows}
+    report.orders = len(versions)
+    order_ids = set(versions)
+    order_events, order_dups = await read_events(bootstrap, ORDERS.name, since, order_ids)
+    kitchen_events, kitchen_dups = await read_events(bootstrap, KITCHEN.name, since, order_ids)
+    report.events = len(order_events) + len(kitchen_events)
+    report.wire_duplicates = order_dups + kitchen_dups
+    check_versions(report, versions, order_events)
+    report.checked.append(f"{ORDERS.name}: versions 1..n of every order, once each")
+    await check_kitchen(report, urls["kitchen"], order_events, kitchen_events)
+    for service, events in (
+        ("kitchen", order_events),
+        ("notifications", order_events + kitchen_events),
+        ("analytics", order_events + kitchen_events),
+        ("orders", kitchen_events),
+    ):
+        if service in urls:
+            await check_applied(report, service, urls[service], events)
+    return report
+
+
+def _parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def database_urls() -> dict[str, str]:
+    urls = {}
+    for service in ("orders", "kitchen", "notifications", "analytics"):
+        url = os.environ.get(f"{service.upper()}_DATABASE_URL")
+        if url:
+            urls[service] = url
+    missing = {"orders", "kitchen"} - set(urls)
+    if missing:
+        raise SystemExit(f"set {', '.join(s.upper() + '_DATABASE_URL' for s in sorted(missing))}")
+    return urls
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="reconcile", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--since", type=_parse_time, help="ISO 8601; default: an hour ago")
+    parser.add_argument("--until", type=_parse_time, help="ISO 8601; default: now")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    until = args.until or datetime.now(UTC)
+    since = args.since or until - timedelta(hours=1)
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")
+    report = asyncio.run(reconcile(database_urls(), bootstrap, since, until))
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(
+            f"{report.orders} orders placed {since.isoformat()} .. {until.isoformat()}, "
+            f"{report.events} events, {report.wire_duplicates} duplicate deliveries on the wire"
+        )
+        for line in report.checked:
+            print(f"  checked  {line}")
+        for finding in report.missing:
+            print(f"  MISSING  {finding}")
+        for finding in report.doubled:
+            print(f"  DOUBLED  {finding}")
+        print("OK: nothing missing, nothing doubled" if report.ok else "NOT OK")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

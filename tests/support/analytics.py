@@ -265,8 +265,11 @@ def _cancel(order: Order, at: datetime) -> OrderCancelled:
     )
 
 
-async def publish(bootstrap: str, dataset: Dataset) -> int:
-    """Produce every event as the services would; kitchen events of every third order first."""
+async def publish(bootstrap: str, dataset: Dataset, topic_prefix: str = "") -> int:
+    """Produce every event as the services would; kitchen events of every third order first.
+
+    ``topic_prefix`` is prepended to the topics' names (a test's own copies of the topics).
+    """
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     sent = 0
@@ -290,7 +293,10 @@ async def publish(bootstrap: str, dataset: Dataset) -> int:
                     )
                 )
                 await producer.send(
-                    event.topic, value=record.value, key=record.key, headers=record.headers
+                    topic_prefix + event.topic,
+                    value=record.value,
+                    key=record.key,
+                    headers=record.headers,
                 )
                 sent += 1
 

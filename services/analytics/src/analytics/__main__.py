@@ -17,7 +17,7 @@ from eventing.service import service_main
 
 
 async def _rebuild(settings: AnalyticsSettings) -> dict[str, object]:
-    from analytics.bootstrap import PROJECTED_TOPICS
+    from analytics.bootstrap import projected_topics
     from analytics.service_layer.rebuild import rebuild
     from eventing.database import create_engine
 
@@ -25,7 +25,7 @@ async def _rebuild(settings: AnalyticsSettings) -> dict[str, object]:
         settings.database_url, pool_size=2, application_name=f"{settings.service_name}-rebuild"
     )
     try:
-        report = await rebuild(engine, settings.kafka_bootstrap_servers, PROJECTED_TOPICS)
+        report = await rebuild(engine, settings.kafka_bootstrap_servers, projected_topics(settings))
     finally:
         await engine.dispose()
     return report.as_dict()

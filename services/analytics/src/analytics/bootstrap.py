@@ -11,12 +11,16 @@ from eventing.topics import KITCHEN, ORDERS
 PROJECTED_TOPICS: tuple[str, ...] = (ORDERS.name, KITCHEN.name)
 
 
+def projected_topics(settings: AnalyticsSettings) -> list[str]:
+    return [settings.topic_prefix + name for name in PROJECTED_TOPICS]
+
+
 def bootstrap(settings: AnalyticsSettings | None = None) -> ConsumingService:
     settings = settings or AnalyticsSettings()
     return ConsumingService.build(
         settings,
         group_id=settings.consumer_group,
-        topics=PROJECTED_TOPICS,
+        topics=projected_topics(settings),
         subscriptions=SUBSCRIPTIONS,
         consumer_settings=AnalyticsConsumerSettings(),
     )

@@ -197,7 +197,9 @@ async def test_the_tap_prints_a_real_run_as_json_lines_and_joins_no_group(
     versions = [e["aggregateversion"] for e in own if e["topic"] == "pizzeria.orders"]
     assert versions == ["1", "2", "3", "4", "5", "6"]
     kitchen_types = [e["type"].rsplit(".", 2)[-2] for e in own if e["topic"] == "pizzeria.kitchen"]
-    assert kitchen_types == ["ticket_queued", "cooking_started", "order_ready"]
+    # (Any kitchen running on this broker may add its own ticket events and estimate changes.)
+    assert kitchen_types[0] == "ticket_queued"
+    assert {"cooking_started", "order_ready"} <= set(kitchen_types)
 
     # Filters: by type, and by the events' time.
     placed_type = "com.mariospizzeria.order.placed.v1"

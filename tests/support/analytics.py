@@ -106,12 +106,12 @@ class Dataset:
         return {"from": self.since.isoformat(), "to": self.until.isoformat()}
 
 
-def generate(count: int, seed: int | None = None) -> Dataset:
-    """``count`` orders placed over about a day and a half, in a window of their own."""
+def generate(count: int, seed: int | None = None, after: datetime | None = None) -> Dataset:
+    """``count`` orders placed 7 minutes apart, in a window of their own (starting ``after``)."""
     run = uuid.uuid4().hex[:8]
     rng = random.Random(seed if seed is not None else run)
     # A window in the past that no other run uses (order ids are unique per run too).
-    since = datetime(1990, 1, 1, tzinfo=UTC) + timedelta(days=rng.randrange(0, 12_000))
+    since = after or datetime(1990, 1, 1, tzinfo=UTC) + timedelta(days=rng.randrange(0, 12_000))
     cooks = [f"{run}-cook-{n}" for n in range(4)]
     drivers = [f"{run}-driver-{n}" for n in range(3)]
     fates = [name for name, weight in FATES for _ in range(weight)]

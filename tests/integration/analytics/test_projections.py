@@ -34,6 +34,7 @@ from tests.support.processes import ServiceProcess, base_url, service_process
 from tests.support.system import migrated_database
 
 ORDER_COUNT = 300
+REBUILD = [sys.executable, "-m", "analytics", "rebuild"]
 QUESTIONS = (
     "overview",
     "timeseries?bucket=hour",
@@ -63,14 +64,17 @@ class Analytics:
     def url(self) -> str:
         return base_url(self.process)
 
-    async def answers(self, client: httpx.AsyncClient) -> dict[str, Any]:
+    async def answers(
+        self, client: httpx.AsyncClient, dataset: Dataset | None = None
+    ) -> dict[str, Any]:
+        window = (dataset or self.dataset).window
         found = {}
         for question in QUESTIONS:
             path, _, query = question.partition("?")
             params = dict(part.split("=") for part in query.split("&") if part)
             response = await client.get(
                 f"{self.url}/{path}",
-                params={**params, **self.dataset.window},
+                params={**params, **window},
                 headers={"Authorization": f"Bearer {self.token}"},
             )
             assert response.status_code == 200, response.text
@@ -135,11 +139,15 @@ def mismatches(actual: Any, wanted: Any, path: str = "") -> list[str]:
 
 
 async def until_answers_match(
-    analytics: Analytics, client: httpx.AsyncClient, wanted: dict[str, Any], timeout: float = 90
+    analytics: Analytics,
+    client: httpx.AsyncClient,
+    wanted: dict[str, Any],
+    timeout: float = 90,
+    dataset: Dataset | None = None,
 ) -> dict[str, Any]:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        found = await analytics.answers(client)
+        found = await analytics.answers(client, dataset)
         differences = mismatches(found, wanted)
         if not differences:
             return found
@@ -204,7 +212,7 @@ async def test_rebuild_from_the_topics_equals_the_live_projections(
 
         result = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "analytics", "rebuild"],
+            REBUILD,
             env={**os.environ, **analytics.env},
             cwd=ROOT,
             capture_output=True,
@@ -222,4 +230,30 @@ async def test_rebuild_from_the_topics_equals_the_live_projections(
     assert rebuilt == live
     assert rebuilt_rows == live_rows
     # The live service still works on the swapped-in tables.
+    assert analytics.process.alive
+
+
+async def test_events_arriving_during_a_rebuild_are_all_projected(
+    analytics: Analytics, infra: Infra
+) -> None:
+    """The rebuild swaps tables under the running service: nothing published meanwhile is lost."""
+    more = generate(120, after=analytics.dataset.until)
+    process = await asyncio.create_subprocess_exec(
+        *REBUILD,
+        env={**os.environ, **analytics.env},
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    published = await publish(
+        infra.kafka_bootstrap, more, topic_prefix=analytics.env["ANALYTICS_TOPIC_PREFIX"]
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=300)
+    assert process.returncode == 0, stderr.decode()[-3000:]
+    report = json.loads(stdout.decode().strip().splitlines()[-1])
+    # The rebuild read the first dataset and however much of the second had arrived.
+    assert analytics.published <= report["applied"] <= analytics.published + published, report
+    async with httpx.AsyncClient(timeout=30) as client:
+        await until_answers_match(analytics, client, expected(more), dataset=more)
+        await until_answers_match(analytics, client, expected(analytics.dataset))
     assert analytics.process.alive

@@ -33,11 +33,11 @@ order_facts_table = Table(
     metadata,
     Column("order_id", Text, primary_key=True),
     Column("status", Text, nullable=False),  # derived from the milestones below
-    Column("customer_id", Text),  # OrderPlaced / OrderConfirmed (pseudonymous)
-    Column("fulfilment", Text),  # OrderPlaced / OrderConfirmed
+    Column("customer_id", Text),  # OrderPlaced (pseudonymous)
+    Column("fulfilment", Text),  # OrderPlaced
     Column("placed_at", Timestamp),  # OrderPlaced: the time every aggregate filters on
     Column("total", Money),  # OrderPlaced
-    Column("pizzas", Integer),  # OrderPlaced / OrderConfirmed (sum of quantities)
+    Column("pizzas", Integer),  # OrderPlaced (sum of quantities)
     Column("confirmed_at", Timestamp),  # OrderConfirmed
     Column("confirmed_by", Text),  # OrderConfirmed
     Column("cancelled_at", Timestamp),  # OrderCancelled
@@ -46,7 +46,7 @@ order_facts_table = Table(
     Column("cooking_started_at", Timestamp),  # OrderCookingStarted
     Column("order_ready_at", Timestamp),  # OrderReady
     Column("departed_at", Timestamp),  # OrderOutForDelivery
-    Column("driver_id", Text),  # OrderOutForDelivery / OrderDelivered
+    Column("driver_id", Text),  # OrderOutForDelivery
     Column("delivered_at", Timestamp),  # OrderDelivered
     Column("picked_up_at", Timestamp),  # OrderPickedUp
     Column("queued_at", Timestamp),  # TicketQueued

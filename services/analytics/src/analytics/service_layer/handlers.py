@@ -1,9 +1,10 @@
 """Projections of the analytics service: each event fills its own columns of the order's fact.
 
-Every handler is an idempotent upsert keyed by order id, so an order's row is the same whatever
-order its events arrive in (an order's kitchen events may be read before its own events, which
-travel on another topic), and the consumer's inbox makes each event count once. The status is
-re-derived from the row's milestones after each write.
+Every handler is an idempotent upsert, keyed by order id, of the columns that only its event type
+fills; so an order's row is the same whatever order its events arrive in (an order's kitchen
+events may be read before its own events, which travel on another topic), and the consumer's
+inbox makes each event count once. The status is re-derived from the row's milestones after each
+write.
 """
 
 from __future__ import annotations
@@ -124,18 +125,11 @@ async def order_placed(session: AsyncSession, event: ReceivedEvent[OrderPlaced])
 
 
 async def order_confirmed(session: AsyncSession, event: ReceivedEvent[OrderConfirmed]) -> None:
-    order = event.data
+    # Customer, lines and fulfilment repeat OrderPlaced's: they are taken from there only.
+    data = event.data
     await _fill(
-        session,
-        order.order_id,
-        customer_id=order.customer_id,
-        fulfilment=order.fulfilment,
-        pizzas=_pizzas(order.lines),
-        confirmed_at=order.confirmed_at,
-        confirmed_by=order.confirmed_by,
+        session, data.order_id, confirmed_at=data.confirmed_at, confirmed_by=data.confirmed_by
     )
-    if order.lines:
-        await _lines(session, order.order_id, order.lines)
 
 
 async def order_cancelled(session: AsyncSession, event: ReceivedEvent[OrderCancelled]) -> None:
@@ -154,8 +148,7 @@ async def order_cooking(session: AsyncSession, event: ReceivedEvent[OrderCooking
 
 
 async def order_ready(session: AsyncSession, event: ReceivedEvent[OrderReady]) -> None:
-    data = event.data
-    await _fill(session, data.order_id, order_ready_at=data.ready_at, fulfilment=data.fulfilment)
+    await _fill(session, event.data.order_id, order_ready_at=event.data.ready_at)
 
 
 async def order_departed(session: AsyncSession, event: ReceivedEvent[OrderOutForDelivery]) -> None:
@@ -164,8 +157,8 @@ async def order_departed(session: AsyncSession, event: ReceivedEvent[OrderOutFor
 
 
 async def order_delivered(session: AsyncSession, event: ReceivedEvent[OrderDelivered]) -> None:
-    data = event.data
-    await _fill(session, data.order_id, driver_id=data.driver_id, delivered_at=data.delivered_at)
+    # The driver is OrderOutForDelivery's (the same one hands the order over).
+    await _fill(session, event.data.order_id, delivered_at=event.data.delivered_at)
 
 
 async def order_picked_up(session: AsyncSession, event: ReceivedEvent[OrderPickedUp]) -> None:

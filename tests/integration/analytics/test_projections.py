@@ -81,6 +81,28 @@ class Analytics:
             found[question] = response.json()
         return found
 
+    async def table_shapes(self) -> list[Any]:
+        """Columns and indexes of the projection tables, to compare the migration's with the
+        rebuild's."""
+        conn = await asyncpg.connect(self.database_url.replace("+asyncpg", ""))
+        try:
+            columns = await conn.fetch(
+                "SELECT table_name, column_name, data_type, is_nullable, numeric_precision, "
+                "numeric_scale FROM information_schema.columns WHERE table_schema = 'public' "
+                "AND table_name IN ('order_facts', 'order_lines') ORDER BY 1, 2"
+            )
+            indexes = await conn.fetch(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+                "AND tablename IN ('order_facts', 'order_lines') ORDER BY 1"
+            )
+            constraints = await conn.fetch(
+                "SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint "
+                "WHERE conrelid IN ('order_facts'::regclass, 'order_lines'::regclass) ORDER BY 1"
+            )
+        finally:
+            await conn.close()
+        return [dict(row) for row in [*columns, *indexes, *constraints]]
+
     async def fact_rows(self) -> list[dict[str, Any]]:
         conn = await asyncpg.connect(self.database_url.replace("+asyncpg", ""))
         try:
@@ -209,6 +231,7 @@ async def test_rebuild_from_the_topics_equals_the_live_projections(
         live = await until_answers_match(analytics, client, wanted)
         live_rows = await analytics.fact_rows()
         assert len([row for row in live_rows if "status" in row]) == ORDER_COUNT
+        migrated_shape = await analytics.table_shapes()
 
         result = await asyncio.to_thread(
             subprocess.run,
@@ -229,6 +252,8 @@ async def test_rebuild_from_the_topics_equals_the_live_projections(
         rebuilt_rows = await analytics.fact_rows()
     assert rebuilt == live
     assert rebuilt_rows == live_rows
+    # The rebuilt tables are those of the migrations: columns, types, indexes, constraints.
+    assert await analytics.table_shapes() == migrated_shape
     # The live service still works on the swapped-in tables.
     assert analytics.process.alive
 

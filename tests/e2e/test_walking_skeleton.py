@@ -8,15 +8,18 @@ from typing import Any
 
 import httpx
 
+from eventing.auth import AuthSettings, Role, mint_token
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
 from tests.support.system import System
 
 
-async def eventually(client: httpx.AsyncClient, url: str, timeout: float = 10) -> Any:
+async def eventually(
+    client: httpx.AsyncClient, url: str, timeout: float = 10, headers: dict[str, str] | None = None
+) -> Any:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        response = await client.get(url)
+        response = await client.get(url, headers=headers)
         if response.status_code == 200 and response.json():
             return response.json()
         if asyncio.get_running_loop().time() > deadline:
@@ -53,7 +56,13 @@ async def test_an_order_reaches_every_service_through_kafka(system: System, infr
         messages = await eventually(
             client, f"{system.url('notifications')}/orders/{order_id}/messages"
         )
-        fact = await eventually(client, f"{system.url('analytics')}/orders/{order_id}")
+        # Analytics answers analysts and managers only.
+        analyst = mint_token(AuthSettings(), subject="analyst-ada", roles=[Role.ANALYST])
+        fact = await eventually(
+            client,
+            f"{system.url('analytics')}/orders/{order_id}",
+            headers={"Authorization": f"Bearer {analyst}"},
+        )
 
     assert ticket["status"] == "queued" and ticket["pizzas"] == 3
     assert [m["kind"] for m in messages] == ["order_received"]

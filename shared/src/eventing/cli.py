@@ -9,6 +9,8 @@
     eventing schemas generate [--docs DIR]
     eventing schemas check    [--docs DIR]
     eventing auth mint-token --subject S --role R [--role R ...] [--ttl SECONDS]
+    eventing tap [--topic T ...] [--type TYPE ...] [--order-id ID ...] [--since TIME]
+                 [--until TIME] [--from-beginning | --from-end] [--follow] [--group G]
 
 ``schemas generate`` writes the event documentation (docs/events/<type>.json and
 docs/asyncapi.json) from the catalogue; ``schemas check`` exits 1, printing the differences, when
@@ -19,6 +21,13 @@ parents, whose pyproject.toml declares the uv workspace ([tool.uv.workspace]).
 ``auth mint-token`` prints an HS256 bearer token (just the token, for ``$(...)``) signed with
 the ``AUTH_*`` settings of the environment; it refuses when ``AUTH_JWKS_URL`` is set, since then
 the identity provider signs the tokens.
+
+``tap`` prints CloudEvents of the orders and kitchen topics (or those given with ``--topic``) as
+JSON lines: attributes, ``data``, and the record's ``topic``, ``partition``, ``offset`` and
+``key``. It reads from the beginning to the current end by default; ``--follow`` keeps waiting
+for new events (``--from-end --follow`` prints only new ones). It joins no consumer group and
+commits nothing unless ``--group`` names one, whose offsets it then resumes from and commits.
+The customer-contacts topic holds personal data: the tap refuses it.
 
 Kafka comes from ``--bootstrap-servers`` or ``KAFKA_BOOTSTRAP_SERVERS``; databases from
 ``--database-url`` or ``DATABASE_URL``. Output is JSON, one document or one line per item.
@@ -32,12 +41,13 @@ import json
 import logging
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from eventing import admin, auth, deadletter, schemas
+from eventing import admin, auth, deadletter, schemas, tap
 
 
 def _dsn(url: str | None) -> str:
@@ -77,6 +87,41 @@ async def _run(args: argparse.Namespace) -> int:
                 wanted = {tuple(int(part) for part in item.split(":", 1)) for item in args.offset}
                 letters = [x for x in letters if (x.partition, x.offset) in wanted]
             _print({"replayed": await deadletter.replay_dead_letters(bootstrap, letters)})
+    elif args.area == "tap":
+        return await _tap(bootstrap, args)
+    return 0
+
+
+def _moment(value: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    if moment.utcoffset() is None:
+        raise argparse.ArgumentTypeError(f"{value!r} needs a UTC offset, e.g. 2026-01-31T18:00Z")
+    return moment
+
+
+async def _tap(bootstrap: str, args: argparse.Namespace) -> int:
+    topics = args.topic or list(tap.DEFAULT_TOPICS)
+    try:
+        tap.check_topics(topics)
+    except tap.RestrictedTopicError as error:
+        sys.stderr.write(f"refused: {error}\n")
+        return 2
+    where = tap.TapFilter(
+        types=frozenset(args.type or ()),
+        order_ids=frozenset(args.order_id or ()),
+        since=args.since,
+        until=args.until,
+    )
+    async for event in tap.tap(
+        bootstrap,
+        topics=topics,
+        where=where,
+        from_beginning=not args.from_end,
+        follow=args.follow,
+        group=args.group,
+    ):
+        _print(event)
+        sys.stdout.flush()
     return 0
 
 
@@ -169,6 +214,27 @@ def main(argv: list[str] | None = None) -> int:
         help="a role of the subject (repeatable)",
     )
     mint.add_argument("--ttl", type=int, default=3600, help="seconds until expiry (default 3600)")
+    tapping = areas.add_parser(
+        "tap", help="print events of the orders and kitchen topics as JSON lines"
+    )
+    tapping.add_argument(
+        "--topic", action="append", help="a topic (repeatable; default: orders and kitchen)"
+    )
+    tapping.add_argument("--type", action="append", help="only this CloudEvents type (repeatable)")
+    tapping.add_argument("--order-id", action="append", help="only this order (repeatable)")
+    tapping.add_argument("--since", type=_moment, help="only events whose time is at or after")
+    tapping.add_argument("--until", type=_moment, help="only events whose time is before")
+    start = tapping.add_mutually_exclusive_group()
+    start.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="start at the beginning of the topics (the default)",
+    )
+    start.add_argument("--from-end", action="store_true", help="start at the end: new events only")
+    tapping.add_argument("--follow", action="store_true", help="keep waiting for new events")
+    tapping.add_argument(
+        "--group", help="a consumer group of your own to resume from and commit to (default none)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.area == "schemas":

@@ -5,7 +5,14 @@ from __future__ import annotations
 from analytics.service_layer.handlers import SUBSCRIPTIONS
 from analytics.settings import AnalyticsConsumerSettings, AnalyticsSettings
 from eventing.service import ConsumingService
-from eventing.topics import ORDERS
+from eventing.topics import KITCHEN, ORDERS
+
+# Only these: the customer-contacts topic (personal data) is never read by analytics.
+PROJECTED_TOPICS: tuple[str, ...] = (ORDERS.name, KITCHEN.name)
+
+
+def projected_topics(settings: AnalyticsSettings) -> list[str]:
+    return [settings.topic_prefix + name for name in PROJECTED_TOPICS]
 
 
 def bootstrap(settings: AnalyticsSettings | None = None) -> ConsumingService:
@@ -13,7 +20,7 @@ def bootstrap(settings: AnalyticsSettings | None = None) -> ConsumingService:
     return ConsumingService.build(
         settings,
         group_id=settings.consumer_group,
-        topics=[ORDERS.name],
+        topics=projected_topics(settings),
         subscriptions=SUBSCRIPTIONS,
         consumer_settings=AnalyticsConsumerSettings(),
     )

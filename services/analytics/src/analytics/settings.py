@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from eventing.settings import ConsumerSettings, ServiceSettings
@@ -13,6 +14,11 @@ class AnalyticsSettings(ServiceSettings):
     service_name: str = "analytics"
     http_port: int = 8004
     consumer_group: str = "analytics"
+    topic_prefix: str = Field(
+        default="",
+        description="Prepended to the names of the topics read (pizzeria.orders, "
+        "pizzeria.kitchen); empty except in tests that isolate themselves on their own topics.",
+    )
 
 
 class AnalyticsConsumerSettings(ConsumerSettings):

@@ -1,44 +1,213 @@
-"""Projections of the analytics service, each fed by events in the consumer's transaction."""
+"""Projections of the analytics service: each event fills its own columns of the order's fact.
+
+Every handler is an idempotent upsert, keyed by order id, of the columns that only its event type
+fills; so an order's row is the same whatever order its events arrive in (an order's kitchen
+events may be read before its own events, which travel on another topic), and the consumer's
+inbox makes each event count once. The status is re-derived from the row's milestones after each
+write.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from analytics.adapters.orm import order_facts_table
-from eventing.catalogue import OrderPlaced
+from analytics.adapters.orm import order_facts_table, order_lines_table
+from analytics.domain.facts import Milestones, derive_status, is_on_time
+from eventing.catalogue import (
+    KitchenCookingStarted,
+    KitchenOrderReady,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderCookingStarted,
+    OrderDelivered,
+    OrderLine,
+    OrderOutForDelivery,
+    OrderPickedUp,
+    OrderPlaced,
+    OrderReady,
+    TicketQueued,
+    TicketWithdrawn,
+)
 from eventing.consumer import ReceivedEvent, Subscription
 
+facts = order_facts_table.c
+_MILESTONES = (
+    facts.placed_at,
+    facts.confirmed_at,
+    facts.cooking_started_at,
+    facts.kitchen_started_at,
+    facts.order_ready_at,
+    facts.kitchen_ready_at,
+    facts.departed_at,
+    facts.delivered_at,
+    facts.picked_up_at,
+    facts.cancelled_at,
+)
 
-async def record_order(session: AsyncSession, event: ReceivedEvent[OrderPlaced]) -> None:
-    order = event.data
+
+def milestones_of(row: Mapping[Any, Any]) -> Milestones:
+    return Milestones(
+        placed_at=row["placed_at"],
+        confirmed_at=row["confirmed_at"],
+        cooking_started_at=row["kitchen_started_at"] or row["cooking_started_at"],
+        ready_at=row["kitchen_ready_at"] or row["order_ready_at"],
+        departed_at=row["departed_at"],
+        delivered_at=row["delivered_at"],
+        picked_up_at=row["picked_up_at"],
+        cancelled_at=row["cancelled_at"],
+    )
+
+
+async def _fill(session: AsyncSession, order_id: str, **columns: Any) -> None:
+    """Set ``columns`` of the order's fact (creating the row), then re-derive its status."""
+    statement = insert(order_facts_table).values(order_id=order_id, status="unknown", **columns)
+    row = (
+        (
+            await session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[facts.order_id], set_=columns
+                ).returning(*_MILESTONES)
+            )
+        )
+        .mappings()
+        .one()
+    )
     await session.execute(
-        insert(order_facts_table)
+        update(order_facts_table)
+        .where(facts.order_id == order_id)
+        .values(status=derive_status(milestones_of(row)).value)
+    )
+
+
+async def _lines(session: AsyncSession, order_id: str, lines: tuple[OrderLine, ...]) -> None:
+    await session.execute(
+        insert(order_lines_table)
         .values(
-            order_id=order.order_id,
-            customer_id=order.customer_id,
-            placed_at=order.placed_at,
-            pizzas=sum(line.quantity for line in order.lines),
-            total=order.total,
-            status="pending",
+            [
+                {
+                    "order_id": order_id,
+                    "line_no": number,
+                    "pizza": line.pizza,
+                    "size": line.size,
+                    "quantity": line.quantity,
+                    "toppings": list(line.toppings),
+                    "unit_price": line.unit_price,
+                }
+                for number, line in enumerate(lines)
+            ]
         )
         .on_conflict_do_nothing()
     )
 
 
+def _pizzas(lines: tuple[OrderLine, ...]) -> int:
+    return sum(line.quantity for line in lines)
+
+
+async def order_placed(session: AsyncSession, event: ReceivedEvent[OrderPlaced]) -> None:
+    order = event.data
+    await _fill(
+        session,
+        order.order_id,
+        customer_id=order.customer_id,
+        fulfilment=order.fulfilment,
+        placed_at=order.placed_at,
+        total=order.total,
+        pizzas=_pizzas(order.lines),
+    )
+    if order.lines:
+        await _lines(session, order.order_id, order.lines)
+
+
+async def order_confirmed(session: AsyncSession, event: ReceivedEvent[OrderConfirmed]) -> None:
+    # Customer, lines and fulfilment repeat OrderPlaced's: they are taken from there only.
+    data = event.data
+    await _fill(
+        session, data.order_id, confirmed_at=data.confirmed_at, confirmed_by=data.confirmed_by
+    )
+
+
+async def order_cancelled(session: AsyncSession, event: ReceivedEvent[OrderCancelled]) -> None:
+    data = event.data
+    await _fill(
+        session,
+        data.order_id,
+        cancelled_at=data.cancelled_at,
+        cancel_reason=data.reason,
+        cancelled_from=data.previous_status,
+    )
+
+
+async def order_cooking(session: AsyncSession, event: ReceivedEvent[OrderCookingStarted]) -> None:
+    await _fill(session, event.data.order_id, cooking_started_at=event.data.started_at)
+
+
+async def order_ready(session: AsyncSession, event: ReceivedEvent[OrderReady]) -> None:
+    await _fill(session, event.data.order_id, order_ready_at=event.data.ready_at)
+
+
+async def order_departed(session: AsyncSession, event: ReceivedEvent[OrderOutForDelivery]) -> None:
+    data = event.data
+    await _fill(session, data.order_id, driver_id=data.driver_id, departed_at=data.departed_at)
+
+
+async def order_delivered(session: AsyncSession, event: ReceivedEvent[OrderDelivered]) -> None:
+    # The driver is OrderOutForDelivery's (the same one hands the order over).
+    await _fill(session, event.data.order_id, delivered_at=event.data.delivered_at)
+
+
+async def order_picked_up(session: AsyncSession, event: ReceivedEvent[OrderPickedUp]) -> None:
+    await _fill(session, event.data.order_id, picked_up_at=event.data.picked_up_at)
+
+
+async def ticket_queued(session: AsyncSession, event: ReceivedEvent[TicketQueued]) -> None:
+    await _fill(session, event.data.order_id, queued_at=event.data.queued_at)
+
+
+async def kitchen_cooking(
+    session: AsyncSession, event: ReceivedEvent[KitchenCookingStarted]
+) -> None:
+    data = event.data
+    await _fill(session, data.order_id, cook=data.cook, kitchen_started_at=data.started_at)
+
+
+async def kitchen_ready(session: AsyncSession, event: ReceivedEvent[KitchenOrderReady]) -> None:
+    data = event.data
+    await _fill(
+        session,
+        data.order_id,
+        kitchen_ready_at=data.ready_at,
+        estimated_ready_at=data.estimated_ready_at,
+        lateness_seconds=data.lateness_seconds,
+        on_time=is_on_time(data.ready_at, data.estimated_ready_at),
+    )
+
+
+async def ticket_withdrawn(session: AsyncSession, event: ReceivedEvent[TicketWithdrawn]) -> None:
+    data = event.data
+    await _fill(
+        session, data.order_id, withdrawn_at=data.withdrawn_at, pizzas_wasted=data.pizzas_wasted
+    )
+
+
+# The whole projection at a glance: each event type and the handler that applies it. The names
+# key the consumer's inbox (one row per handler and event id).
 SUBSCRIPTIONS: list[Subscription] = [
-    Subscription("analytics.order_facts", OrderPlaced, record_order),
+    Subscription("analytics.order_placed", OrderPlaced, order_placed),
+    Subscription("analytics.order_confirmed", OrderConfirmed, order_confirmed),
+    Subscription("analytics.order_cancelled", OrderCancelled, order_cancelled),
+    Subscription("analytics.order_cooking", OrderCookingStarted, order_cooking),
+    Subscription("analytics.order_ready", OrderReady, order_ready),
+    Subscription("analytics.order_departed", OrderOutForDelivery, order_departed),
+    Subscription("analytics.order_delivered", OrderDelivered, order_delivered),
+    Subscription("analytics.order_picked_up", OrderPickedUp, order_picked_up),
+    Subscription("analytics.ticket_queued", TicketQueued, ticket_queued),
+    Subscription("analytics.kitchen_cooking", KitchenCookingStarted, kitchen_cooking),
+    Subscription("analytics.kitchen_ready", KitchenOrderReady, kitchen_ready),
+    Subscription("analytics.ticket_withdrawn", TicketWithdrawn, ticket_withdrawn),
 ]
-
-
-def fact_public(row: Any) -> dict[str, Any]:
-    return {
-        "order_id": row["order_id"],
-        "customer_id": row["customer_id"],
-        "placed_at": row["placed_at"],
-        "pizzas": row["pizzas"],
-        "total": row["total"],
-        "status": row["status"],
-    }

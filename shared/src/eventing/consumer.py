@@ -136,6 +136,7 @@ class _State:
     processed: dict[TopicPartition, int] = field(default_factory=dict)
     last_progress: float = field(default_factory=time.monotonic)
     assigned: frozenset[TopicPartition] = frozenset()
+    drained: bool = False
 
 
 class EventConsumer:
@@ -183,6 +184,13 @@ class EventConsumer:
         if stalled_for > self._settings.stall_timeout_seconds:
             return False, f"consumer stalled for {stalled_for:.0f}s"
         return True, f"assigned {len(self._state.assigned)} partitions"
+
+    @property
+    def drained(self) -> bool:
+        """True once a poll with partitions assigned found nothing new: the backlog that was
+        there at start-up has been applied. Work that must not act on stale state (timers that
+        a late event would cancel) waits for it."""
+        return self._state.drained
 
     async def run(self) -> None:
         """Consume until ``stop()``; restarts the Kafka consumer when it stalls or crashes."""
@@ -259,6 +267,8 @@ class EventConsumer:
                 batches = await consumer.getmany(timeout_ms=500)
                 self._progress()
                 self._state.assigned = frozenset(consumer.assignment())
+                if not batches and self._state.assigned:
+                    self._state.drained = True
                 if batches:
                     async with self._processing:
                         await asyncio.gather(

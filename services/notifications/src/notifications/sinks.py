@@ -85,7 +85,7 @@ class SmtpSink:
         )
         body = message.get_body(preferencelist=("plain",))
         received = ReceivedEmail(
-            message_id=str(message.get("Message-ID", "")),
+            message_id=str(message.get("Message-ID", "")).strip(),
             sender=str(envelope.mail_from),
             recipients=[str(r) for r in envelope.rcpt_tos],
             subject=str(message.get("Subject", "")),

@@ -34,7 +34,13 @@ def notifications_lifespan(
             ]
             workers.append(
                 asyncio.create_task(
-                    run_timers(service.sessions, service.policy, service.poll_seconds, stopping),
+                    run_timers(
+                        service.sessions,
+                        service.policy,
+                        service.poll_seconds,
+                        stopping,
+                        caught_up=lambda: service.consumer.drained,
+                    ),
                     name="late-timers",
                 )
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -67,8 +68,18 @@ async def run_timers(
     policy: Policy,
     poll_seconds: float,
     stopping: asyncio.Event,
+    caught_up: Callable[[], bool] = lambda: True,
 ) -> None:
+    """Fire due timers until ``stopping``; not before ``caught_up()``.
+
+    After a restart, an event that cancels a timer (the order became ready while the service was
+    down) may still be waiting in Kafka: timers wait until the consumer has drained its backlog.
+    """
     while not stopping.is_set():
+        if not caught_up():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=poll_seconds)
+            continue
         try:
             fired = await fire_due_timers(sessions, policy)
         except Exception:

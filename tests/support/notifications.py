@@ -23,7 +23,6 @@ from notifications.sinks import SmsSink, SmtpSink
 from tests.support.eventing import create_topic, unique_prefix
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess, base_url, service_process
-from tests.support.system import migrated_database
 
 SMS_ACCOUNT = "AC-test"
 SMS_TOKEN = "test-token"
@@ -46,6 +45,11 @@ class Sinks:
     async def stop(self) -> None:
         await self.sms.stop()
         await self.smtp.stop()
+
+    def close(self) -> None:
+        """Stop listening without awaiting (for synchronous tear-downs)."""
+        self.sms.close()
+        self.smtp.close()
 
 
 async def start_sinks() -> Sinks:
@@ -194,6 +198,8 @@ async def notifications_under_test(
     topics = {}
     for spec in (ORDERS, KITCHEN, CUSTOMER_CONTACTS):
         topics[spec.name] = await create_topic(infra, prefix + spec.name, spec.partitions)
+    from tests.support.system import migrated_database  # system.py imports this module
+
     url = await migrated_database(infra, "notifications")
     return Notifications(infra, sinks, url, topics, f"{prefix}notifications", extra_env or {})
 

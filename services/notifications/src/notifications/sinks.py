@@ -103,6 +103,10 @@ class SmtpSink:
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
@@ -214,6 +218,10 @@ class SmsSink:
             if self._task.done():
                 self._task.result()
             await asyncio.sleep(0.02)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
 
     async def stop(self) -> None:
         if self._server is not None and self._task is not None:

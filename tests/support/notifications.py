@@ -159,7 +159,7 @@ class Notifications:
             list(order_ids),
         )
 
-    async def settled(self, order_ids: Sequence[str], count: int, timeout: float = 60) -> list[Any]:
+    async def settled(self, order_ids: Sequence[str], count: int, timeout: float = 60) -> Any:
         """Wait until ``count`` deliveries of these orders exist and none is pending."""
         return await eventually(
             lambda: self.deliveries(order_ids),
@@ -252,7 +252,7 @@ def placed(
         ),
         total=Decimal("9.50") * quantity,
         placed_at=now(),
-        fulfilment=fulfilment,  # type: ignore[arg-type]
+        fulfilment=fulfilment,
     )
     return event, order_id
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -41,6 +42,7 @@ def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsSer
         max_attempts=settings.max_attempts,
         wait_poll_seconds=max(settings.dispatcher_poll_seconds, 1.0),
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per SMS request otherwise
     http_client = httpx.AsyncClient()
     service = NotificationsService.build(
         settings,

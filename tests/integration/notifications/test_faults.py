@@ -180,3 +180,38 @@ async def test_late_warning_fires_for_a_late_order_only_also_across_a_restart(
     due = (start + timedelta(seconds=5)).strftime("%H:%M UTC")
     assert any(f"was due at {due}" in e.body for e in late_emails)
     assert len(notifications.sinks.sms.delivered) == 2 + 4 * 2  # 4 received + 4 confirmed
+
+
+async def test_the_remaining_window_resends_with_the_same_idempotency_key(
+    notifications: Notifications,
+) -> None:
+    """A crash after the provider accepted and before "sent" committed (the one window left):
+    the message is sent again after the restart, with the same key, and received once."""
+    customer, order = f"cust-{new_order_id()}", new_order_id()
+    notifications.extra_env["EVENTING_FAILPOINTS"] = "after_provider_accepted=1"
+    process = await notifications.start()
+    await notifications.publish(
+        [
+            contact(customer, "Wendy", email="w@example.com", phone="+39333555"),
+            placed(order, customer),
+        ]
+    )
+    await eventually(lambda: process.alive, lambda alive: not alive, 30, what="the crash")
+    del notifications.extra_env["EVENTING_FAILPOINTS"]
+    await notifications.start()
+    rows = await notifications.settled([order], 3)
+    assert {(r["channel"], r["status"]) for r in rows} == {
+        ("email", "sent"),
+        ("sms", "sent"),
+        ("in_app", "sent"),
+    }
+    smtp, sms = notifications.sinks.smtp, notifications.sinks.sms
+    # One of the two was handed over twice (whichever the dispatcher sent first) ...
+    raw = len(smtp.received) + sms.posts
+    assert raw == 3
+    # ... with the same idempotency key, so it reached the customer once.
+    assert len(smtp.by_message_id()) == 1 and len(sms.delivered) == 1
+    if sms.posts == 2:
+        assert len(smtp.received) == 1
+    else:
+        assert len(smtp.received) == 2 and sms.posts == 1

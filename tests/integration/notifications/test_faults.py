@@ -175,7 +175,7 @@ async def test_late_warning_fires_for_a_late_order_only_also_across_a_restart(
     }
     late_emails = [e for e in notifications.sinks.smtp.received if "running late" in e.subject]
     assert sorted(e.subject for e in late_emails) == sorted(
-        f"Your order {order[:8]} is running late" for order in (late, late_across)
+        f"Your order {order[-8:]} is running late" for order in (late, late_across)
     )
     due = (start + timedelta(seconds=5)).strftime("%H:%M UTC")
     assert any(f"was due at {due}" in e.body for e in late_emails)
@@ -206,12 +206,10 @@ async def test_the_remaining_window_resends_with_the_same_idempotency_key(
         ("in_app", "sent"),
     }
     smtp, sms = notifications.sinks.smtp, notifications.sinks.sms
-    # One of the two was handed over twice (whichever the dispatcher sent first) ...
-    raw = len(smtp.received) + sms.posts
-    assert raw == 3
+    # What was in flight at the crash (at least the message that hit the failpoint, at most one
+    # per channel) was handed over a second time ...
+    extra_emails, extra_sms = len(smtp.received) - 1, sms.posts - 1
+    assert extra_emails in (0, 1) and extra_sms in (0, 1)
+    assert extra_emails + extra_sms >= 1
     # ... with the same idempotency key, so it reached the customer once.
     assert len(smtp.by_message_id()) == 1 and len(sms.delivered) == 1
-    if sms.posts == 2:
-        assert len(smtp.received) == 1
-    else:
-        assert len(smtp.received) == 2 and sms.posts == 1

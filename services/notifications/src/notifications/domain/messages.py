@@ -75,7 +75,9 @@ class Skip:
 
 
 def short_id(order_id: str) -> str:
-    return order_id[:8]
+    """What customers see of an order id: its end (uuid7 ids begin with a timestamp, so orders
+    placed close together share their first characters)."""
+    return order_id[-8:]
 
 
 def format_total(total: object) -> str:

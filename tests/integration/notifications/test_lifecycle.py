@@ -19,6 +19,7 @@ from eventing.catalogue import (
 )
 from notifications.adapters.providers import message_id
 from notifications.domain.messages import Channel, idempotency_key
+from tests.support.metrics import parse, value
 from tests.support.notifications import (
     Notifications,
     api,
@@ -147,6 +148,27 @@ async def test_an_orders_lifecycle_sends_exactly_the_expected_messages(
         "GET", f"{notifications.base_url}/deliveries", token(anna, Role.CUSTOMER)
     )
     assert customer_view.status_code == 403
+
+    # Metrics: outcomes per channel, and the dispatchers' queues drained.
+    exported = parse((await api("GET", f"{notifications.base_url}/metrics")).text)
+    for channel, outcome, count in [
+        ("email", "sent", 9),
+        ("sms", "sent", 7),
+        ("sms", "skipped", 2),
+        ("in_app", "sent", 9),
+        ("email", "failed", 0),
+    ]:
+        assert value(exported, "notifications_sent_total", channel=channel, outcome=outcome) == (
+            count
+        ), (channel, outcome)
+    await eventually(
+        lambda: api("GET", f"{notifications.base_url}/metrics"),
+        lambda response: all(
+            value(parse(response.text), "notifications_dispatch_queue", channel=channel) == 0
+            for channel in ("email", "sms", "in_app")
+        ),
+        what="empty dispatch queues",
+    )
 
 
 async def test_customers_list_mark_read_and_dismiss_their_in_app_messages(

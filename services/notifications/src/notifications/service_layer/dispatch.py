@@ -84,10 +84,12 @@ class Dispatcher:
 
     async def run(self, poll_seconds: float, stopping: asyncio.Event) -> None:
         """Dispatch until ``stopping`` is set; sleeps ``poll_seconds`` when nothing is due."""
+        handled = 0
         while not stopping.is_set():
             try:
                 busy = await self.dispatch_one()
-                if not busy:
+                handled += busy
+                if not busy or handled % 50 == 0:  # idle, or busy for a while: refresh the gauge
                     await self.refresh_queue_depth()
             except Exception:
                 log.exception("%s dispatcher failed; retrying", self.channel.value)

@@ -30,6 +30,9 @@ NOTIFICATIONS_PORT="${NOTIFICATIONS_PORT:-8003}"
 ANALYTICS_PORT="${ANALYTICS_PORT:-8004}"
 ORDERS_RELAY_METRICS_PORT="${ORDERS_RELAY_METRICS_PORT:-9101}"
 KITCHEN_RELAY_METRICS_PORT="${KITCHEN_RELAY_METRICS_PORT:-9102}"
+# Dev sinks of the notifications service: an SMTP server and a Twilio-style SMS API.
+SMTP_SINK_PORT="${SMTP_SINK_PORT:-2525}"
+SMS_SINK_PORT="${SMS_SINK_PORT:-8025}"
 PG_USER=pizzeria
 PG_PASSWORD="${PG_PASSWORD:-pizzeria}"
 DATABASES=(orders kitchen notifications analytics)
@@ -272,6 +275,8 @@ export_service_env() {
     export ORDERS_HTTP_PORT="$ORDERS_PORT" KITCHEN_HTTP_PORT="$KITCHEN_PORT"
     export NOTIFICATIONS_HTTP_PORT="$NOTIFICATIONS_PORT" ANALYTICS_HTTP_PORT="$ANALYTICS_PORT"
     export ORDERS_RELAY_METRICS_PORT KITCHEN_RELAY_METRICS_PORT
+    export NOTIFICATIONS_SMTP_HOST=127.0.0.1 NOTIFICATIONS_SMTP_PORT="$SMTP_SINK_PORT"
+    export NOTIFICATIONS_SMS_ENDPOINT_URL="http://127.0.0.1:$SMS_SINK_PORT/2010-04-01/Accounts/{account_sid}/Messages.json"
 }
 
 cmd_infra_up() {
@@ -314,6 +319,9 @@ export KITCHEN_DATABASE_URL=$(db_url kitchen)
 export NOTIFICATIONS_DATABASE_URL=$(db_url notifications)
 export ANALYTICS_DATABASE_URL=$(db_url analytics)
 export PG_DSN_BASE=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT
+export SMTP_SINK=127.0.0.1:$SMTP_SINK_PORT
+export SMS_SINK_URL=http://127.0.0.1:$SMS_SINK_PORT
+export NOTIFICATION_SINKS_DIR=$STACK_DIR/sinks
 EOF
     # .local/stack.env always points at the stack last brought up.
     cp "$STACK_DIR/stack.env" "$ROOT/.local/stack.env"
@@ -328,12 +336,17 @@ cmd_up() {
         (cd "$ROOT" && uv run --frozen --no-sync "$service" migrate) >>"$LOG_DIR/$service.log" 2>&1 \
             || fail_with_log "$service" "migrating the $service database failed"
     done
+    # What the notifications service sends lands here: $STACK_DIR/sinks/{emails,sms}.jsonl.
+    spawn notification-sinks uv run --frozen --no-sync notifications-sinks \
+        --smtp-port "$SMTP_SINK_PORT" --sms-port "$SMS_SINK_PORT" --dir "$STACK_DIR/sinks"
     spawn orders-relay uv run --frozen --no-sync orders relay --log-format "$LOG_FORMAT"
     spawn kitchen-relay uv run --frozen --no-sync kitchen relay --log-format "$LOG_FORMAT"
     for service in "${SERVICES[@]}"; do
         spawn "$service" uv run --frozen --no-sync "$service" serve --log-format "$LOG_FORMAT"
     done
     local port
+    wait_for notification-sinks 30 port_open "$SMS_SINK_PORT"
+    wait_for notification-sinks 30 port_open "$SMTP_SINK_PORT"
     wait_for orders 60 http_ok "http://127.0.0.1:$ORDERS_PORT/readyz"
     wait_for kitchen 60 http_ok "http://127.0.0.1:$KITCHEN_PORT/readyz"
     wait_for notifications 60 http_ok "http://127.0.0.1:$NOTIFICATIONS_PORT/readyz"
@@ -352,6 +365,7 @@ cmd_up() {
   Orders relay        http://127.0.0.1:$ORDERS_RELAY_METRICS_PORT/metrics
   Kitchen relay       http://127.0.0.1:$KITCHEN_RELAY_METRICS_PORT/metrics
   Kafka               127.0.0.1:$KAFKA_PORT
+  Notification sinks  SMTP 127.0.0.1:$SMTP_SINK_PORT, SMS http://127.0.0.1:$SMS_SINK_PORT (received: $STACK_DIR/sinks)
   PostgreSQL          $(db_url '<service>')
   Logs                $LOG_DIR
   Script environment  source $ROOT/.local/stack.env
@@ -361,7 +375,7 @@ EOF
 
 cmd_down() {
     local service
-    for service in "${SERVICES[@]}" orders-relay kitchen-relay; do terminate "$service" 20; done
+    for service in "${SERVICES[@]}" orders-relay kitchen-relay notification-sinks; do terminate "$service" 20; done
     cmd_infra_down
     log "stack stopped"
 }
@@ -374,7 +388,7 @@ cmd_run() {
     log "streaming logs; Ctrl-C stops everything"
     local files=()
     local name
-    for name in orders orders-relay kitchen kitchen-relay notifications analytics; do
+    for name in orders orders-relay kitchen kitchen-relay notifications notification-sinks analytics; do
         files+=("$LOG_DIR/$name.log")
     done
     tail -n 0 -F "${files[@]}" &
@@ -384,7 +398,7 @@ cmd_run() {
 
 cmd_status() {
     local name
-    for name in postgres kafka orders orders-relay kitchen kitchen-relay notifications analytics; do
+    for name in postgres kafka orders orders-relay kitchen kitchen-relay notifications notification-sinks analytics; do
         if [ "$name" = postgres ]; then
             find_pg_bin && pg_ready && echo "postgres: running on $PG_PORT" || echo "postgres: stopped"
         elif pid_alive "$name"; then echo "$name: running (pid $(cat "$PID_DIR/$name.pid"))"

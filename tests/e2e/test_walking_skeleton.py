@@ -65,7 +65,17 @@ async def test_an_order_reaches_every_service_through_kafka(system: System, infr
         )
 
     assert ticket["status"] == "queued" and ticket["pizzas"] == 3
-    assert [m["kind"] for m in messages] == ["order_received"]
+    assert messages[0]["kind"] == "order_received"  # the confirmation's follows
+    # The same notice by email, to the address the order gave (through the contacts topic).
+    assert system.sinks is not None
+    smtp = system.sinks.smtp
+    deadline = asyncio.get_running_loop().time() + 30
+    while not any(order_id[-8:] in email.subject for email in smtp.received):
+        assert asyncio.get_running_loop().time() < deadline, "no email about the order"
+        await asyncio.sleep(0.1)
+    email = next(email for email in smtp.received if order_id[-8:] in email.subject)
+    assert email.recipients == ["anna@example.com"]
+    assert email.subject == f"We received your order {order_id[-8:]}"
     assert fact["total"] == "47.47" and fact["pizzas"] == 3
 
     records = await read_topic(

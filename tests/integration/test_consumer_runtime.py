@@ -12,11 +12,17 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from eventing.catalogue import OrderPlaced
 from eventing.cloudevents_kafka import Envelope, encode
-from eventing.consumer import EventConsumer, Subscription
+from eventing.consumer import (
+    EventConsumer,
+    Subscription,
+    Tombstone,
+    TombstoneSubscription,
+)
 from eventing.database import session_factory
 from eventing.deadletter import DeadLetter, read_dead_letters
 from eventing.settings import ConsumerSettings
@@ -69,7 +75,12 @@ class Setup:
                 raise AssertionError(f"effects never matched; last: {effects[-5:]}")
             await asyncio.sleep(0.1)
 
-    def consumer(self, subscriptions: list[Subscription], bootstrap: str) -> EventConsumer:
+    def consumer(
+        self,
+        subscriptions: list[Subscription],
+        bootstrap: str,
+        tombstones: list[TombstoneSubscription] | None = None,
+    ) -> EventConsumer:
         return EventConsumer(
             group_id=self.group,
             topics=[self.topic],
@@ -77,6 +88,7 @@ class Setup:
             sessions=session_factory(self.engine),
             bootstrap_servers=bootstrap,
             settings=FAST_RETRIES,
+            tombstones=tombstones or [],
         )
 
 
@@ -194,6 +206,52 @@ async def test_poison_records_are_dead_lettered_and_the_partition_moves_on(
     assert dict(doomed.original_headers)["ce_type"] == OrderPlaced.event_type.encode()
     assert doomed.original_topic == setup.topic
     assert [e[2] for e in await setup.effects()] == ["good-order"]
+
+
+async def record_tombstone(session: AsyncSession, tombstone: Tombstone) -> None:
+    await session.execute(
+        text("INSERT INTO effects (handler, event_id, order_id) VALUES (:h, :e, :o)"),
+        {"h": "eraser", "e": tombstone.id, "o": tombstone.key},
+    )
+
+
+async def test_tombstones_reach_their_topics_handler_once_by_key(
+    infra: Infra, setup: Setup
+) -> None:
+    tombstone = (b"cust-erased", None, [("ce_id", b"tomb-1")])
+    await produce_raw(
+        infra,
+        setup.topic,
+        [
+            cloudevent("before-order"),
+            tombstone,
+            tombstone,  # redelivered: the inbox keys it by its ce_id
+            (b"cust-headerless", None, []),  # keyed by topic/partition/offset instead
+            (b"", None, []),  # nothing to erase: a poison record
+            cloudevent("after-order"),
+        ],
+    )
+    consumer = setup.consumer(
+        [Subscription("recorder", OrderPlaced, recorder)],
+        infra.kafka_bootstrap,
+        tombstones=[TombstoneSubscription("eraser", setup.topic, record_tombstone)],
+    )
+
+    async def body() -> None:
+        await setup.wait_for_effects(lambda effects: any(e[2] == "after-order" for e in effects))
+
+    await running(consumer, body)
+    effects = await setup.effects()
+    assert [(e[0], e[2]) for e in effects] == [
+        ("recorder", "before-order"),
+        ("eraser", "cust-erased"),
+        ("eraser", "cust-headerless"),
+        ("recorder", "after-order"),
+    ]
+    assert effects[1][1] == "tomb-1"
+    assert effects[2][1] == f"{setup.topic}/0/3"
+    letters = await dead_letters_of(infra, setup.group, 1)
+    assert [letter.reason for letter in letters] == ["undecodable: tombstone without a key"]
 
 
 async def test_a_flaky_handler_is_retried_alone(infra: Infra, setup: Setup) -> None:

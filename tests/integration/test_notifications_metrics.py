@@ -1,4 +1,6 @@
-"""notifications_sent_total counts in-app messages once their transaction commits."""
+"""Notifications' metrics count what committed: deliveries queued by handlers, outcomes recorded
+by the dispatchers (with fake providers here; the real ones are in tests/integration/notifications).
+"""
 
 from __future__ import annotations
 
@@ -7,30 +9,39 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from prometheus_client import generate_latest
+from sqlalchemy import select, text
 
 from eventing.catalogue import OrderLine, OrderPlaced
 from eventing.cloudevents_kafka import Envelope
 from eventing.consumer import ReceivedEvent
 from eventing.database import create_engine, session_factory
-from notifications.service_layer.handlers import order_received
+from notifications.adapters.orm import deliveries_table
+from notifications.domain.messages import Channel
+from notifications.service_layer.dispatch import Dispatcher, RetryPolicy
+from notifications.service_layer.handlers import Policy, notification_handlers
+from notifications.service_layer.ports import (
+    Outgoing,
+    PermanentSendError,
+    SendError,
+    TransientSendError,
+)
 from tests.support.infra import Infra
 from tests.support.metrics import parse, value
 from tests.support.system import migrated_database
 
 
-def sent() -> float:
-    return value(
-        parse(generate_latest().decode()),
-        "notifications_sent_total",
-        channel="in_app",
-        outcome="sent",
-    )
+def metric(name: str, **labels: str) -> float:
+    return value(parse(generate_latest().decode()), name, **labels)
 
 
-def received(order_id: str) -> ReceivedEvent[OrderPlaced]:
+def sent(channel: str, outcome: str = "sent") -> float:
+    return metric("notifications_sent_total", channel=channel, outcome=outcome)
+
+
+def received(order_id: str, customer_id: str) -> ReceivedEvent[OrderPlaced]:
     data = OrderPlaced(
         order_id=order_id,
-        customer_id="cust-1",
+        customer_id=customer_id,
         lines=(
             OrderLine(pizza="Margherita", size="medium", quantity=1, unit_price=Decimal("9.50")),
         ),
@@ -47,29 +58,93 @@ def received(order_id: str) -> ReceivedEvent[OrderPlaced]:
     return ReceivedEvent(data, envelope, topic="pizzeria.orders", partition=0, offset=0)
 
 
-async def test_an_in_app_message_is_counted_once_after_commit(infra: Infra) -> None:
+class FakeSender:
+    """A provider that fails with ``error`` (or accepts, when None) and records what it got."""
+
+    def __init__(self, channel: Channel, error: SendError | None = None) -> None:
+        self.channel = channel
+        self.error = error
+        self.sent: list[Outgoing] = []
+
+    async def send(self, message: Outgoing) -> str:
+        if self.error is not None:
+            raise self.error
+        self.sent.append(message)
+        return f"fake-{len(self.sent)}"
+
+
+async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra: Infra) -> None:
     url = await migrated_database(infra, "notifications")
     engine = create_engine(url, application_name="notifications-metrics-test")
     sessions = session_factory(engine)
-    event = received(str(uuid.uuid4()))
+    _, order_received = notification_handlers(Policy())["notifications.order_received"]
+    customer = f"cust-{uuid.uuid4()}"
+    event = received(str(uuid.uuid4()), customer)
     try:
-        start = sent()
+        queued = metric("notifications_queued_total", channel="in_app")
         async with sessions() as session, session.begin():
             await order_received(session, event)
-            assert sent() == start  # not before the commit
-        assert sent() == start + 1
+            assert metric("notifications_queued_total", channel="in_app") == queued
+        assert metric("notifications_queued_total", channel="in_app") == queued + 1
 
-        # The same event again (its message already written): nothing new to count.
+        # The same event again: its deliveries exist, nothing new is queued or counted.
         async with sessions() as session, session.begin():
             await order_received(session, event)
-        assert sent() == start + 1
+        assert metric("notifications_queued_total", channel="in_app") == queued + 1
 
-        # Rolled back: the message was never written, so it was never sent.
-        other = received(str(uuid.uuid4()))
+        # Rolled back: never queued.
         async with sessions() as session:
             await session.begin()
-            await order_received(session, other)
+            await order_received(session, received(str(uuid.uuid4()), customer))
             await session.rollback()
-        assert sent() == start + 1
+        assert metric("notifications_queued_total", channel="in_app") == queued + 1
+        async with sessions() as session:
+            assert len((await session.execute(select(deliveries_table))).all()) == 3
+
+        # In-app: written and counted sent.
+        in_app = sent("in_app")
+        assert await Dispatcher(Channel.IN_APP, sessions, None, RetryPolicy()).dispatch_one()
+        assert sent("in_app") == in_app + 1
+
+        async with sessions() as session, session.begin():
+            await session.execute(
+                text(
+                    "INSERT INTO contacts VALUES (:c, 'Carla', 'carla@example.com', NULL,"
+                    " true, true, now())"
+                ),
+                {"c": customer},
+            )
+        # SMS without a phone number: skipped, with the reason.
+        skipped = sent("sms", "skipped")
+        assert await Dispatcher(
+            Channel.SMS, sessions, FakeSender(Channel.SMS), RetryPolicy()
+        ).dispatch_one()
+        assert sent("sms", "skipped") == skipped + 1
+
+        # Email: a transient failure is retried later, a permanent one is failed.
+        retries = metric("notifications_retries_total", channel="email")
+        flaky = FakeSender(Channel.EMAIL, TransientSendError("421 try later"))
+        retry = RetryPolicy(base_seconds=0.01, cap_seconds=0.01, max_attempts=5)
+        assert await Dispatcher(Channel.EMAIL, sessions, flaky, retry).dispatch_one()
+        assert metric("notifications_retries_total", channel="email") == retries + 1
+        failed = sent("email", "failed")
+        refusing = FakeSender(Channel.EMAIL, PermanentSendError("550 no such user"))
+        row = None
+        for _ in range(10_000):  # until its (10 ms) back-off is over
+            if row is not None and row["status"] != "pending":
+                break
+            await Dispatcher(Channel.EMAIL, sessions, refusing, retry).dispatch_one()
+            async with sessions() as session:
+                row = (
+                    (
+                        await session.execute(
+                            select(deliveries_table).where(deliveries_table.c.channel == "email")
+                        )
+                    )
+                    .mappings()
+                    .one()
+                )
+        assert sent("email", "failed") == failed + 1
+        assert (row["status"], row["reason"], row["attempts"]) == ("failed", "550 no such user", 2)
     finally:
         await engine.dispose()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from eventing.migrations import upgrade
 from tests.support.infra import ROOT, Infra
+from tests.support.notifications import FAST, Sinks, start_sinks
 from tests.support.processes import ServiceProcess, base_url, relay_process, service_process
 
 SERVICES = ("orders", "kitchen", "notifications", "analytics")
@@ -32,6 +33,8 @@ async def migrated_database(infra: Infra, service: str) -> str:
 class System:
     databases: dict[str, str]
     processes: dict[str, ServiceProcess]
+    # Notifications' SMTP server and SMS receiver, in the test process.
+    sinks: Sinks | None = field(default=None)
 
     def url(self, name: str) -> str:
         return base_url(self.processes[name])
@@ -44,21 +47,26 @@ class System:
     def stop(self) -> None:
         for process in self.processes.values():
             process.terminate()
+        if self.sinks is not None:
+            self.sinks.close()
 
 
 async def start_system(infra: Infra, env: Mapping[str, Mapping[str, str]] | None = None) -> System:
     """Every service and both relays on fresh databases; ``env`` adds variables per service."""
     databases = {service: await migrated_database(infra, service) for service in SERVICES}
-    env = env or {}
+    sinks = await start_sinks()
+    extra_env: dict[str, dict[str, str]] = {"notifications": {**sinks.env(), **FAST}}
+    for service, variables in (env or {}).items():
+        extra_env[service] = {**extra_env.get(service, {}), **variables}
     processes = {
-        service: service_process(infra, service, databases[service], dict(env.get(service, {})))
+        service: service_process(infra, service, databases[service], extra_env.get(service))
         for service in SERVICES
     }
     processes["orders-relay"] = relay_process(infra, databases["orders"], name="orders-relay")
     processes["kitchen-relay"] = relay_process(
         infra, databases["kitchen"], name="kitchen-relay", service="kitchen"
     )
-    system = System(databases, processes)
+    system = System(databases, processes, sinks)
     try:
         await system.start()
     except BaseException:

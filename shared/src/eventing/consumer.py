@@ -12,7 +12,11 @@ For each record of its topics, in partition order:
    budget (or at once for ``PermanentHandlerError``) the record is dead-lettered for that
    handler. While the database itself is unreachable, the handler waits instead: that is no
    fault of the event and dead-lettering everything would be worse than pausing.
-4. Offsets are committed after the batch's transactions committed, and when partitions are
+4. A tombstone (a record with a key and no value: erasure on a compacted topic) is not a
+   CloudEvent. It reaches the ``TombstoneSubscription`` handlers of its topic, with its key,
+   under the same inbox, retry and dead-letter rules; without such a subscription it is
+   dead-lettered as undecodable.
+5. Offsets are committed after the batch's transactions committed, and when partitions are
    revoked (after the in-flight batch finished). A crash between the two only causes a
    redelivery, which the inbox absorbs.
 
@@ -87,6 +91,36 @@ class Subscription:
     handler: Handler
 
 
+@dataclass(frozen=True)
+class Tombstone:
+    """A record with a key and no value on a compacted topic: "forget this key".
+
+    ``id`` is the record's ``ce_id`` header when the producer set one (our relay does), else
+    ``<topic>/<partition>/<offset>``; either way it keys the inbox, so a redelivery is skipped.
+    """
+
+    key: str
+    id: str
+    topic: str
+    partition: int
+    offset: int
+
+
+TombstoneHandler = Callable[[AsyncSession, Tombstone], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class TombstoneSubscription:
+    """``handler`` applies the tombstones of ``topic``; ``name`` keys its inbox entries."""
+
+    name: str
+    topic: str
+    handler: TombstoneHandler
+
+
+TOMBSTONE_TYPE = "tombstone"  # the inbox's event_type of a tombstone (as in the outbox)
+
+
 def _is_database_unavailable(error: BaseException) -> bool:
     if isinstance(error, (OperationalError, InterfaceError, OSError)):
         return True
@@ -102,6 +136,7 @@ class _State:
     processed: dict[TopicPartition, int] = field(default_factory=dict)
     last_progress: float = field(default_factory=time.monotonic)
     assigned: frozenset[TopicPartition] = frozenset()
+    drained: bool = False
 
 
 class EventConsumer:
@@ -116,6 +151,7 @@ class EventConsumer:
         sessions: async_sessionmaker[AsyncSession],
         bootstrap_servers: str,
         settings: ConsumerSettings | None = None,
+        tombstones: Sequence[TombstoneSubscription] = (),
     ) -> None:
         self.group_id = group_id
         self._topics = list(topics)
@@ -125,6 +161,9 @@ class EventConsumer:
         self._by_type: dict[str, list[Subscription]] = {}
         for subscription in subscriptions:
             self._by_type.setdefault(subscription.event.event_type, []).append(subscription)
+        self._tombstones: dict[str, list[TombstoneSubscription]] = {}
+        for tombstone in tombstones:
+            self._tombstones.setdefault(tombstone.topic, []).append(tombstone)
         self._stopping = asyncio.Event()
         self._state = _State()
         self._processing = asyncio.Lock()
@@ -145,6 +184,13 @@ class EventConsumer:
         if stalled_for > self._settings.stall_timeout_seconds:
             return False, f"consumer stalled for {stalled_for:.0f}s"
         return True, f"assigned {len(self._state.assigned)} partitions"
+
+    @property
+    def drained(self) -> bool:
+        """True once a poll with partitions assigned found nothing new: the backlog that was
+        there at start-up has been applied. Work that must not act on stale state (timers that
+        a late event would cancel) waits for it."""
+        return self._state.drained
 
     async def run(self) -> None:
         """Consume until ``stop()``; restarts the Kafka consumer when it stalls or crashes."""
@@ -221,6 +267,8 @@ class EventConsumer:
                 batches = await consumer.getmany(timeout_ms=500)
                 self._progress()
                 self._state.assigned = frozenset(consumer.assignment())
+                if not batches and self._state.assigned:
+                    self._state.drained = True
                 if batches:
                     async with self._processing:
                         await asyncio.gather(
@@ -293,6 +341,9 @@ class EventConsumer:
     async def _process_traced_record(
         self, record: ConsumerRecord[Any, Any], headers: list[tuple[str, bytes]], span: Span
     ) -> None:
+        if record.value is None and self._tombstones.get(record.topic):
+            await self._process_tombstone(record, headers)
+            return
         try:
             envelope = decode(record.key, record.value, headers)
         except UndecodableRecord as error:
@@ -329,6 +380,41 @@ class EventConsumer:
             await self._apply(subscription, event, record)
         metrics.CONSUMER_EVENTS.labels(self.group_id, record.topic, "applied").inc()
 
+    async def _process_tombstone(
+        self, record: ConsumerRecord[Any, Any], headers: list[tuple[str, bytes]]
+    ) -> None:
+        if not record.key:
+            await self._dead_letter(record, "undecodable", "undecodable: tombstone without a key")
+            return
+        ce_id = dict(headers).get("ce_id")
+        tombstone = Tombstone(
+            key=bytes(record.key).decode(errors="replace"),
+            id=ce_id.decode(errors="replace")
+            if ce_id
+            else f"{record.topic}/{record.partition}/{record.offset}",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        for subscription in self._tombstones[record.topic]:
+
+            async def apply(
+                session: AsyncSession, handler: TombstoneHandler = subscription.handler
+            ) -> None:
+                await handler(session, tombstone)
+
+            with start_span(
+                f"handle {subscription.name}",
+                attributes={
+                    "eventing.handler": subscription.name,
+                    "messaging.consumer.group.name": self.group_id,
+                },
+            ):
+                await self._apply_with_retries(
+                    subscription.name, tombstone.id, TOMBSTONE_TYPE, apply, record
+                )
+        metrics.CONSUMER_EVENTS.labels(self.group_id, record.topic, "applied").inc()
+
     async def _apply(
         self,
         subscription: Subscription,
@@ -344,12 +430,20 @@ class EventConsumer:
                 **_event_attributes(event.envelope),
             },
         ):
-            await self._apply_with_retries(subscription, event, record)
+
+            async def apply(session: AsyncSession) -> None:
+                await subscription.handler(session, event)
+
+            await self._apply_with_retries(
+                subscription.name, event.id, event.envelope.type, apply, record
+            )
 
     async def _apply_with_retries(
         self,
-        subscription: Subscription,
-        event: ReceivedEvent[Any],
+        name: str,
+        event_id: str,
+        event_type: str,
+        apply: Callable[[AsyncSession], Awaitable[None]],
         record: ConsumerRecord[Any, Any],
     ) -> None:
         attempt = 0
@@ -362,28 +456,28 @@ class EventConsumer:
                     claimed = await session.execute(
                         insert(inbox_table)
                         .values(
-                            handler=subscription.name,
-                            event_id=event.id,
-                            event_type=event.envelope.type,
+                            handler=name,
+                            event_id=event_id,
+                            event_type=event_type,
                         )
                         .on_conflict_do_nothing()
                         .returning(inbox_table.c.event_id)
                     )
                     if claimed.first() is None:
-                        metrics.CONSUMER_DUPLICATES.labels(self.group_id, subscription.name).inc()
+                        metrics.CONSUMER_DUPLICATES.labels(self.group_id, name).inc()
                         trace.get_current_span().set_attribute("eventing.duplicate", True)
                         return
-                    await subscription.handler(session, event)
+                    await apply(session)
                 # The window a crash test aims at: effect committed, offset not yet committed.
                 crash_point("after_handler_commit")
-                metrics.CONSUMER_HANDLER_SECONDS.labels(self.group_id, subscription.name).observe(
+                metrics.CONSUMER_HANDLER_SECONDS.labels(self.group_id, name).observe(
                     time.perf_counter() - started
                 )
                 return
             except PermanentHandlerError as error:
-                metrics.CONSUMER_HANDLER_FAILURES.labels(self.group_id, subscription.name).inc()
+                metrics.CONSUMER_HANDLER_FAILURES.labels(self.group_id, name).inc()
                 await self._dead_letter(
-                    record, "rejected", f"rejected by handler: {error}", handler=subscription.name
+                    record, "rejected", f"rejected by handler: {error}", handler=name
                 )
                 return
             except Exception as error:  # noqa: BLE001 - a handler bug must not kill the consumer
@@ -392,33 +486,33 @@ class EventConsumer:
                     attempt -= 1  # not the event's fault: it does not use up the retry budget
                     log.warning(
                         "database unavailable for %s (%s); waiting",
-                        subscription.name,
+                        name,
                         error,
-                        extra=_log_fields(record, subscription.name),
+                        extra=_log_fields(record, name),
                     )
                     self._progress()
                     await asyncio.sleep(
                         _backoff(unavailable, 0.5, self._settings.retry_max_seconds)
                     )
                     continue
-                metrics.CONSUMER_HANDLER_FAILURES.labels(self.group_id, subscription.name).inc()
+                metrics.CONSUMER_HANDLER_FAILURES.labels(self.group_id, name).inc()
                 if attempt >= self._settings.max_attempts:
                     await self._dead_letter(
                         record,
                         "retries_exhausted",
                         f"handler failed {attempt} times; "
                         f"last error: {type(error).__name__}: {error}",
-                        handler=subscription.name,
+                        handler=name,
                     )
                     return
-                metrics.CONSUMER_RETRIES.labels(self.group_id, subscription.name).inc()
+                metrics.CONSUMER_RETRIES.labels(self.group_id, name).inc()
                 log.warning(
                     "handler %s failed on event %s (attempt %d): %r",
-                    subscription.name,
-                    event.id,
+                    name,
+                    event_id,
                     attempt,
                     error,
-                    extra=_log_fields(record, subscription.name),
+                    extra=_log_fields(record, name),
                 )
                 self._progress()
                 await asyncio.sleep(

@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from eventing.auth import AuthSettings, TokenVerifier
-from eventing.consumer import EventConsumer, Subscription
+from eventing.consumer import EventConsumer, Subscription, TombstoneSubscription
 from eventing.database import create_engine, session_factory
 from eventing.http import database_check, kafka_check, operations_router
 from eventing.logs import configure_logging
@@ -64,6 +64,7 @@ class ConsumingService:
         topics: Sequence[str],
         subscriptions: Sequence[Subscription],
         consumer_settings: ConsumerSettings,
+        tombstones: Sequence[TombstoneSubscription] = (),
         **extra: Any,
     ) -> Service:
         """Build the common parts; ``extra`` fills the fields a subclass adds (outbox, ...)."""
@@ -80,6 +81,7 @@ class ConsumingService:
             sessions=sessions,
             bootstrap_servers=settings.kafka_bootstrap_servers,
             settings=consumer_settings,
+            tombstones=tombstones,
         )
         return cls(settings, engine, sessions, consumer, TokenVerifier(AuthSettings()), **extra)
 

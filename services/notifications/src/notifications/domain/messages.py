@@ -1,8 +1,17 @@
-"""Messages to customers. No infrastructure here."""
+"""What the notifications service tells customers, and the rules for telling it. No infrastructure.
+
+An event becomes a ``Notice`` (what happened to which order, with the template variables that are
+no personal data); a notice becomes one delivery per channel. At send time a delivery is either
+addressed (a contact with an address on that channel, who did not opt out) or skipped with a
+reason. Transient provider failures are retried with capped exponential back-off.
+"""
 
 from __future__ import annotations
 
-from decimal import Decimal
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -12,6 +21,113 @@ class Channel(StrEnum):
     SMS = "sms"
 
 
-def order_received_text(order_id: str, total: Decimal, pizzas: int) -> str:
-    noun = "pizza" if pizzas == 1 else "pizzas"
-    return f"We received your order {order_id[:8]} ({pizzas} {noun}, {total} EUR). Thank you!"
+class Kind(StrEnum):
+    ORDER_RECEIVED = "order_received"
+    ORDER_CONFIRMED = "order_confirmed"
+    READY_FOR_PICKUP = "ready_for_pickup"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    RUNNING_LATE = "running_late"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # waiting for its dispatcher (or for the order's contact)
+    SENT = "sent"  # the provider accepted it (in-app: the message row is written)
+    FAILED = "failed"  # permanently refused, or transient failures past the attempt budget
+    SKIPPED = "skipped"  # never sent, on purpose: opted out, no address, contact unknown/erased
+
+
+class TimerStatus(StrEnum):
+    ARMED = "armed"
+    FIRED = "fired"
+    CANCELLED = "cancelled"
+
+
+CHANNELS: tuple[Channel, ...] = (Channel.EMAIL, Channel.SMS, Channel.IN_APP)
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c2f3e-3c43-4e5b-9a59-5b7f3a1d0c11")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something to tell the customer of ``order_id``; ``params`` fill the templates."""
+
+    kind: Kind
+    order_id: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Contact:
+    customer_id: str
+    name: str
+    email: str | None
+    phone: str | None
+    email_opt_in: bool = True
+    sms_opt_in: bool = True
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A delivery that will not be sent, and why (shown in the API and counted in metrics)."""
+
+    reason: str
+
+
+def short_id(order_id: str) -> str:
+    """What customers see of an order id: its end (uuid7 ids begin with a timestamp, so orders
+    placed close together share their first characters)."""
+    return order_id[-8:]
+
+
+def format_total(total: object) -> str:
+    return f"{total} EUR"
+
+
+def format_time(moment: datetime) -> str:
+    return moment.strftime("%H:%M UTC")
+
+
+def pizzas_text(pizzas: int) -> str:
+    return f"{pizzas} pizza" if pizzas == 1 else f"{pizzas} pizzas"
+
+
+def address_for(channel: Channel, contact: Contact | None) -> str | Skip:
+    """Where an email or SMS goes, or why it is skipped. In-app messages need no address."""
+    if contact is None:
+        return Skip("no contact details for the customer")
+    if channel is Channel.EMAIL:
+        if not contact.email_opt_in:
+            return Skip("customer opted out of email")
+        return contact.email or Skip("customer has no email address")
+    if channel is Channel.SMS:
+        if not contact.sms_opt_in:
+            return Skip("customer opted out of sms")
+        return contact.phone or Skip("customer has no phone number")
+    raise ValueError(f"{channel} needs no address")
+
+
+def idempotency_key(event_id: str, channel: Channel) -> str:
+    """Stable per (event, channel): the provider de-duplicates a resend after a crash with it."""
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{event_id}/{channel.value}"))
+
+
+def late_event_id(order_id: str) -> str:
+    """The running-late warning is one per order: its deliveries are keyed by this id."""
+    return f"late:{order_id}"
+
+
+def late_due_at(estimated_ready_at: datetime, grace: timedelta) -> datetime:
+    if estimated_ready_at.tzinfo is None:
+        raise ValueError("estimated_ready_at must be timezone-aware")
+    return estimated_ready_at + grace
+
+
+def retry_delay(attempts: int, base: float, cap: float) -> float:
+    """Seconds before attempt ``attempts + 1``: exponential, capped, with jitter in [½, 1]."""
+    ceiling = min(cap, base * 2 ** max(0, attempts - 1))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def give_up(attempts: int, max_attempts: int) -> bool:
+    return attempts >= max_attempts

@@ -1,0 +1,111 @@
+"""The real providers: email over SMTP (aiosmtplib) and SMS over a Twilio-style HTTP API."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import formatdate
+
+import aiosmtplib
+import httpx
+
+from notifications.domain.messages import Channel
+from notifications.service_layer.ports import Outgoing, PermanentSendError, TransientSendError
+from notifications.settings import NotificationsSettings
+
+MESSAGE_ID_DOMAIN = "notifications.mariospizzeria"
+RETRIABLE_HTTP = frozenset({408, 409, 425, 429})
+
+
+def message_id(idempotency_key: str) -> str:
+    """The email's Message-ID: the same on every attempt, so receivers can drop a resend."""
+    return f"<{idempotency_key}@{MESSAGE_ID_DOMAIN}>"
+
+
+class SmtpEmailSender:
+    """One SMTP session per message (STARTTLS or implicit TLS as configured)."""
+
+    channel = Channel.EMAIL
+
+    def __init__(self, settings: NotificationsSettings) -> None:
+        self._settings = settings
+
+    async def send(self, message: Outgoing) -> str:
+        settings = self._settings
+        email = EmailMessage()
+        email["From"] = settings.smtp_from
+        email["To"] = message.recipient
+        email["Subject"] = message.subject or ""
+        email["Date"] = formatdate(localtime=False, usegmt=True)
+        email["Message-ID"] = message_id(message.idempotency_key)
+        email["X-Idempotency-Key"] = message.idempotency_key
+        email.set_content(message.body)
+        try:
+            await aiosmtplib.send(
+                email,
+                hostname=settings.smtp_host,
+                port=settings.smtp_port,
+                username=settings.smtp_username,
+                password=(
+                    settings.smtp_password.get_secret_value() if settings.smtp_password else None
+                ),
+                use_tls=settings.smtp_use_tls,
+                start_tls=settings.smtp_starttls if not settings.smtp_use_tls else False,
+                validate_certs=settings.smtp_validate_certs,
+                timeout=settings.smtp_timeout_seconds,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as error:
+            codes = [response.code for response in error.recipients]
+            reason = f"recipient refused: {error}"
+            if all(code >= 500 for code in codes):
+                raise PermanentSendError(reason) from error
+            raise TransientSendError(reason) from error
+        except aiosmtplib.SMTPResponseException as error:
+            reason = f"SMTP {error.code}: {error.message}"
+            if error.code >= 500:
+                raise PermanentSendError(reason) from error
+            raise TransientSendError(reason) from error
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            raise TransientSendError(f"{type(error).__name__}: {error}") from error
+        return message_id(message.idempotency_key)
+
+
+class HttpSmsSender:
+    """Twilio-style: form POST (To, From, Body) with basic auth and an idempotency key."""
+
+    channel = Channel.SMS
+
+    def __init__(self, settings: NotificationsSettings, client: httpx.AsyncClient) -> None:
+        self._settings = settings
+        self._client = client
+        self._url = settings.sms_endpoint_url.replace("{account_sid}", settings.sms_account_sid)
+
+    async def send(self, message: Outgoing) -> str:
+        settings = self._settings
+        try:
+            response = await self._client.post(
+                self._url,
+                data={
+                    "To": message.recipient,
+                    "From": settings.sms_from_number,
+                    "Body": message.body,
+                    "IdempotencyKey": message.idempotency_key,
+                },
+                headers={
+                    "Idempotency-Key": message.idempotency_key,
+                    "I-Twilio-Idempotency-Token": message.idempotency_key,
+                },
+                auth=(settings.sms_account_sid, settings.sms_auth_token.get_secret_value()),
+                timeout=settings.sms_timeout_seconds,
+            )
+        except httpx.HTTPError as error:
+            raise TransientSendError(f"{type(error).__name__}: {error}") from error
+        if response.is_success:
+            try:
+                sid = response.json().get("sid")
+            except ValueError:
+                sid = None
+            return str(sid or message.idempotency_key)
+        reason = f"HTTP {response.status_code}: {response.text[:200]}"
+        if response.status_code >= 500 or response.status_code in RETRIABLE_HTTP:
+            raise TransientSendError(reason)
+        raise PermanentSendError(reason)

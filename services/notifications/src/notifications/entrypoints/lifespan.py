@@ -1,0 +1,59 @@
+"""The notifications app's lifespan: the shared consuming lifespan, plus the background workers
+(one dispatcher per channel and the late timer), stopped before the consumer and database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from fastapi import FastAPI
+
+from eventing.service import consuming_lifespan
+from notifications.bootstrap import NotificationsService, bootstrap
+from notifications.service_layer.timers import run_timers
+from notifications.settings import NotificationsSettings
+
+
+def notifications_lifespan(
+    settings: NotificationsSettings | None,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    consuming = consuming_lifespan(lambda: bootstrap(settings))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with consuming(app):
+            service: NotificationsService = app.state.service
+            stopping = asyncio.Event()
+            workers = [
+                asyncio.create_task(
+                    dispatcher.run(service.poll_seconds, stopping),
+                    name=f"dispatch-{dispatcher.channel.value}",
+                )
+                for dispatcher in service.dispatchers
+            ]
+            workers.append(
+                asyncio.create_task(
+                    run_timers(
+                        service.sessions,
+                        service.policy,
+                        service.poll_seconds,
+                        stopping,
+                        caught_up=lambda: service.consumer.drained,
+                    ),
+                    name="late-timers",
+                )
+            )
+            try:
+                yield
+            finally:
+                stopping.set()
+                # A dispatcher in the middle of a send finishes it (bounded by the provider
+                # timeout) and commits; past that the task is cancelled and its row stays pending.
+                _, late = await asyncio.wait(workers, timeout=20)
+                for task in late:
+                    task.cancel()
+                if service.http_client is not None:
+                    await service.http_client.aclose()
+
+    return lifespan

@@ -145,5 +145,5 @@ def test_binary_encoding_writes_exactly_what_the_sdk_writes(envelope: Envelope) 
     ],
 )
 def test_binary_encoding_refuses_what_the_spec_forbids(envelope: Envelope) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"must not be empty|extension name"):
         encode(envelope)

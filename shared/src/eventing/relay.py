@@ -402,7 +402,8 @@ class OutboxRelay:
         assert self._producer is not None
         rows, self._prefetched = self._prefetched, None
         if rows is None:
-            rows = await self._pool.fetch(_FETCH, sorted(self._owned), self._settings.batch_size, [])
+            owned = sorted(self._owned)
+            rows = await self._pool.fetch(_FETCH, owned, self._settings.batch_size, [])
         if not rows:
             return False
         metrics.OUTBOX_BATCH_SIZE.observe(len(rows))

@@ -4,7 +4,7 @@
 STACK := deploy/local/stack.sh
 UV := uv run --frozen
 
-.PHONY: help install run up down status test lint format schemas
+.PHONY: help install run up down status test lint format schemas bench chaos sustained reconcile
 
 help:
 	@echo "make run       the whole system in the foreground (Ctrl-C stops everything)"
@@ -15,6 +15,10 @@ help:
 	@echo "make lint      ruff and mypy"
 	@echo "make format    ruff format and safe fixes"
 	@echo "make schemas   regenerate docs/ (JSON Schemas, AsyncAPI) from the event catalogue"
+	@echo "make bench     benchmarks beside the machine's ceilings -> bench/results, docs/performance.md"
+	@echo "make chaos     faults while orders flow, each reconciled -> bench/results/chaos.json"
+	@echo "make sustained 10 minutes at 100 orders/s, reconciled, memory sampled"
+	@echo "make reconcile check the last hour of the make up stack: nothing lost, nothing doubled"
 
 install:
 	@bash $(STACK) install
@@ -45,3 +49,16 @@ format:
 
 schemas:
 	$(UV) eventing schemas generate
+
+# Not part of `make test`: each runs on its own stack (.local/bench-stack), minutes long.
+bench: install
+	$(UV) python -m bench.run
+
+chaos: install
+	$(UV) python -m bench.chaos
+
+sustained: install
+	$(UV) python -m bench.sustained
+
+reconcile:
+	@. .local/stack/stack.env && $(UV) python -m bench.reconcile

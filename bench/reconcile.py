@@ -19,8 +19,10 @@ What is checked, per order placed in the range (``orders.placed_at``):
   inbox row for every event of that type in the range. The inbox key (handler, event id) makes
   a second application impossible; a missing row is an event not applied.
 * **effects exactly once**, where the effect is observable beyond the inbox: one kitchen ticket
-  and one ``TicketQueued`` per confirmed order; notifications and analytics effects (see their
-  checks below).
+  and one ``TicketQueued`` per confirmed order; three notification deliveries (email, SMS,
+  in-app) per notifying event, each sent or skipped with a reason, and no kind of message twice
+  for one order and channel; one analytics fact row per order, in the status the orders
+  database holds.
 """
 
 from __future__ import annotations
@@ -40,7 +42,14 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from eventing.admin import topic_partitions
-from eventing.catalogue import OrderConfirmed, TicketQueued
+from eventing.catalogue import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderDelivered,
+    OrderOutForDelivery,
+    OrderPlaced,
+    TicketQueued,
+)
 from eventing.cloudevents_kafka import AGGREGATE_VERSION
 from eventing.topics import KITCHEN, ORDERS
 
@@ -215,17 +224,92 @@ async def check_kitchen(
     report.checked.append("kitchen: one ticket and one TicketQueued per confirmed order")
 
 
+# Events that notify the customer on every channel (notifications' deliveries, 3 rows each).
+_NOTIFYING = {
+    OrderPlaced.event_type,
+    TicketQueued.event_type,
+    OrderOutForDelivery.event_type,
+    OrderDelivered.event_type,
+    OrderCancelled.event_type,
+}
+_CHANNELS = 3  # email, sms, in_app
+
+
+async def check_notifications(report: Report, url: str, events: list[TopicEvent]) -> None:
+    """One delivery per (event, channel), each sent or deliberately skipped; no kind twice."""
+    order_ids = sorted({event.order_id for event in events})
+    rows = await _fetch(
+        url,
+        "SELECT event_id, order_id, channel, kind, status, reason FROM deliveries "
+        "WHERE order_id = ANY($1::text[])",
+        order_ids,
+    )
+    per_event = Counter(row["event_id"] for row in rows)
+    for event in events:
+        if event.event_type in _NOTIFYING and per_event[event.event_id] != _CHANNELS:
+            report.missing.append(
+                Finding(
+                    event.order_id,
+                    f"notifications: {per_event[event.event_id]} of {_CHANNELS} deliveries "
+                    f"for {event.event_type}",
+                )
+            )
+    for row in rows:
+        if row["status"] not in ("sent", "skipped"):
+            report.missing.append(
+                Finding(
+                    row["order_id"],
+                    f"notifications: {row['kind']} by {row['channel']} is {row['status']}"
+                    + (f" ({row['reason']})" if row["reason"] else ""),
+                )
+            )
+    kinds = Counter((row["order_id"], row["kind"], row["channel"]) for row in rows)
+    for (order_id, kind, channel), count in kinds.items():
+        if count > 1:
+            report.doubled.append(Finding(order_id, f"notifications: {count}x {kind} by {channel}"))
+    messages = await _fetch(
+        url,
+        "SELECT order_id, kind, count(*) AS n FROM messages WHERE order_id = ANY($1::text[]) "
+        "GROUP BY order_id, kind HAVING count(*) > 1",
+        order_ids,
+    )
+    for row in messages:
+        report.doubled.append(
+            Finding(row["order_id"], f"notifications: {row['n']} in-app {row['kind']} messages")
+        )
+    report.checked.append("notifications: 3 deliveries per notifying event, sent or skipped")
+
+
+async def check_analytics(report: Report, url: str, statuses: dict[str, str]) -> None:
+    """One fact row per order, in the status the orders service holds."""
+    rows = await _fetch(
+        url,
+        "SELECT order_id, status FROM order_facts WHERE order_id = ANY($1::text[])",
+        list(statuses),
+    )
+    projected = {row["order_id"]: row["status"] for row in rows}
+    for order_id, status in statuses.items():
+        if order_id not in projected:
+            report.missing.append(Finding(order_id, "analytics: no order_facts row"))
+        elif projected[order_id] != status:
+            report.missing.append(
+                Finding(order_id, f"analytics: status {projected[order_id]!r}, orders: {status!r}")
+            )
+    report.checked.append("analytics: one order_facts row per order, same status")
+
+
 async def reconcile(
     urls: dict[str, str], bootstrap: str, since: datetime, until: datetime
 ) -> Report:
     report = Report(since, until)
     rows = await _fetch(
         urls["orders"],
-        "SELECT id, version FROM orders WHERE placed_at >= $1 AND placed_at < $2",
+        "SELECT id, version, status FROM orders WHERE placed_at >= $1 AND placed_at < $2",
         since,
         until,
     )
     versions = {row["id"]: row["version"] for row in rows}
+    statuses = {row["id"]: row["status"] for row in rows}
     report.orders = len(versions)
     order_ids = set(versions)
     order_events, order_dups = await read_events(bootstrap, ORDERS.name, since, order_ids)
@@ -235,6 +319,10 @@ async def reconcile(
     check_versions(report, versions, order_events)
     report.checked.append(f"{ORDERS.name}: versions 1..n of every order, once each")
     await check_kitchen(report, urls["kitchen"], order_events, kitchen_events)
+    if "notifications" in urls:
+        await check_notifications(report, urls["notifications"], order_events + kitchen_events)
+    if "analytics" in urls:
+        await check_analytics(report, urls["analytics"], statuses)
     for service, events in (
         ("kitchen", order_events),
         ("notifications", order_events + kitchen_events),

@@ -21,7 +21,7 @@ from uuid import UUID
 from sqlalchemy import JSON, bindparam, insert, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import Integer
+from sqlalchemy.types import Integer, Text
 
 from eventing.catalogue.base import EventData
 from eventing.database import outbox_table
@@ -63,16 +63,23 @@ class OutboxEvent:
     traceparent: str | None = field(default_factory=current_traceparent)
 
 
-_KEY_LOCK = text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:key))")
-# Wake a relay only when it is idle: a busy relay holds the shard's busy lock exclusively, so the
-# shared try-lock fails and no NOTIFY is sent. NOTIFY serialises commits on a global lock, so the
-# saving matters exactly under load. The lock is released at once (CASE fixes the order).
-_WAKE_IDLE_RELAY = text(
-    "SELECT pg_notify(:channel, '') WHERE EXISTS ("
-    " SELECT 1 FROM unnest(:shards) AS s(shard)"
-    " WHERE CASE WHEN pg_try_advisory_lock_shared(:namespace, s.shard)"
-    " THEN pg_advisory_unlock_shared(:namespace, s.shard) ELSE false END)"
-).bindparams(bindparam("shards", type_=ARRAY(Integer)))
+# One round trip before the INSERT: the per-key locks (in the order given, sorted by the caller,
+# so two transactions locking the same keys cannot deadlock; volatile functions in the select
+# list run after the ORDER BY) and the wake-up of an idle relay. A busy relay holds the shard's
+# busy lock exclusively, so the shared try-lock fails and no NOTIFY is sent: NOTIFY serialises
+# commits on a global lock, so the saving matters exactly under load. The shared lock is
+# released at once (CASE fixes the order). NOTIFY itself is delivered at commit.
+_LOCK_KEYS_AND_WAKE = text(
+    "SELECT"
+    " (SELECT count(*) FROM (SELECT pg_advisory_xact_lock(:key_namespace, hashtext(k))"
+    "  FROM unnest(:keys) WITH ORDINALITY AS t(k, n) ORDER BY n) AS locks) AS locked,"
+    " (SELECT count(pg_notify(:channel, '')) WHERE EXISTS ("
+    "  SELECT 1 FROM unnest(:shards) AS s(shard)"
+    "  WHERE CASE WHEN pg_try_advisory_lock_shared(:busy_namespace, s.shard)"
+    "  THEN pg_advisory_unlock_shared(:busy_namespace, s.shard) ELSE false END)) AS woken"
+).bindparams(
+    bindparam("keys", type_=ARRAY(Text)), bindparam("shards", type_=ARRAY(Integer))
+)
 
 
 class Outbox:
@@ -164,16 +171,15 @@ class Outbox:
         return event_id
 
     async def _insert(self, session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-        # Takes a transaction-scoped lock per partition key first, in key order (no deadlock
-        # between two transactions locking the same keys).
-        for key in sorted({row["partition_key"] for row in rows}):
-            await session.execute(_KEY_LOCK, {"namespace": KEY_ORDER_LOCK, "key": key})
-        await session.execute(insert(outbox_table), rows)
+        # A transaction-scoped lock per partition key first, in key order.
         await session.execute(
-            _WAKE_IDLE_RELAY,
+            _LOCK_KEYS_AND_WAKE,
             {
+                "key_namespace": KEY_ORDER_LOCK,
+                "keys": sorted({row["partition_key"] for row in rows}),
                 "channel": NOTIFY_CHANNEL,
-                "namespace": SHARD_BUSY_LOCK,
+                "busy_namespace": SHARD_BUSY_LOCK,
                 "shards": sorted({row["shard"] for row in rows}),
             },
         )
+        await session.execute(insert(outbox_table), rows)

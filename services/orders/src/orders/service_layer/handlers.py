@@ -18,8 +18,10 @@ from orders import metrics
 from orders.adapters.orm import idempotency_keys_table
 from orders.adapters.repository import OrderQuery
 from orders.domain.customers import ContactDetails
+from orders.domain.menu import Size
 from orders.domain.model import DomainError, LineRequest, Order
 from orders.service_layer.customers import register_customer
+from orders.service_layer.menu import pizzas_on_the_menu
 from orders.service_layer.unit_of_work import UnitOfWork
 
 
@@ -31,10 +33,29 @@ class IdempotencyConflict(DomainError):
     """The idempotency key was used before with a different request."""
 
 
+class UnknownPizza(DomainError):
+    """A line names a pizza that is not on the menu."""
+
+    def __init__(self, line: int, pizza: str) -> None:
+        super().__init__(f"{pizza!r} is not on the menu")
+        self.line = line
+        self.pizza = pizza
+
+
+@dataclass(frozen=True)
+class LineOrder:
+    """A line as the customer asked for it: the pizza by its menu name."""
+
+    pizza: str
+    size: Size
+    quantity: int
+    toppings: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class PlaceOrder:
     customer: ContactDetails
-    lines: list[LineRequest]
+    lines: list[LineOrder]
     fulfilment: Fulfilment
     idempotency_key: str | None = None
     request_fingerprint: str = ""
@@ -85,11 +106,17 @@ async def place_order(command: PlaceOrder, uow: UnitOfWork) -> PlacedOrder:
                 return PlacedOrder(order, tracking_token=None, replayed=True)
         if command.fulfilment == "delivery" and not command.customer.address:
             raise DomainError("a delivery order needs the customer's address")
+        menu = await pizzas_on_the_menu(uow.session, (line.pizza for line in command.lines))
+        requests = []
+        for index, line in enumerate(command.lines):
+            if line.pizza not in menu:
+                raise UnknownPizza(index, line.pizza)
+            requests.append(LineRequest(menu[line.pizza], line.size, line.quantity, line.toppings))
         customer_id = await register_customer(uow, command.customer)
         order = Order.place(
             order_id=str(uuid7()),
             customer_id=customer_id,
-            requests=command.lines,
+            requests=requests,
             now=datetime.now(UTC),
             fulfilment=command.fulfilment,
         )

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from eventing.catalogue import PizzaAdded, PizzaChanged, PizzaRetired
 from orders.adapters.orm import menu_table
@@ -59,15 +60,20 @@ class MenuEntry:
         return Pizza(self.name, self.base_price, self.toppings)
 
 
-async def active_menu(uow: UnitOfWork) -> dict[str, Pizza]:
-    async with uow:
-        rows = (
-            await uow.session.execute(select(menu_table).where(menu_table.c.retired_at.is_(None)))
-        ).mappings()
-        return {
-            row["name"]: Pizza(row["name"], Decimal(row["base_price"]), tuple(row["toppings"]))
-            for row in rows
-        }
+async def pizzas_on_the_menu(session: AsyncSession, names: Iterable[str]) -> dict[str, Pizza]:
+    """The pizzas of these names that are on the menu now, read in the caller's transaction
+    (an order is priced from the menu as it is when the order commits)."""
+    rows = (
+        await session.execute(
+            select(menu_table).where(
+                menu_table.c.retired_at.is_(None), menu_table.c.name.in_(set(names))
+            )
+        )
+    ).mappings()
+    return {
+        row["name"]: Pizza(row["name"], Decimal(row["base_price"]), tuple(row["toppings"]))
+        for row in rows
+    }
 
 
 async def active_entries(uow: UnitOfWork) -> list[MenuEntry]:

@@ -14,7 +14,7 @@ from eventing.catalogue import Fulfilment
 from orders.adapters.repository import OrderQuery
 from orders.domain import customers
 from orders.domain.menu import Size
-from orders.domain.model import MAX_PIZZAS_PER_ORDER, LineRequest, Order, OrderStatus
+from orders.domain.model import MAX_PIZZAS_PER_ORDER, Order, OrderStatus
 from orders.entrypoints.deps import (
     DriverDep,
     HandOverDep,
@@ -24,7 +24,6 @@ from orders.entrypoints.deps import (
     StaffDep,
 )
 from orders.service_layer import handlers
-from orders.service_layer.menu import active_menu
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
@@ -179,30 +178,29 @@ async def place_order(
     ] = None,
 ) -> OrderPlacedPublic:
     """Place an order (pending until confirmed). Returns the tracking token once."""
-    menu = await active_menu(service.unit_of_work())
-    requests = []
-    for index, line in enumerate(body.lines):
-        pizza = menu.get(line.pizza)
-        if pizza is None:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                [
-                    {
-                        "loc": ["body", "lines", index, "pizza"],
-                        "msg": f"{line.pizza!r} is not on the menu",
-                        "type": "unknown_pizza",
-                    }
-                ],
-            )
-        requests.append(LineRequest(pizza, line.size, line.quantity, tuple(line.toppings)))
     command = handlers.PlaceOrder(
         customer=customers.ContactDetails(**body.customer.model_dump()),
-        lines=requests,
+        lines=[
+            handlers.LineOrder(line.pizza, line.size, line.quantity, tuple(line.toppings))
+            for line in body.lines
+        ],
         fulfilment=body.fulfilment,
         idempotency_key=idempotency_key,
         request_fingerprint=handlers.fingerprint(body.model_dump(mode="json")),
     )
-    placed = await handlers.place_order(command, service.unit_of_work())
+    try:
+        placed = await handlers.place_order(command, service.unit_of_work())
+    except handlers.UnknownPizza as error:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [
+                {
+                    "loc": ["body", "lines", error.line, "pizza"],
+                    "msg": str(error),
+                    "type": "unknown_pizza",
+                }
+            ],
+        ) from error
     if placed.replayed:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"

@@ -27,13 +27,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench import reconcile
 from bench.lifecycle import Clients, whole_life
-from bench.load import RunResult, Timing, fixed_rate
+from bench.load import Http, RunResult, Timing, fixed_rate
+from bench.report import write_reliability_doc
 from eventing.admin import topic_partitions
 from tests.support.infra import ROOT, Infra
 from tests.support.system import System
@@ -178,12 +178,12 @@ async def run_scenario(
     marks: dict[str, float] = {}
     stop_flow = asyncio.Event()
     async with (
-        httpx.AsyncClient(base_url=system.url("orders"), timeout=10) as orders,
-        httpx.AsyncClient(base_url=system.url("kitchen"), timeout=10) as kitchen,
+        Http(system.url("orders"), timeout=10) as orders,
+        Http(system.url("kitchen"), timeout=10) as kitchen,
     ):
         clients = Clients(orders, kitchen)
 
-        async def operation(_: httpx.AsyncClient, timing: Timing) -> str:
+        async def operation(_: Http, timing: Timing) -> str:
             return await whole_life(clients, timing, patience=settle_timeout)
 
         flow = asyncio.create_task(
@@ -293,7 +293,7 @@ async def main_async(scenarios: list[str], rate: float) -> list[dict[str, Any]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="chaos")
-    parser.add_argument("--rate", type=float, default=20.0, help="orders per second")
+    parser.add_argument("--rate", type=float, default=5.0, help="orders per second")
     parser.add_argument("--scenarios", nargs="*", choices=list(FAULTS), default=list(FAULTS))
     args = parser.parse_args()
     results = asyncio.run(main_async(args.scenarios, args.rate))
@@ -305,6 +305,8 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(document, indent=2) + "\n")
     print(json.dumps(document, indent=2))
+    if set(args.scenarios) == set(FAULTS):
+        write_reliability_doc(chaos=document)
     sys.exit(0 if all(r["events_lost"] == 0 and r["effects_doubled"] == 0 for r in results) else 1)
 
 

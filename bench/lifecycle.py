@@ -15,9 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from bench.load import Timing
+from bench.load import TRANSPORT_ERRORS, Http, Reply, Timing
 from bench.orders_load import new_order
 from eventing.auth import AuthSettings, Role, mint_token
 
@@ -40,26 +38,26 @@ class GaveUp(Exception):
 
 @dataclass
 class Clients:
-    orders: httpx.AsyncClient
-    kitchen: httpx.AsyncClient
+    orders: Http
+    kitchen: Http
 
 
 async def _until(
     step: str,
-    call: Callable[[], Awaitable[httpx.Response]],
-    done: Callable[[httpx.Response], bool],
+    call: Callable[[], Awaitable[Reply]],
+    done: Callable[[Reply], bool],
     deadline: float,
-) -> httpx.Response:
+) -> Reply:
     """Call until ``done(response)``; transport errors, 5xx and "not yet" answers are retried."""
     pause = 0.05
     last = "no answer"
     while True:
         try:
-            response = await call()
-            if done(response):
-                return response
-            last = f"HTTP {response.status_code}: {response.text[:200]}"
-        except httpx.TransportError as error:
+            reply = await call()
+            if done(reply):
+                return reply
+            last = f"HTTP {reply.status}: {reply.text[:200]}"
+        except TRANSPORT_ERRORS as error:
             last = f"{type(error).__name__}: {error}"
         if time.monotonic() > deadline:
             raise GaveUp(f"{step}: {last}")
@@ -67,14 +65,14 @@ async def _until(
         pause = min(1.0, pause * 2)
 
 
-def _reached(progress: list[str], target: str) -> Callable[[httpx.Response], bool]:
+def _reached(progress: list[str], target: str) -> Callable[[Reply], bool]:
     """Success, or a 409 saying the thing is already at or past ``target``."""
 
-    def done(response: httpx.Response) -> bool:
-        if response.status_code == 200:
+    def done(reply: Reply) -> bool:
+        if reply.status == 200:
             return True
-        if response.status_code == 409:
-            current = response.json().get("current_status")
+        if reply.status == 409 and isinstance(reply.body, dict):
+            current = reply.body.get("current_status")
             return current in progress and progress.index(current) >= progress.index(target)
         return False
 
@@ -89,11 +87,11 @@ async def whole_life(clients: Clients, timing: Timing, *, patience: float = 120)
     placed = await _until(
         "place",
         lambda: clients.orders.post("/orders", json=body, headers={"Idempotency-Key": key}),
-        lambda r: r.status_code in (200, 201),
+        lambda r: r.status in (200, 201),
         deadline,
     )
     timing.answered("placed")
-    order: dict[str, Any] = placed.json()
+    order: dict[str, Any] = placed.body
     order_id: str = order["id"]
     owner = {"X-Tracking-Token": order["tracking_token"]}
     url = f"/orders/{order_id}"

@@ -16,12 +16,12 @@ from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
-import httpx
 
-from bench.load import RunResult, Timing, fixed_concurrency, fixed_rate
+from bench.cpu import CpuMeter
+from bench.load import Http, RunResult, Timing, fixed_concurrency, fixed_rate
 from bench.stats import latency_summary_ms
-from eventing.catalogue import OrderConfirmed, OrderPlaced, TicketQueued
-from eventing.topics import KITCHEN, ORDERS
+from eventing.catalogue import OrderConfirmed, OrderPlaced
+from eventing.topics import ORDERS
 from tests.support.kafka import read_whole_topic
 from tests.support.system import System
 
@@ -32,8 +32,6 @@ MEASURED_HOPS: dict[str, tuple[str, str, str]] = {
     "kitchen": (OrderConfirmed.event_type, ORDERS.name, "confirmed"),
     "notifications": (OrderPlaced.event_type, ORDERS.name, "placed"),
     "analytics": (OrderPlaced.event_type, ORDERS.name, "placed"),
-    # Two hops: orders -> Kafka -> kitchen (ticket, kitchen outbox) -> Kafka -> orders.
-    "orders": (TicketQueued.event_type, KITCHEN.name, "confirmed"),
 }
 
 
@@ -53,23 +51,23 @@ def new_order() -> dict[str, Any]:
     }
 
 
-async def place(http: httpx.AsyncClient, timing: Timing) -> dict[str, Any]:
-    response = await http.post("/orders", json=new_order())
+async def place(http: Http, timing: Timing) -> dict[str, Any]:
+    reply = await http.post("/orders", json=new_order())
     timing.answered("placed")
-    if response.status_code != 201:
-        raise RuntimeError(f"place: HTTP {response.status_code}: {response.text[:200]}")
-    body: dict[str, Any] = response.json()
+    if reply.status != 201:
+        raise RuntimeError(f"place: HTTP {reply.status}: {reply.text[:200]}")
+    body: dict[str, Any] = reply.body
     return body
 
 
-async def place_and_confirm(http: httpx.AsyncClient, timing: Timing) -> str:
+async def place_and_confirm(http: Http, timing: Timing) -> str:
     order = await place(http, timing)
-    response = await http.post(
+    reply = await http.post(
         f"/orders/{order['id']}/confirm", headers={"X-Tracking-Token": order["tracking_token"]}
     )
     timing.answered("confirmed")
-    if response.status_code != 200:
-        raise RuntimeError(f"confirm: HTTP {response.status_code}: {response.text[:200]}")
+    if reply.status != 200:
+        raise RuntimeError(f"confirm: HTTP {reply.status}: {reply.text[:200]}")
     order_id: str = order["id"]
     return order_id
 
@@ -85,28 +83,37 @@ def _http_summary(run: RunResult) -> dict[str, Any]:
     }
 
 
+def cpu_meter() -> CpuMeter:
+    """Components by command line: the services, their relays, the sinks, this process."""
+    names = {f"-m {service} relay": f"{service} relay" for service in ("orders", "kitchen")}
+    names |= {f"-m {service} serve": service for service in MEASURED_HOPS | {"orders": ()}}
+    names |= {"notifications.sinks": "notification sinks", "-m bench": "load generator"}
+    return CpuMeter(names)
+
+
 async def placement_throughput(system: System, *, workers: int, seconds: float) -> dict[str, Any]:
     """Closed loop: ``workers`` clients placing orders back to back."""
-    async with httpx.AsyncClient(
-        base_url=system.url("orders"),
-        timeout=30,
-        limits=httpx.Limits(max_connections=workers, max_keepalive_connections=workers),
-    ) as http:
+    meter = cpu_meter()
+    async with Http(system.url("orders"), connections=workers) as http:
         await fixed_concurrency(http, place, workers=workers, seconds=2)  # warm-up
+        meter.start()
         run = await fixed_concurrency(http, place, workers=workers, seconds=seconds)
-    return {"concurrency": workers, **_http_summary(run)}
+    return {
+        "concurrency": workers,
+        **_http_summary(run),
+        "cores_used": meter.stop(run.elapsed),
+    }
 
 
 async def end_to_end_latency(
     system: System, bootstrap: str, *, rate: float, seconds: float, settle_timeout: float = 120
 ) -> dict[str, Any]:
     """Place and confirm ``rate`` orders per second; latency to each consumer's commit."""
-    async with httpx.AsyncClient(
-        base_url=system.url("orders"),
-        timeout=30,
-        limits=httpx.Limits(max_connections=512, max_keepalive_connections=512),
-    ) as http:
+    meter = cpu_meter()
+    meter.start()
+    async with Http(system.url("orders"), connections=512) as http:
         run = await fixed_rate(http, place_and_confirm, rate=rate, seconds=seconds)
+    cores_used = meter.stop(run.elapsed)
     responses: dict[str, dict[str, float]] = {
         order_id: timing.responses
         for order_id, timing in zip(run.results, run.timings, strict=True)
@@ -118,12 +125,18 @@ async def end_to_end_latency(
             [t.responses["confirmed"] - t.responses["placed"] for t in run.timings]
         ),
         "consumers": {},
+        "cores_used": cores_used,
     }
     deadline = time.monotonic() + settle_timeout
+    known: dict[tuple[str, str], dict[str, str]] = {}  # (topic, type) -> event id -> order id
     for service, (event_type, topic, step) in MEASURED_HOPS.items():
         while True:
             # Event ids are made by the services: the topic says which event is whose.
-            events = await _events_of(bootstrap, topic, event_type, responses.keys())
+            if len(known.get((topic, event_type), {})) < len(responses):
+                known[(topic, event_type)] = await _events_of(
+                    bootstrap, topic, event_type, responses.keys()
+                )
+            events = known[(topic, event_type)]
             applied = await _commit_times(system.databases[service], event_type)
             done = {event_id: order for event_id, order in events.items() if event_id in applied}
             if len(done) >= len(responses) or time.monotonic() > deadline:

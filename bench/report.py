@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tests.support.infra import ROOT
@@ -22,7 +23,6 @@ def table(results: dict[str, Any]) -> str:
     commit = results["commit_ceiling_transactions_per_second"]
     drains = results["relay_drain"]["relays"]
     placement = results["placement"]
-    e2e = results["end_to_end"]
     lines = [
         f"Measured {results['when']} on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
         f"Linux {m['kernel']}, Python {m['python']}, Kafka {m['kafka']}, "
@@ -42,45 +42,120 @@ def table(results: dict[str, Any]) -> str:
             f"| {drain['events_per_second']:,} events/s | {produce:,} events/s | {ratio} "
             f"| {target} |"
         )
-    ratio = placement["ratio_to_commit_ceiling"]
-    latency = placement["latency"]
-    lines.append(
-        f"| Order placement over HTTP, {placement['concurrency']} clients "
-        f"| {placement['orders_per_second']:,} orders/s (p50 {latency['p50_ms']} ms, "
-        f"p99 {latency['p99_ms']} ms) | {commit:,} tx/s | {ratio} "
-        f"| ≥ 0.40: {_verdict(ratio, 0.4)} |"
-    )
-    lines += [
-        "",
-        f"End to end at {e2e['target_orders_per_second']} orders/s "
-        f"(achieved {e2e['http']['orders_per_second']}/s, {e2e['http']['orders']:,} orders, "
-        f"{e2e['http']['errors']} errors; each order placed, then confirmed). Latency from the "
-        "HTTP response to the commit of the consumer's transaction that applied the event:",
-        "",
-        "| Consumer | Event | From | Applied | p50 | p99 | max | Target p99 < 100 ms |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for service, hop in e2e["consumers"].items():
-        p99 = hop.get("p99_ms")
-        verdict = _verdict(p99, 100, higher_is_better=False) if p99 is not None else "no data"
-        if service == "orders":
-            verdict = "(two hops: not a target)"
+    for variant, label in (
+        ("orders_api_alone", "orders API alone"),
+        ("whole_system", "whole system running"),
+    ):
+        figures = placement[variant]
+        ratio = figures["ratio_to_commit_ceiling"]
+        latency = figures["latency"]
         lines.append(
-            f"| {service} | {hop['event'].rsplit('.', 2)[-2]} | {hop['from']} "
-            f"| {hop['applied']:,}/{hop['expected']:,} | {hop.get('p50_ms')} ms "
-            f"| {p99} ms | {hop.get('max_ms')} ms | {verdict} |"
+            f"| Order placement over HTTP, {figures['concurrency']} clients, {label} "
+            f"| {figures['orders_per_second']:,} orders/s (p50 {latency['p50_ms']} ms, "
+            f"p99 {latency['p99_ms']} ms) | {commit:,} tx/s | {ratio} "
+            f"| ≥ 0.40: {_verdict(ratio, 0.4)} |"
         )
-    http = e2e["http"]["latency"]
-    lines += [
-        "",
-        f"HTTP at that rate, place + confirm per order, measured from when each order was due: "
-        f"p50 {http['p50_ms']} ms, p99 {http['p99_ms']} ms, max {http['max_ms']} ms.",
-    ]
+    for rate in (20, 200):
+        e2e = results[f"end_to_end_{rate}"]
+        http = e2e["http"]
+        lines += [
+            "",
+            f"End to end at {rate} orders/s (achieved {http['orders_per_second']}/s, "
+            f"{http['orders']:,} orders, {http['errors']} errors; each order placed, then "
+            "confirmed). Latency from the HTTP response to the commit of the consumer's "
+            "transaction that applied the event:",
+            "",
+            "| Consumer | Event | From | Applied | p50 | p99 | max | Target p99 < 100 ms |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for service, hop in e2e["consumers"].items():
+            p99 = hop.get("p99_ms")
+            verdict = _verdict(p99, 100, higher_is_better=False) if p99 is not None else "no data"
+            lines.append(
+                f"| {service} | {hop['event'].rsplit('.', 2)[-2]} | {hop['from']} "
+                f"| {hop['applied']:,}/{hop['expected']:,} | {hop.get('p50_ms')} ms "
+                f"| {p99} ms | {hop.get('max_ms')} ms | {verdict} |"
+            )
+        latency = http["latency"]
+        lines += [
+            "",
+            f"HTTP (place + confirm), from when each order was due: p50 {latency['p50_ms']} ms, "
+            f"p99 {latency['p99_ms']} ms, max {latency['max_ms']} ms. Cores used: "
+            + ", ".join(f"{name} {cores}" for name, cores in e2e["cores_used"].items())
+            + ".",
+        ]
+    for variant in ("orders_api_alone", "whole_system"):
+        lines += [
+            "",
+            f"Cores used during placement ({variant.replace('_', ' ')}): "
+            + ", ".join(
+                f"{name} {cores}" for name, cores in placement[variant]["cores_used"].items()
+            )
+            + ".",
+        ]
     return "\n".join(lines)
 
 
 def write_performance_doc(results: dict[str, Any]) -> None:
-    text = DOC.read_text() if DOC.exists() else f"# Performance\n\n{BEGIN}\n{END}\n"
-    before, rest = text.split(BEGIN, 1)
-    after = rest.split(END, 1)[1]
-    DOC.write_text(f"{before}{BEGIN}\n{table(results)}\n{END}{after}")
+    _replace_between(DOC, BEGIN, END, table(results))
+
+
+RELIABILITY = ROOT / "docs" / "reliability.md"
+CHAOS_BEGIN = "<!-- chaos:begin (generated by make chaos; edit around it) -->"
+CHAOS_END = "<!-- chaos:end -->"
+SUSTAINED_BEGIN = "<!-- sustained:begin (generated by make sustained; edit around it) -->"
+SUSTAINED_END = "<!-- sustained:end -->"
+
+
+def chaos_table(document: dict[str, Any]) -> str:
+    lines = [
+        f"Run {document['when']}, orders flowing at {document['rate_orders_per_second']}/s, each "
+        "through its whole life (place, confirm, cook, ready, out for delivery, delivered).",
+        "",
+        "| Fault | Victim down | Orders accepted meanwhile | Events lost | Effects doubled "
+        "| Recovered after | Lifecycles given up | Duplicates on the wire | Email resends "
+        "(same Message-ID) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in document["scenarios"]:
+        recovery = f"{r['recovery_seconds']} s" if r["recovery_seconds"] is not None else "—"
+        lines.append(
+            f"| {r['fault']} | {r['victim_down_seconds']} s | {r['accepted_during_fault']} "
+            f"| {r['events_lost']} | {r['effects_doubled']} | {recovery} | {r['gave_up']} "
+            f"| {r['wire_duplicates']} | {r['email_resends_same_message_id']} |"
+        )
+    return "\n".join(lines)
+
+
+def sustained_table(result: dict[str, Any]) -> str:
+    latency = result["lifecycle_latency"]
+    lines = [
+        f"Run {result['when']}: {result['target_orders_per_second']} orders/s for "
+        f"{result['seconds']} s; {result['lifecycles_completed']:,} whole lifecycles completed "
+        f"({result['achieved_orders_per_second']}/s), {result['lifecycles_gave_up']} given up; "
+        f"lifecycle p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms. Reconciled: "
+        f"{result['reconciled_orders']:,} orders, {result['events']:,} events, "
+        f"**{result['events_lost']} lost, {result['effects_doubled']} doubled**.",
+        "",
+        "| Process | RSS at start | RSS at end | Max |",
+        "|---|---|---|---|",
+    ]
+    for name, rss in result["rss_mib"].items():
+        lines.append(f"| {name} | {rss['start']} MiB | {rss['end']} MiB | {rss['max']} MiB |")
+    return "\n".join(lines)
+
+
+def _replace_between(path: Path, begin: str, end: str, content: str) -> None:
+    text = path.read_text()
+    before, rest = text.split(begin, 1)
+    after = rest.split(end, 1)[1]
+    path.write_text(f"{before}{begin}\n{content}\n{end}{after}")
+
+
+def write_reliability_doc(
+    chaos: dict[str, Any] | None = None, sustained: dict[str, Any] | None = None
+) -> None:
+    if chaos is not None:
+        _replace_between(RELIABILITY, CHAOS_BEGIN, CHAOS_END, chaos_table(chaos))
+    if sustained is not None:
+        _replace_between(RELIABILITY, SUSTAINED_BEGIN, SUSTAINED_END, sustained_table(sustained))

@@ -18,12 +18,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench import reconcile
 from bench.chaos import caught_up
 from bench.lifecycle import Clients, whole_life
-from bench.load import Timing, fixed_rate
+from bench.load import Http, Timing, fixed_rate
+from bench.report import write_reliability_doc
 from bench.stats import latency_summary_ms
 from tests.support.infra import ROOT, Infra
 from tests.support.system import System
@@ -72,20 +71,12 @@ async def sustained(
                 await asyncio.wait_for(done.wait(), timeout=sample_every)
 
     async with (
-        httpx.AsyncClient(
-            base_url=system.url("orders"),
-            timeout=30,
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=200),
-        ) as orders,
-        httpx.AsyncClient(
-            base_url=system.url("kitchen"),
-            timeout=30,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
-        ) as kitchen,
+        Http(system.url("orders"), connections=256) as orders,
+        Http(system.url("kitchen"), connections=128) as kitchen,
     ):
         clients = Clients(orders, kitchen)
 
-        async def operation(_: httpx.AsyncClient, timing: Timing) -> str:
+        async def operation(_: Http, timing: Timing) -> str:
             return await whole_life(clients, timing, patience=300)
 
         sampler = asyncio.create_task(sample_memory())
@@ -161,6 +152,7 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "rss_samples"}, indent=2))
+    write_reliability_doc(sustained=result)
     sys.exit(0 if result["events_lost"] == 0 and result["effects_doubled"] == 0 else 1)
 
 

@@ -42,13 +42,12 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from eventing import metrics
 from eventing.catalogue.base import EventData, model_for
 from eventing.cloudevents_kafka import Envelope, UndecodableRecord, decode
-from eventing.database import inbox_table
+from eventing.database import inbox_table, is_database_unavailable
 from eventing.deadletter import dead_letter_headers
 from eventing.failpoints import crash_point
 from eventing.settings import ConsumerSettings
@@ -119,12 +118,6 @@ class TombstoneSubscription:
 
 
 TOMBSTONE_TYPE = "tombstone"  # the inbox's event_type of a tombstone (as in the outbox)
-
-
-def _is_database_unavailable(error: BaseException) -> bool:
-    if isinstance(error, (OperationalError, InterfaceError, OSError)):
-        return True
-    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
 
 def _backoff(attempt: int, base: float, cap: float) -> float:
@@ -481,7 +474,7 @@ class EventConsumer:
                 )
                 return
             except Exception as error:  # noqa: BLE001 - a handler bug must not kill the consumer
-                if _is_database_unavailable(error):
+                if is_database_unavailable(error):
                     unavailable += 1
                     attempt -= 1  # not the event's fault: it does not use up the retry budget
                     log.warning(

@@ -16,6 +16,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -77,9 +79,19 @@ def create_engine(database_url: str, *, pool_size: int = 10, application_name: s
         # Checked on checkout: after a PostgreSQL restart stale connections are replaced
         # instead of failing one request each.
         pool_pre_ping=True,
+        # Under overload a request waits this long for a connection, then gets a 503.
+        pool_timeout=10,
         connect_args={"server_settings": {"application_name": application_name}},
     )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """The database cannot be reached or has no connection to spare: wait and retry, nobody's
+    fault (a restart, a failover, a pool exhausted under overload)."""
+    if isinstance(error, (OperationalError, InterfaceError, PoolTimeout, OSError)):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)

@@ -1,4 +1,5 @@
-"""HTTP pieces every service's FastAPI app shares: health, readiness and metrics."""
+"""HTTP pieces every service's FastAPI app shares: health, readiness, metrics, and 503s when
+the database is unavailable."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiokafka.client import AIOKafkaClient
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 ReadinessCheck = Callable[[], Awaitable[tuple[bool, str]]]
@@ -104,3 +108,19 @@ def operations_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def answer_503_when_the_database_is_unavailable(app: FastAPI) -> None:
+    """A request that cannot get a database connection (PostgreSQL restarting, the pool
+    exhausted under overload) is answered 503 with Retry-After, not 500: the client may retry,
+    and nothing was done."""
+
+    async def unavailable(_: Request, error: Exception) -> Response:
+        return JSONResponse(
+            {"detail": f"database unavailable, retry later ({type(error).__name__})"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    for error in (OperationalError, InterfaceError, PoolTimeout, ConnectionError):
+        app.add_exception_handler(error, unavailable)

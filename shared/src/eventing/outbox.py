@@ -77,9 +77,7 @@ _LOCK_KEYS_AND_WAKE = text(
     "  SELECT 1 FROM unnest(:shards) AS s(shard)"
     "  WHERE CASE WHEN pg_try_advisory_lock_shared(:busy_namespace, s.shard)"
     "  THEN pg_advisory_unlock_shared(:busy_namespace, s.shard) ELSE false END)) AS woken"
-).bindparams(
-    bindparam("keys", type_=ARRAY(Text)), bindparam("shards", type_=ARRAY(Integer))
-)
+).bindparams(bindparam("keys", type_=ARRAY(Text)), bindparam("shards", type_=ARRAY(Integer)))
 
 
 class Outbox:

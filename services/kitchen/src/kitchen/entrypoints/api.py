@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
+from eventing.http import answer_503_when_the_database_is_unavailable
 from eventing.tracing import TracingMiddleware
 from kitchen.domain.estimates import KitchenAtCapacity
 from kitchen.domain.tickets import InvalidTransition
@@ -25,6 +26,7 @@ def create_app(settings: KitchenSettings | None = None) -> FastAPI:
         version="1.0.0",
         lifespan=kitchen_lifespan(settings),
     )
+    answer_503_when_the_database_is_unavailable(app)
     app.add_middleware(TracingMiddleware)
     app.include_router(queue.router)
     app.include_router(tickets.router)

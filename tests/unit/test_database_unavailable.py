@@ -1,0 +1,39 @@
+"""A request that cannot reach the database gets a 503 with Retry-After, never a 500."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from eventing.database import is_database_unavailable
+from eventing.http import answer_503_when_the_database_is_unavailable
+
+FAILURES = {
+    "pool exhausted": PoolTimeout("QueuePool limit of size 10 overflow 0 reached"),
+    "server gone": OperationalError("SELECT 1", {}, ConnectionResetError()),
+    "connection closed": InterfaceError("SELECT 1", {}, Exception("connection is closed")),
+    "refused": ConnectionRefusedError(111, "Connection refused"),
+}
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+def test_database_unavailable_is_a_503_with_retry_after(failure: str) -> None:
+    app = FastAPI()
+    answer_503_when_the_database_is_unavailable(app)
+
+    @app.get("/thing")
+    async def thing() -> None:
+        raise FAILURES[failure]
+
+    response = TestClient(app, raise_server_exceptions=False).get("/thing")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert "database unavailable" in response.json()["detail"]
+    assert is_database_unavailable(FAILURES[failure])
+
+
+def test_other_errors_are_not_taken_for_an_outage() -> None:
+    assert not is_database_unavailable(ValueError("a bug"))

@@ -176,3 +176,13 @@ def test_no_revision_for_a_first_estimate_or_a_move_within_the_minute() -> None:
         Revision("o01", at(9), at(10)),
         Revision("o02", at(9), at(10)),
     ]
+
+
+def test_a_huge_capacity_is_as_fast_and_as_right_as_enough_capacity() -> None:
+    # Slots beyond the queue's length are never used; a million of them must not be built.
+    cooking = [CookingOrder("c1", 2, at(-3))]
+    waiting = queue(1, 2, 3)
+    huge = KitchenModel(capacity=1_000_000).estimate(cooking, waiting, NOW)
+    enough = KitchenModel(capacity=4).estimate(cooking, waiting, NOW)
+    assert huge == enough
+    assert [e.starts_at for e in huge] == [NOW, NOW, NOW]

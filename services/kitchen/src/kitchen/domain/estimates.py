@@ -137,7 +137,8 @@ class KitchenModel:
             max(order.started_at + self.cook_time(order.pizzas), now) for order in cooking
         )
         slots = busy_until[-self.capacity :] if busy_until else []
-        slots += [now] * (self.capacity - len(slots))
+        # Free slots beyond the queue's length are never used: a large capacity costs nothing.
+        slots += [now] * max(0, min(self.capacity - len(slots), len(queued)))
         heapq.heapify(slots)
         estimates = []
         for order in queued:

@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 
 from bench import ceilings, orders_load, relay_drain
-from bench.chaos import caught_up
+from bench.chaos import settled
 from bench.report import write_performance_doc
 from bench.sinks import sinks_process
 from tests.support import processes
@@ -31,13 +31,6 @@ from tests.support.infra import ROOT, Infra, start_infra
 from tests.support.system import System, start_system
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-BENCH_STACK = {
-    "STACK_DIR": str(ROOT / ".local" / "bench-stack"),
-    "PG_PORT": "25462",
-    "KAFKA_PORT": "29122",
-    "KAFKA_CONTROLLER_PORT": "29123",
-    "PG_EXTRA_OPTIONS": "-c track_commit_timestamp=on",
-}
 SECTIONS = ("ceilings", "relay", "placement", "e2e")
 
 
@@ -66,8 +59,20 @@ def machine() -> dict[str, Any]:
     }
 
 
-async def bench_infra() -> Infra:
-    infra = start_infra(BENCH_STACK)
+async def bench_infra(
+    name: str = "bench", *, pg_port: int = 25462, kafka_port: int = 29122
+) -> Infra:
+    """A stack of its own (``.local/<name>-stack``, fresh Kafka), PostgreSQL recording commit
+    times (``track_commit_timestamp``, for end-to-end latency)."""
+    infra = start_infra(
+        {
+            "STACK_DIR": str(ROOT / ".local" / f"{name}-stack"),
+            "PG_PORT": str(pg_port),
+            "KAFKA_PORT": str(kafka_port),
+            "KAFKA_CONTROLLER_PORT": str(kafka_port + 1),
+            "PG_EXTRA_OPTIONS": "-c track_commit_timestamp=on",
+        }
+    )
     conn = await asyncpg.connect(infra.postgres_dsn)
     try:
         tracked = await conn.fetchval("SHOW track_commit_timestamp")
@@ -178,24 +183,12 @@ async def _placement(system: System, infra: Infra, seconds: float, commit: float
     return figures
 
 
-async def _settle(system: System, infra: Infra, timeout: float = 300) -> None:
-    """Until every outbox is empty, every consumer group has caught up and every notification
-    is sent."""
+async def _settle(system: System, infra: Infra, timeout: float = 600) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
-    while not (await caught_up(system, infra) and await _notifications_sent(system)):
+    while not await settled(system, infra):
         if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("the system did not catch up")
+            raise TimeoutError("the system did not settle")
         await asyncio.sleep(1)
-
-
-async def _notifications_sent(system: System) -> bool:
-    url = system.databases["notifications"].replace("postgresql+asyncpg://", "postgresql://")
-    conn = await asyncpg.connect(url)
-    try:
-        pending = await conn.fetchval("SELECT count(*) FROM deliveries WHERE status = 'pending'")
-    finally:
-        await conn.close()
-    return bool(pending == 0)
 
 
 def _progress(what: str, figures: Any = None) -> Any:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import reconcile
-from bench.chaos import caught_up
+from bench.chaos import settled
 from bench.lifecycle import Clients, whole_life
 from bench.load import Http, Timing, fixed_rate
 from bench.report import write_reliability_doc
@@ -84,7 +84,7 @@ async def sustained(
         done.set()
         await sampler
     deadline = time.monotonic() + 300
-    while not await caught_up(system, infra) and time.monotonic() < deadline:
+    while not await settled(system, infra) and time.monotonic() < deadline:
         await asyncio.sleep(1)
     report = await reconcile.reconcile(
         {service: system.databases[service] for service in system.databases},
@@ -124,7 +124,7 @@ async def main_async(rate: float, minutes: float) -> dict[str, Any]:
     from tests.support.system import start_system
 
     processes.LOG_DIR = ROOT / ".local" / "sustained-logs"
-    infra = await bench_infra()
+    infra = await bench_infra("sustained", pg_port=25482, kafka_port=29142)
     try:
         system = await start_system(
             infra,

@@ -186,9 +186,9 @@ async def run_scenario(
     fault: Fault,
     *,
     rate: float,
-    warm_seconds: float = 5,
-    fault_seconds: float = 10,
-    after_seconds: float = 15,
+    warm_seconds: float = 3,
+    fault_seconds: float = 8,
+    after_seconds: float = 10,
     settle_timeout: float = 300,
 ) -> dict[str, Any]:
     """One fault under a steady flow of orders; returns the scenario's figures."""

@@ -50,9 +50,12 @@ class ConsumingService:
     """What a service that reacts to events is built from: its database and its consumer."""
 
     settings: ServiceSettings
-    engine: AsyncEngine
+    engine: AsyncEngine  # the HTTP API's and the service's own workers'
     sessions: async_sessionmaker[AsyncSession]
     consumer: EventConsumer
+    # The consumer's own pool: a flood of HTTP requests (clients polling, retrying) can take
+    # every API connection, and must not stop the service from applying events.
+    consumer_engine: AsyncEngine
     token_verifier: TokenVerifier
 
     @classmethod
@@ -73,17 +76,29 @@ class ConsumingService:
             pool_size=settings.database_pool_size,
             application_name=settings.service_name,
         )
-        sessions = session_factory(engine)
+        consumer_engine = create_engine(
+            settings.database_url,
+            pool_size=settings.consumer_database_pool_size,
+            application_name=f"{settings.service_name}-consumer",
+        )
         consumer = EventConsumer(
             group_id=group_id,
             topics=topics,
             subscriptions=subscriptions,
-            sessions=sessions,
+            sessions=session_factory(consumer_engine),
             bootstrap_servers=settings.kafka_bootstrap_servers,
             settings=consumer_settings,
             tombstones=tombstones,
         )
-        return cls(settings, engine, sessions, consumer, TokenVerifier(AuthSettings()), **extra)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            consumer=consumer,
+            consumer_engine=consumer_engine,
+            token_verifier=TokenVerifier(AuthSettings()),
+            **extra,
+        )
 
     async def readiness(self) -> tuple[bool, str]:
         return self.consumer.ready()
@@ -113,6 +128,7 @@ def consuming_lifespan(
                 yield
         finally:
             await service.engine.dispose()
+            await service.consumer_engine.dispose()
 
     return lifespan
 

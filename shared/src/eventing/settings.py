@@ -26,6 +26,8 @@ class ServiceSettings(BaseSettings):
     http_port: int = 8000
     log_level: str = "INFO"
     database_pool_size: int = 10
+    # The consumer's own connections (partitions are applied concurrently, one transaction each).
+    consumer_database_pool_size: int = 6
 
     @model_validator(mode="before")
     @classmethod

@@ -37,3 +37,11 @@ def test_database_unavailable_is_a_503_with_retry_after(failure: str) -> None:
 
 def test_other_errors_are_not_taken_for_an_outage() -> None:
     assert not is_database_unavailable(ValueError("a bug"))
+
+
+def test_a_restarting_server_is_unavailable_not_a_bug() -> None:
+    import asyncpg
+
+    assert is_database_unavailable(asyncpg.exceptions.CannotConnectNowError("shutting down"))
+    assert is_database_unavailable(asyncpg.exceptions.AdminShutdownError("terminating"))
+    assert not is_database_unavailable(asyncpg.exceptions.UniqueViolationError("duplicate"))

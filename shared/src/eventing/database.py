@@ -94,4 +94,13 @@ def is_database_unavailable(error: BaseException) -> bool:
     fault (a restart, a failover, a pool exhausted under overload)."""
     if isinstance(error, (OperationalError, InterfaceError, PoolTimeout, OSError)):
         return True
-    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+    if isinstance(error, DBAPIError):
+        return bool(error.connection_invalidated) or is_unavailable_sqlstate(error.orig)
+    return is_unavailable_sqlstate(error)
+
+
+def is_unavailable_sqlstate(error: object) -> bool:
+    """SQLSTATE class 08 (connection exception) or 57 (operator intervention: the server is
+    shutting down, restarting, or not yet accepting connections)."""
+    sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in ("08", "57")

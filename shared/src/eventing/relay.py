@@ -66,6 +66,7 @@ from opentelemetry.trace import Span, SpanKind
 
 from eventing import metrics
 from eventing.cloudevents_kafka import AGGREGATE_VERSION, Envelope, encode
+from eventing.database import is_unavailable_sqlstate
 from eventing.failpoints import crash_point
 from eventing.outbox import (
     NOTIFY_CHANNEL,
@@ -223,7 +224,13 @@ class OutboxRelay:
                     await self._connect_database()
                     failures_in_a_row = 0
                     await self._loop()
-                except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as error:
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                    # A PostgreSQL restart says "shutting down" / "starting up" (class 57)
+                    # as well as dropping connections (class 08): wait it out, never exit.
+                    if isinstance(error, asyncpg.PostgresError) and not is_unavailable_sqlstate(
+                        error
+                    ):
+                        raise
                     failures_in_a_row += 1
                     log.warning("database unavailable (%s); reconnecting", error)
                     await self._close_database()

@@ -13,16 +13,17 @@ import asyncio
 import itertools
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
+from bench import reconcile
 from bench.cpu import CpuMeter
 from bench.load import Http, RunResult, Timing, fixed_concurrency, fixed_rate
 from bench.stats import latency_summary_ms
 from eventing.catalogue import OrderConfirmed, OrderPlaced
 from eventing.topics import ORDERS
-from tests.support.kafka import read_whole_topic
 from tests.support.system import System
 
 _serial = itertools.count()
@@ -111,6 +112,7 @@ async def end_to_end_latency(
     """Place and confirm ``rate`` orders per second; latency to each consumer's commit."""
     meter = cpu_meter()
     meter.start()
+    started_at = datetime.now(UTC)
     async with Http(system.url("orders"), connections=512) as http:
         run = await fixed_rate(http, place_and_confirm, rate=rate, seconds=seconds)
     cores_used = meter.stop(run.elapsed)
@@ -134,7 +136,7 @@ async def end_to_end_latency(
             # Event ids are made by the services: the topic says which event is whose.
             if len(known.get((topic, event_type), {})) < len(responses):
                 known[(topic, event_type)] = await _events_of(
-                    bootstrap, topic, event_type, responses.keys()
+                    bootstrap, topic, event_type, responses.keys(), started_at
                 )
             events = known[(topic, event_type)]
             applied = await _commit_times(system.databases[service], event_type)
@@ -154,17 +156,11 @@ async def end_to_end_latency(
 
 
 async def _events_of(
-    bootstrap: str, topic: str, event_type: str, order_ids: Iterable[str]
+    bootstrap: str, topic: str, event_type: str, order_ids: Iterable[str], since: datetime
 ) -> dict[str, str]:
     """Event id -> order id of every ``event_type`` event of these orders on ``topic``."""
-    wanted = set(order_ids)
-    events = {}
-    for record in await read_whole_topic(bootstrap, topic):
-        headers = dict(record.headers)
-        order_id = headers.get("ce_subject", b"").decode()
-        if order_id in wanted and headers.get("ce_type", b"").decode() == event_type:
-            events[headers["ce_id"].decode()] = order_id
-    return events
+    events, _ = await reconcile.read_events(bootstrap, topic, since, set(order_ids))
+    return {e.event_id: e.order_id for e in events if e.event_type == event_type}
 
 
 async def _commit_times(database_url: str, event_type: str) -> dict[str, float]:

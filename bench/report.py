@@ -114,15 +114,16 @@ def chaos_table(document: dict[str, Any]) -> str:
         "",
         "| Fault | Victim down | Orders accepted meanwhile | Events lost | Effects doubled "
         "| Recovered after | Lifecycles given up | Duplicates on the wire | Email resends "
-        "(same Message-ID) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "(same Message-ID) | SMS resends (dropped by the provider) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in document["scenarios"]:
         recovery = f"{r['recovery_seconds']} s" if r["recovery_seconds"] is not None else "—"
         lines.append(
             f"| {r['fault']} | {r['victim_down_seconds']} s | {r['accepted_during_fault']} "
             f"| {r['events_lost']} | {r['effects_doubled']} | {recovery} | {r['gave_up']} "
-            f"| {r['wire_duplicates']} | {r['email_resends_same_message_id']} |"
+            f"| {r['wire_duplicates']} | {r['email_resends_same_message_id']} "
+            f"| {r['sms_resends_dropped_by_provider']} |"
         )
     return "\n".join(lines)
 

@@ -19,6 +19,7 @@ from eventing.catalogue import OrderPlaced
 from eventing.cloudevents_kafka import Envelope, encode
 from eventing.consumer import (
     EventConsumer,
+    ReceivedEvent,
     Subscription,
     Tombstone,
     TombstoneSubscription,
@@ -34,6 +35,7 @@ from tests.support.recording_handlers import (
     EFFECTS_DDL,
     REJECTED_ORDER,
     Flaky,
+    record,
     recorder,
 )
 
@@ -275,6 +277,50 @@ async def test_a_flaky_handler_is_retried_alone(infra: Infra, setup: Setup) -> N
     assert await read_dead_letters(infra.kafka_bootstrap, group=setup.group) == []
 
 
+async def test_a_batch_commits_many_events_at_once_and_a_failure_in_it_repeats_nothing(
+    infra: Infra, setup: Setup
+) -> None:
+    events = [cloudevent(f"batch-order-{i:03d}", event_id=f"evt-batch-{i:03d}") for i in range(300)]
+    await produce_raw(infra, setup.topic, events)
+    failing = "evt-batch-150"
+    attempts: list[str] = []
+
+    async def fails_once_on_one_event(
+        session: AsyncSession, event: ReceivedEvent[OrderPlaced]
+    ) -> None:
+        await record(session, "picky", event)
+        if event.id == failing:
+            attempts.append(event.id)
+            if len(attempts) == 1:
+                raise RuntimeError("fails the first time it sees this event")
+
+    subscriptions = [
+        Subscription("recorder", OrderPlaced, recorder),
+        Subscription("picky", OrderPlaced, fails_once_on_one_event),
+    ]
+    consumer = setup.consumer(subscriptions, infra.kafka_bootstrap)
+
+    async def body() -> None:
+        await setup.wait_for_effects(lambda effects: len(effects) >= 600)
+        await asyncio.sleep(1)  # anything doubled would land now
+
+    await running(consumer, body)
+    effects = await setup.effects()
+    assert sorted((e[0], e[1]) for e in effects) == sorted(
+        (handler, f"evt-batch-{i:03d}") for handler in ("recorder", "picky") for i in range(300)
+    )
+    assert attempts == [failing, failing]  # failed inside a batch, then applied alone
+    conn = await asyncpg.connect(setup.dsn)
+    try:
+        transactions = await conn.fetchval("SELECT count(DISTINCT xmin::text) FROM inbox")
+    finally:
+        await conn.close()
+    # 600 inbox rows written by far fewer transactions: the batches committed whole, and only the
+    # batch with the failure was applied one event and handler at a time.
+    assert transactions < 600 - FAST_RETRIES.batch_size
+    assert await read_dead_letters(infra.kafka_bootstrap, group=setup.group) == []
+
+
 async def test_replayed_dead_letters_are_applied_once_fixed(infra: Infra, setup: Setup) -> None:
     from eventing.deadletter import replay_dead_letters
 
@@ -329,7 +375,8 @@ async def test_a_consumer_killed_after_its_commit_and_before_its_offset_commit_a
     exit_code = await asyncio.to_thread(crashing.process.wait, 60)
     assert exit_code == 137  # died in the window: effect committed, offset not
     applied_before_restart = len(await setup.effects())
-    assert applied_before_restart == 50
+    # It died after the commit of the batch that applied the 50th event, before the offsets.
+    assert 50 <= applied_before_restart < 200
 
     healthy = consumer_process({})
     healthy.start()

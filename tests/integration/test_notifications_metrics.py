@@ -72,6 +72,9 @@ class FakeSender:
         self.sent.append(message)
         return f"fake-{len(self.sent)}"
 
+    async def close(self) -> None:
+        pass
+
 
 async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra: Infra) -> None:
     url = await migrated_database(infra, "notifications")

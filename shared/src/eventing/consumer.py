@@ -5,9 +5,13 @@ For each record of its topics, in partition order:
 1. Decode the CloudEvent; look up its type in the catalogue; validate the data against the
    type's model. A record that fails any of these is a poison message: it goes to the
    dead-letter topic with the reason and the partition moves on.
-2. Run every handler subscribed to the type, each in its own database transaction that also
-   inserts ``(handler, event id)`` into the inbox. A redelivered event finds its inbox row and
-   is skipped, so its effects happen once. One handler failing never repeats another's effect.
+2. Run every handler subscribed to the type. Its effects and the row ``(handler, event id)``
+   it inserts into the inbox commit together; a redelivered event finds its inbox row and is
+   skipped, so its effects happen once. The events of a poll are applied ``batch_size`` at a
+   time in one transaction (one commit for many events, the consumer's main cost under load).
+   When any handler of a batch fails, the batch rolls back and is applied again one event and
+   handler at a time, each in its own transaction: one handler failing never holds back or
+   repeats another's effect.
 3. A failing handler is retried alone with exponential back-off and jitter; past the retry
    budget (or at once for ``PermanentHandlerError``) the record is dead-lettered for that
    handler. While the database itself is unreachable, the handler waits instead: that is no
@@ -52,7 +56,7 @@ from eventing.deadletter import dead_letter_headers
 from eventing.failpoints import crash_point
 from eventing.settings import ConsumerSettings
 from eventing.topics import DEAD_LETTERS
-from eventing.tracing import start_span, traceparent_from_headers
+from eventing.tracing import open_span, start_span, traceparent_from_headers
 
 log = logging.getLogger("eventing.consumer")
 
@@ -118,6 +122,43 @@ class TombstoneSubscription:
 
 
 TOMBSTONE_TYPE = "tombstone"  # the inbox's event_type of a tombstone (as in the outbox)
+
+
+@dataclass(eq=False)
+class _Step:
+    """One handler's application of one event (or tombstone): an inbox row and its effects."""
+
+    name: str
+    event_id: str
+    event_type: str
+    apply: Callable[[AsyncSession], Awaitable[None]]
+    attributes: dict[str, str]
+    seconds: float = 0.0
+
+
+@dataclass
+class _Record:
+    """A consumed record, its ``process`` span (open until its transaction is done), its steps."""
+
+    record: ConsumerRecord[Any, Any]
+    headers: list[tuple[str, bytes]]
+    span: Span
+    steps: list[_Step] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    step: _Step
+    error: Exception
+
+
+def _bound(
+    handler: Callable[[AsyncSession, Any], Awaitable[None]], subject: Any
+) -> Callable[[AsyncSession], Awaitable[None]]:
+    async def apply(session: AsyncSession) -> None:
+        await handler(session, subject)
+
+    return apply
 
 
 def _backoff(attempt: int, base: float, cap: float) -> float:
@@ -264,12 +305,7 @@ class EventConsumer:
                     self._state.drained = True
                 if batches:
                     async with self._processing:
-                        await asyncio.gather(
-                            *(
-                                self._process_partition(tp, records)
-                                for tp, records in batches.items()
-                            )
-                        )
+                        await self._process(batches)
                     await self._commit(consumer, set(batches))
                 self._update_lag(consumer)
         finally:
@@ -305,18 +341,52 @@ class EventConsumer:
                 )
 
     # ------------------------------------------------------------------ processing
-    async def _process_partition(
-        self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]
-    ) -> None:
-        for record in records:
-            await self._process_record(record)
-            self._state.processed[tp] = record.offset + 1
+    async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        """Apply a poll's records, each partition's in order, ``batch_size`` per transaction."""
+        records = [record for partition in batches.values() for record in partition]
+        size = max(1, self._settings.batch_size)
+        for start in range(0, len(records), size):
+            chunk = records[start : start + size]
+            await self._process_chunk(chunk)
+            for record in chunk:
+                self._state.processed[TopicPartition(record.topic, record.partition)] = (
+                    record.offset + 1
+                )
             self._progress()
 
-    async def _process_record(self, record: ConsumerRecord[Any, Any]) -> None:
+    async def _process_chunk(self, records: list[ConsumerRecord[Any, Any]]) -> None:
+        """Decode ``records``, then apply every handler of every event in one transaction.
+
+        Poison records are dead-lettered while decoding, before the transaction, so they are
+        dead-lettered once whatever happens to it. If any handler fails, the transaction rolls
+        back and the chunk is applied again one event and handler at a time, each in its own
+        transaction with its own retries: then a failing handler holds back no other effect, and
+        its first failure counts as its first attempt.
+        """
+        work: list[_Record] = []
+        try:
+            for record in records:
+                work.append(self._open(record))
+                with trace.use_span(work[-1].span, end_on_exit=False):
+                    work[-1].steps = await self._steps(work[-1])
+            pending = [item for item in work if item.steps]
+            failure = await self._apply_together(pending) if pending else None
+            if failure is not None:
+                for item in pending:
+                    with trace.use_span(item.span, end_on_exit=False):
+                        for step in item.steps:
+                            first = failure.error if failure.step is step else None
+                            await self._apply_with_retries(step, item.record, first_failure=first)
+            for item in pending:
+                metrics.CONSUMER_EVENTS.labels(self.group_id, item.record.topic, "applied").inc()
+        finally:
+            for item in work:
+                item.span.end()
+
+    def _open(self, record: ConsumerRecord[Any, Any]) -> _Record:
         headers = list(record.headers or ())
         # Child of the relay's per-hop span (``traceparent``), else of the origin (ce_traceparent).
-        with start_span(
+        span = open_span(
             f"process {record.topic}",
             parent=traceparent_from_headers(headers),
             kind=SpanKind.CONSUMER,
@@ -328,29 +398,29 @@ class EventConsumer:
                 "messaging.destination.partition.id": str(record.partition),
                 "messaging.kafka.offset": record.offset,
             },
-        ) as span:
-            await self._process_traced_record(record, headers, span)
+        )
+        return _Record(record, headers, span)
 
-    async def _process_traced_record(
-        self, record: ConsumerRecord[Any, Any], headers: list[tuple[str, bytes]], span: Span
-    ) -> None:
+    async def _steps(self, item: _Record) -> list[_Step]:
+        """What applying ``item`` takes: one step per subscribed handler. Dead-letters poison."""
+        record = item.record
         if record.value is None and self._tombstones.get(record.topic):
-            await self._process_tombstone(record, headers)
-            return
+            return await self._tombstone_steps(record, item.headers)
         try:
-            envelope = decode(record.key, record.value, headers)
+            envelope = decode(record.key, record.value, item.headers)
         except UndecodableRecord as error:
             await self._dead_letter(record, "undecodable", f"undecodable: {error.reason}")
-            return
-        span.set_attributes(_event_attributes(envelope))
+            return []
+        attributes = _event_attributes(envelope)
+        item.span.set_attributes(attributes)
         model = model_for(envelope.type)
         if model is None:
             await self._dead_letter(record, "unknown_type", f"unknown event type {envelope.type!r}")
-            return
+            return []
         subscriptions = self._by_type.get(envelope.type)
         if not subscriptions:
             metrics.CONSUMER_EVENTS.labels(self.group_id, record.topic, "not_subscribed").inc()
-            return
+            return []
         try:
             data = model.model_validate(envelope.data)
         except ValidationError as error:
@@ -361,7 +431,7 @@ class EventConsumer:
             await self._dead_letter(
                 record, "schema_invalid", f"schema-invalid {envelope.type}: {reason}"
             )
-            return
+            return []
         event: ReceivedEvent[Any] = ReceivedEvent(
             data=data,
             envelope=envelope,
@@ -369,16 +439,23 @@ class EventConsumer:
             partition=record.partition,
             offset=record.offset,
         )
-        for subscription in subscriptions:
-            await self._apply(subscription, event, record)
-        metrics.CONSUMER_EVENTS.labels(self.group_id, record.topic, "applied").inc()
+        return [
+            _Step(
+                name=subscription.name,
+                event_id=event.id,
+                event_type=envelope.type,
+                apply=_bound(subscription.handler, event),
+                attributes=attributes,
+            )
+            for subscription in subscriptions
+        ]
 
-    async def _process_tombstone(
+    async def _tombstone_steps(
         self, record: ConsumerRecord[Any, Any], headers: list[tuple[str, bytes]]
-    ) -> None:
+    ) -> list[_Step]:
         if not record.key:
             await self._dead_letter(record, "undecodable", "undecodable: tombstone without a key")
-            return
+            return []
         ce_id = dict(headers).get("ce_id")
         tombstone = Tombstone(
             key=bytes(record.key).decode(errors="replace"),
@@ -389,130 +466,145 @@ class EventConsumer:
             partition=record.partition,
             offset=record.offset,
         )
-        for subscription in self._tombstones[record.topic]:
-
-            async def apply(
-                session: AsyncSession, handler: TombstoneHandler = subscription.handler
-            ) -> None:
-                await handler(session, tombstone)
-
-            with start_span(
-                f"handle {subscription.name}",
-                attributes={
-                    "eventing.handler": subscription.name,
-                    "messaging.consumer.group.name": self.group_id,
-                },
-            ):
-                await self._apply_with_retries(
-                    subscription.name, tombstone.id, TOMBSTONE_TYPE, apply, record
-                )
-        metrics.CONSUMER_EVENTS.labels(self.group_id, record.topic, "applied").inc()
-
-    async def _apply(
-        self,
-        subscription: Subscription,
-        event: ReceivedEvent[Any],
-        record: ConsumerRecord[Any, Any],
-    ) -> None:
-        """Apply one handler (with its retries) inside its "handle <name>" span."""
-        with start_span(
-            f"handle {subscription.name}",
-            attributes={
-                "eventing.handler": subscription.name,
-                "messaging.consumer.group.name": self.group_id,
-                **_event_attributes(event.envelope),
-            },
-        ):
-
-            async def apply(session: AsyncSession) -> None:
-                await subscription.handler(session, event)
-
-            await self._apply_with_retries(
-                subscription.name, event.id, event.envelope.type, apply, record
+        return [
+            _Step(
+                name=subscription.name,
+                event_id=tombstone.id,
+                event_type=TOMBSTONE_TYPE,
+                apply=_bound(subscription.handler, tombstone),
+                attributes={},
             )
+            for subscription in self._tombstones[record.topic]
+        ]
+
+    def _handle_span(self, step: _Step) -> contextlib.AbstractContextManager[Span]:
+        return start_span(
+            f"handle {step.name}",
+            attributes={
+                "eventing.handler": step.name,
+                "messaging.consumer.group.name": self.group_id,
+                **step.attributes,
+            },
+        )
+
+    async def _claim_and_apply(self, session: AsyncSession, step: _Step) -> bool:
+        """Insert the inbox row and apply the step; False (nothing done) if it was applied."""
+        claimed = await session.execute(
+            insert(inbox_table)
+            .values(handler=step.name, event_id=step.event_id, event_type=step.event_type)
+            .on_conflict_do_nothing()
+            .returning(inbox_table.c.event_id)
+        )
+        if claimed.first() is None:
+            trace.get_current_span().set_attribute("eventing.duplicate", True)
+            return False
+        started = time.perf_counter()
+        await step.apply(session)
+        step.seconds = time.perf_counter() - started
+        return True
+
+    def _applied(self, step: _Step, applied: bool) -> None:
+        """Count a step whose transaction committed."""
+        if applied:
+            metrics.CONSUMER_HANDLER_SECONDS.labels(self.group_id, step.name).observe(step.seconds)
+        else:
+            metrics.CONSUMER_DUPLICATES.labels(self.group_id, step.name).inc()
+        # The window a crash test aims at: effect committed, offset not yet committed.
+        crash_point("after_handler_commit")
+
+    async def _apply_together(self, work: list[_Record]) -> _Failure | None:
+        """Every step of ``work`` in one transaction; the step that failed, if one did."""
+        outcomes: list[tuple[_Step, bool]] = []
+        current: _Step | None = None
+        try:
+            async with self._sessions() as session, session.begin():
+                for item in work:
+                    with trace.use_span(item.span, end_on_exit=False):
+                        for current in item.steps:
+                            with self._handle_span(current):
+                                outcomes.append(
+                                    (current, await self._claim_and_apply(session, current))
+                                )
+        except Exception as error:  # noqa: BLE001 - applied again one at a time, which decides
+            if current is None:
+                current = work[0].steps[0]
+            log.info(
+                "a batch of %d events for %s rolled back (%s: %r); applying them one at a time",
+                len(work),
+                self.group_id,
+                current.name,
+                error,
+            )
+            return _Failure(current, error)
+        for step, applied in outcomes:
+            self._applied(step, applied)
+        return None
 
     async def _apply_with_retries(
         self,
-        name: str,
-        event_id: str,
-        event_type: str,
-        apply: Callable[[AsyncSession], Awaitable[None]],
+        step: _Step,
         record: ConsumerRecord[Any, Any],
+        *,
+        first_failure: Exception | None = None,
     ) -> None:
+        """Apply ``step`` in its own transaction, retrying; ``first_failure`` is attempt 1."""
         attempt = 0
         unavailable = 0
         while True:
             attempt += 1
-            started = time.perf_counter()
-            try:
-                async with self._sessions() as session, session.begin():
-                    claimed = await session.execute(
-                        insert(inbox_table)
-                        .values(
-                            handler=name,
-                            event_id=event_id,
-                            event_type=event_type,
-                        )
-                        .on_conflict_do_nothing()
-                        .returning(inbox_table.c.event_id)
-                    )
-                    if claimed.first() is None:
-                        metrics.CONSUMER_DUPLICATES.labels(self.group_id, name).inc()
-                        trace.get_current_span().set_attribute("eventing.duplicate", True)
+            error = first_failure
+            first_failure = None
+            with self._handle_span(step):
+                if error is None:
+                    try:
+                        async with self._sessions() as session, session.begin():
+                            applied = await self._claim_and_apply(session, step)
+                        self._applied(step, applied)
                         return
-                    await apply(session)
-                # The window a crash test aims at: effect committed, offset not yet committed.
-                crash_point("after_handler_commit")
-                metrics.CONSUMER_HANDLER_SECONDS.labels(self.group_id, name).observe(
-                    time.perf_counter() - started
-                )
-                return
-            except PermanentHandlerError as error:
-                metrics.CONSUMER_HANDLER_FAILURES.labels(self.group_id, name).inc()
-                await self._dead_letter(
-                    record, "rejected", f"rejected by handler: {error}", handler=name
-                )
-                return
-            except Exception as error:  # noqa: BLE001 - a handler bug must not kill the consumer
+                    except Exception as raised:  # noqa: BLE001 - a handler bug must not kill us
+                        error = raised
+                if isinstance(error, PermanentHandlerError):
+                    metrics.CONSUMER_HANDLER_FAILURES.labels(self.group_id, step.name).inc()
+                    await self._dead_letter(
+                        record, "rejected", f"rejected by handler: {error}", handler=step.name
+                    )
+                    return
                 if is_database_unavailable(error):
                     unavailable += 1
                     attempt -= 1  # not the event's fault: it does not use up the retry budget
                     log.warning(
                         "database unavailable for %s (%s); waiting",
-                        name,
+                        step.name,
                         error,
-                        extra=_log_fields(record, name),
+                        extra=_log_fields(record, step.name),
                     )
                     self._progress()
-                    await asyncio.sleep(
-                        _backoff(unavailable, 0.5, self._settings.retry_max_seconds)
+                    delay = _backoff(unavailable, 0.5, self._settings.retry_max_seconds)
+                else:
+                    metrics.CONSUMER_HANDLER_FAILURES.labels(self.group_id, step.name).inc()
+                    if attempt >= self._settings.max_attempts:
+                        await self._dead_letter(
+                            record,
+                            "retries_exhausted",
+                            f"handler failed {attempt} times; "
+                            f"last error: {type(error).__name__}: {error}",
+                            handler=step.name,
+                        )
+                        return
+                    metrics.CONSUMER_RETRIES.labels(self.group_id, step.name).inc()
+                    log.warning(
+                        "handler %s failed on event %s (attempt %d): %r",
+                        step.name,
+                        step.event_id,
+                        attempt,
+                        error,
+                        extra=_log_fields(record, step.name),
                     )
-                    continue
-                metrics.CONSUMER_HANDLER_FAILURES.labels(self.group_id, name).inc()
-                if attempt >= self._settings.max_attempts:
-                    await self._dead_letter(
-                        record,
-                        "retries_exhausted",
-                        f"handler failed {attempt} times; "
-                        f"last error: {type(error).__name__}: {error}",
-                        handler=name,
-                    )
-                    return
-                metrics.CONSUMER_RETRIES.labels(self.group_id, name).inc()
-                log.warning(
-                    "handler %s failed on event %s (attempt %d): %r",
-                    name,
-                    event_id,
-                    attempt,
-                    error,
-                    extra=_log_fields(record, name),
-                )
-                self._progress()
-                await asyncio.sleep(
-                    _backoff(
+                    self._progress()
+                    delay = _backoff(
                         attempt, self._settings.retry_base_seconds, self._settings.retry_max_seconds
                     )
-                )
+            await asyncio.sleep(delay)
 
     async def _dead_letter(
         self, record: ConsumerRecord[Any, Any], kind: str, reason: str, *, handler: str = "-"

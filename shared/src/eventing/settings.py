@@ -67,4 +67,7 @@ class ConsumerSettings(BaseSettings):
     retry_max_seconds: float = 5.0
     stall_timeout_seconds: float = 60.0
     max_poll_records: int = 500
+    # Events applied in one database transaction (their inbox rows and every handler's effects):
+    # one commit per batch instead of one per event and handler. 1 gives each its own.
+    batch_size: int = 100
     auto_offset_reset: str = "earliest"

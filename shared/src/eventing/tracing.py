@@ -187,6 +187,20 @@ def start_span(
         yield span
 
 
+def open_span(
+    name: str,
+    *,
+    parent: str | None = None,
+    kind: SpanKind = SpanKind.INTERNAL,
+    attributes: Mapping[str, Any] | None = None,
+) -> Span:
+    """Like ``start_span``, but neither made current nor ended here: for a span that outlives
+    a block (a consumed record's span lasts until the transaction of its batch commits). Make it
+    current with ``trace.use_span(span, end_on_exit=False)``; the caller ends it."""
+    context = context_from_traceparent(parent) if parent else None
+    return tracer().start_span(name, context=context, kind=kind, attributes=dict(attributes or {}))
+
+
 # ---------------------------------------------------------------------- Kafka headers
 def traceparent_from_headers(headers: Iterable[tuple[str, bytes | None]]) -> str | None:
     """The parent for a consumed record: the per-hop ``traceparent``, else ``ce_traceparent``."""

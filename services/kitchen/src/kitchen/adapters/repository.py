@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +17,15 @@ T = tickets_table.c
 
 # Queue order: first confirmed, first cooked; the order id breaks ties.
 QUEUE_ORDER = (T.queued_at, T.order_id)
+
+
+class EstimateInput(NamedTuple):
+    """A ticket as the estimate model sees it; ``at`` is the cooking ticket's start or the
+    queued ticket's stored estimate."""
+
+    order_id: str
+    pizzas: int
+    at: datetime | None
 
 
 class TicketRepository:
@@ -71,23 +80,35 @@ class TicketRepository:
         )
 
     async def set_estimates(self, estimates: Mapping[str, datetime]) -> None:
-        for order_id, estimated_ready_at in estimates.items():
-            await self._session.execute(
-                update(tickets_table)
-                .where(T.order_id == order_id)
-                .values(estimated_ready_at=estimated_ready_at)
-            )
+        """Store ``estimates`` (order id -> estimated ready time) in one statement."""
+        if not estimates:
+            return
+        await self._session.execute(
+            text(
+                "UPDATE tickets SET estimated_ready_at = moved.at"
+                " FROM unnest(CAST(:ids AS text[]), CAST(:ats AS timestamptz[])) AS moved(id, at)"
+                " WHERE tickets.order_id = moved.id"
+            ),
+            {"ids": list(estimates), "ats": list(estimates.values())},
+        )
 
-    async def with_status(self, *statuses: TicketStatus) -> list[Ticket]:
-        """Tickets in ``statuses``, in queue order."""
-        rows = (
-            await self._session.execute(
-                select(tickets_table)
-                .where(T.status.in_([status.value for status in statuses]))
-                .order_by(*QUEUE_ORDER)
-            )
-        ).mappings()
-        return [_ticket(row) for row in rows]
+    async def line_up(self) -> tuple[list[EstimateInput], list[EstimateInput]]:
+        """What the estimate model needs, and nothing more (no lines): the cooking tickets by
+        start, and the queued ones in queue order with their stored estimates. Every change
+        re-estimates the queue, so this read is on every change's path."""
+        rows = await self._session.execute(
+            select(T.order_id, T.status, T.pizzas, T.started_at, T.estimated_ready_at)
+            .where(T.status.in_([TicketStatus.QUEUED.value, TicketStatus.COOKING.value]))
+            .order_by(*QUEUE_ORDER)
+        )
+        cooking: list[EstimateInput] = []
+        queued: list[EstimateInput] = []
+        for order_id, status, pizzas, started_at, estimated_ready_at in rows:
+            if status == TicketStatus.COOKING.value:
+                cooking.append(EstimateInput(order_id, pizzas, started_at))
+            else:
+                queued.append(EstimateInput(order_id, pizzas, estimated_ready_at))
+        return cooking, queued
 
     async def count(self, status: TicketStatus) -> int:
         counted = await self._session.execute(

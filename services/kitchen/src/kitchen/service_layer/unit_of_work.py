@@ -37,7 +37,6 @@ from kitchen.domain.estimates import (
     Revision,
     revisions,
 )
-from kitchen.domain.tickets import TicketStatus
 from kitchen.service_layer.broadcast import QueueBroadcaster
 
 SOURCE = "/mariospizzeria/kitchen"
@@ -90,15 +89,13 @@ class KitchenChange:
         Returns every queued ticket's estimate. A ticket without a stored estimate (just queued)
         gets one stored but no ``EstimateChanged``: its ``TicketQueued`` carries it.
         """
-        model = self.kitchen.model
-        queued = await self.tickets.with_status(TicketStatus.QUEUED)
-        cooking = await self.tickets.with_status(TicketStatus.COOKING)
-        estimates = model.estimate(
-            [CookingOrder(t.order_id, t.pizzas, t.started_at or self.now) for t in cooking],
+        cooking, queued = await self.tickets.line_up()
+        estimates = self.kitchen.model.estimate(
+            [CookingOrder(t.order_id, t.pizzas, t.at or self.now) for t in cooking],
             [QueuedOrder(t.order_id, t.pizzas) for t in queued],
             self.now,
         )
-        stored = {ticket.order_id: ticket.estimated_ready_at for ticket in queued}
+        stored = {ticket.order_id: ticket.at for ticket in queued}
         current = {e.order_id: e.estimated_ready_at for e in estimates}
         moved = {
             order_id: moment for order_id, moment in current.items() if stored[order_id] != moment

@@ -22,26 +22,57 @@ def message_id(idempotency_key: str) -> str:
 
 
 class SmtpEmailSender:
-    """One SMTP session per message (STARTTLS or implicit TLS as configured)."""
+    """Email over one SMTP session kept open across messages (STARTTLS or implicit TLS).
+
+    A session per message costs a TCP handshake, EHLO, STARTTLS and AUTH every time; the
+    dispatcher sends one message at a time, so one session serves it. A session the server has
+    dropped meanwhile (idle timeout, restart) is replaced, and the message sent again at once:
+    the server closed it before this message's DATA was accepted, so nothing is sent twice.
+    """
 
     channel = Channel.EMAIL
 
     def __init__(self, settings: NotificationsSettings) -> None:
         self._settings = settings
+        self._session: aiosmtplib.SMTP | None = None
 
     async def send(self, message: Outgoing) -> str:
-        settings = self._settings
-        email = EmailMessage()
-        email["From"] = settings.smtp_from
-        email["To"] = message.recipient
-        email["Subject"] = message.subject or ""
-        email["Date"] = formatdate(localtime=False, usegmt=True)
-        email["Message-ID"] = message_id(message.idempotency_key)
-        email["X-Idempotency-Key"] = message.idempotency_key
-        email.set_content(message.body)
+        email = self._email(message)
         try:
-            await aiosmtplib.send(
-                email,
+            try:
+                await self._send_on_session(email, fresh=False)
+            except aiosmtplib.SMTPServerDisconnected:
+                await self._send_on_session(email, fresh=True)
+        except aiosmtplib.SMTPRecipientsRefused as error:
+            codes = [response.code for response in error.recipients]
+            reason = f"recipient refused: {error}"
+            if all(code >= 500 for code in codes):
+                raise PermanentSendError(reason) from error
+            raise TransientSendError(reason) from error
+        except aiosmtplib.SMTPResponseException as error:
+            await self.close()  # a 421 or a broken transaction: start the next one afresh
+            reason = f"SMTP {error.code}: {error.message}"
+            if error.code >= 500:
+                raise PermanentSendError(reason) from error
+            raise TransientSendError(reason) from error
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            await self.close()
+            raise TransientSendError(f"{type(error).__name__}: {error}") from error
+        return message_id(message.idempotency_key)
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and session.is_connected:
+            try:
+                await session.quit()
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                session.close()
+
+    async def _send_on_session(self, email: EmailMessage, *, fresh: bool) -> None:
+        if fresh or self._session is None or not self._session.is_connected:
+            await self.close()
+            settings = self._settings
+            session = aiosmtplib.SMTP(
                 hostname=settings.smtp_host,
                 port=settings.smtp_port,
                 username=settings.smtp_username,
@@ -53,20 +84,20 @@ class SmtpEmailSender:
                 validate_certs=settings.smtp_validate_certs,
                 timeout=settings.smtp_timeout_seconds,
             )
-        except aiosmtplib.SMTPRecipientsRefused as error:
-            codes = [response.code for response in error.recipients]
-            reason = f"recipient refused: {error}"
-            if all(code >= 500 for code in codes):
-                raise PermanentSendError(reason) from error
-            raise TransientSendError(reason) from error
-        except aiosmtplib.SMTPResponseException as error:
-            reason = f"SMTP {error.code}: {error.message}"
-            if error.code >= 500:
-                raise PermanentSendError(reason) from error
-            raise TransientSendError(reason) from error
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-            raise TransientSendError(f"{type(error).__name__}: {error}") from error
-        return message_id(message.idempotency_key)
+            await session.connect()  # and STARTTLS and AUTH, as configured
+            self._session = session
+        await self._session.send_message(email)
+
+    def _email(self, message: Outgoing) -> EmailMessage:
+        email = EmailMessage()
+        email["From"] = self._settings.smtp_from
+        email["To"] = message.recipient
+        email["Subject"] = message.subject or ""
+        email["Date"] = formatdate(localtime=False, usegmt=True)
+        email["Message-ID"] = message_id(message.idempotency_key)
+        email["X-Idempotency-Key"] = message.idempotency_key
+        email.set_content(message.body)
+        return email
 
 
 class HttpSmsSender:
@@ -109,3 +140,6 @@ class HttpSmsSender:
         if response.status_code >= 500 or response.status_code in RETRIABLE_HTTP:
             raise TransientSendError(reason)
         raise PermanentSendError(reason)
+
+    async def close(self) -> None:
+        """Nothing of its own to close: the HTTP client belongs to the service."""

@@ -85,18 +85,22 @@ class Dispatcher:
     async def run(self, poll_seconds: float, stopping: asyncio.Event) -> None:
         """Dispatch until ``stopping`` is set; sleeps ``poll_seconds`` when nothing is due."""
         handled = 0
-        while not stopping.is_set():
-            try:
-                busy = await self.dispatch_one()
-                handled += busy
-                if not busy or handled % 50 == 0:  # idle, or busy for a while: refresh the gauge
-                    await self.refresh_queue_depth()
-            except Exception:
-                log.exception("%s dispatcher failed; retrying", self.channel.value)
-                busy = False
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), timeout=poll_seconds)
+        try:
+            while not stopping.is_set():
+                try:
+                    busy = await self.dispatch_one()
+                    handled += busy
+                    if not busy or handled % 50 == 0:  # idle, or busy a while: refresh the gauge
+                        await self.refresh_queue_depth()
+                except Exception:
+                    log.exception("%s dispatcher failed; retrying", self.channel.value)
+                    busy = False
+                if not busy:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), timeout=poll_seconds)
+        finally:
+            if self._sender is not None:
+                await self._sender.close()
 
     async def refresh_queue_depth(self) -> None:
         async with self._sessions() as session:

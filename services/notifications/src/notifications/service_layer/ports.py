@@ -45,3 +45,7 @@ class Sender(Protocol):
         Raises ``SendError`` (``retriable`` or not) when the provider did not accept it.
         """
         ...
+
+    async def close(self) -> None:
+        """Release what the sender holds open between messages (a session, a connection)."""
+        ...

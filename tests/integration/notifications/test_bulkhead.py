@@ -1,0 +1,78 @@
+"""A flooded API does not stop the service from applying events: the consumer has its own pool.
+
+Every connection of the API's pool is made to hang (the test locks the table the requests read),
+and more requests queue behind them; events published meanwhile must still be applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import httpx
+
+from eventing.auth import Role
+from tests.support.notifications import (
+    Notifications,
+    contact,
+    eventually,
+    new_order_id,
+    placed,
+    token,
+)
+
+API_POOL = 3
+
+
+async def test_a_flooded_api_leaves_the_consumer_its_connections(
+    notifications: Notifications,
+) -> None:
+    notifications.extra_env["NOTIFICATIONS_DATABASE_POOL_SIZE"] = str(API_POOL)
+    await notifications.start()
+    customer = f"cust-{new_order_id()}"
+    url = f"{notifications.base_url}/customers/{customer}/messages"
+    headers = token(customer, Role.CUSTOMER)
+
+    holder = await asyncpg.connect(notifications.dsn)
+    lock = holder.transaction()
+    await lock.start()
+    await holder.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+    async with httpx.AsyncClient(timeout=60) as client:
+        flood = [asyncio.create_task(client.get(url, headers=headers)) for _ in range(4 * API_POOL)]
+        try:
+            # Every API connection is stuck behind the lock; the other requests wait for one.
+            await eventually(
+                lambda: notifications.query(
+                    "SELECT count(*) AS n FROM pg_stat_activity"
+                    " WHERE application_name = 'notifications' AND wait_event_type = 'Lock'"
+                ),
+                lambda rows: rows[0]["n"] == API_POOL,
+                15,
+                what="the API's pool exhausted",
+            )
+            orders = [new_order_id() for _ in range(5)]
+            await notifications.publish(
+                [contact(customer, "Flo", email="flo@example.com", phone="+393330000001")]
+                + [placed(order, customer) for order in orders]
+            )
+            # Applied on the consumer's own connections while the API has none to give.
+            rows = await eventually(
+                lambda: notifications.deliveries(orders),
+                lambda rows: len(rows) == 3 * len(orders),
+                20,
+                what="the events applied during the flood",
+            )
+            assert {(r["order_id"], r["channel"]) for r in rows} == {
+                (order, channel) for order in orders for channel in ("email", "sms", "in_app")
+            }
+            assert not any(task.done() for task in flood), "the flood ended too early to prove it"
+        finally:
+            await lock.rollback()
+            await holder.close()
+        responses = await asyncio.gather(*flood)
+    # Those that got a connection answer once the lock goes; those that waited past the pool's
+    # timeout get a 503 with a reason: never a 500.
+    assert {response.status_code for response in responses} <= {200, 503}
+    for response in responses:
+        if response.status_code == 503:
+            assert "database unavailable" in response.json()["detail"]

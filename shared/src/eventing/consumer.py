@@ -8,7 +8,8 @@ For each record of its topics, in partition order:
 2. Run every handler subscribed to the type. Its effects and the row ``(handler, event id)``
    it inserts into the inbox commit together; a redelivered event finds its inbox row and is
    skipped, so its effects happen once. The events of a poll are applied ``batch_size`` at a
-   time in one transaction (one commit for many events, the consumer's main cost under load).
+   time in one transaction (one commit for many events, the consumer's main cost under load),
+   in one lane per partition number, the lanes side by side.
    When any handler of a batch fails, the batch rolls back and is applied again one event and
    handler at a time, each in its own transaction: one handler failing never holds back or
    repeats another's effect.
@@ -342,8 +343,21 @@ class EventConsumer:
 
     # ------------------------------------------------------------------ processing
     async def _process(self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
-        """Apply a poll's records, each partition's in order, ``batch_size`` per transaction."""
-        records = [record for partition in batches.values() for record in partition]
+        """Apply a poll's records: one lane per partition number, the lanes side by side.
+
+        Within a lane, records go in partition order, ``batch_size`` per transaction. A lane holds
+        the partition of that number of every topic: the order and kitchen topics are keyed by
+        order id with equal partition counts, so one order's events share a lane, and two lanes'
+        transactions never touch the same order's rows (rows locked in opposite orders by two
+        batches would deadlock; should it happen anyway, PostgreSQL aborts one batch and it is
+        applied again one event at a time).
+        """
+        lanes: dict[int, list[ConsumerRecord[Any, Any]]] = {}
+        for tp, records in batches.items():
+            lanes.setdefault(tp.partition, []).extend(records)
+        await asyncio.gather(*(self._process_lane(records) for records in lanes.values()))
+
+    async def _process_lane(self, records: list[ConsumerRecord[Any, Any]]) -> None:
         size = max(1, self._settings.batch_size)
         for start in range(0, len(records), size):
             chunk = records[start : start + size]

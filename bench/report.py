@@ -17,14 +17,26 @@ def _verdict(value: float, target: float, higher_is_better: bool = True) -> str:
     return "met" if met else "**missed**"
 
 
+def _by_time(measured_at: dict[str, str]) -> dict[str, list[str]]:
+    """Sections grouped by the run that measured them (a partial run re-measures some)."""
+    grouped: dict[str, list[str]] = {}
+    for section, at in measured_at.items():
+        grouped.setdefault(at, []).append(section)
+    return dict(sorted(grouped.items()))
+
+
 def table(results: dict[str, Any]) -> str:
     m = results["machine"]
     produce = results["produce_ceiling_events_per_second"]
     commit = results["commit_ceiling_transactions_per_second"]
     drains = results["relay_drain"]["relays"]
     placement = results["placement"]
+    measured_at = results.get("measured_at") or {"every section": results["when"]}
+    when = "; ".join(
+        f"{', '.join(sections)} at {at}" for at, sections in _by_time(measured_at).items()
+    )
     lines = [
-        f"Measured {results['when']} on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
+        f"Measured ({when}) on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
         f"Linux {m['kernel']}, Python {m['python']}, Kafka {m['kafka']}, "
         f"PostgreSQL {m['postgresql']}; everything (broker, database, services, load generator) "
         "on that one machine.",

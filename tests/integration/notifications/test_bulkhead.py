@@ -1,7 +1,9 @@
-"""A flooded API does not stop the service from applying events: the consumer has its own pool.
+"""A flooded API stops neither the applying of events nor the sending of messages: the consumer
+and the dispatchers each have their own pool.
 
 Every connection of the API's pool is made to hang (the test locks the table the requests read),
-and more requests queue behind them; events published meanwhile must still be applied.
+and more requests queue behind them; events published meanwhile must still be applied, and their
+emails sent.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from tests.support.notifications import (
 API_POOL = 3
 
 
-async def test_a_flooded_api_leaves_the_consumer_its_connections(
+async def test_a_flooded_api_leaves_the_consumer_and_the_dispatchers_their_connections(
     notifications: Notifications,
 ) -> None:
     notifications.extra_env["NOTIFICATIONS_DATABASE_POOL_SIZE"] = str(API_POOL)
@@ -65,6 +67,18 @@ async def test_a_flooded_api_leaves_the_consumer_its_connections(
             assert {(r["order_id"], r["channel"]) for r in rows} == {
                 (order, channel) for order in orders for channel in ("email", "sms", "in_app")
             }
+            # Sent by the email dispatcher on its own pool (the in-app one waits for the lock).
+            sent = await eventually(
+                lambda: [
+                    email
+                    for email in notifications.sinks.smtp.received
+                    if email.recipients == ["flo@example.com"]
+                ],
+                lambda emails: len(emails) == len(orders),
+                20,
+                what="the emails sent during the flood",
+            )
+            assert all(email.subject for email in sent)
             assert not any(task.done() for task in flood), "the flood ended too early to prove it"
         finally:
             await lock.rollback()

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from eventing.database import create_engine, session_factory
 from eventing.service import ConsumingService
 from notifications.adapters.providers import HttpSmsSender, SmtpEmailSender
 from notifications.domain.messages import Channel
@@ -20,14 +22,19 @@ from notifications.service_layer.handlers import (
 from notifications.settings import NotificationsConsumerSettings, NotificationsSettings
 
 
-@dataclass
+@dataclass(kw_only=True)
 class NotificationsService(ConsumingService):
-    """The consumer and database, plus one dispatcher per channel and the late-timer policy."""
+    """The consumer and database, plus one dispatcher per channel and the late-timer policy.
 
+    The dispatchers and the timer have their own pool (``worker_engine``): a flood of API
+    requests can take every API connection, and must not stop messages from going out."""
+
+    worker_engine: AsyncEngine
+    worker_sessions: async_sessionmaker[AsyncSession]
+    http_client: httpx.AsyncClient
     policy: Policy = field(default_factory=Policy)
     dispatchers: list[Dispatcher] = field(default_factory=list)
     poll_seconds: float = 0.5
-    http_client: httpx.AsyncClient | None = None
 
 
 def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsService:
@@ -44,7 +51,13 @@ def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsSer
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per SMS request otherwise
     http_client = httpx.AsyncClient()
-    service = NotificationsService.build(
+    worker_engine = create_engine(
+        settings.database_url,
+        pool_size=settings.worker_database_pool_size,
+        application_name=f"{settings.service_name}-workers",
+    )
+    workers = session_factory(worker_engine)
+    return NotificationsService.build(
         settings,
         group_id=settings.consumer_group,
         topics=[settings.orders_topic, settings.kitchen_topic, settings.contacts_topic],
@@ -54,10 +67,11 @@ def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsSer
         policy=policy,
         poll_seconds=settings.dispatcher_poll_seconds,
         http_client=http_client,
+        worker_engine=worker_engine,
+        worker_sessions=workers,
+        dispatchers=[
+            Dispatcher(Channel.EMAIL, workers, SmtpEmailSender(settings), retry),
+            Dispatcher(Channel.SMS, workers, HttpSmsSender(settings, http_client), retry),
+            Dispatcher(Channel.IN_APP, workers, None, retry),
+        ],
     )
-    service.dispatchers = [
-        Dispatcher(Channel.EMAIL, service.sessions, SmtpEmailSender(settings), retry),
-        Dispatcher(Channel.SMS, service.sessions, HttpSmsSender(settings, http_client), retry),
-        Dispatcher(Channel.IN_APP, service.sessions, None, retry),
-    ]
-    return service

@@ -41,6 +41,12 @@ class NotificationsSettings(ServiceSettings):
     sms_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # Delivery: the dispatchers (one per channel) and the late-order timer.
+    worker_database_pool_size: int = Field(
+        default=4,
+        ge=1,
+        description="Connections of the dispatchers and the timer, apart from the API's pool "
+        "(a flood of requests must not hold up sending) and the consumer's.",
+    )
     late_grace_seconds: float = Field(default=300.0, ge=0, description="Estimate + this = late.")
     dispatcher_poll_seconds: float = Field(default=0.5, gt=0)
     retry_base_seconds: float = Field(default=2.0, gt=0)

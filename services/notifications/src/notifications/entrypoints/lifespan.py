@@ -35,7 +35,7 @@ def notifications_lifespan(
             workers.append(
                 asyncio.create_task(
                     run_timers(
-                        service.sessions,
+                        service.worker_sessions,
                         service.policy,
                         service.poll_seconds,
                         stopping,
@@ -53,7 +53,7 @@ def notifications_lifespan(
                 _, late = await asyncio.wait(workers, timeout=20)
                 for task in late:
                     task.cancel()
-                if service.http_client is not None:
-                    await service.http_client.aclose()
+                await service.http_client.aclose()
+                await service.worker_engine.dispose()
 
     return lifespan

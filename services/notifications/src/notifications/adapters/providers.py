@@ -26,8 +26,10 @@ class SmtpEmailSender:
 
     A session per message costs a TCP handshake, EHLO, STARTTLS and AUTH every time; the
     dispatcher sends one message at a time, so one session serves it. A session the server has
-    dropped meanwhile (idle timeout, restart) is replaced, and the message sent again at once:
-    the server closed it before this message's DATA was accepted, so nothing is sent twice.
+    dropped meanwhile (idle timeout, restart) is replaced, and the message sent again at once.
+    Usually the server hung up while the session was idle and the message never reached it; had
+    it hung up after taking the message and before answering, the second copy carries the same
+    Message-ID, as in the documented resend window.
     """
 
     channel = Channel.EMAIL

@@ -1,5 +1,5 @@
-"""HTTP pieces every service's FastAPI app shares: health, readiness, metrics, and 503s when
-the database is unavailable."""
+"""HTTP pieces every service's FastAPI app shares: health, readiness, metrics, 503s when the
+database is unavailable, and load shedding when the service is overloaded."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from eventing import metrics
 
 ReadinessCheck = Callable[[], Awaitable[tuple[bool, str]]]
 
@@ -113,7 +116,7 @@ def operations_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
 def answer_503_when_the_database_is_unavailable(app: FastAPI) -> None:
     """A request that cannot get a database connection (PostgreSQL restarting, the pool
     exhausted under overload) is answered 503 with Retry-After, not 500: the client may retry,
-    and nothing was done."""
+    and nothing was done. Under overload the wait is cut short: see ``LoadShedding``."""
 
     async def unavailable(_: Request, error: Exception) -> Response:
         return JSONResponse(
@@ -124,3 +127,55 @@ def answer_503_when_the_database_is_unavailable(app: FastAPI) -> None:
 
     for error in (OperationalError, InterfaceError, PoolTimeout, ConnectionError):
         app.add_exception_handler(error, unavailable)
+    app.add_middleware(LoadShedding)
+
+
+# Never refused: a probe must see the process as it is, and overload is when metrics matter.
+OPERATIONS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class LoadShedding:
+    """Refuses at once what the service could not start soon.
+
+    When ``app.state.max_waiting_requests`` requests are already waiting for their response to
+    start (in practice: for one of the pool's connections), a new one is answered 503 with
+    Retry-After straight away. Without this, an overloaded API queues every request until the
+    pool's timeout and then refuses it anyway, so everyone waits ten seconds and the clients'
+    retries pile on. A request stops counting once its response has started, so long-lived
+    streams take no place. ``consuming_lifespan`` sets the limit from the service's settings;
+    without it nothing is refused.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+        self.waiting = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPERATIONS_PATHS:
+            await self._app(scope, receive, send)
+            return
+        limit: int | None = getattr(scope["app"].state, "max_waiting_requests", None)
+        if limit is not None and self.waiting >= limit:
+            metrics.HTTP_REQUESTS_SHED.inc()
+            refusal = JSONResponse(
+                {"detail": f"overloaded: {self.waiting} requests are waiting; retry later"},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+            await refusal(scope, receive, send)
+            return
+        self.waiting += 1
+        started = False
+
+        async def send_and_count(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start" and not started:
+                started = True
+                self.waiting -= 1
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_and_count)
+        finally:
+            if not started:
+                self.waiting -= 1

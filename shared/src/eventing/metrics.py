@@ -71,6 +71,10 @@ CONSUMER_HANDLER_SECONDS = Histogram(
 CONSUMER_LAG = Gauge(
     "consumer_lag_records", "Records behind the partition's end.", ["group", "topic", "partition"]
 )
+HTTP_REQUESTS_SHED = Counter(
+    "http_requests_shed_total",
+    "Requests refused at once (503) because too many were already waiting for a response.",
+)
 CONSUMER_RESTARTS = Counter(
     "consumer_restarts_total",
     "Times the watchdog restarted a stalled or crashed consumer.",

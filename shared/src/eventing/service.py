@@ -113,6 +113,7 @@ def consuming_lifespan(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = build()
         app.state.service = service
+        app.state.max_waiting_requests = service.settings.http_max_waiting_requests or None
         app.state.token_verifier = service.token_verifier
         app.include_router(
             operations_router(

@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
     database_pool_size: int = 10
     # The consumer's own connections (partitions are applied concurrently, one transaction each).
     consumer_database_pool_size: int = 6
+    # Requests allowed to wait for their response to start; beyond it, 503 at once (a queue of
+    # this length drains in well under a second at the measured rates). 0: no limit.
+    http_max_waiting_requests: int = Field(default=64, ge=0)
 
     @model_validator(mode="before")
     @classmethod

@@ -1,0 +1,98 @@
+"""Under overload a request is refused at once (503, Retry-After) instead of queueing for a
+database connection until the pool's timeout; probes and started streams take no place."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
+
+from eventing.http import answer_503_when_the_database_is_unavailable
+
+LIMIT = 2
+
+
+class Gate:
+    """Requests that wait here until opened, like requests waiting for a pooled connection."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.waiting = 0
+
+    async def wait(self) -> None:
+        self.waiting += 1
+        await self.open.wait()
+
+
+def overloadable_app(gate: Gate, stream_gate: Gate) -> FastAPI:
+    app = FastAPI()
+    answer_503_when_the_database_is_unavailable(app)
+    app.state.max_waiting_requests = LIMIT  # what consuming_lifespan sets from the settings
+
+    @app.get("/slow")
+    async def slow() -> dict[str, str]:
+        await gate.wait()
+        return {"status": "done"}
+
+    @app.get("/fast")
+    async def fast() -> dict[str, str]:
+        return {"status": "done"}
+
+    @app.get("/stream")
+    async def stream() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"first\n"
+            await stream_gate.wait()
+            yield b"last\n"
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+async def until(condition: object, what: str) -> None:
+    for _ in range(500):
+        if callable(condition) and condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"never: {what}")
+
+
+async def test_beyond_the_limit_requests_are_refused_at_once_and_the_rest_served() -> None:
+    gate, stream_gate = Gate(), Gate()
+    transport = httpx.ASGITransport(app=overloadable_app(gate, stream_gate))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        waiting = [asyncio.create_task(client.get("/slow")) for _ in range(LIMIT)]
+        await until(lambda: gate.waiting == LIMIT, "the first requests waiting")
+
+        refused = await asyncio.wait_for(client.get("/slow"), timeout=2)
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "1"
+        assert refused.json()["detail"] == "overloaded: 2 requests are waiting; retry later"
+        assert (await client.get("/fast")).status_code == 503
+        assert (await client.get("/healthz")).status_code == 200  # probes are never refused
+
+        gate.open.set()
+        assert [r.status_code for r in await asyncio.gather(*waiting)] == [200] * LIMIT
+        assert (await client.get("/fast")).status_code == 200  # their places are free again
+
+
+async def test_a_started_stream_takes_no_place() -> None:
+    gate, stream_gate = Gate(), Gate()
+    transport = httpx.ASGITransport(app=overloadable_app(gate, stream_gate))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        streams = [asyncio.create_task(client.get("/stream")) for _ in range(LIMIT)]
+        await until(lambda: stream_gate.waiting == LIMIT, "the first streams started")
+        # Both are still open, and no longer waiting for their response to start.
+        streams.append(asyncio.create_task(client.get("/stream")))
+        await until(lambda: stream_gate.waiting == LIMIT + 1, "one more stream started")
+        assert (await client.get("/fast")).status_code == 200
+        stream_gate.open.set()
+        assert [r.text for r in await asyncio.gather(*streams)] == ["first\nlast\n"] * (LIMIT + 1)

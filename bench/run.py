@@ -107,6 +107,7 @@ async def run(quick: bool, sections: list[str]) -> dict[str, Any]:
             results["produce_ceiling_events_per_second"] = _progress(
                 f"produce ceiling ({events} events)", round(produce)
             )
+        commit: float | None = None  # measured with placement, which compares with it
         if "ceilings" in sections or "placement" in sections:
             dsn = (await infra.create_database("commit")).replace("+asyncpg", "")
             commit = await ceilings.commit_ceiling(dsn, concurrency=32, seconds=seconds)
@@ -134,7 +135,7 @@ async def run(quick: bool, sections: list[str]) -> dict[str, Any]:
 
 
 async def _through_the_system(
-    infra: Infra, sections: list[str], seconds: float, quick: bool, commit: float
+    infra: Infra, sections: list[str], seconds: float, quick: bool, commit: float | None
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     async with sinks_process(ROOT / ".local" / "bench-stack" / "sinks") as sinks_env:
@@ -157,6 +158,7 @@ async def _through_the_system(
                     )
                     await _settle(system, infra)
             if "placement" in sections:
+                assert commit is not None
                 results["placement"] = await _placement(system, infra, seconds, commit)
         finally:
             system.stop()

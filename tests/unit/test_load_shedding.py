@@ -4,6 +4,7 @@ database connection until the pool's timeout; probes and started streams take no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import httpx
@@ -65,10 +66,17 @@ async def until(condition: object, what: str) -> None:
     raise AssertionError(f"never: {what}")
 
 
-async def test_beyond_the_limit_requests_are_refused_at_once_and_the_rest_served() -> None:
+@contextlib.asynccontextmanager
+async def overloadable() -> AsyncIterator[tuple[httpx.AsyncClient, Gate, Gate]]:
+    """A client of the app, with the gates its slow requests and its streams wait at."""
     gate, stream_gate = Gate(), Gate()
     transport = httpx.ASGITransport(app=overloadable_app(gate, stream_gate))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        yield client, gate, stream_gate
+
+
+async def test_beyond_the_limit_requests_are_refused_at_once_and_the_rest_served() -> None:
+    async with overloadable() as (client, gate, _):
         waiting = [asyncio.create_task(client.get("/slow")) for _ in range(LIMIT)]
         await until(lambda: gate.waiting == LIMIT, "the first requests waiting")
 
@@ -85,9 +93,7 @@ async def test_beyond_the_limit_requests_are_refused_at_once_and_the_rest_served
 
 
 async def test_a_started_stream_takes_no_place() -> None:
-    gate, stream_gate = Gate(), Gate()
-    transport = httpx.ASGITransport(app=overloadable_app(gate, stream_gate))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+    async with overloadable() as (client, _, stream_gate):
         streams = [asyncio.create_task(client.get("/stream")) for _ in range(LIMIT)]
         await until(lambda: stream_gate.waiting == LIMIT, "the first streams started")
         # Both are still open, and no longer waiting for their response to start.

@@ -89,10 +89,18 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# What SQLAlchemy raises when the database cannot be reached or no connection is free in time.
+DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeout,
+)
+
+
 def is_database_unavailable(error: BaseException) -> bool:
     """The database cannot be reached or has no connection to spare: wait and retry, nobody's
     fault (a restart, a failover, a pool exhausted under overload)."""
-    if isinstance(error, (OperationalError, InterfaceError, PoolTimeout, OSError)):
+    if isinstance(error, (*DATABASE_UNAVAILABLE_ERRORS, OSError)):
         return True
     if isinstance(error, DBAPIError):
         return bool(error.connection_invalidated) or is_unavailable_sqlstate(error.orig)

@@ -13,12 +13,11 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventing import metrics
+from eventing.database import DATABASE_UNAVAILABLE_ERRORS
 
 ReadinessCheck = Callable[[], Awaitable[tuple[bool, str]]]
 
@@ -119,15 +118,16 @@ def answer_503_when_the_database_is_unavailable(app: FastAPI) -> None:
     and nothing was done. Under overload the wait is cut short: see ``LoadShedding``."""
 
     async def unavailable(_: Request, error: Exception) -> Response:
-        return JSONResponse(
-            {"detail": f"database unavailable, retry later ({type(error).__name__})"},
-            status_code=503,
-            headers={"Retry-After": "1"},
-        )
+        return retry_later(f"database unavailable, retry later ({type(error).__name__})")
 
-    for error in (OperationalError, InterfaceError, PoolTimeout, ConnectionError):
+    for error in (*DATABASE_UNAVAILABLE_ERRORS, ConnectionError):
         app.add_exception_handler(error, unavailable)
     app.add_middleware(LoadShedding)
+
+
+def retry_later(detail: str) -> JSONResponse:
+    """503 with the reason and ``Retry-After``: nothing was done, the client may try again."""
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
 
 
 # Never refused: a probe must see the process as it is, and overload is when metrics matter.
@@ -157,11 +157,7 @@ class LoadShedding:
         limit: int | None = getattr(scope["app"].state, "max_waiting_requests", None)
         if limit is not None and self.waiting >= limit:
             metrics.HTTP_REQUESTS_SHED.inc()
-            refusal = JSONResponse(
-                {"detail": f"overloaded: {self.waiting} requests are waiting; retry later"},
-                status_code=503,
-                headers={"Retry-After": "1"},
-            )
+            refusal = retry_later(f"overloaded: {self.waiting} requests are waiting; retry later")
             await refusal(scope, receive, send)
             return
         self.waiting += 1

@@ -50,7 +50,7 @@ class ConsumingService:
     """What a service that reacts to events is built from: its database and its consumer."""
 
     settings: ServiceSettings
-    engine: AsyncEngine  # the HTTP API's and the service's own workers'
+    engine: AsyncEngine  # the HTTP API's
     sessions: async_sessionmaker[AsyncSession]
     consumer: EventConsumer
     # The consumer's own pool: a flood of HTTP requests (clients polling, retrying) can take

@@ -1,5 +1,6 @@
 """HTTP pieces every service's FastAPI app shares: health, readiness, metrics, 503s when the
-database is unavailable, and load shedding when the service is overloaded."""
+database is unavailable, load shedding when the service is overloaded, and the answers to bad
+input (one error document, a body limit, the status codes each route declares)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiokafka.client import AIOKafkaClient
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventing import metrics
@@ -175,3 +181,180 @@ class LoadShedding:
         finally:
             if not started:
                 self.waiting -= 1
+
+
+# ------------------------------------------------------------------------------ bad input
+
+# Every JSON body a service accepts is far smaller; a bigger one is refused before it is read.
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+
+
+class FieldError(BaseModel):
+    """One thing wrong with the request, and where (``["body", "lines", 0, "pizza"]``)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer of every service: ``detail`` says why, as text or per field.
+
+    Some answers add fields (a 409 of the order lifecycle adds ``current_status`` and
+    ``reason``); clients may rely on ``detail`` being there.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: str | list[FieldError] = Field(
+        description="Why the request was refused: a sentence, or one entry per bad field."
+    )
+
+
+_ERRORS: dict[int, tuple[str, Any]] = {
+    400: (
+        "Malformed request: a body that is not JSON or not UTF-8, or a NUL in the URL.",
+        "There was an error parsing the body",
+    ),
+    401: ("No usable credentials (`WWW-Authenticate` names the scheme).", "missing bearer token"),
+    403: (
+        "The credentials are valid but lack the role this needs.",
+        "requires one of the roles: manager",
+    ),
+    404: ("No such resource (or none the credentials may see).", "no order '01a2...'"),
+    409: (
+        "The request does not fit the resource's current state.",
+        "cannot confirm an order that is cancelled",
+    ),
+    410: ("The resource existed and was removed for good.", "the customer's data was erased"),
+    413: (
+        "The body is larger than the service accepts.",
+        f"the body may have at most {DEFAULT_MAX_BODY_BYTES} bytes",
+    ),
+    415: ("The body's content type is not accepted.", "unsupported content type"),
+    422: (
+        "The request is well-formed but a field is not acceptable.",
+        [
+            {
+                "loc": ["body", "lines", 0, "quantity"],
+                "msg": "Input should be less than or equal to 20",
+                "type": "less_than_equal",
+            }
+        ],
+    ),
+    429: (
+        "Too many requests from this client; retry after `Retry-After` seconds.",
+        "too many orders from this address; retry in 12 s",
+    ),
+    503: (
+        "Unavailable or overloaded for now, nothing was done; retry after `Retry-After`.",
+        "database unavailable, retry later",
+    ),
+}
+# Headers that come with some error answers.
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+    503: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+}
+# What any route may answer, whatever it does: declared once, in every service's app.
+COMMON_ERRORS = (400, 422, 503)
+
+
+def error_responses(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of these error codes, each with the error model and an
+    example; ``descriptions`` (``_404="No ticket for that order."``) say what they mean here."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        description, example = _ERRORS[code]
+        responses[code] = {
+            "model": ErrorResponse,
+            "description": descriptions.get(f"_{code}", description),
+            "content": {"application/json": {"example": {"detail": example}}},
+        }
+        if code in _ERROR_HEADERS:
+            responses[code]["headers"] = _ERROR_HEADERS[code]
+    return responses
+
+
+def _field_errors(error: RequestValidationError) -> list[dict[str, Any]]:
+    # The offending input is not echoed back: it may be megabytes, or not encodable as JSON
+    # at all (a lone surrogate), and the client has it anyway.
+    return [
+        {"loc": list(issue.get("loc", ())), "msg": str(issue.get("msg", "")), "type": issue["type"]}
+        for issue in error.errors()
+    ]
+
+
+async def _invalid(_: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    return JSONResponse({"detail": _field_errors(error)}, status_code=422)
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        # Starlette names only the methods of the first route whose path matched.
+        headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
+    return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match != Match.NONE and route_methods:
+            methods |= set(route_methods)
+    return methods
+
+
+class RequestLimits:
+    """Refuses, before the app reads it, a body over ``app.state.max_body_bytes`` (413) and a
+    NUL byte in the path or query (400), which no route can use and PostgreSQL cannot store."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        if b"%00" in raw_path or b"%00" in scope.get("query_string", b""):
+            refusal = JSONResponse({"detail": "the URL holds a NUL character"}, status_code=400)
+            await refusal(scope, receive, send)
+            return
+        limit: int = getattr(scope["app"].state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+        too_large = JSONResponse(
+            {"detail": f"the body may have at most {limit} bytes"}, status_code=413
+        )
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await too_large(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            # Raised inside the route's body reading, which passes HTTPExceptions on to the
+            # exception handlers (anything else it would answer as a 400).
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise HTTPException(413, f"the body may have at most {limit} bytes")
+            return message
+
+        await self._app(scope, counting_receive, send)
+
+
+def protect(app: FastAPI) -> None:
+    """What every service's app needs against bad input and overload: one error document
+    (validation errors without the input echoed), a correct ``Allow`` on 405, a body limit,
+    503s when the database is unavailable, and load shedding."""
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    answer_503_when_the_database_is_unavailable(app)
+    app.add_middleware(RequestLimits)

@@ -18,6 +18,7 @@ from eventing.auth import AuthSettings, TokenVerifier
 from eventing.consumer import EventConsumer, Subscription, TombstoneSubscription
 from eventing.database import create_engine, session_factory
 from eventing.http import database_check, kafka_check, operations_router
+from eventing.limits import StreamSlots
 from eventing.logs import configure_logging
 from eventing.migrations import upgrade
 from eventing.relay import run_relay
@@ -114,6 +115,8 @@ def consuming_lifespan(
         service = build()
         app.state.service = service
         app.state.max_waiting_requests = service.settings.http_max_waiting_requests or None
+        app.state.max_body_bytes = service.settings.http_max_body_bytes
+        app.state.stream_slots = StreamSlots(service.settings.http_max_streams)
         app.state.token_verifier = service.token_verifier
         app.include_router(
             operations_router(
@@ -176,6 +179,12 @@ def service_main(
         )
     else:
         uvicorn.run(
-            app(), host=config.http_host, port=config.http_port, log_config=None, access_log=False
+            app(),
+            host=config.http_host,
+            port=config.http_port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=bool(config.http_trusted_proxies),
+            forwarded_allow_ips=config.http_trusted_proxies or None,
         )
     return 0

@@ -33,6 +33,14 @@ class ServiceSettings(BaseSettings):
     # 60-80 placements/s measured with the whole system running on 2 cores, a queue of this
     # length takes about a second). 0: no limit.
     http_max_waiting_requests: int = Field(default=64, ge=0)
+    # What one request or client may ask (see eventing.limits and eventing.http.RequestLimits).
+    # A larger body is refused with 413 before it is read.
+    http_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Server-Sent Events streams open at once in this process; one more is a 503. 0: no limit.
+    http_max_streams: int = Field(default=100, ge=0)
+    # Addresses of reverse proxies whose X-Forwarded-For names the client (uvicorn's
+    # forwarded_allow_ips). Empty: none, so a client cannot pick the address it is limited by.
+    http_trusted_proxies: str = ""
 
     @model_validator(mode="before")
     @classmethod

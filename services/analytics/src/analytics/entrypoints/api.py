@@ -16,7 +16,7 @@ from analytics.domain.window import Bucket
 from analytics.entrypoints import dashboard
 from analytics.entrypoints.deps import AnalystDep, BucketQuery, WindowDep
 from analytics.settings import AnalyticsSettings
-from eventing.http import answer_503_when_the_database_is_unavailable
+from eventing.http import protect
 from eventing.service import ServiceDep, consuming_lifespan
 
 AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -34,7 +34,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
         lifespan=consuming_lifespan(lambda: bootstrap(settings)),
         responses=AUTH_RESPONSES,
     )
-    answer_503_when_the_database_is_unavailable(app)
+    protect(app)
     app.include_router(dashboard.router)
 
     @app.get("/overview", tags=["analytics"])

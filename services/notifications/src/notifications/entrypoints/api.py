@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Req
 from pydantic import BaseModel
 
 from eventing.auth import Principal, Role, require_roles
-from eventing.http import answer_503_when_the_database_is_unavailable
+from eventing.http import protect
 from eventing.tracing import TracingMiddleware
 from notifications.bootstrap import NotificationsService
 from notifications.domain.messages import Channel, DeliveryStatus
@@ -195,7 +195,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         version="1.0.0",
         lifespan=notifications_lifespan(settings),
     )
-    answer_503_when_the_database_is_unavailable(app)
+    protect(app)
     app.add_middleware(TracingMiddleware)
     app.include_router(messages)
     app.include_router(staff)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from eventing.http import answer_503_when_the_database_is_unavailable
+from eventing.http import protect
 from eventing.service import consuming_lifespan
 from eventing.tracing import TracingMiddleware
 from orders.adapters.repository import ConcurrentUpdate
@@ -26,7 +26,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         version="1.0.0",
         lifespan=consuming_lifespan(lambda: bootstrap(settings)),
     )
-    answer_503_when_the_database_is_unavailable(app)
+    protect(app)
     app.add_middleware(TracingMiddleware)
     app.include_router(orders.router)
     app.include_router(menu.router)

@@ -28,7 +28,13 @@ def staff_token(*roles: Role) -> str:
     return mint_token(AuthSettings(), subject="contract-tester", roles=roles, ttl_seconds=3600)
 
 
-def run_schemathesis(service: str, base_url: str, *, token: str, max_examples: int = 25) -> str:
+def run_schemathesis(
+    service: str,
+    base_url: str,
+    *,
+    token: str,
+    max_examples: int = 25,
+) -> str:
     """Run schemathesis against ``base_url``; returns its report, raises if it found anything."""
     report = LOG_DIR / f"schemathesis-{service}.txt"
     report.parent.mkdir(parents=True, exist_ok=True)

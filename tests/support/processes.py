@@ -132,6 +132,13 @@ def relay_process(
     )
 
 
+# Tests place many orders from one address, often for one phone; the rate limits have tests of
+# their own, which set them.
+UNLIMITED = {
+    "orders": {"ORDERS_PLACEMENTS_PER_CLIENT": "off", "ORDERS_PLACEMENTS_PER_CONTACT": "off"}
+}
+
+
 def service_process(
     infra: Infra, service: str, database_url: str, extra_env: dict[str, str] | None = None
 ) -> ServiceProcess:
@@ -145,6 +152,7 @@ def service_process(
             f"{prefix}_DATABASE_URL": database_url,
             f"{prefix}_HTTP_PORT": str(port),
             "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+            **UNLIMITED.get(service, {}),
             **(extra_env or {}),
         },
         ready_url=f"http://127.0.0.1:{port}/readyz",

@@ -8,6 +8,7 @@ breaks it is a 422 with the field's name, never a database error and a 500.
   others have no business in a name, a pizza or a topping). A lone surrogate (``"\\ud800"``
   in JSON) is no Unicode text either: pydantic refuses it before the pattern is tried.
 * ``MultiLine``: the same but line breaks and tabs are allowed (a cancel reason, a note).
+* ``Label``: a name that is a key (a pizza, a topping): one line, no space at either end.
 * ``Identifier``: the ids of our resources (UUIDs, customer ids, event ids): letters, digits and
   ``._:-``, bounded.
 * ``Rfc3339``: a date-time string with its UTC offset. Numbers (which pydantic would read as
@@ -25,12 +26,20 @@ from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJso
 # C0 controls, DEL and C1 controls.
 _NO_CONTROLS = r"^[^\x00-\x1f\x7f-\x9f]*$"
 _NO_CONTROLS_BUT_BREAKS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+_EDGE = r"[^\s\x00-\x1f\x7f-\x9f]"
+_TRIMMED = rf"^{_EDGE}(?:[^\x00-\x1f\x7f-\x9f]*{_EDGE})?$"
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9._:-]+$"
 MAX_IDENTIFIER_LENGTH = 100
+IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+# The largest id a BIGINT column holds; a bigger one in a path is a 422, not a database error.
+MAX_DATABASE_ID = 2**63 - 1
 
 
 # Markers for ``Annotated[str, SingleLine, Field(max_length=...)]``: the length is the field's own.
 SingleLine = StringConstraints(min_length=1, pattern=_NO_CONTROLS)
+# A name that is a key (a pizza, a topping): one line, no space at either end.
+Label = StringConstraints(min_length=1, pattern=_TRIMMED)
+LABEL_PATTERN = _TRIMMED
 MultiLine = StringConstraints(min_length=1, pattern=_NO_CONTROLS_BUT_BREAKS)
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
+from pydantic_settings import NoDecode
 
 PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 _SPEC = re.compile(r"\s*(\d+)\s*/\s*(second|minute|hour|day)\s*")
@@ -60,8 +61,10 @@ def _rate(value: Any) -> RateSpec:
     return value if isinstance(value, RateSpec) else RateSpec.parse(str(value))
 
 
-# A settings field: ``ORDERS_PLACEMENTS_PER_CLIENT=20/minute``.
-Rate = Annotated[RateSpec, BeforeValidator(_rate), PlainSerializer(str, return_type=str)]
+# A settings field: ``ORDERS_PLACEMENTS_PER_CLIENT=20/minute`` (text, not JSON).
+Rate = Annotated[
+    RateSpec, NoDecode, BeforeValidator(_rate), PlainSerializer(str, return_type=str)
+]
 
 
 @dataclass

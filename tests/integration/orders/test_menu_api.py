@@ -17,15 +17,18 @@ CHANGED = "com.mariospizzeria.menu.pizza_changed.v1"
 RETIRED = "com.mariospizzeria.menu.pizza_retired.v1"
 
 
-async def menu_events(api: OrdersApi, name: str | None = None) -> list[dict[str, Any]]:
-    """The menu events in the outbox, oldest first (optionally of one pizza)."""
+async def menu_events(
+    api: OrdersApi, name: str | None = None, aggregate: str = "pizza"
+) -> list[dict[str, Any]]:
+    """The menu events in the outbox, oldest first (optionally of one pizza or topping)."""
     conn = await asyncpg.connect(api.database_url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         rows = await conn.fetch(
             "SELECT event_type, topic, partition_key, aggregate_type, aggregate_version, payload"
-            " FROM outbox WHERE aggregate_type = 'pizza' AND ($1::text IS NULL OR"
+            " FROM outbox WHERE aggregate_type = $2 AND ($1::text IS NULL OR"
             " aggregate_id = $1) ORDER BY event_id",
             name,
+            aggregate,
         )
     finally:
         await conn.close()
@@ -104,7 +107,7 @@ async def test_add_change_retire_each_publish_a_versioned_menu_event(
         "/menu/pizzas",
         json={
             "name": "Quattro Formaggi",
-            "base_price": 15.5,
+            "base_price": "15.5",
             "toppings": ["mozzarella", "gorgonzola"],
         },
         headers=manager,
@@ -206,6 +209,11 @@ async def test_invalid_menu_bodies_are_422_per_field(orders_api: OrdersApi) -> N
         ({"name": "Marinara", "base_price": "-1.00", "toppings": []}, ["body", "base_price"]),
         ({"name": "Marinara", "base_price": "NaN", "toppings": []}, ["body", "base_price"]),
         ({"name": "Marinara", "base_price": "abc", "toppings": []}, ["body", "base_price"]),
+        # Money is a decimal string: a JSON number (a binary float) is refused.
+        ({"name": "Marinara", "base_price": 9.5, "toppings": []}, ["body", "base_price"]),
+        ({"name": " Marinara", "base_price": "9.50", "toppings": []}, ["body", "name"]),
+        ({"name": "Mari\u0000nara", "base_price": "9.50", "toppings": []}, ["body", "name"]),
+        ({"name": "Marinara", "base_price": "9.50", "toppings": [" "]}, ["body", "toppings"]),
         ({"name": "", "base_price": "9.50", "toppings": []}, ["body", "name"]),
         ({"name": "A/B", "base_price": "9.50", "toppings": []}, ["body", "name"]),
         ({"name": "Marinara", "base_price": "9.50", "toppings": ["a", "a"]}, ["body", "toppings"]),
@@ -315,3 +323,68 @@ async def test_concurrent_changes_of_one_pizza_never_lose_an_update(
     assert final["base_price"] == last["base_price"] == events[-1]["payload"]["base_price"]
     for conflict in (r for r in responses if r.status_code == 409):
         assert "changed meanwhile" in conflict.json()["detail"]
+
+
+TOPPING_ADDED = "com.mariospizzeria.menu.topping_added.v1"
+TOPPING_RETIRED = "com.mariospizzeria.menu.topping_retired.v1"
+
+
+async def extra_toppings(api: OrdersApi) -> list[str]:
+    response = await api.client.get("/menu")
+    assert response.status_code == 200, response.text
+    toppings: list[str] = response.json()["extra_toppings"]
+    return toppings
+
+
+async def test_managers_change_the_extra_toppings_and_each_change_is_a_menu_event(
+    orders_api: OrdersApi,
+) -> None:
+    client, manager = orders_api.client, orders_api.token(Role.MANAGER)
+    offered = await extra_toppings(orders_api)
+    assert "olives" in offered and offered == sorted(offered)
+
+    added = await client.put("/menu/toppings/truffle", headers=manager)
+    assert (added.status_code, added.json()) == (201, {"name": "truffle", "added": True})
+    again = await client.put("/menu/toppings/truffle", headers=manager)
+    assert (again.status_code, again.json()) == (200, {"name": "truffle", "added": False})
+    assert "truffle" in await extra_toppings(orders_api)
+    truffled = await orders_api.place(
+        lines=[{"pizza": "Margherita", "toppings": ["truffle", "olives"]}]
+    )
+    assert truffled["total"] == "15.99"  # 12.99 + 2 x 1.50
+
+    retired = await client.delete("/menu/toppings/truffle", headers=manager)
+    assert retired.status_code == 204, retired.text
+    assert "truffle" not in await extra_toppings(orders_api)
+    refused = await client.post(
+        "/orders",
+        json={
+            "customer": {"name": "Giulia Rossi", "phone": "+39 06 1234 5678"},
+            "lines": [{"pizza": "Margherita", "toppings": ["olives", "truffle"]}],
+            "fulfilment": "pickup",
+        },
+    )
+    assert refused.status_code == 422, refused.text
+    [problem] = refused.json()["detail"]
+    assert problem["loc"] == ["body", "lines", 0, "toppings", 1]
+    assert problem["type"] == "not_on_the_menu"
+    assert (await client.delete("/menu/toppings/truffle", headers=manager)).status_code == 409
+    assert (await client.delete("/menu/toppings/caviar", headers=manager)).status_code == 404
+
+    events = await menu_events(orders_api, "truffle", aggregate="topping")
+    assert [(e["event_type"], e["aggregate_version"]) for e in events] == [
+        (TOPPING_ADDED, 1),
+        (TOPPING_RETIRED, 2),
+    ]
+    assert {e["topic"] for e in events} == {"pizzeria.menu"}
+    assert events[0]["payload"]["name"] == "truffle"
+
+
+async def test_only_managers_change_the_extra_toppings(orders_api: OrdersApi) -> None:
+    client = orders_api.client
+    for request in (client.put, client.delete):
+        assert (await request("/menu/toppings/olives")).status_code == 401
+        chef = await request("/menu/toppings/olives", headers=orders_api.token(Role.CHEF))
+        assert chef.status_code == 403
+    assert "olives" in await extra_toppings(orders_api)
+    assert await menu_events(orders_api, aggregate="topping") == []

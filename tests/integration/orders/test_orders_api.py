@@ -26,13 +26,18 @@ async def test_reading_needs_the_token_or_a_staff_role(orders_api: OrdersApi) ->
     placed = await orders_api.place()
     url = f"/orders/{placed['id']}"
     assert (await orders_api.client.get(url)).status_code == 401
+    # A token that does not fit is refused as no credentials, whether or not the order exists.
     wrong = await orders_api.client.get(url, headers={"X-Tracking-Token": "guess"})
-    assert wrong.status_code == 404
+    assert wrong.status_code == 401
+    unknown = await orders_api.client.get(
+        f"/orders/{uuid.uuid4()}", headers={"X-Tracking-Token": "guess"}
+    )
+    assert (unknown.status_code, unknown.json()) == (wrong.status_code, wrong.json())
     assert (
         await orders_api.client.get(url, headers=orders_api.token(Role.CHEF))
     ).status_code == 200
     analyst = await orders_api.client.get(url, headers=orders_api.token(Role.ANALYST))
-    assert analyst.status_code == 401  # an analyst is not staff for orders, and holds no token
+    assert analyst.status_code == 403  # an analyst is not staff for orders, and holds no token
 
 
 async def test_idempotent_placement_20_concurrent_retries_make_one_order(

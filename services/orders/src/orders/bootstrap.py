@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from eventing.limits import RateLimit, RateSpec
 from eventing.outbox import Outbox
 from eventing.service import ConsumingService
 from eventing.topics import KITCHEN
@@ -19,6 +20,8 @@ class OrdersService(ConsumingService):
     """The orders API's database, kitchen-event consumer, token verifier and outbox."""
 
     outbox: Outbox | None = None
+    placements_per_client: RateLimit = field(default_factory=lambda: RateLimit(RateSpec(0, 1)))
+    placements_per_contact: RateLimit = field(default_factory=lambda: RateLimit(RateSpec(0, 1)))
 
     def unit_of_work(self) -> UnitOfWork:
         assert self.outbox is not None
@@ -35,4 +38,6 @@ def bootstrap(settings: OrdersSettings | None = None) -> OrdersService:
         subscriptions=kitchen_subscriptions(outbox),
         consumer_settings=OrdersConsumerSettings(),
         outbox=outbox,
+        placements_per_client=RateLimit(settings.placements_per_client),
+        placements_per_contact=RateLimit(settings.placements_per_contact),
     )

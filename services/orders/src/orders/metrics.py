@@ -25,6 +25,12 @@ ORDER_VALUE = Histogram(
     buckets=(5, 10, 15, 20, 30, 40, 50, 75, 100, 150, 250, 500),
 )
 
+PLACEMENTS_LIMITED = Counter(
+    "orders_placements_rate_limited_total",
+    "Placements refused with 429, by the limit that refused them (client address or contact).",
+    ["limit"],
+)
+
 
 def order_placed(total: Decimal) -> None:
     ORDERS_PLACED.inc()
@@ -36,6 +42,12 @@ def order_transitioned(to_status: OrderStatus) -> None:
     ORDERS_TRANSITIONS.labels(to_status=to_status.value).inc()
 
 
+def placement_limited(limit: str) -> None:
+    PLACEMENTS_LIMITED.labels(limit=limit).inc()
+
+
 # Every status is exported from the start (at 0), so rates and dashboards see each series.
 for _status in OrderStatus:
     ORDERS_TRANSITIONS.labels(to_status=_status.value)
+for _limit in ("client", "contact"):
+    PLACEMENTS_LIMITED.labels(limit=_limit)

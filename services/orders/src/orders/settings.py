@@ -4,6 +4,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from eventing.auth import MINIMUM_SECRET_BYTES
+from eventing.limits import Rate, RateSpec
 from eventing.settings import ConsumerSettings, RelaySettings, ServiceSettings
 
 
@@ -15,6 +16,10 @@ class OrdersSettings(ServiceSettings):
     service_name: str = "orders"
     http_port: int = 8001
     consumer_group: str = "orders"
+    # POST /orders per client address and per phone number or email (each placement sends an
+    # SMS and an email); beyond it a 429 with Retry-After. "off" lifts a limit.
+    placements_per_client: Rate = RateSpec.parse("30/minute")
+    placements_per_contact: Rate = RateSpec.parse("10/hour")
     # Inbound CloudEvents (POST /cloudevents): a sender authenticates with either. With neither
     # set, the endpoint refuses every request (401).
     inbound_hmac_secret: SecretStr | None = Field(

@@ -9,7 +9,13 @@ from eventing.catalogue.kitchen import (
     TicketQueued,
     TicketWithdrawn,
 )
-from eventing.catalogue.menu import PizzaAdded, PizzaChanged, PizzaRetired
+from eventing.catalogue.menu import (
+    PizzaAdded,
+    PizzaChanged,
+    PizzaRetired,
+    ToppingAdded,
+    ToppingRetired,
+)
 from eventing.catalogue.orders import (
     Fulfilment,
     OrderCancelled,
@@ -46,6 +52,8 @@ __all__ = [
     "PizzaRetired",
     "TicketQueued",
     "TicketWithdrawn",
+    "ToppingAdded",
+    "ToppingRetired",
     "event_types",
     "model_for",
 ]

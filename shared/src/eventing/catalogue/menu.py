@@ -1,4 +1,4 @@
-"""Menu changes, on the menu topic, keyed by pizza name."""
+"""Menu changes, on the menu topic, keyed by pizza name (or topping name)."""
 
 from __future__ import annotations
 
@@ -38,3 +38,23 @@ class PizzaRetired(_MenuEvent):
     event_type = "com.mariospizzeria.menu.pizza_retired.v1"
 
     at: datetime
+
+
+class _ToppingEvent(EventData):
+    topic = MENU.name
+    aggregate = "topping"
+
+    name: str = Field(description="Name of the extra topping; the key.")
+    at: datetime
+
+
+class ToppingAdded(_ToppingEvent):
+    """An extra topping customers may add to any pizza (at the menu's topping price)."""
+
+    event_type = "com.mariospizzeria.menu.topping_added.v1"
+
+
+class ToppingRetired(_ToppingEvent):
+    """An extra topping that can no longer be ordered; placed orders keep theirs."""
+
+    event_type = "com.mariospizzeria.menu.topping_retired.v1"

@@ -77,6 +77,16 @@ menu_table = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# The extra toppings a customer may add to any pizza; a retired one can no longer be ordered.
+extra_toppings_table = Table(
+    "extra_toppings",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("retired_at", DateTime(timezone=True)),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
 # CloudEvents received over HTTP from other systems, de-duplicated by (source, id).
 inbound_events_table = Table(
     "inbound_events",

@@ -47,6 +47,29 @@ SEED_MENU: tuple[Pizza, ...] = (
 )
 
 
+# What a customer may add to any pizza, each at TOPPING_PRICE; managers change the list.
+SEED_EXTRA_TOPPINGS: tuple[str, ...] = (
+    "anchovies",
+    "bacon",
+    "basil",
+    "chicken",
+    "chili",
+    "extra mozzarella",
+    "feta",
+    "garlic",
+    "ham",
+    "jalapeños",
+    "mushrooms",
+    "olives",
+    "onions",
+    "pepperoni",
+    "peppers",
+    "pineapple",
+    "rocket",
+    "sausage",
+)
+
+
 def unit_price(pizza: Pizza, size: Size, extra_toppings: int) -> Decimal:
     sized = (pizza.base_price * SIZE_FACTORS[size]).quantize(CENT, rounding=ROUND_HALF_UP)
     return sized + TOPPING_PRICE * extra_toppings

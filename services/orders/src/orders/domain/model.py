@@ -33,6 +33,8 @@ from eventing.catalogue import (
 from orders.domain.menu import Pizza, Size, unit_price
 
 MAX_PIZZAS_PER_ORDER = 50
+MAX_LINES_PER_ORDER = MAX_PIZZAS_PER_ORDER  # every line has at least one pizza
+MAX_EXTRA_TOPPINGS = 10  # per pizza
 
 
 class OrderStatus(StrEnum):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from eventing.http import protect
+from eventing.http import COMMON_ERRORS, error_responses, protect
 from eventing.service import consuming_lifespan
 from eventing.tracing import TracingMiddleware
 from orders.adapters.repository import ConcurrentUpdate
@@ -25,6 +25,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         ),
         version="1.0.0",
         lifespan=consuming_lifespan(lambda: bootstrap(settings)),
+        responses=error_responses(*COMMON_ERRORS),
     )
     protect(app)
     app.add_middleware(TracingMiddleware)

@@ -21,7 +21,7 @@ from orders.domain.customers import ContactDetails
 from orders.domain.menu import Size
 from orders.domain.model import DomainError, LineRequest, Order
 from orders.service_layer.customers import register_customer
-from orders.service_layer.menu import pizzas_on_the_menu
+from orders.service_layer.menu import extra_toppings_on_the_menu, pizzas_on_the_menu
 from orders.service_layer.unit_of_work import UnitOfWork
 
 
@@ -40,6 +40,16 @@ class UnknownPizza(DomainError):
         super().__init__(f"{pizza!r} is not on the menu")
         self.line = line
         self.pizza = pizza
+
+
+class UnknownTopping(DomainError):
+    """A line asks for an extra topping the menu does not offer."""
+
+    def __init__(self, line: int, position: int, topping: str) -> None:
+        super().__init__(f"{topping!r} is not an extra topping on the menu")
+        self.line = line
+        self.position = position
+        self.topping = topping
 
 
 @dataclass(frozen=True)
@@ -107,10 +117,16 @@ async def place_order(command: PlaceOrder, uow: UnitOfWork) -> PlacedOrder:
         if command.fulfilment == "delivery" and not command.customer.address:
             raise DomainError("a delivery order needs the customer's address")
         menu = await pizzas_on_the_menu(uow.session, (line.pizza for line in command.lines))
+        extras = await extra_toppings_on_the_menu(
+            uow.session, (topping for line in command.lines for topping in line.toppings)
+        )
         requests = []
         for index, line in enumerate(command.lines):
             if line.pizza not in menu:
                 raise UnknownPizza(index, line.pizza)
+            for position, topping in enumerate(line.toppings):
+                if topping not in extras:
+                    raise UnknownTopping(index, position, topping)
             requests.append(LineRequest(menu[line.pizza], line.size, line.quantity, line.toppings))
         customer_id = await register_customer(uow, command.customer)
         order = Order.place(

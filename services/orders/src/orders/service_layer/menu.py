@@ -18,8 +18,14 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eventing.catalogue import PizzaAdded, PizzaChanged, PizzaRetired
-from orders.adapters.orm import menu_table
+from eventing.catalogue import (
+    PizzaAdded,
+    PizzaChanged,
+    PizzaRetired,
+    ToppingAdded,
+    ToppingRetired,
+)
+from orders.adapters.orm import extra_toppings_table, menu_table
 from orders.domain.menu import CENT, Pizza
 from orders.domain.model import DomainError
 from orders.service_layer.unit_of_work import UnitOfWork
@@ -33,6 +39,10 @@ MAX_PRICE = Decimal("999999.99")
 
 class PizzaNotFound(LookupError):
     """No pizza of that name was ever on the menu."""
+
+
+class ToppingNotFound(LookupError):
+    """No extra topping of that name was ever on the menu."""
 
 
 class MenuConflict(Exception):
@@ -172,6 +182,92 @@ async def retire_pizza(name: str, uow: UnitOfWork) -> MenuEntry:
         uow.emit(PizzaRetired(name=name, at=now), aggregate_id=name, version=version)
         await uow.commit()
     return MenuEntry(name, current.base_price, current.toppings, version, now)
+
+
+# ------------------------------------------------------------------------------ extra toppings
+
+
+async def extra_toppings_on_the_menu(session: AsyncSession, names: Iterable[str]) -> set[str]:
+    """Which of these extra toppings can be ordered now (read in the caller's transaction)."""
+    wanted = set(names)
+    if not wanted:
+        return set()
+    rows = await session.execute(
+        select(extra_toppings_table.c.name).where(
+            extra_toppings_table.c.retired_at.is_(None), extra_toppings_table.c.name.in_(wanted)
+        )
+    )
+    return {row[0] for row in rows}
+
+
+async def active_extra_toppings(uow: UnitOfWork) -> list[str]:
+    """The extra toppings that can be ordered now, by name."""
+    async with uow:
+        rows = await uow.session.execute(
+            select(extra_toppings_table.c.name)
+            .where(extra_toppings_table.c.retired_at.is_(None))
+            .order_by(extra_toppings_table.c.name)
+        )
+        return [row[0] for row in rows]
+
+
+async def add_extra_topping(name: str, uow: UnitOfWork) -> bool:
+    """Offer an extra topping (a retired one comes back). False if it is offered already."""
+    now = datetime.now(UTC)
+    async with uow:
+        version = (
+            await uow.session.execute(
+                insert(extra_toppings_table)
+                .values(name=name, version=1, updated_at=now)
+                .on_conflict_do_update(
+                    index_elements=[extra_toppings_table.c.name],
+                    set_={
+                        "retired_at": None,
+                        "version": extra_toppings_table.c.version + 1,
+                        "updated_at": now,
+                    },
+                    where=extra_toppings_table.c.retired_at.is_not(None),
+                )
+                .returning(extra_toppings_table.c.version)
+            )
+        ).scalar_one_or_none()
+        if version is None:
+            return False
+        uow.emit(ToppingAdded(name=name, at=now), aggregate_id=name, version=version)
+        await uow.commit()
+    return True
+
+
+async def retire_extra_topping(name: str, uow: UnitOfWork) -> None:
+    """Stop offering an extra topping; orders placed with it keep it.
+
+    Raises ``ToppingNotFound`` or ``MenuConflict`` (retired already).
+    """
+    now = datetime.now(UTC)
+    async with uow:
+        row = (
+            (
+                await uow.session.execute(
+                    select(extra_toppings_table)
+                    .where(extra_toppings_table.c.name == name)
+                    .with_for_update()
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise ToppingNotFound(name)
+        if row["retired_at"] is not None:
+            raise MenuConflict(f"{name!r} was retired at {row['retired_at'].isoformat()}")
+        version = row["version"] + 1
+        await uow.session.execute(
+            update(extra_toppings_table)
+            .where(extra_toppings_table.c.name == name)
+            .values(retired_at=now, version=version, updated_at=now)
+        )
+        uow.emit(ToppingRetired(name=name, at=now), aggregate_id=name, version=version)
+        await uow.commit()
 
 
 # ------------------------------------------------------------------------------ internals

@@ -6,8 +6,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from eventing.http import error_responses
+from eventing.inputs import IDENTIFIER_CONSTRAINTS
 from orders.entrypoints.deps import ManagerDep, ServiceDep
 from orders.service_layer import customers
 from orders.service_layer.customers import CustomerNotFound, StoredCustomer
@@ -19,9 +22,7 @@ router = APIRouter(prefix="/customers", tags=["customers"])
 CustomerId = Annotated[
     str,
     Path(
-        min_length=1,
-        max_length=100,
-        pattern=r"^[A-Za-z0-9._:-]+$",
+        **IDENTIFIER_CONSTRAINTS,
         description="The pseudonymous customer id, as on the customer's orders.",
     ),
 ]
@@ -37,8 +38,6 @@ class CustomerPublic(BaseModel):
     email_opt_in: bool
     created_at: datetime
     updated_at: datetime
-    erased: bool = Field(description="The personal data was erased; the details are null.")
-    erased_at: datetime | None
 
     @classmethod
     def of(cls, customer: StoredCustomer) -> CustomerPublic:
@@ -52,8 +51,6 @@ class CustomerPublic(BaseModel):
             email_opt_in=customer.email_opt_in,
             created_at=customer.created_at,
             updated_at=customer.updated_at,
-            erased=customer.erased,
-            erased_at=customer.erased_at,
         )
 
 
@@ -61,21 +58,55 @@ def _not_found(customer_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"no customer {customer_id!r}")
 
 
-@router.get("/{customer_id}", response_model=CustomerPublic)
+class ErasedCustomer(BaseModel):
+    detail: str
+    erased_at: datetime
+
+
+@router.get(
+    "/{customer_id}",
+    response_model=CustomerPublic,
+    responses={
+        **error_responses(401, 403, 404),
+        410: {
+            "model": ErasedCustomer,
+            "description": "The customer's personal data was erased; nothing is kept but when.",
+            "content": {
+                "application/json": {
+                    "example": {
+                        "detail": "the customer's personal data was erased",
+                        "erased_at": "2026-11-26T09:45:45Z",
+                    }
+                }
+            },
+        },
+    },
+)
 async def get_customer(
     customer_id: CustomerId, service: ServiceDep, _: ManagerDep
-) -> CustomerPublic:
+) -> CustomerPublic | JSONResponse:
     """Manager: the contact details stored for a customer (e.g. for a subject-access request)."""
     try:
-        return CustomerPublic.of(await customers.get_customer(service.unit_of_work(), customer_id))
+        customer = await customers.get_customer(service.unit_of_work(), customer_id)
     except CustomerNotFound as error:
         raise _not_found(customer_id) from error
+    if customer.erased_at is not None:
+        gone = ErasedCustomer(
+            detail="the customer's personal data was erased", erased_at=customer.erased_at
+        )
+        return JSONResponse(gone.model_dump(mode="json"), status.HTTP_410_GONE)
+    return CustomerPublic.of(customer)
 
 
-@router.delete("/{customer_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.delete(
+    "/{customer_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(401, 403, 404),
+)
 async def erase_customer(customer_id: CustomerId, service: ServiceDep, _: ManagerDep) -> Response:
     """Manager: erase the customer's personal data. Their orders stay, under the same id; the
-    contacts topic gets a tombstone. Erasing again changes nothing."""
+    contacts topic gets a tombstone. Erasing again changes nothing (204 again)."""
     try:
         await customers.erase_customer(service.unit_of_work(), customer_id)
     except CustomerNotFound as error:

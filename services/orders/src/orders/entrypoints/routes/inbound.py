@@ -24,10 +24,12 @@ from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import Headers
 
+from eventing.http import error_responses
 from orders.entrypoints.deps import ServiceDep
 from orders.service_layer import inbound
 from orders.service_layer.inbound import InboundEvent, UnknownEventType
@@ -40,7 +42,6 @@ STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 SIGNATURE_HEADER = "x-signature"
 SIGNATURE_PREFIX = "sha256="
-MAX_BODY_BYTES = 64 * 1024
 # Together well under PostgreSQL's limit for one entry of the (source, id) key's index.
 MAX_ID_BYTES = 512
 MAX_SOURCE_BYTES = 1024
@@ -69,21 +70,6 @@ def _unauthorized(reason: str) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED, reason, headers={"WWW-Authenticate": "Bearer"}
     )
-
-
-async def _read_body(request: Request) -> bytes:
-    too_large = HTTPException(
-        status.HTTP_413_CONTENT_TOO_LARGE, f"an event may have at most {MAX_BODY_BYTES} bytes"
-    )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise too_large
-    return bytes(body)
 
 
 def _authenticate(headers: Headers, body: bytes, settings: OrdersSettings) -> None:
@@ -148,6 +134,8 @@ def _check_structured(body: bytes) -> None:
         document = json.loads(body)
     except ValueError as error:
         raise _bad_request(f"the structured event is not JSON: {error}") from error
+    except RecursionError as error:
+        raise _bad_request("the structured event nests deeper than JSON decoding allows") from error
     if not isinstance(document, dict):
         raise _bad_request("the structured event is not a JSON object")
     missing = [
@@ -185,6 +173,8 @@ def _parse(request: Request, body: bytes) -> InboundEvent:
         raise _bad_request(f"invalid CloudEvent: {error}") from error
     except (ValueError, TypeError, OverflowError) as error:  # e.g. an unparsable ce-time
         raise _bad_request(f"malformed CloudEvent: {error}") from error
+    except RecursionError as error:
+        raise _bad_request("the event nests deeper than JSON decoding allows") from error
     data = event.get_data()
     if not isinstance(data, dict):
         raise _bad_request("the event data must be a JSON object (datacontenttype JSON)")
@@ -213,16 +203,22 @@ def _check_storable(event: InboundEvent) -> None:
 
 
 def _storable(value: object) -> bool:
-    if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return False
-        return "\x00" not in value
-    if isinstance(value, dict):
-        return all(_storable(key) and _storable(item) for key, item in value.items())
-    if isinstance(value, list):
-        return all(_storable(item) for item in value)
+    # Iterative: the body's nesting, however deep, costs no stack.
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return False
+            if "\x00" in item:
+                return False
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return True
 
 
@@ -240,8 +236,26 @@ _HEADER_DOCS = [
         ("ce-source", {"description": "Binary mode: the sending system (URI-reference)."}),
         ("ce-type", {"description": "Binary mode: com.mariospizzeria.payment.succeeded.v1"}),
         ("ce-specversion", {"description": "Binary mode: 1.0"}),
-        ("X-Signature", {"description": "sha256=<hex HMAC-SHA256 of the body>"}),
     )
+]
+# Declared as the operation's security (either one), so the document says how senders
+# authenticate; ``_authenticate`` checks them against the settings.
+_SECURITY = [
+    Depends(
+        HTTPBearer(
+            auto_error=False,
+            scheme_name="inboundBearer",
+            description="ORDERS_INBOUND_BEARER_TOKEN, shared with the sending system.",
+        )
+    ),
+    Depends(
+        APIKeyHeader(
+            name="X-Signature",
+            auto_error=False,
+            scheme_name="bodySignature",
+            description="sha256=<hex HMAC-SHA256 of the body with ORDERS_INBOUND_HMAC_SECRET>.",
+        )
+    ),
 ]
 
 
@@ -249,13 +263,18 @@ _HEADER_DOCS = [
     "/cloudevents",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=InboundReceipt,
-    responses={
-        400: {"description": "Not a valid CloudEvent 1.0 (missing id, wrong specversion...)."},
-        401: {"description": "No valid bearer token or body signature."},
-        413: {"description": "The body is too large."},
-        415: {"description": "Unsupported content type (binary data must be JSON)."},
-        422: {"description": "Unknown event type, or data that does not fit its schema."},
-    },
+    dependencies=_SECURITY,
+    responses=error_responses(
+        400,
+        401,
+        413,
+        415,
+        422,
+        _400="Not a valid CloudEvent 1.0 (missing id, wrong specversion...).",
+        _401="No valid bearer token or body signature.",
+        _415="Unsupported content type (binary data must be JSON).",
+        _422="Unknown event type, or data that does not fit its schema.",
+    ),
     openapi_extra={
         "parameters": _HEADER_DOCS,
         "requestBody": {
@@ -287,7 +306,7 @@ async def receive_cloudevent(request: Request, service: ServiceDep) -> InboundRe
     settings = service.settings
     if not isinstance(settings, OrdersSettings):
         raise RuntimeError("the orders service was built without OrdersSettings")
-    body = await _read_body(request)
+    body = await request.body()  # at most <SERVICE>_HTTP_MAX_BODY_BYTES (eventing.http)
     _authenticate(request.headers, body, settings)
     event = _parse(request, body)
     try:

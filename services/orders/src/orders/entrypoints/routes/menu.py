@@ -6,12 +6,15 @@ or retiring a pizza never changes an order that was already placed.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Response, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
+from eventing.http import error_responses
+from eventing.inputs import Label
 from orders.domain.menu import TOPPING_PRICE, Size, unit_price
 from orders.entrypoints.deps import ManagerDep, ServiceDep
 from orders.service_layer import menu
@@ -23,34 +26,70 @@ from orders.service_layer.menu import (
     MenuConflict,
     MenuEntry,
     PizzaNotFound,
+    ToppingNotFound,
 )
 
 router = APIRouter(prefix="/menu", tags=["menu"])
 
+# A label (one line, no space at either end) without '/': the name is a path segment.
+_EDGE = r"[^\s/\x00-\x1f\x7f-\x9f]"
+PIZZA_NAME_PATTERN = rf"^{_EDGE}(?:[^/\x00-\x1f\x7f-\x9f]*{_EDGE})?$"
 PizzaName = Annotated[
     str,
-    Path(min_length=1, max_length=MAX_NAME_LENGTH, description="Menu name of the pizza."),
-]
-Price = Annotated[
-    Decimal,
-    Field(
-        gt=0,
-        le=MAX_PRICE,
-        max_digits=8,
-        decimal_places=2,
-        description="Medium-size price in EUR, at most 2 decimals.",
-        examples=["12.99"],
+    Path(
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        pattern=PIZZA_NAME_PATTERN,
+        description="Menu name of the pizza.",
     ),
 ]
+ToppingName = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_TOPPING_LENGTH,
+        pattern=PIZZA_NAME_PATTERN,
+        description="Name of the extra topping; one line, no '/', no space at either end.",
+    ),
+]
+# Money is a decimal string (as every answer writes it), never a JSON number: a binary float
+# cannot hold 0.10 exactly. More than 0, at most 999999.99 (the column), at most 2 decimals.
+_PRICE = re.compile(r"^(?:0\.(?:[1-9][0-9]?|0[1-9])|[1-9][0-9]{0,5}(?:\.[0-9]{1,2})?)$")
+
+
+def _price_text(value: object) -> object:
+    if not isinstance(value, str) or not _PRICE.fullmatch(value):
+        raise ValueError(
+            f"a price is a decimal string of more than 0 and at most {MAX_PRICE}, with at most "
+            '2 decimals, e.g. "12.99"'
+        )
+    return value
+
+
+Price = Annotated[
+    Decimal,
+    BeforeValidator(_price_text),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _PRICE.pattern,
+            "description": "Medium-size price in EUR: a decimal string, at most 2 decimals.",
+            "examples": ["12.99"],
+        }
+    ),
+]
+Topping = Annotated[str, Label, Field(max_length=MAX_TOPPING_LENGTH)]
 Toppings = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=MAX_TOPPING_LENGTH)]],
-    Field(max_length=MAX_TOPPINGS, examples=[["tomato", "mozzarella", "basil"]]),
+    list[Topping],
+    Field(
+        max_length=MAX_TOPPINGS,
+        json_schema_extra={"uniqueItems": True},
+        examples=[["tomato", "mozzarella", "basil"]],
+    ),
 ]
 
 
 def _distinct(toppings: list[str]) -> list[str]:
-    if any(not topping.strip() for topping in toppings):
-        raise ValueError("a topping must not be blank")
     if len(set(toppings)) != len(toppings):
         raise ValueError("a topping is listed twice")
     return toppings
@@ -62,8 +101,8 @@ class PizzaCreate(BaseModel):
     name: str = Field(
         min_length=1,
         max_length=MAX_NAME_LENGTH,
-        pattern=r"^[^/\s](?:[^/]*[^/\s])?$",
-        description="Menu name: the pizza's key; no '/', no leading or trailing space.",
+        pattern=PIZZA_NAME_PATTERN,
+        description="Menu name: the pizza's key; one line, no '/', no space at either end.",
         examples=["Quattro Formaggi"],
     )
     base_price: Price
@@ -107,20 +146,41 @@ class MenuPublic(BaseModel):
     currency: Literal["EUR"] = "EUR"
     topping_price: Decimal = Field(description="Added to a pizza's price per extra topping.")
     pizzas: list[MenuPizza]
+    extra_toppings: list[str] = Field(
+        description="What a customer may add to any pizza (`lines[].toppings` of an order), "
+        "each at `topping_price`.",
+        examples=[["mushrooms", "olives"]],
+    )
 
 
-def _refused(error: PizzaNotFound | MenuConflict) -> HTTPException:
+class ExtraTopping(BaseModel):
+    name: str
+    added: bool = Field(description="False when it was on the menu already (nothing changed).")
+
+
+def _refused(error: PizzaNotFound | ToppingNotFound | MenuConflict) -> HTTPException:
     if isinstance(error, PizzaNotFound):
         return HTTPException(status.HTTP_404_NOT_FOUND, f"no pizza {error.args[0]!r} on the menu")
+    if isinstance(error, ToppingNotFound):
+        return HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no extra topping {error.args[0]!r} on the menu"
+        )
     return HTTPException(status.HTTP_409_CONFLICT, error.reason)
+
+
+MANAGER_ONLY = error_responses(401, 403)
 
 
 @router.get("", response_model=MenuPublic)
 async def read_menu(service: ServiceDep) -> MenuPublic:
-    """The pizzas that can be ordered now, with the price of each size (public)."""
-    entries = await menu.active_entries(service.unit_of_work())
+    """What can be ordered now: the pizzas with the price of each size, and the extra toppings
+    (public)."""
+    uow = service.unit_of_work()
+    entries = await menu.active_entries(uow)
     return MenuPublic(
-        topping_price=TOPPING_PRICE, pizzas=[MenuPizza.of(entry) for entry in entries]
+        topping_price=TOPPING_PRICE,
+        pizzas=[MenuPizza.of(entry) for entry in entries],
+        extra_toppings=await menu.active_extra_toppings(uow),
     )
 
 
@@ -128,7 +188,9 @@ async def read_menu(service: ServiceDep) -> MenuPublic:
     "/pizzas",
     status_code=status.HTTP_201_CREATED,
     response_model=MenuPizza,
-    responses={409: {"description": "A pizza of that name is on the menu already."}},
+    responses=error_responses(
+        401, 403, 409, 413, _409="A pizza of that name is on the menu already."
+    ),
 )
 async def add_pizza(body: PizzaCreate, service: ServiceDep, _: ManagerDep) -> MenuPizza:
     """Manager: put a new pizza on the menu (a retired name comes back). Publishes PizzaAdded."""
@@ -144,10 +206,15 @@ async def add_pizza(body: PizzaCreate, service: ServiceDep, _: ManagerDep) -> Me
 @router.put(
     "/pizzas/{name}",
     response_model=MenuPizza,
-    responses={
-        404: {"description": "No pizza of that name."},
-        409: {"description": "The pizza is retired, or changed meanwhile."},
-    },
+    responses=error_responses(
+        401,
+        403,
+        404,
+        409,
+        413,
+        _404="No pizza of that name.",
+        _409="The pizza is retired, or changed meanwhile.",
+    ),
 )
 async def change_pizza(
     name: PizzaName, body: PizzaUpdate, service: ServiceDep, _: ManagerDep
@@ -168,15 +235,62 @@ async def change_pizza(
 @router.delete(
     "/pizzas/{name}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={
-        404: {"description": "No pizza of that name."},
-        409: {"description": "The pizza is retired already, or changed meanwhile."},
-    },
+    response_class=Response,
+    responses=error_responses(
+        401,
+        403,
+        404,
+        409,
+        _404="No pizza of that name.",
+        _409="The pizza is retired already, or changed meanwhile.",
+    ),
 )
 async def retire_pizza(name: PizzaName, service: ServiceDep, _: ManagerDep) -> Response:
     """Manager: retire a pizza; it can no longer be ordered. Publishes PizzaRetired."""
     try:
         await menu.retire_pizza(name, service.unit_of_work())
     except (PizzaNotFound, MenuConflict) as error:
+        raise _refused(error) from error
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.put(
+    "/toppings/{name}",
+    response_model=ExtraTopping,
+    responses={
+        201: {"model": ExtraTopping, "description": "Added (or brought back): on the menu now."},
+        **MANAGER_ONLY,
+    },
+)
+async def add_extra_topping(
+    name: ToppingName, service: ServiceDep, response: Response, _: ManagerDep
+) -> ExtraTopping:
+    """Manager: offer an extra topping (201), or confirm it is offered (200). Publishes
+    ToppingAdded when it changes the menu."""
+    added = await menu.add_extra_topping(name, service.unit_of_work())
+    if added:
+        response.status_code = status.HTTP_201_CREATED
+    return ExtraTopping(name=name, added=added)
+
+
+@router.delete(
+    "/toppings/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(
+        401,
+        403,
+        404,
+        409,
+        _404="No extra topping of that name.",
+        _409="The topping is retired already.",
+    ),
+)
+async def retire_extra_topping(name: ToppingName, service: ServiceDep, _: ManagerDep) -> Response:
+    """Manager: stop offering an extra topping; placed orders keep theirs. Publishes
+    ToppingRetired."""
+    try:
+        await menu.retire_extra_topping(name, service.unit_of_work())
+    except (ToppingNotFound, MenuConflict) as error:
         raise _refused(error) from error
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,36 +7,83 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from eventing.catalogue import Fulfilment
+from eventing.http import error_responses
+from eventing.inputs import IDENTIFIER, MultiLine, Rfc3339, SingleLine
+from eventing.limits import retry_after_header
+from orders import metrics
 from orders.adapters.repository import OrderQuery
+from orders.bootstrap import OrdersService
 from orders.domain import customers
 from orders.domain.menu import Size
-from orders.domain.model import MAX_PIZZAS_PER_ORDER, Order, OrderStatus
+from orders.domain.model import (
+    MAX_EXTRA_TOPPINGS,
+    MAX_LINES_PER_ORDER,
+    MAX_PIZZAS_PER_ORDER,
+    Order,
+    OrderStatus,
+)
 from orders.entrypoints.deps import (
     DriverDep,
     HandOverDep,
+    OrderId,
     OwnerDep,
     ReaderDep,
     ServiceDep,
     StaffDep,
 )
 from orders.service_layer import handlers
+from orders.service_layer.menu import MAX_NAME_LENGTH, MAX_TOPPING_LENGTH
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
 
-class CustomerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Name = Annotated[str, SingleLine, Field(max_length=200, examples=["Giulia Rossi"])]
+Phone = Annotated[
+    str,
+    Field(
+        max_length=32,
+        pattern=customers.PHONE_INPUT.pattern,
+        description="International format (E.164 once spaces, dashes, dots and brackets are "
+        "removed): +, then 7 to 15 digits.",
+        examples=["+39 06 1234 5678"],
+    ),
+]
+Email = Annotated[
+    str,
+    Field(
+        max_length=254,
+        pattern=customers.EMAIL_INPUT.pattern,
+        examples=["giulia@example.com"],
+    ),
+]
+Address = Annotated[str, MultiLine, Field(max_length=500, examples=["Via Roma 1, 00100 Roma"])]
+Topping = Annotated[str, SingleLine, Field(max_length=MAX_TOPPING_LENGTH, examples=["olives"])]
 
-    name: str = Field(min_length=1, max_length=200, examples=["Giulia Rossi"])
-    phone: str | None = Field(default=None, max_length=32, examples=["+39 06 1234 5678"])
-    email: str | None = Field(default=None, max_length=254, examples=["giulia@example.com"])
-    address: str | None = Field(default=None, max_length=500, examples=["Via Roma 1, 00100 Roma"])
-    sms_opt_in: bool = True
-    email_opt_in: bool = True
+
+class CustomerIn(BaseModel):
+    """Who the order is for; a phone number or an email address (or both) to reach them."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["phone"], "properties": {"phone": {"type": "string"}}},
+                {"required": ["email"], "properties": {"email": {"type": "string"}}},
+            ]
+        },
+    )
+
+    name: Name
+    phone: Phone | None = None
+    email: Email | None = None
+    address: Address | None = None
+    # Strict: JSON true or false, not 0, 1 or "yes", as the document says.
+    sms_opt_in: bool = Field(default=True, strict=True)
+    email_opt_in: bool = Field(default=True, strict=True)
 
     @field_validator("phone")
     @classmethod
@@ -58,10 +105,15 @@ class CustomerIn(BaseModel):
 class OrderLineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    pizza: str = Field(min_length=1, max_length=100, examples=["Margherita"])
+    pizza: Annotated[str, SingleLine, Field(max_length=MAX_NAME_LENGTH, examples=["Margherita"])]
     size: Size = Size.MEDIUM
     quantity: int = Field(default=1, ge=1, le=MAX_PIZZAS_PER_ORDER)
-    toppings: list[str] = Field(default_factory=list, max_length=10, examples=[["olives"]])
+    toppings: list[Topping] = Field(
+        default_factory=list,
+        max_length=MAX_EXTRA_TOPPINGS,
+        description="Extra toppings, each one of the menu's `extra_toppings`.",
+        examples=[["olives"]],
+    )
 
 
 class OrderCreate(BaseModel):
@@ -78,12 +130,25 @@ class OrderCreate(BaseModel):
                     "lines": [{"pizza": "Margherita", "size": "large", "quantity": 2}],
                     "fulfilment": "delivery",
                 }
-            ]
+            ],
+            # A delivery (the default) needs the customer's address.
+            "anyOf": [
+                {"required": ["fulfilment"], "properties": {"fulfilment": {"const": "pickup"}}},
+                {
+                    "required": ["customer"],
+                    "properties": {
+                        "customer": {
+                            "required": ["address"],
+                            "properties": {"address": {"type": "string"}},
+                        }
+                    },
+                },
+            ],
         },
     )
 
     customer: CustomerIn
-    lines: list[OrderLineIn] = Field(min_length=1, max_length=MAX_PIZZAS_PER_ORDER)
+    lines: list[OrderLineIn] = Field(min_length=1, max_length=MAX_LINES_PER_ORDER)
     fulfilment: Fulfilment = "delivery"
 
     @model_validator(mode="after")
@@ -143,7 +208,7 @@ class OrderPlacedPublic(OrderPublic):
 class CancelRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=500, examples=["ordered twice by mistake"])
+    reason: Annotated[str, MultiLine, Field(max_length=500, examples=["ordered twice by mistake"])]
 
 
 class OrderPage(BaseModel):
@@ -156,28 +221,79 @@ def _cursor(order: Order) -> str:
 
 
 def _parse_cursor(cursor: str) -> tuple[datetime, str]:
+    malformed = HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, "malformed cursor: pass next_cursor as it came"
+    )
     try:
         placed_at, order_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(placed_at), order_id
+        position = datetime.fromisoformat(placed_at)
     except (ValueError, UnicodeDecodeError) as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "malformed cursor") from error
+        raise malformed from error
+    if position.tzinfo is None or not IDENTIFIER.fullmatch(order_id):
+        raise malformed
+    return position, order_id
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=OrderPlacedPublic)
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[!-~]+$",
+        description="Retry-safe placement: the same key and body return the same order "
+        "(visible ASCII, e.g. a UUID).",
+    ),
+]
+
+
+def _admit(service: OrdersService, request: Request, customer: CustomerIn) -> None:
+    """429 when this client address, phone or email placed too many orders lately: each
+    order sends an SMS and an email, and nobody should be able to do that to someone else."""
+    client = request.client.host if request.client else "unknown"
+    checks = [(service.placements_per_client, "client", client, "this address")]
+    checks += [
+        (service.placements_per_contact, "contact", contact, "this phone number or email")
+        for contact in (customer.phone, customer.email)
+        if contact is not None
+    ]
+    for limit, kind, key, who in checks:
+        wait = limit.take(key)
+        if wait is not None:
+            metrics.placement_limited(kind)
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                f"too many orders from {who}; retry in {retry_after_header(wait)} s",
+                headers={"Retry-After": retry_after_header(wait)},
+            )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrderPlacedPublic,
+    responses={
+        200: {
+            "model": OrderPlacedPublic,
+            "description": "A retry with the same `Idempotency-Key` and body: the order that "
+            "key placed (header `Idempotent-Replayed: true`, `tracking_token` null).",
+        },
+        **error_responses(
+            413,
+            429,
+            _422="A field is not acceptable, a pizza or extra topping is not on the menu, more "
+            "than 50 pizzas, or the `Idempotency-Key` was used with another body.",
+        ),
+    },
+)
 async def place_order(
     body: OrderCreate,
     service: ServiceDep,
+    request: Request,
     response: Response,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            min_length=1,
-            max_length=200,
-            description="Retry-safe placement: the same key and body return the same order.",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> OrderPlacedPublic:
     """Place an order (pending until confirmed). Returns the tracking token once."""
+    _admit(service, request, body.customer)
     command = handlers.PlaceOrder(
         customer=customers.ContactDetails(**body.customer.model_dump()),
         lines=[
@@ -191,16 +307,10 @@ async def place_order(
     try:
         placed = await handlers.place_order(command, service.unit_of_work())
     except handlers.UnknownPizza as error:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [
-                {
-                    "loc": ["body", "lines", error.line, "pizza"],
-                    "msg": str(error),
-                    "type": "unknown_pizza",
-                }
-            ],
-        ) from error
+        raise _not_on_the_menu(["body", "lines", error.line, "pizza"], error) from error
+    except handlers.UnknownTopping as error:
+        location: list[str | int] = ["body", "lines", error.line, "toppings", error.position]
+        raise _not_on_the_menu(location, error) from error
     if placed.replayed:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
@@ -209,20 +319,33 @@ async def place_order(
     )
 
 
-@router.get("", response_model=OrderPage)
+def _not_on_the_menu(location: list[str | int], error: Exception) -> HTTPException:
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        [{"loc": location, "msg": str(error), "type": "not_on_the_menu"}],
+    )
+
+
+@router.get("", response_model=OrderPage, responses=error_responses(401, 403))
 async def list_orders(
     service: ServiceDep,
     _: StaffDep,
-    status_filter: Annotated[list[OrderStatus] | None, Query(alias="status")] = None,
-    placed_from: Annotated[datetime | None, Query(description="Inclusive, ISO 8601.")] = None,
-    placed_until: Annotated[datetime | None, Query(description="Exclusive, ISO 8601.")] = None,
+    status_filter: Annotated[
+        list[OrderStatus] | None, Query(alias="status", max_length=len(OrderStatus))
+    ] = None,
+    placed_from: Annotated[Rfc3339 | None, Query(description="Inclusive.")] = None,
+    placed_until: Annotated[Rfc3339 | None, Query(description="Exclusive.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=500,
+            pattern=r"^[A-Za-z0-9_=-]+$",
+            description="`next_cursor` of the previous page, as it came.",
+        ),
+    ] = None,
 ) -> OrderPage:
     """Staff: orders, newest first, filtered by status and placement time, one page at a time."""
-    for moment in (placed_from, placed_until):
-        if moment is not None and moment.tzinfo is None:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "times need a UTC offset")
     query = OrderQuery(
         statuses=tuple(status_filter or ()),
         placed_from=placed_from,
@@ -237,22 +360,33 @@ async def list_orders(
     )
 
 
-@router.get("/{order_id}", response_model=OrderPublic)
-async def get_order(order_id: str, service: ServiceDep, _: ReaderDep) -> OrderPublic:
+READ_RESPONSES = error_responses(
+    401, 403, 404, _401="No credentials, or the tracking token is not this order's."
+)
+# A refused transition names the order's current status and why (`current_status`, `reason`).
+STEP_RESPONSES = error_responses(401, 403, 404, 409)
+
+
+@router.get("/{order_id}", response_model=OrderPublic, responses=READ_RESPONSES)
+async def get_order(order_id: OrderId, service: ServiceDep, _: ReaderDep) -> OrderPublic:
     """One order: for the customer (tracking token) or staff."""
     return OrderPublic.of(await handlers.get_order(order_id, service.unit_of_work()))
 
 
-@router.post("/{order_id}/confirm", response_model=OrderPublic)
-async def confirm_order(order_id: str, service: ServiceDep, who: OwnerDep) -> OrderPublic:
+@router.post("/{order_id}/confirm", response_model=OrderPublic, responses=STEP_RESPONSES)
+async def confirm_order(order_id: OrderId, service: ServiceDep, who: OwnerDep) -> OrderPublic:
     """Confirm a pending order (customer or manager); it goes to the kitchen."""
     by = "customer" if who == "customer" else who.removeprefix("staff:")
     return OrderPublic.of(await handlers.confirm_order(order_id, by, service.unit_of_work()))
 
 
-@router.post("/{order_id}/cancel", response_model=OrderPublic)
+@router.post(
+    "/{order_id}/cancel",
+    response_model=OrderPublic,
+    responses={**STEP_RESPONSES, **error_responses(413)},
+)
 async def cancel_order(
-    order_id: str, body: CancelRequest, service: ServiceDep, _: OwnerDep
+    order_id: OrderId, body: CancelRequest, service: ServiceDep, _: OwnerDep
 ) -> OrderPublic:
     """Cancel a pending or confirmed order, with a reason (customer or manager)."""
     return OrderPublic.of(
@@ -260,19 +394,19 @@ async def cancel_order(
     )
 
 
-@router.post("/{order_id}/departure", response_model=OrderPublic)
-async def send_out(order_id: str, service: ServiceDep, driver: DriverDep) -> OrderPublic:
+@router.post("/{order_id}/departure", response_model=OrderPublic, responses=STEP_RESPONSES)
+async def send_out(order_id: OrderId, service: ServiceDep, driver: DriverDep) -> OrderPublic:
     """Driver: leave with a ready delivery order."""
     return OrderPublic.of(await handlers.send_out(order_id, driver.subject, service.unit_of_work()))
 
 
-@router.post("/{order_id}/delivery", response_model=OrderPublic)
-async def deliver(order_id: str, service: ServiceDep, driver: DriverDep) -> OrderPublic:
+@router.post("/{order_id}/delivery", response_model=OrderPublic, responses=STEP_RESPONSES)
+async def deliver(order_id: OrderId, service: ServiceDep, driver: DriverDep) -> OrderPublic:
     """Driver: the order was handed to the customer."""
     return OrderPublic.of(await handlers.deliver(order_id, driver.subject, service.unit_of_work()))
 
 
-@router.post("/{order_id}/pickup", response_model=OrderPublic)
-async def hand_over(order_id: str, service: ServiceDep, _: HandOverDep) -> OrderPublic:
+@router.post("/{order_id}/pickup", response_model=OrderPublic, responses=STEP_RESPONSES)
+async def hand_over(order_id: OrderId, service: ServiceDep, _: HandOverDep) -> OrderPublic:
     """Staff: the customer collected a ready pickup order."""
     return OrderPublic.of(await handlers.hand_over(order_id, service.unit_of_work()))

@@ -62,9 +62,7 @@ def _rate(value: Any) -> RateSpec:
 
 
 # A settings field: ``ORDERS_PLACEMENTS_PER_CLIENT=20/minute`` (text, not JSON).
-Rate = Annotated[
-    RateSpec, NoDecode, BeforeValidator(_rate), PlainSerializer(str, return_type=str)
-]
+Rate = Annotated[RateSpec, NoDecode, BeforeValidator(_rate), PlainSerializer(str, return_type=str)]
 
 
 @dataclass

@@ -89,8 +89,10 @@ def new_engine(database_url: str, **options: Any) -> AsyncEngine:
 
 def _drop_row_values(context: ExceptionContext) -> None:
     error: BaseException | None = context.original_exception
-    while error is not None:
-        if getattr(error, "detail", None) is not None:
+    seen: set[int] = set()  # a chain can loop back on itself
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if getattr(error, "detail", None) is not None:  # asyncpg's PostgresError
             error.detail = None  # type: ignore[attr-defined]
         error = error.__cause__ or error.__context__
 

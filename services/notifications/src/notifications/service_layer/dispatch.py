@@ -8,8 +8,8 @@ the outcome in the same transaction that holds the claim:
 * transient failure: ``attempts + 1`` and ``next_attempt_at`` after a capped exponential back-off,
   or ``failed`` once ``max_attempts`` is reached;
 * permanent failure: ``failed`` with the provider's reason;
-* no usable address: ``skipped`` with the reason (opted out, no email, no phone); a contact or an
-  order not known yet is waited for until the row's ``wait_until``.
+* no usable address: ``skipped`` with the reason (opted out, no email, no phone, contact
+  erased); a contact or an order not known yet is waited for until the row's ``wait_until``.
 
 The remaining window: a crash after the provider accepted a message and before this transaction
 committed leaves the row ``pending``, so it is sent again after the restart. It is one message per
@@ -48,7 +48,13 @@ from notifications.domain.messages import (
     give_up,
     retry_delay,
 )
-from notifications.service_layer.handlers import Clock, customer_of, utc_now
+from notifications.service_layer.handlers import (
+    CONTACT_ERASED,
+    Clock,
+    customer_of,
+    is_erased,
+    utc_now,
+)
 from notifications.service_layer.ports import Outgoing, Sender, SendError
 from notifications.templates import render
 
@@ -168,7 +174,13 @@ class Dispatcher:
         contact = await _contact(session, customer_id)
         address = address_for(self.channel, contact)
         if isinstance(address, Skip):
-            if contact is None:
+            if contact is None and await is_erased(session, customer_id):
+                # No contact will ever come: an order placed before the erasure, going on after.
+                await self._finish(
+                    session, row, DeliveryStatus.SKIPPED, customer_id=customer_id,
+                    reason=CONTACT_ERASED,
+                )  # fmt: skip
+            elif contact is None:
                 await self._wait_or_skip(session, row, address.reason, customer_id=customer_id)
             else:
                 await self._finish(

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import traceback
+import uuid
+
+import pytest
+from sqlalchemy import text
+
 from eventing.auth import Role
+from eventing.cloudevents_kafka import Envelope
+from eventing.consumer import ReceivedEvent
+from eventing.database import create_engine, session_factory
+from notifications.domain.messages import Channel
+from notifications.service_layer.dispatch import Dispatcher, RetryPolicy, UnexpectedProviderError
+from notifications.service_layer.handlers import Policy, notification_handlers
+from notifications.service_layer.ports import Outgoing
+from tests.support.infra import Infra
 from tests.support.notifications import (
     Notifications,
     api,
@@ -11,6 +25,7 @@ from tests.support.notifications import (
     placed,
     token,
 )
+from tests.support.system import migrated_database
 
 
 async def test_refusals_are_stored_and_logged_without_the_address_or_the_number(
@@ -36,6 +51,58 @@ async def test_refusals_are_stored_and_logged_without_the_address_or_the_number(
 
     logged = process.log_path.read_text(errors="replace")
     assert "delivery" in logged and "failed" in logged  # the refusals were logged
-    for where, text in {"reasons": str(reasons), "API": shown, "log": logged}.items():
-        assert email not in text.lower(), where
-        assert phone[1:] not in text, where
+    for where, seen in {"reasons": str(reasons), "API": shown, "log": logged}.items():
+        assert email not in seen.lower(), where
+        assert phone[1:] not in seen, where
+
+
+class UnforeseenFailure:
+    """A provider library failing in a way the sender does not translate into a SendError."""
+
+    channel = Channel.SMS
+
+    async def send(self, message: Outgoing) -> str:
+        raise RuntimeError(f"malformed reply while sending to {message.recipient}")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_an_unforeseen_provider_failure_reaches_the_log_without_the_number(
+    infra: Infra,
+) -> None:
+    url = await migrated_database(infra, "notifications")
+    engine = create_engine(url, pool_size=1, application_name="provider-answers-test")
+    sessions = session_factory(engine)
+    customer, order, phone = f"cust-{new_order_id()}", new_order_id(), "+393470001122"
+    _, order_received = notification_handlers(Policy())["notifications.order_received"]
+    event, _ = placed(order, customer)
+    envelope = Envelope(
+        id=str(uuid.uuid4()), type=event.event_type, source="/test", data={}, subject=order
+    )
+    try:
+        async with sessions() as session, session.begin():
+            await session.execute(
+                text(
+                    "INSERT INTO contacts VALUES (:customer, 'Rosa', NULL, :phone, true, true,"
+                    " now())"
+                ),
+                {"customer": customer, "phone": phone},
+            )
+            await order_received(session, ReceivedEvent(event, envelope, "orders", 0, 0))
+        dispatcher = Dispatcher(Channel.SMS, sessions, UnforeseenFailure(), RetryPolicy())
+        with pytest.raises(UnexpectedProviderError) as raised:
+            await dispatcher.dispatch_one()
+        # What the dispatcher's loop logs (log.exception): the message and the traceback.
+        logged = "".join(traceback.format_exception(raised.value))
+        assert "malformed reply while sending to [recipient]" in logged
+        assert phone[1:] not in logged
+        async with sessions() as session:
+            [row] = (
+                await session.execute(
+                    text("SELECT status, attempts FROM deliveries WHERE channel = 'sms'")
+                )
+            ).all()
+        assert tuple(row) == ("pending", 0)  # rolled back: tried again on the next poll
+    finally:
+        await engine.dispose()

@@ -11,11 +11,10 @@ import time
 import uuid
 
 import asyncpg
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.ceilings import ORDER_KEYS, new_topic, order_placed
 from eventing.catalogue import OrderPlaced
-from eventing.database import eventing_metadata
+from eventing.database import eventing_metadata, new_engine
 from eventing.outbox import shard_of
 from tests.support.infra import ROOT, Infra
 from tests.support.processes import free_port
@@ -38,7 +37,7 @@ _COLUMNS = (
 async def prefilled_outbox(infra: Infra, events: int, topic: str) -> str:
     """A new database whose outbox holds ``events`` OrderPlaced rows for ``topic``; its URL."""
     url = await infra.create_database("bench")
-    engine = create_async_engine(url)
+    engine = new_engine(url)
     async with engine.begin() as connection:
         await connection.run_sync(eventing_metadata.create_all)
     await engine.dispose()

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from eventing.admin import topic_partitions
 
@@ -52,12 +53,41 @@ async def read_topic(
 
 async def read_whole_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[Any, Any]]:
     """Every record currently in ``topic`` (up to the end offsets at the time of the call)."""
-    records: list[ConsumerRecord[Any, Any]] = []
     async with _from_the_beginning(bootstrap, topic) as (consumer, partitions):
-        ends = await consumer.end_offsets(partitions)
-        remaining = [tp for tp in partitions if ends[tp] > 0]
-        while remaining:
-            for batch in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
-                records.extend(batch)
-            remaining = [tp for tp in remaining if await consumer.position(tp) < ends[tp]]
+        return await _read_to_the_end(consumer, partitions)
+
+
+async def read_every_topic(bootstrap: str) -> list[ConsumerRecord[Any, Any]]:
+    """Every record of every topic the broker lists (internal ones included), group-less."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        topics = sorted(await admin.list_topics())
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            partition for topic in topics for partition in await topic_partitions(consumer, topic)
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        return await _read_to_the_end(consumer, partitions)
+    finally:
+        await consumer.stop()
+
+
+async def _read_to_the_end(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+) -> list[ConsumerRecord[Any, Any]]:
+    records: list[ConsumerRecord[Any, Any]] = []
+    ends = await consumer.end_offsets(partitions)
+    remaining = [tp for tp in partitions if ends[tp] > 0]
+    while remaining:
+        for batch in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+            records.extend(batch)
+        remaining = [tp for tp in remaining if await consumer.position(tp) < ends[tp]]
     return records

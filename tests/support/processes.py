@@ -114,7 +114,11 @@ def kill_leftovers() -> None:
 
 
 def relay_process(
-    infra: Infra, database_url: str, name: str = "relay", service: str = "orders"
+    infra: Infra,
+    database_url: str,
+    name: str = "relay",
+    service: str = "orders",
+    extra_env: dict[str, str] | None = None,
 ) -> ServiceProcess:
     """The outbox relay of ``service`` (any database with an outbox table will do)."""
     port = free_port()
@@ -127,6 +131,7 @@ def relay_process(
             f"{prefix}_DATABASE_URL": database_url,
             "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
             f"{prefix}_RELAY_METRICS_PORT": str(port),
+            **(extra_env or {}),
         },
         ready_url=f"http://127.0.0.1:{port}/readyz",
     )

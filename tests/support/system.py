@@ -13,6 +13,8 @@ from tests.support.notifications import FAST, Sinks, start_sinks
 from tests.support.processes import ServiceProcess, base_url, relay_process, service_process
 
 SERVICES = ("orders", "kitchen", "notifications", "analytics")
+RELAYS = ("orders-relay", "kitchen-relay")
+PROCESSES = (*SERVICES, *RELAYS)  # the names of the processes, and of their log files
 
 
 def migrations_of(service: str) -> Path:
@@ -52,7 +54,8 @@ class System:
 
 
 async def start_system(infra: Infra, env: Mapping[str, Mapping[str, str]] | None = None) -> System:
-    """Every service and both relays on fresh databases; ``env`` adds variables per service."""
+    """Every service and both relays on fresh databases; ``env`` adds variables per process
+    (a service's name, or ``orders-relay`` / ``kitchen-relay``)."""
     databases = {service: await migrated_database(infra, service) for service in SERVICES}
     sinks = await start_sinks()
     extra_env: dict[str, dict[str, str]] = {"notifications": {**sinks.env(), **FAST}}
@@ -62,10 +65,11 @@ async def start_system(infra: Infra, env: Mapping[str, Mapping[str, str]] | None
         service: service_process(infra, service, databases[service], extra_env.get(service))
         for service in SERVICES
     }
-    processes["orders-relay"] = relay_process(infra, databases["orders"], name="orders-relay")
-    processes["kitchen-relay"] = relay_process(
-        infra, databases["kitchen"], name="kitchen-relay", service="kitchen"
-    )
+    for relay in RELAYS:
+        service = relay.removesuffix("-relay")
+        processes[relay] = relay_process(
+            infra, databases[service], name=relay, service=service, extra_env=extra_env.get(relay)
+        )
     system = System(databases, processes, sinks)
     try:
         await system.start()

@@ -84,6 +84,8 @@ def test_the_contacts_topic_is_refused(capsys: pytest.CaptureFixture[str]) -> No
     check_topics(["pizzeria.orders", "pizzeria.kitchen"])
     with pytest.raises(RestrictedTopicError, match="personal data"):
         check_topics(["pizzeria.orders", "pizzeria.customer-contacts"])
+    with pytest.raises(RestrictedTopicError, match="personal data"):
+        check_topics(["pizzeria.customer-contacts.deadletter"])  # its records, dead-lettered
     assert main(["tap", "--topic", "pizzeria.customer-contacts"]) == 2
     assert "personal data" in capsys.readouterr().err
 

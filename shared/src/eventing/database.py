@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -12,10 +14,12 @@ from sqlalchemy import (
     SmallInteger,
     Table,
     Text,
+    event,
     func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -68,8 +72,33 @@ inbox_table = Table(
 )
 
 
+def new_engine(database_url: str, **options: Any) -> AsyncEngine:
+    """An engine whose error texts never quote the values of a row. Every engine is made here.
+
+    A failing statement's error ends up in dead-letter reasons, log lines and span statuses, and
+    its values are customers' names, phones and emails. So bound parameters are left out
+    (``hide_parameters``), and so is PostgreSQL's DETAIL, which repeats them ("Key (phone)=(...)
+    already exists", "Failing row contains (...)") in the driver's exception that tracebacks
+    print. The statement and the constraint's name stay, which is what debugging needs; the
+    server's own log keeps the DETAIL.
+    """
+    engine = create_async_engine(database_url, hide_parameters=True, **options)
+    event.listen(engine.sync_engine, "handle_error", _drop_row_values)
+    return engine
+
+
+def _drop_row_values(context: ExceptionContext) -> None:
+    error: BaseException | None = context.original_exception
+    seen: set[int] = set()  # a chain can loop back on itself
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if getattr(error, "detail", None) is not None:  # asyncpg's PostgresError
+            error.detail = None  # type: ignore[attr-defined]
+        error = error.__cause__ or error.__context__
+
+
 def create_engine(database_url: str, *, pool_size: int = 10, application_name: str) -> AsyncEngine:
-    return create_async_engine(
+    return new_engine(
         database_url,
         pool_size=pool_size,
         # No overflow: under load an overflow connection is opened and closed per request,

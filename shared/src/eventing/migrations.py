@@ -14,9 +14,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, MetaData, pool
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from eventing.database import eventing_metadata
+from eventing.database import eventing_metadata, new_engine
 
 
 def upgrade(database_url: str, script_location: Path, revision: str = "head") -> None:
@@ -40,7 +39,7 @@ def run_env(target_metadata: MetaData | None = None) -> None:
             context.run_migrations()
 
     async def run() -> None:
-        engine = create_async_engine(url, poolclass=pool.NullPool)
+        engine = new_engine(url, poolclass=pool.NullPool)
         async with engine.connect() as connection:
             await connection.run_sync(migrate)
             await connection.commit()

@@ -124,6 +124,15 @@ def is_restricted(topic: TopicSpec) -> bool:
     return topic.name in RESTRICTED_TOPICS or topic.description.lower().startswith("restricted")
 
 
+def holds_personal_data(topic_name: str) -> bool:
+    """A restricted topic, or one named after it: ``<topic>.deadletter`` keeps its records."""
+    return any(
+        topic_name == spec.name or topic_name.startswith(f"{spec.name}.")
+        for spec in ALL_TOPICS
+        if is_restricted(spec)
+    )
+
+
 def _summary(text: str) -> str:
     return text.strip().split("\n", 1)[0].strip()
 

@@ -6,7 +6,8 @@ no group and commits nothing; given a group it resumes from, and commits to, tha
 offsets. ``tap`` turns records into JSON-ready CloudEvents with their Kafka coordinates, filtered
 by type, order id and event time. ``eventing tap`` (cli.py) prints them as JSON lines.
 
-The restricted topic (customer contacts: personal data) is never tapped: ``tap`` refuses it.
+The restricted topics (customer contacts and its dead letters: personal data) are never tapped:
+``tap`` refuses them.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from eventing.admin import topic_partitions
 from eventing.cloudevents_kafka import UndecodableRecord, decode
-from eventing.topics import CUSTOMER_CONTACTS, KITCHEN, ORDERS
+from eventing.schemas import holds_personal_data
+from eventing.topics import KITCHEN, ORDERS
 
 DEFAULT_TOPICS: tuple[str, ...] = (ORDERS.name, KITCHEN.name)
-RESTRICTED_TOPICS: frozenset[str] = frozenset({CUSTOMER_CONTACTS.name})
 
 Offsets = dict[TopicPartition, int]
 
@@ -179,7 +180,7 @@ def as_event(record: ConsumerRecord[Any, Any]) -> dict[str, Any]:
 
 def check_topics(topics: Sequence[str]) -> None:
     """Raises RestrictedTopicError for a topic carrying personal data."""
-    restricted = sorted(set(topics) & RESTRICTED_TOPICS)
+    restricted = sorted({topic for topic in topics if holds_personal_data(topic)})
     if restricted:
         raise RestrictedTopicError(
             f"{', '.join(restricted)} carries personal data and cannot be tapped; "
@@ -200,7 +201,7 @@ async def tap(
 
     Without ``follow`` it stops at the end offsets taken when it started; with ``follow`` it
     waits for new events until the caller stops iterating (or cancels).
-    Raises RestrictedTopicError for the contacts topic.
+    Raises RestrictedTopicError for a topic holding personal data (contacts, its dead letters).
     """
     check_topics(topics)
     where = where or TapFilter()

@@ -312,7 +312,9 @@ class JsonLinesSpanExporter(SpanExporter):
 
     A debugging aid for operators and the way tests read the spans of another process. Fields:
     ``name``, ``kind``, ``trace_id``, ``span_id``, ``parent_span_id`` (hex, or null),
-    ``service``, ``start``/``end`` (ns since the epoch), ``status``, ``attributes``.
+    ``service``, ``start``/``end`` (ns since the epoch), ``status``, ``status_description``,
+    ``attributes``, and ``events`` (each ``name`` and ``attributes``: a recorded exception's
+    type, message and stack trace). So the file holds every text an OTLP exporter would send.
     """
 
     def __init__(self, path: Path) -> None:
@@ -347,5 +349,10 @@ def span_document(span: ReadableSpan) -> dict[str, Any]:
         "start": span.start_time,
         "end": span.end_time,
         "status": span.status.status_code.name,
+        "status_description": span.status.description,
         "attributes": dict(span.attributes or {}),
+        "events": [
+            {"name": event.name, "attributes": dict(event.attributes or {})}
+            for event in span.events
+        ],
     }

@@ -8,7 +8,12 @@ Tests run them in their own event loop and read ``received`` directly.
 They behave like the receivers we rely on: the SMS receiver answers a repeated
 ``Idempotency-Key`` with the first message's sid and does not deliver it again, and it can be told
 to fail (HTTP 503) for a while. The SMTP sink accepts everything; a resend of a message shows as a
-second receipt of the same ``Message-ID``.
+second receipt of the same ``Message-ID``. Both can be told to refuse a recipient, and then answer
+as real providers do, naming it (``550 5.1.1 <address>: Recipient address rejected``, a
+Twilio-style 21211 error quoting the number).
+
+What they receive is what a provider would: recipients and texts, in ``emails.jsonl`` and
+``sms.jsonl``. Their log lines name no recipient and carry no text, only ids.
 """
 
 from __future__ import annotations
@@ -75,8 +80,26 @@ class SmtpSink:
         self.host = host
         self.port = port
         self.received: list[ReceivedEmail] = []
+        self.refused_addresses: set[str] = set()  # lower case; answered 550
         self._record_to = record_to
         self._server: asyncio.AbstractServer | None = None
+
+    def refuse(self, address: str) -> None:
+        """Refuse ``address`` as an unknown mailbox, as a receiving server would."""
+        self.refused_addresses.add(address.lower())
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        if address.lower() in self.refused_addresses:
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content or b""
@@ -93,7 +116,7 @@ class SmtpSink:
         )
         self.received.append(received)
         _append(self._record_to, received)
-        log.info("email %s to %s: %s", received.message_id, received.recipients, received.subject)
+        log.info("email %s accepted", received.message_id)
         return "250 Message accepted for delivery"
 
     async def start(self) -> None:
@@ -140,6 +163,7 @@ class SmsSink:
         self.delivered: dict[str, ReceivedSms] = {}  # by idempotency key: what customers got
         self.posts = 0  # every accepted POST, a repeated key included
         self.refused = 0  # POSTs answered 503 while failing
+        self.refused_numbers: set[str] = set()  # answered 400, as numbers that cannot get SMS
         self._fail_until = 0.0
         self._record_to = record_to
         self._server: uvicorn.Server | None = None
@@ -161,6 +185,10 @@ class SmsSink:
     def fail_for(self, seconds: float) -> None:
         """Answer 503 to every POST for ``seconds`` from now."""
         self._fail_until = time.monotonic() + seconds
+
+    def refuse(self, number: str) -> None:
+        """Answer 400 for ``number`` (spaces and dashes ignored), as for an invalid number."""
+        self.refused_numbers.add(_compact(number))
 
     @property
     def failing(self) -> bool:
@@ -186,6 +214,17 @@ class SmsSink:
         missing = [name for name in ("To", "From", "Body") if not form.get(name)]
         if missing:
             return JSONResponse({"message": f"missing {', '.join(missing)}"}, status_code=400)
+        if _compact(form["To"]) in self.refused_numbers:
+            # What Twilio answers: the number, as given, in the message.
+            return JSONResponse(
+                {
+                    "code": 21211,
+                    "message": f"Invalid 'To' Phone Number: {form['To']}",
+                    "more_info": "https://www.twilio.com/docs/errors/21211",
+                    "status": 400,
+                },
+                status_code=400,
+            )
         key = request.headers.get("idempotency-key") or form.get("IdempotencyKey") or ""
         self.posts += 1
         known = self.delivered.get(key) if key else None
@@ -201,7 +240,7 @@ class SmsSink:
         )
         self.delivered[key or received.sid] = received
         _append(self._record_to, received)
-        log.info("sms %s to %s: %s", received.sid, received.to, received.body)
+        log.info("sms %s accepted", received.sid)
         return JSONResponse({"sid": received.sid, "status": "queued"}, status_code=201)
 
     async def start(self) -> None:
@@ -228,6 +267,10 @@ class SmsSink:
             self._server.should_exit = True
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._task, timeout=10)
+
+
+def _compact(number: str) -> str:
+    return "".join(character for character in number if character.isdigit() or character == "+")
 
 
 async def _serve(args: argparse.Namespace, directory: Path) -> None:

@@ -10,6 +10,8 @@ Where an effect of one event lands, per order and channel:
 * ``late_timers``: one durable "running late" timer per order.
 * ``contacts`` (personal data; erased by a tombstone) and ``orders`` (who ordered, how it is
   fulfilled, the kitchen's estimate).
+* ``erased_customers``: the customers a tombstone erased, so that a contact record of theirs
+  that comes later (a replayed dead letter, a late duplicate) is never stored again.
 """
 
 from __future__ import annotations
@@ -58,6 +60,14 @@ contacts_table = Table(
     Column("email_opt_in", Boolean, nullable=False),
     Column("sms_opt_in", Boolean, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Only the pseudonymous id and when: what it takes to refuse the customer's details from now on.
+erased_customers_table = Table(
+    "erased_customers",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 orders_table = Table(

@@ -8,8 +8,11 @@ the outcome in the same transaction that holds the claim:
 * transient failure: ``attempts + 1`` and ``next_attempt_at`` after a capped exponential back-off,
   or ``failed`` once ``max_attempts`` is reached;
 * permanent failure: ``failed`` with the provider's reason;
-* no usable address: ``skipped`` with the reason (opted out, no email, no phone); a contact or an
-  order not known yet is waited for until the row's ``wait_until``.
+* no usable address: ``skipped`` with the reason (opted out, no email, no phone, contact
+  erased); a contact or an order not known yet is waited for until the row's ``wait_until``.
+
+What a provider answers is stored and logged without the recipient's address or number
+(``domain.privacy.without_recipient``): SMTP refusals name the mailbox, SMS APIs quote numbers.
 
 The remaining window: a crash after the provider accepted a message and before this transaction
 committed leaves the row ``pending``, so it is sent again after the restart. It is one message per
@@ -48,7 +51,14 @@ from notifications.domain.messages import (
     give_up,
     retry_delay,
 )
-from notifications.service_layer.handlers import Clock, customer_of, utc_now
+from notifications.domain.privacy import without_recipient
+from notifications.service_layer.handlers import (
+    CONTACT_ERASED,
+    Clock,
+    customer_of,
+    is_erased,
+    utc_now,
+)
 from notifications.service_layer.ports import Outgoing, Sender, SendError
 from notifications.templates import render
 
@@ -61,6 +71,10 @@ class RetryPolicy:
     cap_seconds: float = 300.0
     max_attempts: int = 10
     wait_poll_seconds: float = 1.0  # how often a delivery waiting for its contact looks again
+
+
+class UnexpectedProviderError(Exception):
+    """A sender raised something other than ``SendError``; its text, cleaned, for the log."""
 
 
 class Dispatcher:
@@ -168,7 +182,13 @@ class Dispatcher:
         contact = await _contact(session, customer_id)
         address = address_for(self.channel, contact)
         if isinstance(address, Skip):
-            if contact is None:
+            if contact is None and await is_erased(session, customer_id):
+                # No contact will ever come: an order placed before the erasure, going on after.
+                await self._finish(
+                    session, row, DeliveryStatus.SKIPPED, customer_id=customer_id,
+                    reason=CONTACT_ERASED,
+                )  # fmt: skip
+            elif contact is None:
                 await self._wait_or_skip(session, row, address.reason, customer_id=customer_id)
             else:
                 await self._finish(
@@ -184,6 +204,7 @@ class Dispatcher:
         try:
             provider_id = await self._sender.send(outgoing)
         except SendError as error:
+            reason = without_recipient(error.reason, address)
             if error.retriable and not give_up(attempts, self._retry.max_attempts):
                 delay = retry_delay(attempts, self._retry.base_seconds, self._retry.cap_seconds)
                 await session.execute(
@@ -193,18 +214,31 @@ class Dispatcher:
                         attempts=attempts,
                         customer_id=customer_id,
                         next_attempt_at=self._clock() + timedelta(seconds=delay),
-                        reason=f"attempt {attempts} failed: {error.reason}"[:1000],
+                        reason=f"attempt {attempts} failed: {reason}"[:1000],
                         updated_at=self._clock(),
                     )
                 )
+                log.warning(
+                    "%s delivery %d: attempt %d failed, next in %.1f s: %s",
+                    self.channel.value, row["id"], attempts, delay, reason,
+                )  # fmt: skip
                 metrics.after_commit(session, lambda: metrics.retried(self.channel))
                 return
             prefix = f"gave up after {attempts} attempts: " if error.retriable else ""
             await self._finish(
                 session, row, DeliveryStatus.FAILED, customer_id=customer_id,
-                reason=(prefix + error.reason)[:1000], attempts=attempts,
+                reason=(prefix + reason)[:1000], attempts=attempts,
             )  # fmt: skip
+            log.warning(
+                "%s delivery %d failed: %s%s", self.channel.value, row["id"], prefix, reason
+            )
             return
+        except Exception as error:  # noqa: BLE001 - re-raised, with a text fit for the log
+            # Rolled back and tried again on the next poll, as any failure of this transaction;
+            # only the text changes, because the loop logs it and it may name the recipient.
+            # Without its cause: a traceback would print the cause's text as it is.
+            text = without_recipient(f"{type(error).__name__}: {error}", address)
+            raise UnexpectedProviderError(text) from None
         crash_point("after_provider_accepted")  # the documented window, for the crash test
         await self._finish(
             session, row, DeliveryStatus.SENT, customer_id=customer_id, attempts=attempts,

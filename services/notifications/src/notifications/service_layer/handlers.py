@@ -18,19 +18,26 @@ OrderCancelled                          cancelled, with the reason; cancels the 
 KitchenOrderReady, TicketWithdrawn,     (nothing) cancel the late timer
 OrderPickedUp, OrderReady (delivery)
 late timer due (timers.py)              running_late
-CustomerContactUpdated                  (nothing) the contact is stored
-tombstone on the contacts topic         the contact and personal data in deliveries are erased
+CustomerContactUpdated                  (nothing) the contact is stored, unless erased
+tombstone on the contacts topic         the contact and personal data in deliveries are
+                                        erased; the customer is marked erased
 ======================================  ==============================================
+
+An erased customer stays erased: the orders service never gives an erased customer's id to
+anyone again (a returning customer gets a new id), so a contact record of an erased id that
+arrives after its tombstone is stale, whatever its ``updated_at`` (a dead letter replayed, a
+late duplicate), and is not stored.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,6 +61,7 @@ from notifications import metrics
 from notifications.adapters.orm import (
     contacts_table,
     deliveries_table,
+    erased_customers_table,
     late_timers_table,
     orders_table,
 )
@@ -72,7 +80,19 @@ from notifications.domain.messages import (
     short_id,
 )
 
+log = logging.getLogger("notifications.handlers")
+
 Clock = Callable[[], datetime]
+
+# Why a delivery of an erased customer is not sent.
+CONTACT_ERASED = "contact erased"
+
+# Advisory lock namespace (two-int form) for one customer id, held until commit by the contact
+# and tombstone handlers: a contact record applied while the customer's tombstone is being
+# applied elsewhere (a consumer that lost its partition and does not know yet) waits for it,
+# then sees the erasure mark.
+CUSTOMER_LOCK = 0x4E43
+_CUSTOMER_LOCK = text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:customer_id))")
 
 
 def utc_now() -> datetime:
@@ -89,6 +109,17 @@ class Policy:
 
 
 # ------------------------------------------------------------------------------ shared steps
+async def lock_customer(session: AsyncSession, customer_id: str) -> None:
+    await session.execute(_CUSTOMER_LOCK, {"namespace": CUSTOMER_LOCK, "customer_id": customer_id})
+
+
+async def is_erased(session: AsyncSession, customer_id: str) -> bool:
+    erased = await session.scalar(
+        select(exists().where(erased_customers_table.c.customer_id == customer_id))
+    )
+    return bool(erased)
+
+
 async def customer_of(session: AsyncSession, order_id: str) -> str | None:
     found: str | None = await session.scalar(
         select(orders_table.c.customer_id).where(orders_table.c.order_id == order_id)
@@ -280,6 +311,14 @@ def notification_handlers(policy: Policy) -> dict[str, tuple[type[Any], Handler]
         session: AsyncSession, event: ReceivedEvent[CustomerContactUpdated]
     ) -> None:
         contact = event.data
+        await lock_customer(session, contact.customer_id)
+        if await is_erased(session, contact.customer_id):
+            log.info(
+                "contact record %s ignored: customer %s was erased",
+                event.id,
+                contact.customer_id,
+            )
+            return
         values = {
             "name": contact.name,
             "email": contact.email,
@@ -323,15 +362,20 @@ def notification_subscriptions(policy: Policy) -> list[Subscription]:
 
 
 async def erase_contact(session: AsyncSession, tombstone: Tombstone) -> None:
-    """Erasure: the contact goes, and so does every copy of personal data in deliveries."""
+    """Erasure: the contact goes, and so does every copy of personal data in deliveries; the mark
+    keeps any later record of the customer's details out."""
     customer_id = tombstone.key
+    await lock_customer(session, customer_id)
+    await session.execute(
+        insert(erased_customers_table).values(customer_id=customer_id).on_conflict_do_nothing()
+    )
     await session.execute(delete(contacts_table).where(contacts_table.c.customer_id == customer_id))
     of_customer = deliveries_table.c.customer_id == customer_id
     await session.execute(
         update(deliveries_table)
         .where(of_customer, deliveries_table.c.status == DeliveryStatus.PENDING.value)
         .where(deliveries_table.c.channel != Channel.IN_APP.value)
-        .values(status=DeliveryStatus.SKIPPED.value, reason="contact erased", updated_at=utc_now())
+        .values(status=DeliveryStatus.SKIPPED.value, reason=CONTACT_ERASED, updated_at=utc_now())
     )
     await session.execute(
         update(deliveries_table)

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Query
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from eventing.http import SlottedStreamingResponse, protect
+from eventing.http import ErrorResponse, SlottedStreamingResponse, error_responses, protect
 from eventing.inputs import MultiLine, Rfc3339, SingleLine
 from eventing.limits import RateLimit, RateSpec, StreamSlots, retry_after_header
 
@@ -241,3 +241,15 @@ async def test_a_stream_gives_its_slot_back_when_it_is_cancelled() -> None:
         with pytest.raises(asyncio.CancelledError):
             await stream
         assert slots.open == 0
+
+
+def test_a_routes_error_responses_say_what_they_mean_there() -> None:
+    responses = error_responses(
+        404, 409, _409="At capacity.", examples={409: {"detail": "kitchen at capacity"}}
+    )
+    assert responses[409]["description"] == "At capacity."
+    assert responses[409]["content"]["application/json"]["example"] == {
+        "detail": "kitchen at capacity"
+    }
+    assert responses[404]["model"] is ErrorResponse
+    assert responses[404]["content"]["application/json"]["example"]["detail"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka.client import AIOKafkaClient
@@ -288,16 +288,21 @@ _ERROR_HEADERS: dict[int, dict[str, Any]] = {
 COMMON_ERRORS = (400, 422, 503)
 
 
-def error_responses(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+def error_responses(
+    *codes: int, examples: Mapping[int, Mapping[str, Any]] | None = None, **descriptions: str
+) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI ``responses`` of these error codes, each with the error model and an
-    example; ``descriptions`` (``_404="No ticket for that order."``) say what they mean here."""
+    example; ``descriptions`` (``_404="No ticket for that order."``) say what they mean here,
+    and ``examples`` (``{409: {"detail": "kitchen at capacity", "capacity": 3}}``) replace the
+    generic example where the route's own answer says more."""
     responses: dict[int | str, dict[str, Any]] = {}
     for code in codes:
         description, example = _ERRORS[code]
+        own = (examples or {}).get(code)
         responses[code] = {
             "model": ErrorResponse,
             "description": descriptions.get(f"_{code}", description),
-            "content": {"application/json": {"example": {"detail": example}}},
+            "content": {"application/json": {"example": dict(own or {"detail": example})}},
         }
         if code in _ERROR_HEADERS:
             responses[code]["headers"] = _ERROR_HEADERS[code]

@@ -42,6 +42,14 @@ class OrderPlaced(_OrderEvent):
     total: Decimal = Field(description="Order total in EUR.")
     placed_at: datetime
     fulfilment: Fulfilment = Field(default="delivery", description="delivery or pickup.")
+    tracking_token_sha256: str | None = Field(
+        default=None,
+        pattern="^[0-9a-f]{64}$",
+        description="SHA-256 (hex) of the order's tracking token, which the customer was shown "
+        "once at placement: services the customer asks about the order (notifications) check "
+        "the token they present against it. The token is 192 random bits, so its hash reveals "
+        "nothing of it to readers of this topic. Absent on orders placed before it was added.",
+    )
 
 
 class OrderConfirmed(_OrderEvent):

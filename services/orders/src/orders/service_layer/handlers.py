@@ -113,15 +113,18 @@ async def place_order(command: PlaceOrder, uow: UnitOfWork) -> PlacedOrder:
                 raise UnknownPizza(index, line.pizza)
             requests.append(LineRequest(menu[line.pizza], line.size, line.quantity, line.toppings))
         customer_id = await register_customer(uow, command.customer)
+        token = secrets.token_urlsafe(24)
+        token_sha256 = _token_hash(token)
+        # The event carries the hash too, so notifications can admit the token's holder.
         order = Order.place(
             order_id=str(uuid7()),
             customer_id=customer_id,
             requests=requests,
             now=datetime.now(UTC),
             fulfilment=command.fulfilment,
+            tracking_token_sha256=token_sha256,
         )
-        token = secrets.token_urlsafe(24)
-        await uow.orders.add(order, tracking_token_sha256=_token_hash(token))
+        await uow.orders.add(order, tracking_token_sha256=token_sha256)
         if command.idempotency_key is not None:
             await uow.session.execute(
                 insert(idempotency_keys_table).values(

@@ -21,6 +21,7 @@ from eventing.catalogue.orders import (
     OrderPickedUp,
     OrderPlaced,
     OrderReady,
+    tracking_token_sha256,
 )
 from eventing.catalogue.payments import PaymentSucceeded
 
@@ -48,4 +49,5 @@ __all__ = [
     "TicketWithdrawn",
     "event_types",
     "model_for",
+    "tracking_token_sha256",
 ]

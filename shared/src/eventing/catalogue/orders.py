@@ -3,6 +3,7 @@ customers appear only by their pseudonymous id."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -13,6 +14,12 @@ from eventing.catalogue.base import EventData
 from eventing.topics import ORDERS
 
 Fulfilment = Literal["delivery", "pickup"]
+
+
+def tracking_token_sha256(token: str) -> str:
+    """What ``OrderPlaced.tracking_token_sha256`` holds for ``token``: the hex SHA-256 of its
+    UTF-8 bytes. The orders service stores the same, and every reader compares against it."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class OrderLine(BaseModel):

@@ -18,7 +18,17 @@ from eventing.pages import page_response
 router = APIRouter(tags=["display"])
 
 
-@router.get("/display", response_class=HTMLResponse, summary="The kitchen display (HTML)")
+@router.get(
+    "/display",
+    response_class=HTMLResponse,
+    responses={
+        200: {
+            "description": "The page; it holds no kitchen data and asks for a cook's token.",
+            "content": {"text/html": {"example": '<!doctype html><html lang="en">…</html>'}},
+        }
+    },
+    summary="The kitchen display (HTML)",
+)
 def display() -> HTMLResponse:
     """The live kitchen board (after a cook signs in): queued, cooking and ready tickets, with
     Start and Ready buttons."""

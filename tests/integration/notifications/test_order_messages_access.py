@@ -1,17 +1,16 @@
 """Who may read an order's in-app messages, against the service in-process with its consumer on
 the real broker: the holder of the order's tracking token (its SHA-256 came with OrderPlaced),
-the order's customer, or a manager. Nothing presented is a 401, a wrong token a 404 (a guessed
-order id reveals nothing), a valid token of another customer or role a 403. Ids past what the
+the order's customer, or a manager. Nothing presented (or text not of a token's form) is a 401,
+a wrong token a 404 (a guessed order id reveals nothing), a valid token of another customer or
+role a 403. Ids past what the
 database holds are a 422, never a 500."""
 
 from __future__ import annotations
 
-import secrets
-
 import httpx
 
 from eventing.auth import Role
-from eventing.catalogue import OrderConfirmed
+from eventing.catalogue import OrderConfirmed, new_tracking_token
 from tests.support.notifications import (
     Notifications,
     eventually,
@@ -31,7 +30,7 @@ async def test_an_orders_messages_are_for_its_token_its_customer_or_a_manager(
 ) -> None:
     anna, bruno = f"cust-{new_order_id()}", f"cust-{new_order_id()}"
     order, older = new_order_id(), new_order_id()
-    tracking = secrets.token_urlsafe(24)
+    tracking = new_tracking_token()
     async with notifications.in_process() as client:
         await notifications.publish(
             [
@@ -66,9 +65,12 @@ async def test_an_orders_messages_are_for_its_token_its_customer_or_a_manager(
         assert "X-Tracking-Token" in anonymous.json()["detail"]
         forged = await messages_of(client, order, Authorization="Bearer x.y.z")
         assert forged.status_code == 401
+        garbled = await messages_of(client, order, **{"X-Tracking-Token": tracking[:-1]})
+        assert garbled.status_code == 401  # not even of a token's form: no credential
+        assert "not a tracking token" in garbled.json()["detail"]
 
         # 404: a wrong token, or a token for an order never heard of, look the same.
-        wrong = await messages_of(client, order, **{"X-Tracking-Token": tracking[:-1] + "x"})
+        wrong = await messages_of(client, order, **{"X-Tracking-Token": new_tracking_token()})
         unknown = await messages_of(client, new_order_id(), **{"X-Tracking-Token": tracking})
         assert (wrong.status_code, unknown.status_code) == (404, 404)
         assert "for this token" in wrong.json()["detail"]

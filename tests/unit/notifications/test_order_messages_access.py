@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from eventing.catalogue import tracking_token_sha256
+from eventing.catalogue import is_tracking_token, new_tracking_token, tracking_token_sha256
 from notifications.domain.messages import (
     Access,
     OrderOwner,
@@ -13,7 +13,8 @@ from notifications.domain.messages import (
     order_messages_access,
 )
 
-TOKEN = "kR3x-example-tracking-token-0123"
+TOKEN = new_tracking_token()
+OTHER_TOKEN = new_tracking_token()
 ORDER = OrderOwner(customer_id="cust-anna", tracking_token_sha256=tracking_token_sha256(TOKEN))
 ANNA = Reader(subject="cust-anna", is_customer=True, is_manager=False)
 BRUNO = Reader(subject="cust-bruno", is_customer=True, is_manager=False)
@@ -27,7 +28,10 @@ CHEF = Reader(subject="cust-anna", is_customer=False, is_manager=False)  # right
         (ORDER, None, None, Access.NOTHING_PRESENTED),
         (None, None, None, Access.NOTHING_PRESENTED),
         (ORDER, TOKEN, None, Access.GRANTED),
-        (ORDER, TOKEN + "x", None, Access.WRONG_TOKEN),
+        (ORDER, OTHER_TOKEN, None, Access.WRONG_TOKEN),
+        (ORDER, TOKEN + "x", None, Access.NOT_A_TOKEN),  # garbled: no credential, any order
+        (None, "guess", None, Access.NOT_A_TOKEN),
+        (ORDER, "guess", MANAGER, Access.GRANTED),
         (None, TOKEN, None, Access.WRONG_TOKEN),  # an unknown order looks like a wrong token
         (OrderOwner("cust-anna", None), TOKEN, None, Access.WRONG_TOKEN),  # remembered before
         (ORDER, None, ANNA, Access.GRANTED),
@@ -37,10 +41,16 @@ CHEF = Reader(subject="cust-anna", is_customer=False, is_manager=False)  # right
         (ORDER, None, MANAGER, Access.GRANTED),
         (None, None, MANAGER, Access.NO_SUCH_ORDER),
         (ORDER, TOKEN, BRUNO, Access.GRANTED),  # any credential that admits is enough
-        (ORDER, "wrong", BRUNO, Access.NOT_THEIRS),
+        (ORDER, OTHER_TOKEN, BRUNO, Access.NOT_THEIRS),
     ],
 )
 def test_who_may_read_an_orders_messages(
     order: OrderOwner | None, token: str | None, reader: Reader | None, access: Access
 ) -> None:
     assert order_messages_access(order, tracking_token=token, reader=reader) is access
+
+
+def test_the_orders_services_tokens_have_the_form_readers_expect() -> None:
+    assert all(is_tracking_token(new_tracking_token()) for _ in range(100))
+    assert not is_tracking_token(TOKEN[:-1])
+    assert not is_tracking_token(TOKEN[:-1] + "=")

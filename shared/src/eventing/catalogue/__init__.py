@@ -21,6 +21,8 @@ from eventing.catalogue.orders import (
     OrderPickedUp,
     OrderPlaced,
     OrderReady,
+    is_tracking_token,
+    new_tracking_token,
     tracking_token_sha256,
 )
 from eventing.catalogue.payments import PaymentSucceeded
@@ -48,6 +50,8 @@ __all__ = [
     "TicketQueued",
     "TicketWithdrawn",
     "event_types",
+    "is_tracking_token",
     "model_for",
+    "new_tracking_token",
     "tracking_token_sha256",
 ]

@@ -4,6 +4,8 @@ customers appear only by their pseudonymous id."""
 from __future__ import annotations
 
 import hashlib
+import re
+import secrets
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -14,6 +16,21 @@ from eventing.catalogue.base import EventData
 from eventing.topics import ORDERS
 
 Fulfilment = Literal["delivery", "pickup"]
+
+
+# An order's tracking token: 192 random bits, URL-safe base64 (32 characters), shown to the
+# customer once at placement. Whoever checks one compares its SHA-256 with the order's.
+TRACKING_TOKEN_BYTES = 24
+_TRACKING_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
+
+
+def new_tracking_token() -> str:
+    return secrets.token_urlsafe(TRACKING_TOKEN_BYTES)
+
+
+def is_tracking_token(text: str) -> bool:
+    """Whether ``text`` has the form of a tracking token (a garbled copy has not)."""
+    return _TRACKING_TOKEN.fullmatch(text) is not None
 
 
 def tracking_token_sha256(token: str) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from eventing.catalogue import tracking_token_sha256
+from eventing.catalogue import is_tracking_token, tracking_token_sha256
 
 
 class Channel(StrEnum):
@@ -143,6 +143,7 @@ class Access(StrEnum):
 
     GRANTED = "granted"
     NOTHING_PRESENTED = "nothing presented"  # neither a tracking token nor a bearer token
+    NOT_A_TOKEN = "not a tracking token"  # noqa: S105 - garbled: no credential at all
     WRONG_TOKEN = "not the order's token"  # noqa: S105 - a verdict, not a secret
     NOT_THEIRS = "not theirs"  # a valid bearer token of another customer, or of another role
     NO_SUCH_ORDER = "no such order"  # a manager asked about an order never heard of
@@ -172,9 +173,13 @@ def order_messages_access(
 
     A wrong tracking token looks exactly like an unknown order, so a guessed order id reveals
     nothing; a customer is refused the same way whether the order is someone else's or unknown.
+    Text that has not even the form of a tracking token is no credential (like a malformed
+    bearer token), whatever the order.
     """
     if tracking_token is None and reader is None:
         return Access.NOTHING_PRESENTED
+    if tracking_token is not None and not is_tracking_token(tracking_token) and reader is None:
+        return Access.NOT_A_TOKEN
     if (
         tracking_token is not None
         and order is not None

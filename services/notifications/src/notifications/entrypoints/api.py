@@ -51,19 +51,25 @@ _tracking_token = APIKeyHeader(
     scheme_name="trackingToken",
     auto_error=False,
     description="The order's tracking token, which the orders API returned once when the order "
-    "was placed.",
+    "was placed: 32 letters, digits, `-` or `_`.",
 )
 TrackingTokenDep = Annotated[str | None, Depends(_tracking_token)]
 
-CustomerId = Annotated[
-    str, Path(description="The customer's pseudonymous id.", **IDENTIFIER_CONSTRAINTS)
-]
-OrderId = Annotated[str, Path(description="The order's id.", **IDENTIFIER_CONSTRAINTS)]
-# Message ids are PostgreSQL bigints: a larger number names no message and must not reach it.
-MessageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The message's id.")]
-
 _ORDER_ID = "01a2173f-2a59-7101-9f24-859a52435820"
 _CUSTOMER_ID = "01a2173f-2a58-7c4e-8a0e-2b3c4d5e6f70"
+CustomerId = Annotated[
+    str,
+    Path(
+        description="The customer's pseudonymous id.",
+        examples=[_CUSTOMER_ID],
+        **IDENTIFIER_CONSTRAINTS,
+    ),
+]
+OrderId = Annotated[
+    str, Path(description="The order's id.", examples=[_ORDER_ID], **IDENTIFIER_CONSTRAINTS)
+]
+# Message ids are PostgreSQL bigints: a larger number names no message and must not reach it.
+MessageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The message's id.", examples=[42])]
 CUSTOMER_RESPONSES = error_responses(
     401,
     403,
@@ -173,7 +179,8 @@ messages = APIRouter(tags=["messages"])
         401,
         403,
         404,
-        _401="Neither the order's `X-Tracking-Token` nor a valid bearer token was presented.",
+        _401="Neither a tracking token (`X-Tracking-Token`, of a tracking token's form) nor a "
+        "valid bearer token was presented.",
         _403="A valid bearer token, but neither the order's customer nor a manager.",
         _404="The tracking token is not this order's, or (for a manager) no such order is "
         "known: a guessed order id reveals nothing.",
@@ -210,6 +217,12 @@ async def order_messages(
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "present the order's X-Tracking-Token, or a bearer token of its customer or a manager",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if access is Access.NOT_A_TOKEN:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "X-Tracking-Token is not a tracking token (32 letters, digits, '-' or '_')",
             headers={"WWW-Authenticate": "Bearer"},
         )
     if access is Access.WRONG_TOKEN:
@@ -313,7 +326,8 @@ async def list_deliveries(
     service: ServiceDep,
     _: ManagerDep,
     order_id: Annotated[
-        str | None, Query(description="Only this order's.", **IDENTIFIER_CONSTRAINTS)
+        str | None,
+        Query(description="Only this order's.", examples=[_ORDER_ID], **IDENTIFIER_CONSTRAINTS),
     ] = None,
     delivery_status: Annotated[
         DeliveryStatus | None, Query(alias="status", description="Only in this status.")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from eventing.catalogue import Fulfilment, tracking_token_sha256
+from eventing.catalogue import Fulfilment, new_tracking_token, tracking_token_sha256
 from eventing.ids import uuid7
 from orders import metrics
 from orders.adapters.orm import idempotency_keys_table
@@ -109,7 +109,7 @@ async def place_order(command: PlaceOrder, uow: UnitOfWork) -> PlacedOrder:
                 raise UnknownPizza(index, line.pizza)
             requests.append(LineRequest(menu[line.pizza], line.size, line.quantity, line.toppings))
         customer_id = await register_customer(uow, command.customer)
-        token = secrets.token_urlsafe(24)
+        token = new_tracking_token()
         token_sha256 = tracking_token_sha256(token)
         # The event carries the hash too, so notifications can admit the token's holder.
         order = Order.place(

@@ -19,6 +19,7 @@ def _window(
         Query(
             alias="from",
             description="Orders placed at or after this time (RFC 3339, with its offset).",
+            examples=["2026-11-26T18:00:00Z"],
         ),
     ] = None,
     until: Annotated[
@@ -27,6 +28,7 @@ def _window(
             alias="to",
             description="Orders placed before this time (RFC 3339, with its offset). Not later "
             "than `from`: an empty window, every count zero.",
+            examples=["2026-11-26T23:00:00+01:00"],
         ),
     ] = None,
 ) -> Window:
@@ -35,4 +37,11 @@ def _window(
 
 WindowDep = Annotated[Window, Depends(_window)]
 BucketQuery = Annotated[Bucket, Query(description="Time bucket (UTC): hour or day.")]
-OrderId = Annotated[str, Path(description="The order's id.", **IDENTIFIER_CONSTRAINTS)]
+OrderId = Annotated[
+    str,
+    Path(
+        description="The order's id.",
+        examples=["01a2173f-2a59-7101-9f24-859a52435820"],
+        **IDENTIFIER_CONSTRAINTS,
+    ),
+]

@@ -21,7 +21,14 @@ def _service(request: Request) -> KitchenService:
 
 ServiceDep = Annotated[KitchenService, Depends(_service)]
 CookDep = Annotated[Principal, Depends(require_roles(Role.CHEF, Role.MANAGER))]
-OrderId = Annotated[str, Path(description="The order's id.", **IDENTIFIER_CONSTRAINTS)]
+OrderId = Annotated[
+    str,
+    Path(
+        description="The order's id.",
+        examples=["01a2173f-2a59-7101-9f24-859a52435820"],
+        **IDENTIFIER_CONSTRAINTS,
+    ),
+]
 
 
 def cook_responses(

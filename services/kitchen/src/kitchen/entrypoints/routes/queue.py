@@ -69,6 +69,20 @@ async def _messages(service: KitchenService, seconds: float) -> AsyncIterator[by
                 return
 
 
+# One event of the stream (OpenAPI 3.1 has ``schema`` describe each event of an event stream).
+QUEUE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"const": "queue"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/QueueOut"},
+            "description": "The `GET /queue` document.",
+        },
+    },
+}
 STREAM_EXAMPLE = (
     'event: queue\ndata: {"capacity": 3, "cooking": 0, "tickets": []}\n\n: keep-alive\n\n'
 )
@@ -79,9 +93,7 @@ STREAM_EXAMPLE = (
     response_class=SlottedStreamingResponse,
     responses={
         200: {
-            "content": {
-                "text/event-stream": {"schema": {"type": "string"}, "example": STREAM_EXAMPLE}
-            },
+            "content": {"text/event-stream": {"schema": QUEUE_EVENT, "example": STREAM_EXAMPLE}},
             "description": "Server-Sent Events: an `event: queue` message whose data is the "
             "`GET /queue` document, on connect and after every change of the kitchen (a "
             "ticket queued, started, ready or withdrawn); a `: keep-alive` comment every 15 s. "

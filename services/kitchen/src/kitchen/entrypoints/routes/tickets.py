@@ -33,7 +33,11 @@ async def list_tickets(
     _: CookDep,
     status: Annotated[
         list[TicketStatus] | None,
-        Query(max_length=len(TicketStatus), description="Only tickets in these statuses."),
+        Query(
+            max_length=len(TicketStatus),
+            description="Only tickets in these statuses.",
+            examples=[["queued", "cooking"]],
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many tickets.")] = 200,
 ) -> list[TicketOut]:

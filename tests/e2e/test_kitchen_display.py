@@ -1,9 +1,11 @@
 """The kitchen display (``GET /display``) in a real browser, against the whole running system.
 
-Orders are placed and confirmed through the orders API; their tickets must appear on the open
-page without a reload (the page listens to ``/queue/stream``). A cook signs in with a token and
-presses Start and Ready; the orders API then reports the order as cooking. A screenshot of a busy
-board is saved to test-artifacts/kitchen-display.png.
+The page shows nothing of the kitchen until a cook signs in: before, it asks the kitchen for
+nothing at all, even with a ticket queued; a token the kitchen refuses sends it back to sign-in.
+Once a cook is signed in, orders placed and confirmed through the orders API must appear on the
+open page without a reload (the page reads ``/queue/stream`` with the cook's token), and the
+cook presses Start and Ready; the orders API then reports the order as cooking. A screenshot of
+a busy board is saved to test-artifacts/kitchen-display.png.
 
 The browser is Debian's Chromium at /usr/bin/chromium (``deploy/local/stack.sh install`` puts it
 there); Playwright's own browser downloads are never used.
@@ -14,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Locator, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, Request, async_playwright, expect
+from pydantic import SecretStr
 
 from eventing.auth import AuthSettings, Role, mint_token
 from tests.support.infra import ROOT, Infra
@@ -39,6 +42,7 @@ CHROMIUM_ARGS = [
 SCREENSHOT = ROOT / "test-artifacts" / "kitchen-display.png"
 LIVE_UPDATE_MS = 2_000  # a confirmed order must be on the page this soon, without a reload
 MOVE_MS = 5_000  # a ticket moves column after a cook's press
+STREAM_SECONDS = 8  # the kitchen ends each stream after this long (KITCHEN_STREAM_MAX_SECONDS)
 
 CUSTOMER = {
     "name": "Giulia Rossi",
@@ -85,6 +89,10 @@ async def system(infra: Infra) -> AsyncIterator[System]:
         env.setenv("KITCHEN_CONSUMER_AUTO_OFFSET_RESET", "latest")
         env.setenv("ORDERS_CONSUMER_GROUP", f"orders-display-test-{run}")
         env.setenv("ORDERS_CONSUMER_AUTO_OFFSET_RESET", "latest")
+        # One display at a time, and streams that end every few seconds: the page must wait
+        # for a free slot, and reconnect by itself while the test runs.
+        env.setenv("KITCHEN_HTTP_MAX_STREAMS", "1")
+        env.setenv("KITCHEN_STREAM_MAX_SECONDS", str(STREAM_SECONDS))
         running = await start_system(infra)
     try:
         yield running
@@ -119,6 +127,14 @@ async def place_and_confirm(client: httpx.AsyncClient, order: dict[str, Any]) ->
     return order_id, token
 
 
+async def until(condition: Callable[[], Awaitable[bool]], seconds: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not await condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not reached in {seconds}s")
+        await asyncio.sleep(0.2)
+
+
 async def order_status_becomes(
     client: httpx.AsyncClient, order_id: str, token: str, wanted: str, seconds: float = 10
 ) -> None:
@@ -132,6 +148,14 @@ async def order_status_becomes(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"order {order_id} is still {current!r} after {seconds}s")
         await asyncio.sleep(0.2)
+
+
+async def _streams_opened(requests: list[Request], *, more_than: int) -> bool:
+    return sum(r.url.endswith("/queue/stream") for r in requests) > more_than
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def card(page: Page, column: str, order_id: str) -> Locator:
@@ -157,14 +181,21 @@ async def test_the_display_follows_the_kitchen_live_and_lets_a_cook_act(
         lambda frame: navigations.append(frame.url) if frame == page.main_frame else None,
     )
     kitchen = system.url("kitchen")
+    kitchen_requests: list[Request] = []  # what the page asked the kitchen's API for
+    page.on(
+        "request",
+        lambda request: (
+            kitchen_requests.append(request)
+            if "/queue" in request.url or "/tickets" in request.url
+            else None
+        ),
+    )
+    token = mint_token(AuthSettings(), subject="chef-mario", roles=[Role.CHEF])
+    chef = bearer(token)
     try:
         response = await page.goto(f"{kitchen}/display")
         assert response is not None
         assert response.ok
-        for heading in ("Queued", "Cooking", "Ready"):
-            await expect(page.get_by_role("heading", name=heading)).to_be_visible()
-        # Connected: the "disconnected" banner goes away once the stream has sent the queue.
-        await expect(page.locator("#banner")).to_be_hidden(timeout=10_000)
         await page.evaluate("window.__sameDocument = true")
         loaded = list(navigations)
 
@@ -172,41 +203,91 @@ async def test_the_display_follows_the_kitchen_live_and_lets_a_cook_act(
             httpx.AsyncClient(base_url=system.url("orders"), timeout=10) as orders,
             httpx.AsyncClient(base_url=kitchen, timeout=10) as kitchen_api,
         ):
-            # 1. A confirmed order appears on the open page by itself, within two seconds.
+            # 1. Signed out, the page shows nothing of the kitchen, even with a ticket queued:
+            # no board, no request for it.
             first, first_token = await place_and_confirm(orders, ORDERS[0])
+
+            async def queued_in_the_kitchen() -> bool:
+                answer = await kitchen_api.get(f"/tickets/{first}", headers=chef)
+                return answer.status_code == 200
+
+            await until(queued_in_the_kitchen)
+            await expect(page.get_by_label("Cook token")).to_be_visible()
+            await expect(page.locator("#signed-out")).to_be_visible()
+            await expect(page.locator("#board")).to_be_hidden()
+            await expect(page.locator("#banner")).to_be_hidden()
+            assert await page.locator("[data-order-id]").count() == 0
+            assert first not in await page.content()
+            assert kitchen_requests == []
+
+            # 2. A token that looks like a cook's but that the kitchen refuses (signed with
+            # another secret): the page goes back to sign-in and says why.
+            forged = mint_token(
+                AuthSettings(jwt_secret=SecretStr("another-secret-that-is-long-enough-for-hs256")),
+                subject="chef-impostor",
+                roles=[Role.CHEF],
+            )
+            await page.get_by_label("Cook token").fill(forged)
+            await page.get_by_role("button", name="Sign in", exact=True).click()
+            await expect(page.locator("#messages")).to_contain_text("invalid token signature")
+            await expect(page.get_by_label("Cook token")).to_be_visible()
+            await expect(page.locator("#board")).to_be_hidden()
+            assert await page.evaluate("sessionStorage.length") == 0
+            assert first not in await page.content()
+
+            # 3. A cook signs in while another display holds the kitchen's only stream slot:
+            # the page says it cannot have the board yet, and retries until it can.
+            async with kitchen_api.stream("GET", "/queue/stream", headers=chef) as other:
+                assert other.status_code == 200
+                lines = other.aiter_lines()
+                assert (await anext(lines)).startswith("event: queue")
+                await page.get_by_label("Cook token").fill(token)
+                await page.get_by_role("button", name="Sign in", exact=True).click()
+                await expect(page.locator("#who-name")).to_have_text("chef-mario")
+                await expect(page.locator("#banner")).to_contain_text("cannot send the board now")
+                await lines.aclose()
+            for heading in ("Queued", "Cooking", "Ready"):
+                await expect(page.get_by_role("heading", name=heading)).to_be_visible()
+            # The slot is free again: at its next try (back-off: 1, 2, 4 s) the page has it.
             queued = card(page, "queued", first)
-            await expect(queued).to_be_visible(timeout=LIVE_UPDATE_MS)
-            assert navigations == loaded, f"the page navigated: {navigations[len(loaded) :]}"
-            assert await page.evaluate("window.__sameDocument") is True
+            await expect(queued).to_be_visible(timeout=10_000)
+            # Connected: the banner goes away once the stream has sent the queue.
+            await expect(page.locator("#banner")).to_be_hidden()
             await expect(queued).to_contain_text("Margherita")
             await expect(queued).to_contain_text("large")
             await expect(queued).to_contain_text("olives")
-            await expect(queued.get_by_role("button", name="Start")).to_be_disabled()
+            streams = [r for r in kitchen_requests if r.url.endswith("/queue/stream")]
+            assert streams, [r.url for r in kitchen_requests]
+            for request in streams[-1:]:  # the forged token's attempt came before
+                assert (await request.all_headers())["authorization"] == f"Bearer {token}"
+            assert await page.evaluate("sessionStorage.length") == 1
 
-            # 2. A cook signs in; Start moves the card to Cooking and the order is cooking.
-            token = mint_token(AuthSettings(), subject="chef-mario", roles=[Role.CHEF])
-            await page.get_by_label("Cook token").fill(token)
-            await page.get_by_role("button", name="Sign in").click()
-            await expect(page.locator("#who-name")).to_have_text("chef-mario")
+            # 4. A confirmed order appears on the open page by itself, within two seconds.
+            second, _ = await place_and_confirm(orders, ORDERS[1])
+            await expect(card(page, "queued", second)).to_be_visible(timeout=LIVE_UPDATE_MS)
+            assert navigations == loaded, f"the page navigated: {navigations[len(loaded) :]}"
+            assert await page.evaluate("window.__sameDocument") is True
+
+            # 5. Start moves the card to Cooking and the order is cooking.
             await press(page, "queued", first, "Start", moves_to="cooking")
             await expect(card(page, "cooking", first)).to_contain_text("chef-mario")
             await order_status_becomes(orders, first, first_token, "cooking")
 
-            # 3. More orders; Ready on the first; then fill the kitchen to its capacity.
-            capacity = (await kitchen_api.get("/queue")).json()["capacity"]
+            # 6. More orders; Ready on the first; then fill the kitchen to its capacity.
+            capacity = (await kitchen_api.get("/queue", headers=chef)).json()["capacity"]
             assert isinstance(capacity, int)
             assert capacity >= 1
             # The first goes to Ready, `capacity` fill the ovens, two stay queued.
-            others = [
+            others = [second] + [
                 (await place_and_confirm(orders, ORDERS[1 + n % (len(ORDERS) - 1)]))[0]
-                for n in range(capacity + 2)
+                for n in range(capacity + 1)
             ]
             for order_id in others:
                 await expect(card(page, "queued", order_id)).to_be_visible(timeout=LIVE_UPDATE_MS)
             await press(page, "cooking", first, "Ready", moves_to="ready")
             started = 0
             for order_id in others:
-                queue = (await kitchen_api.get("/queue")).json()
+                queue = (await kitchen_api.get("/queue", headers=chef)).json()
                 if queue["cooking"] >= queue["capacity"]:
                     break
                 await press(page, "queued", order_id, "Start", moves_to="cooking")
@@ -216,20 +297,34 @@ async def test_the_display_follows_the_kitchen_live_and_lets_a_cook_act(
                 f"{capacity} of {capacity} cooking"
             )
 
-            # 4. One more Start is refused: the API's 409 reason shows in the message area.
+            # 7. One more Start is refused: the API's 409 reason shows in the message area.
             refused = others[started]
             await card(page, "queued", refused).get_by_role("button", name="Start").click()
-            direct = await kitchen_api.post(
-                f"/tickets/{refused}/start", headers={"Authorization": f"Bearer {token}"}
-            )
+            direct = await kitchen_api.post(f"/tickets/{refused}/start", headers=chef)
             assert direct.status_code == 409, direct.text
             await expect(page.locator("#messages")).to_contain_text(direct.json()["detail"])
             await expect(card(page, "queued", refused)).to_be_visible()
+
+            # The kitchen ended the page's stream at least once by now; it reconnected by itself.
+            await until(
+                lambda: _streams_opened(kitchen_requests, more_than=len(streams)),
+                seconds=3 * STREAM_SECONDS,
+            )
+            last, _ = await place_and_confirm(orders, ORDERS[0])
+            await expect(card(page, "queued", last)).to_be_visible(timeout=LIVE_UPDATE_MS)
+            await expect(page.locator("#banner")).to_be_hidden()
 
             assert navigations == loaded, f"the page navigated: {navigations[len(loaded) :]}"
             await page.wait_for_timeout(1_100)  # let the ages tick once more
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+            # 8. Signing out takes the board off the screen and stops reading it.
+            await page.get_by_role("button", name="Sign out").click()
+            await expect(page.get_by_label("Cook token")).to_be_visible()
+            await expect(page.locator("#board")).to_be_hidden()
+            assert await page.locator("[data-order-id]").count() == 0
+            assert await page.evaluate("sessionStorage.length") == 0
         assert script_errors == [], script_errors
     finally:
         await context.close()

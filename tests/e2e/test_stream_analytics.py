@@ -108,7 +108,7 @@ async def lifecycles(system: System) -> dict[str, str]:
             assert confirmed.status_code == 200, confirmed.text
 
             async def queued(order_id: str = order_id) -> bool:
-                return (await kitchen.get(f"/tickets/{order_id}")).status_code == 200
+                return (await kitchen.get(f"/tickets/{order_id}", headers=chef)).status_code == 200
 
             await until(queued, f"ticket of {order_id}")
             started = await kitchen.post(f"/tickets/{order_id}/start", headers=chef)

@@ -52,9 +52,18 @@ async def test_an_order_reaches_every_service_through_kafka(system: System, infr
             headers={"X-Tracking-Token": order["tracking_token"]},
         )
         assert confirmation.status_code == 200, confirmation.text
-        ticket = await eventually(client, f"{system.url('kitchen')}/tickets/{order_id}")
+        chef = mint_token(AuthSettings(), subject="chef-mario", roles=[Role.CHEF])
+        ticket = await eventually(
+            client,
+            f"{system.url('kitchen')}/tickets/{order_id}",
+            headers={"Authorization": f"Bearer {chef}"},
+        )
+        # The order's messages, for whoever holds its tracking token (OrderPlaced carried its
+        # SHA-256 to the notifications service).
         messages = await eventually(
-            client, f"{system.url('notifications')}/orders/{order_id}/messages"
+            client,
+            f"{system.url('notifications')}/orders/{order_id}/messages",
+            headers={"X-Tracking-Token": order["tracking_token"]},
         )
         # Analytics answers analysts and managers only.
         analyst = mint_token(AuthSettings(), subject="analyst-ada", roles=[Role.ANALYST])

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -16,9 +17,17 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from eventing.auth import AuthSettings, Role, mint_token
-from eventing.catalogue import CustomerContactUpdated, EventData, OrderLine, OrderPlaced
+from eventing.catalogue import (
+    CustomerContactUpdated,
+    EventData,
+    OrderLine,
+    OrderPlaced,
+    tracking_token_sha256,
+)
 from eventing.cloudevents_kafka import Envelope, encode
 from eventing.topics import CUSTOMER_CONTACTS, KITCHEN, ORDERS
+from notifications.entrypoints.api import create_app
+from notifications.settings import NotificationsSettings
 from notifications.sinks import SmsSink, SmtpSink
 from tests.support.eventing import create_topic, unique_prefix
 from tests.support.infra import Infra
@@ -83,8 +92,9 @@ class Notifications:
     def dsn(self) -> str:
         return self.url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
-    def new_process(self) -> ServiceProcess:
-        env = {
+    def service_env(self) -> dict[str, str]:
+        """The service's settings (besides its database, broker and port), as variables."""
+        return {
             **self.sinks.env(),
             **FAST,
             "NOTIFICATIONS_ORDERS_TOPIC": self.topics[ORDERS.name],
@@ -93,8 +103,29 @@ class Notifications:
             "NOTIFICATIONS_CONSUMER_GROUP": self.group,
             **self.extra_env,
         }
-        process = service_process(self.infra, "notifications", self.url, env)
+
+    def new_process(self) -> ServiceProcess:
+        process = service_process(self.infra, "notifications", self.url, self.service_env())
         return replace(process, name=f"notifications-{self.group.rstrip('.')}")
+
+    @asynccontextmanager
+    async def in_process(self) -> AsyncIterator[httpx.AsyncClient]:
+        """The same service in this process (its consumer on the real broker), and a client of
+        its API; nothing to kill, for tests of what the API answers."""
+        fields = {
+            name.removeprefix("NOTIFICATIONS_").lower(): value
+            for name, value in self.service_env().items()
+        }
+        settings = NotificationsSettings(
+            database_url=self.url, kafka_bootstrap_servers=self.infra.kafka_bootstrap, **fields
+        )
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://notifications"
+            ) as client:
+                yield client
 
     async def start(self) -> ServiceProcess:
         self.process = self.new_process()
@@ -240,8 +271,14 @@ def contact(
 
 
 def placed(
-    order_id: str, customer_id: str, *, fulfilment: str = "delivery", quantity: int = 2
+    order_id: str,
+    customer_id: str,
+    *,
+    fulfilment: str = "delivery",
+    quantity: int = 2,
+    tracking_token: str | None = None,
 ) -> tuple[OrderPlaced, str]:
+    """OrderPlaced as the orders service publishes it; with ``tracking_token``, its hash too."""
     event = OrderPlaced(
         order_id=order_id,
         customer_id=customer_id,
@@ -253,6 +290,9 @@ def placed(
         total=Decimal("9.50") * quantity,
         placed_at=now(),
         fulfilment=fulfilment,
+        tracking_token_sha256=None
+        if tracking_token is None
+        else tracking_token_sha256(tracking_token),
     )
     return event, order_id
 

@@ -1,18 +1,22 @@
 """Bad input gets a 4xx with a reason from every service's app, never a 500: the shared pieces
-(``eventing.http.protect``, ``eventing.inputs``, ``eventing.limits``) on a bare FastAPI app."""
+(``eventing.http.protect``, ``eventing.inputs``, ``eventing.limits``) on a bare FastAPI app; and
+a long-lived stream holds one of the process's stream slots while it is open."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
+import httpx
 import pytest
 from fastapi import FastAPI, Query
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from eventing.http import protect
+from eventing.http import ErrorResponse, SlottedStreamingResponse, error_responses, protect
 from eventing.inputs import MultiLine, Rfc3339, SingleLine
 from eventing.limits import RateLimit, RateSpec, StreamSlots, retry_after_header
 
@@ -180,3 +184,72 @@ def test_stream_slots_refuse_past_their_capacity() -> None:
     slots.release()
     assert slots.acquire()
     assert all(StreamSlots(0).acquire() for _ in range(1000))  # 0: no limit
+
+
+def streaming_app(capacity: int) -> tuple[FastAPI, asyncio.Event]:
+    app = FastAPI()
+    protect(app)
+    app.state.stream_slots = StreamSlots(capacity)  # what consuming_lifespan sets
+    finish = asyncio.Event()
+
+    async def events() -> AsyncIterator[bytes]:
+        yield b"event: hello\ndata: {}\n\n"
+        await finish.wait()
+
+    @app.get("/stream")
+    async def stream() -> SlottedStreamingResponse:
+        return SlottedStreamingResponse(events(), media_type="text/event-stream")
+
+    return app, finish
+
+
+async def until_open(slots: StreamSlots, count: int) -> None:
+    for _ in range(1000):
+        if slots.open == count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{slots.open} streams open, not {count}")
+
+
+async def test_a_stream_holds_its_slot_while_open_and_the_next_one_is_a_503() -> None:
+    app, finish = streaming_app(capacity=1)
+    slots: StreamSlots = app.state.stream_slots
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        # httpx's ASGI transport answers once the app is done, so the first stream is a task.
+        first = asyncio.create_task(client.get("/stream"))
+        await until_open(slots, 1)
+        refused = await client.get("/stream")
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "1"
+        assert "streams are open" in refused.json()["detail"]
+        assert slots.open == 1  # the refusal took nothing
+        finish.set()
+        assert (await first).status_code == 200
+        assert slots.open == 0
+
+
+async def test_a_stream_gives_its_slot_back_when_it_is_cancelled() -> None:
+    app, _ = streaming_app(capacity=1)
+    slots: StreamSlots = app.state.stream_slots
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        # A client that goes away, or a server that stops, cancels the sending.
+        stream = asyncio.create_task(client.get("/stream"))
+        await until_open(slots, 1)
+        stream.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stream
+        assert slots.open == 0
+
+
+def test_a_routes_error_responses_say_what_they_mean_there() -> None:
+    responses = error_responses(
+        404, 409, _409="At capacity.", examples={409: {"detail": "kitchen at capacity"}}
+    )
+    assert responses[409]["description"] == "At capacity."
+    assert responses[409]["content"]["application/json"]["example"] == {
+        "detail": "kitchen at capacity"
+    }
+    assert responses[404]["model"] is ErrorResponse
+    assert responses[404]["content"]["application/json"]["example"]["detail"]

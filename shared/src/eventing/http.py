@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiokafka.client import AIOKafkaClient
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventing import metrics
 from eventing.database import DATABASE_UNAVAILABLE_ERRORS
+from eventing.limits import StreamSlots
 
 ReadinessCheck = Callable[[], Awaitable[tuple[bool, str]]]
 
@@ -134,6 +135,32 @@ def answer_503_when_the_database_is_unavailable(app: FastAPI) -> None:
 def retry_later(detail: str) -> JSONResponse:
     """503 with the reason and ``Retry-After``: nothing was done, the client may try again."""
     return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
+
+
+class SlottedStreamingResponse(StreamingResponse):
+    """A long-lived stream (Server-Sent Events) that holds one of ``app.state.stream_slots``
+    for exactly as long as it is being sent, or a 503 with Retry-After when none is free.
+
+    The slot is taken when the response starts and given back however it ends: the stream
+    finishes, the client goes away (Starlette cancels the sending), the server stops, or the
+    stream fails. Taking it here rather than in the route means a response that is never sent
+    cannot keep one, and the stream's generator is not even started for a refused client.
+    ``consuming_lifespan`` puts the slots on ``app.state``; without them nothing is refused.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        slots: StreamSlots | None = getattr(scope["app"].state, "stream_slots", None)
+        if slots is not None and not slots.acquire():
+            refusal = retry_later(
+                f"{slots.open} streams are open, as many as this service serves; retry later"
+            )
+            await refusal(scope, receive, send)
+            return
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if slots is not None:
+                slots.release()
 
 
 # Never refused: a probe must see the process as it is, and overload is when metrics matter.
@@ -261,16 +288,21 @@ _ERROR_HEADERS: dict[int, dict[str, Any]] = {
 COMMON_ERRORS = (400, 422, 503)
 
 
-def error_responses(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+def error_responses(
+    *codes: int, examples: Mapping[int, Mapping[str, Any]] | None = None, **descriptions: str
+) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI ``responses`` of these error codes, each with the error model and an
-    example; ``descriptions`` (``_404="No ticket for that order."``) say what they mean here."""
+    example; ``descriptions`` (``_404="No ticket for that order."``) say what they mean here,
+    and ``examples`` (``{409: {"detail": "kitchen at capacity", "capacity": 3}}``) replace the
+    generic example where the route's own answer says more."""
     responses: dict[int | str, dict[str, Any]] = {}
     for code in codes:
         description, example = _ERRORS[code]
+        own = (examples or {}).get(code)
         responses[code] = {
             "model": ErrorResponse,
             "description": descriptions.get(f"_{code}", description),
-            "content": {"application/json": {"example": {"detail": example}}},
+            "content": {"application/json": {"example": dict(own or {"detail": example})}},
         }
         if code in _ERROR_HEADERS:
             responses[code]["headers"] = _ERROR_HEADERS[code]

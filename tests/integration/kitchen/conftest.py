@@ -169,7 +169,7 @@ class Kitchen:
         return [row for row in rows if short is None or row["event_type"] == short]
 
     async def ticket(self, order_id: str) -> dict[str, Any] | None:
-        response = await self.client.get(f"/tickets/{order_id}")
+        response = await self.client.get(f"/tickets/{order_id}", headers=self.chef)
         if response.status_code == 404:
             return None
         assert response.status_code == 200, response.text

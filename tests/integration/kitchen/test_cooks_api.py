@@ -43,9 +43,48 @@ async def test_only_chefs_and_managers_may_start_and_finish(kitchen: Kitchen) ->
     ).status_code == 403
     ready = await kitchen.client.post(ready_url, headers=kitchen.token(Role.MANAGER))
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
-    # Reading is public: the display reads without logging in.
-    assert (await kitchen.client.get(f"/tickets/{order_id}")).status_code == 200
-    assert (await kitchen.client.get("/queue")).status_code == 200
+
+
+async def test_the_queue_and_the_tickets_are_for_cooks_only(kitchen: Kitchen) -> None:
+    # They list every order in the kitchen with its pizzas and cancel reason.
+    order_id = new_order_id()
+    await kitchen.publish_and_wait(confirmed(order_id))
+    reads = ["/queue", "/tickets", f"/tickets/{order_id}"]
+    for url in [*reads, "/queue/stream"]:
+        anonymous = await kitchen.client.get(url)
+        assert anonymous.status_code == 401, url
+        assert anonymous.headers["www-authenticate"] == "Bearer"
+        assert anonymous.json()["detail"] == "missing bearer token"
+        forged = await kitchen.client.get(url, headers={"Authorization": "Bearer x.y.z"})
+        assert forged.status_code == 401, url
+        for role in (Role.CUSTOMER, Role.DRIVER, Role.ANALYST):
+            forbidden = await kitchen.client.get(url, headers=kitchen.token(role))
+            assert forbidden.status_code == 403, (url, role)
+            assert forbidden.json()["detail"] == "requires one of the roles: chef, manager"
+    for url in reads:
+        for role in (Role.CHEF, Role.MANAGER):
+            answer = await kitchen.client.get(url, headers=kitchen.token(role))
+            assert answer.status_code == 200, (url, role, answer.text)
+            assert order_id in answer.text
+
+
+async def test_bad_ids_and_filters_are_a_422_naming_the_parameter(kitchen: Kitchen) -> None:
+    for bad in ("a b", "x" * 101, "ü"):
+        for method, url in (
+            ("GET", f"/tickets/{bad}"),
+            ("POST", f"/tickets/{bad}/start"),
+            ("POST", f"/tickets/{bad}/ready"),
+        ):
+            answer = await kitchen.client.request(method, url, headers=kitchen.chef)
+            assert answer.status_code == 422, (method, url)
+            assert answer.json()["detail"][0]["loc"] == ["path", "order_id"]
+    too_many = await kitchen.client.get(
+        "/tickets", params={"status": ["queued"] * 6}, headers=kitchen.chef
+    )
+    assert too_many.status_code == 422
+    assert too_many.json()["detail"][0]["loc"] == ["query", "status"]
+    unknown = await kitchen.client.get("/tickets", params={"status": "burnt"}, headers=kitchen.chef)
+    assert unknown.status_code == 422
 
 
 async def test_unknown_tickets_and_wrong_states(kitchen: Kitchen) -> None:
@@ -55,7 +94,7 @@ async def test_unknown_tickets_and_wrong_states(kitchen: Kitchen) -> None:
     assert (
         await kitchen.client.post("/tickets/nope/ready", headers=kitchen.chef)
     ).status_code == 404
-    assert (await kitchen.client.get("/tickets/nope")).status_code == 404
+    assert (await kitchen.client.get("/tickets/nope", headers=kitchen.chef)).status_code == 404
 
     order_id = new_order_id()
     await kitchen.publish_and_wait(confirmed(order_id))
@@ -85,7 +124,7 @@ async def test_starting_one_more_than_capacity_is_refused(kitchen: Kitchen) -> N
     assert (await kitchen.ticket(orders[3]) or {})["status"] == "queued"
     assert len(await kitchen.outbox("cooking_started")) == 3  # nothing for the refused start
 
-    queue = (await kitchen.client.get("/queue")).json()
+    queue = (await kitchen.client.get("/queue", headers=kitchen.chef)).json()
     assert (queue["capacity"], queue["cooking"]) == (3, 3)
     assert statuses(queue["tickets"]) == [
         (orders[3], "queued"),
@@ -109,7 +148,7 @@ async def test_a_queue_of_ten_orders_is_estimated_and_reestimated(kitchen: Kitch
     await kitchen.publish_and_wait(
         *(confirmed(o, line(quantity=n), at=t0) for o, n in zip(orders, pizzas, strict=True))
     )
-    queue = (await kitchen.client.get("/queue")).json()
+    queue = (await kitchen.client.get("/queue", headers=kitchen.chef)).json()
     assert statuses(queue["tickets"]) == [(o, "queued") for o in orders]
     expected = [t0 + timedelta(minutes=m) for m in (8, 10, 12, 16, 24, 22, 24, 30, 40, 34)]
     assert [t["estimated_ready_at"] for t in queue["tickets"]] == [iso(e) for e in expected]
@@ -132,7 +171,7 @@ async def test_a_queue_of_ten_orders_is_estimated_and_reestimated(kitchen: Kitch
         [QueuedOrder(o, n) for o, n in zip(orders[1:], pizzas[1:], strict=True)],
         started_at,
     )
-    queue = (await kitchen.client.get("/queue")).json()
+    queue = (await kitchen.client.get("/queue", headers=kitchen.chef)).json()
     assert statuses(queue["tickets"]) == [
         *((o, "queued") for o in orders[1:]),
         (orders[0], "cooking"),
@@ -177,7 +216,7 @@ async def test_the_queue_shows_ready_tickets_for_thirty_minutes(kitchen: Kitchen
     await kitchen.rows(
         "UPDATE tickets SET ready_at = now() - interval '31 minutes' WHERE order_id = $1", old
     )
-    queue: dict[str, Any] = (await kitchen.client.get("/queue")).json()
+    queue: dict[str, Any] = (await kitchen.client.get("/queue", headers=kitchen.chef)).json()
     assert statuses(queue["tickets"]) == [(recent, "ready")]
     [ticket] = queue["tickets"]
     assert set(ticket) == {
@@ -196,7 +235,9 @@ async def test_the_queue_shows_ready_tickets_for_thirty_minutes(kitchen: Kitchen
         {"pizza": "Margherita", "size": "medium", "quantity": 1, "toppings": []}
     ]
     assert all(ticket[k].endswith("Z") for k in ("queued_at", "started_at", "ready_at"))
-    listed = (await kitchen.client.get("/tickets", params={"status": "ready"})).json()
+    listed = (
+        await kitchen.client.get("/tickets", params={"status": "ready"}, headers=kitchen.chef)
+    ).json()
     assert {t["order_id"] for t in listed} == {old, recent}
 
 
@@ -209,6 +250,6 @@ async def test_concurrent_starts_never_exceed_capacity(kitchen: Kitchen) -> None
     )
     assert sorted(a.status_code for a in answers) == [200] * 3 + [409] * 5
     assert all(a.json()["detail"] == "kitchen at capacity" for a in answers if a.status_code == 409)
-    queue = (await kitchen.client.get("/queue")).json()
+    queue = (await kitchen.client.get("/queue", headers=kitchen.chef)).json()
     assert queue["cooking"] == 3
     assert len(await kitchen.outbox("cooking_started")) == 3

@@ -1,6 +1,7 @@
 """GET /queue/stream over a real HTTP server: Server-Sent Events on connect and after each change
 of the kitchen (from the consumer and from cooks' actions), keep-alive comments in between,
-clean disconnects, and a prompt shutdown with a display still connected."""
+clean disconnects, and a prompt shutdown with a display still connected. Each open stream holds
+one of ``KITCHEN_HTTP_MAX_STREAMS`` slots until it ends; it ends when its token expires."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import httpx
 import pytest
 import uvicorn
 
-from eventing.auth import Role
+from eventing.auth import AuthSettings, Role, mint_token
+from eventing.limits import StreamSlots
 from kitchen.entrypoints.api import create_app
 from tests.integration.kitchen.conftest import (
     Kitchen,
@@ -56,6 +58,14 @@ class Stream:
         fields = dict(line.split(": ", 1) for line in block)
         return fields["event"], json.loads(fields["data"])
 
+    async def until_end(self, timeout: float = 20) -> None:
+        """Read on until the server ends the stream (fails if it sends nothing for ``timeout``)."""
+        try:
+            while True:
+                await self.next(timeout)
+        except EOFError:
+            return
+
     async def next_queue(self, timeout: float = 20) -> dict[str, Any]:
         """The next queue message, skipping keep-alive comments."""
         while True:
@@ -95,7 +105,8 @@ async def test_the_stream_sends_the_queue_on_connect_and_after_every_change(
     chef = Kitchen.token(Role.CHEF)
     async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=20) as client:
         broadcaster = app.state.service.deps.broadcaster
-        async with client.stream("GET", "/queue/stream") as response:
+        slots: StreamSlots = app.state.stream_slots
+        async with client.stream("GET", "/queue/stream", headers=chef) as response:
             assert response.status_code == 200
             assert response.headers["content-type"].startswith("text/event-stream")
             assert response.headers["cache-control"] == "no-cache"
@@ -103,7 +114,7 @@ async def test_the_stream_sends_the_queue_on_connect_and_after_every_change(
 
             kind, first = await stream.next()
             assert kind == "queue"
-            assert first == (await client.get("/queue")).json()
+            assert first == (await client.get("/queue", headers=chef)).json()
             assert first == {"capacity": 3, "cooking": 0, "tickets": []}
 
             # Between changes only keep-alive comments arrive: nothing polls the database.
@@ -114,7 +125,7 @@ async def test_the_stream_sends_the_queue_on_connect_and_after_every_change(
             await orders_topic.publish(confirmed(order_id))  # a change made by the consumer
             queued = await stream.next_queue()
             assert statuses(queued["tickets"]) == [(order_id, "queued")]
-            assert queued == (await client.get("/queue")).json()
+            assert queued == (await client.get("/queue", headers=chef)).json()
 
             for step, status in (("start", "cooking"), ("ready", "ready")):  # cooks' actions
                 answer = await client.post(f"/tickets/{order_id}/{step}", headers=chef)
@@ -129,12 +140,13 @@ async def test_the_stream_sends_the_queue_on_connect_and_after_every_change(
             await orders_topic.publish(cancelled(other))  # withdrawn: it leaves the queue
             assert statuses((await stream.next_queue())["tickets"]) == [(order_id, "ready")]
             assert broadcaster.subscribers == 1
+            assert slots.open == 1
 
-        # The client went away: its subscription is gone.
-        async def subscribers() -> int:
-            return int(broadcaster.subscribers)
+        # The client went away: its subscription and its slot are gone.
+        async def subscribers_and_slots() -> tuple[int, int]:
+            return int(broadcaster.subscribers), slots.open
 
-        await eventually(subscribers, lambda n: n == 0, timeout=10)
+        await eventually(subscribers_and_slots, lambda n: n == (0, 0), timeout=10)
 
 
 async def test_streams_are_independent_and_end_when_the_app_stops(
@@ -142,14 +154,15 @@ async def test_streams_are_independent_and_end_when_the_app_stops(
 ) -> None:
     url = await migrated_database(infra, "kitchen")
     app = create_app(kitchen_settings(infra, url, orders_topic, stream_keepalive_seconds=5))
+    chef = Kitchen.token(Role.CHEF)
     async with (
         serving(app) as base,
         httpx.AsyncClient(base_url=base, timeout=20) as client,
-        client.stream("GET", "/queue/stream") as first_response,
+        client.stream("GET", "/queue/stream", headers=chef) as first_response,
     ):
         first = Stream(first_response)
         await first.next_queue()
-        async with client.stream("GET", "/queue/stream") as second_response:
+        async with client.stream("GET", "/queue/stream", headers=chef) as second_response:
             second = Stream(second_response)
             await second.next_queue()
             order_id = new_order_id()
@@ -163,6 +176,7 @@ async def test_streams_are_independent_and_end_when_the_app_stops(
         app.state.service.deps.broadcaster.close()
         with pytest.raises(EOFError):
             await first.next(timeout=5)
+        assert app.state.stream_slots.open == 0
 
 
 async def test_a_kitchen_with_an_open_stream_stops_promptly_on_sigterm(
@@ -183,7 +197,7 @@ async def test_a_kitchen_with_an_open_stream_stops_promptly_on_sigterm(
         await process.wait_ready()
         async with (
             httpx.AsyncClient(base_url=base_url(process), timeout=20) as client,
-            client.stream("GET", "/queue/stream") as response,
+            client.stream("GET", "/queue/stream", headers=Kitchen.token(Role.CHEF)) as response,
         ):
             stream = Stream(response)
             await stream.next_queue()
@@ -200,3 +214,83 @@ async def test_a_kitchen_with_an_open_stream_stops_promptly_on_sigterm(
         assert process.process.returncode != -9, "had to be killed:\n" + process.log_tail()
     finally:
         process.kill()
+
+
+async def test_streams_are_capped_and_a_stream_past_the_cap_is_a_503(
+    infra: Infra, orders_topic: OrdersTopic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KITCHEN_HTTP_MAX_STREAMS", "2")
+    url = await migrated_database(infra, "kitchen")
+    app = create_app(kitchen_settings(infra, url, orders_topic, stream_keepalive_seconds=5))
+    chef = Kitchen.token(Role.CHEF)
+    async with (
+        serving(app) as base,
+        httpx.AsyncClient(base_url=base, timeout=20) as client,
+        client.stream("GET", "/queue/stream", headers=chef) as first,
+    ):
+        slots: StreamSlots = app.state.stream_slots
+        assert slots.capacity == 2
+        first_stream = Stream(first)  # kept: a dropped reader closes its connection
+        await first_stream.next_queue()
+        async with client.stream("GET", "/queue/stream", headers=chef) as second:
+            second_stream = Stream(second)
+            await second_stream.next_queue()
+            refused = await client.get("/queue/stream", headers=chef)
+            assert refused.status_code == 503
+            assert refused.headers["retry-after"] == "1"
+            assert "2 streams are open" in refused.json()["detail"]
+            # Credentials are checked first: a full kitchen tells a stranger nothing more.
+            assert (await client.get("/queue/stream")).status_code == 401
+            assert slots.open == 2
+            assert (await client.get("/queue", headers=chef)).status_code == 200  # not a stream
+            order_id = new_order_id()
+            await orders_topic.publish(confirmed(order_id))
+            for stream in (first_stream, second_stream):  # both still open and served
+                assert statuses((await stream.next_queue())["tickets"]) == [(order_id, "queued")]
+
+        # The second display left: its slot is free for the next one.
+        async def reopened() -> int:
+            async with client.stream("GET", "/queue/stream", headers=chef) as again:
+                if again.status_code == 200:
+                    assert (await Stream(again).next_queue())["tickets"]
+                return again.status_code
+
+        await eventually(reopened, lambda status: status == 200, timeout=10)
+
+
+async def test_a_stream_ends_when_its_token_expires_and_frees_its_slot(
+    infra: Infra, orders_topic: OrdersTopic
+) -> None:
+    url = await migrated_database(infra, "kitchen")
+    app = create_app(kitchen_settings(infra, url, orders_topic, stream_keepalive_seconds=0.5))
+    # The token was valid when the stream opened; it must not keep the board flowing after.
+    short = mint_token(AuthSettings(), subject="chef-ada", roles=[Role.CHEF], ttl_seconds=2)
+    async with (
+        serving(app) as base,
+        httpx.AsyncClient(base_url=base, timeout=20) as client,
+        client.stream("GET", "/queue/stream", headers={"Authorization": f"Bearer {short}"}) as r,
+    ):
+        stream = Stream(r)
+        await stream.next_queue()
+        await stream.until_end()
+    assert app.state.stream_slots.open == 0
+
+
+async def test_a_stream_ends_after_the_longest_a_stream_may_last(
+    infra: Infra, orders_topic: OrdersTopic
+) -> None:
+    # However long a token lives, a stream ends after KITCHEN_STREAM_MAX_SECONDS.
+    url = await migrated_database(infra, "kitchen")
+    settings = kitchen_settings(
+        infra, url, orders_topic, stream_keepalive_seconds=0.5, stream_max_seconds=1.0
+    )
+    app = create_app(settings)
+    async with (
+        serving(app) as base,
+        httpx.AsyncClient(base_url=base, timeout=20) as client,
+        client.stream("GET", "/queue/stream", headers=Kitchen.token(Role.CHEF)) as response,
+    ):
+        stream = Stream(response)
+        await stream.next_queue()
+        await stream.until_end()
+        assert app.state.stream_slots.open == 0

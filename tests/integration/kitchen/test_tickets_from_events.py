@@ -85,7 +85,7 @@ async def test_cancelling_a_queued_ticket_withdraws_it(kitchen: Kitchen) -> None
     payload = _json(withdrawn["payload"])
     assert payload["wasted"] is False and payload["pizzas_wasted"] == 0
     assert payload["reason"] == "ordered twice" and payload["order_id"] == order_id
-    queue = (await kitchen.client.get("/queue")).json()
+    queue = (await kitchen.client.get("/queue", headers=kitchen.chef)).json()
     assert order_id not in [t["order_id"] for t in queue["tickets"]]
 
 
@@ -112,7 +112,7 @@ async def test_cancelling_a_cooking_ticket_records_waste(
         r.levelno == logging.WARNING and "3 pizzas wasted" in r.getMessage() for r in caplog.records
     )
     # Wasted is final: it frees its slot and cannot be marked ready.
-    queue = (await kitchen.client.get("/queue")).json()
+    queue = (await kitchen.client.get("/queue", headers=kitchen.chef)).json()
     assert queue["cooking"] == 0
     refused = await kitchen.client.post(f"/tickets/{order_id}/ready", headers=kitchen.chef)
     assert refused.status_code == 409

@@ -67,9 +67,8 @@ def test_percentile_of_nothing_is_none_and_fractions_are_checked() -> None:
         percentile([1.0], 1.5)
 
 
-def test_a_window_needs_aware_times_in_order() -> None:
+def test_a_window_needs_aware_times_and_may_be_empty() -> None:
     assert Window(at(0), at(60)).since == at(0)
     with pytest.raises(ValueError, match="UTC offset"):
         Window(datetime(2026, 3, 1, 18, 0), None)
-    with pytest.raises(ValueError, match="earlier"):
-        Window(at(60), at(0))
+    assert Window(at(60), at(0)).until == at(0)  # an interval with nothing in it, not an error

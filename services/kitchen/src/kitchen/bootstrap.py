@@ -18,6 +18,7 @@ class KitchenService(ConsumingService):
 
     kitchen: Kitchen | None = None
     stream_keepalive_seconds: float = 15.0
+    stream_max_seconds: float = 3600.0
 
     @property
     def deps(self) -> Kitchen:
@@ -40,4 +41,5 @@ def bootstrap(settings: KitchenSettings | None = None) -> KitchenService:
         consumer_settings=KitchenConsumerSettings(),
         kitchen=kitchen,
         stream_keepalive_seconds=settings.stream_keepalive_seconds,
+        stream_max_seconds=settings.stream_max_seconds,
     )

@@ -32,6 +32,12 @@ class KitchenSettings(ServiceSettings):
     stream_keepalive_seconds: float = Field(
         default=15.0, gt=0, description="Seconds between keep-alive comments on /queue/stream."
     )
+    stream_max_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="A /queue/stream ends after this long at most (and when the token it was "
+        "opened with expires); the display then reconnects with its token.",
+    )
 
     def kitchen_model(self) -> KitchenModel:
         return KitchenModel(

@@ -27,6 +27,9 @@ from eventing.catalogue.orders import (
     OrderPickedUp,
     OrderPlaced,
     OrderReady,
+    is_tracking_token,
+    new_tracking_token,
+    tracking_token_sha256,
 )
 from eventing.catalogue.payments import PaymentSucceeded
 
@@ -55,5 +58,8 @@ __all__ = [
     "ToppingAdded",
     "ToppingRetired",
     "event_types",
+    "is_tracking_token",
     "model_for",
+    "new_tracking_token",
+    "tracking_token_sha256",
 ]

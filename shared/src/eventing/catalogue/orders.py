@@ -3,6 +3,9 @@ customers appear only by their pseudonymous id."""
 
 from __future__ import annotations
 
+import hashlib
+import re
+import secrets
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -13,6 +16,27 @@ from eventing.catalogue.base import EventData
 from eventing.topics import ORDERS
 
 Fulfilment = Literal["delivery", "pickup"]
+
+
+# An order's tracking token: 192 random bits, URL-safe base64 (32 characters), shown to the
+# customer once at placement. Whoever checks one compares its SHA-256 with the order's.
+TRACKING_TOKEN_BYTES = 24
+_TRACKING_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
+
+
+def new_tracking_token() -> str:
+    return secrets.token_urlsafe(TRACKING_TOKEN_BYTES)
+
+
+def is_tracking_token(text: str) -> bool:
+    """Whether ``text`` has the form of a tracking token (a garbled copy has not)."""
+    return _TRACKING_TOKEN.fullmatch(text) is not None
+
+
+def tracking_token_sha256(token: str) -> str:
+    """What ``OrderPlaced.tracking_token_sha256`` holds for ``token``: the hex SHA-256 of its
+    UTF-8 bytes. The orders service stores the same, and every reader compares against it."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class OrderLine(BaseModel):
@@ -42,6 +66,14 @@ class OrderPlaced(_OrderEvent):
     total: Decimal = Field(description="Order total in EUR.")
     placed_at: datetime
     fulfilment: Fulfilment = Field(default="delivery", description="delivery or pickup.")
+    tracking_token_sha256: str | None = Field(
+        default=None,
+        pattern="^[0-9a-f]{64}$",
+        description="SHA-256 (hex) of the order's tracking token, which the customer was shown "
+        "once at placement: services the customer asks about the order (notifications) check "
+        "the token they present against it. The token is 192 random bits, so its hash reveals "
+        "nothing of it to readers of this topic. Absent on orders placed before it was added.",
+    )
 
 
 class OrderConfirmed(_OrderEvent):

@@ -14,7 +14,11 @@ class Bucket(StrEnum):
 
 @dataclass(frozen=True)
 class Window:
-    """Orders placed in ``[since, until)``; an open end is unbounded. Times are aware (UTC)."""
+    """Orders placed in ``[since, until)``; an open end is unbounded. Times are aware (UTC).
+
+    ``since`` not earlier than ``until`` is an empty interval, not a mistake: no order was
+    placed in it, and every answer over it is zero (or none).
+    """
 
     since: datetime | None = None
     until: datetime | None = None
@@ -22,6 +26,4 @@ class Window:
     def __post_init__(self) -> None:
         for name, value in (("from", self.since), ("to", self.until)):
             if value is not None and value.utcoffset() is None:
-                raise ValueError(f"'{name}' must carry a UTC offset (e.g. 2026-01-31T18:00Z)")
-        if self.since is not None and self.until is not None and self.since >= self.until:
-            raise ValueError("'from' must be earlier than 'to'")
+                raise ValueError(f"'{name}' must carry a UTC offset (e.g. 2026-01-31T18:00:00Z)")

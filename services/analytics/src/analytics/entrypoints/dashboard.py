@@ -15,7 +15,17 @@ from eventing.pages import page_response
 router = APIRouter(tags=["dashboard"])
 
 
-@router.get("/dashboard", response_class=HTMLResponse, summary="The analytics dashboard (HTML)")
+@router.get(
+    "/dashboard",
+    response_class=HTMLResponse,
+    responses={
+        200: {
+            "description": "The dashboard page; it asks for a token itself.",
+            "content": {"text/html": {"example": '<!doctype html><html lang="en">…</html>'}},
+        }
+    },
+    summary="The analytics dashboard (HTML)",
+)
 def dashboard() -> HTMLResponse:
     """Charts of orders per hour, revenue, preparation time and on-time rate (needs a token)."""
     return page_response("analytics.entrypoints", "dashboard.html")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from eventing.http import protect
+from eventing.http import COMMON_ERRORS, error_responses, protect
 from eventing.tracing import TracingMiddleware
 from kitchen.domain.estimates import KitchenAtCapacity
 from kitchen.domain.tickets import InvalidTransition
@@ -25,6 +25,7 @@ def create_app(settings: KitchenSettings | None = None) -> FastAPI:
         ),
         version="1.0.0",
         lifespan=kitchen_lifespan(settings),
+        responses=error_responses(*COMMON_ERRORS),
     )
     protect(app)
     app.add_middleware(TracingMiddleware)

@@ -1,12 +1,16 @@
-"""FastAPI dependencies of the kitchen API, as ``Annotated`` aliases."""
+"""FastAPI dependencies of the kitchen API, as ``Annotated`` aliases, and what its routes may
+answer besides success."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from eventing.auth import Principal, Role, require_roles
+from eventing.http import error_responses
+from eventing.inputs import IDENTIFIER_CONSTRAINTS
 from kitchen.bootstrap import KitchenService
 
 
@@ -17,3 +21,26 @@ def _service(request: Request) -> KitchenService:
 
 ServiceDep = Annotated[KitchenService, Depends(_service)]
 CookDep = Annotated[Principal, Depends(require_roles(Role.CHEF, Role.MANAGER))]
+OrderId = Annotated[
+    str,
+    Path(
+        description="The order's id.",
+        examples=["01a2173f-2a59-7101-9f24-859a52435820"],
+        **IDENTIFIER_CONSTRAINTS,
+    ),
+]
+
+
+def cook_responses(
+    *codes: int, examples: Mapping[int, Mapping[str, Any]] | None = None, **descriptions: str
+) -> dict[int | str, dict[str, Any]]:
+    """Every kitchen route needs a cook's token: 401 and 403, plus ``codes``."""
+    return error_responses(
+        401,
+        403,
+        *codes,
+        examples={403: {"detail": "requires one of the roles: chef, manager"}, **(examples or {})},
+        _401="No valid bearer token (`WWW-Authenticate: Bearer`).",
+        _403="The token has neither the chef nor the manager role.",
+        **descriptions,
+    )

@@ -1,8 +1,11 @@
 """The kitchen display: one self-contained HTML page for the kitchen's tablet, at ``GET /display``.
 
-The page reads ``GET /queue/stream`` (Server-Sent Events) and posts to ``/tickets/{id}/start``
-and ``/tickets/{id}/ready`` with the cook's bearer token; everything it needs is inline in
-``static/display.html``, so it works without internet access and without a build step.
+The page itself is public and holds no kitchen data; it shows the board only once a cook signs
+in with a token. It then reads ``GET /queue/stream`` (Server-Sent Events, read with ``fetch()``
+so that it can send the token) and posts to ``/tickets/{id}/start`` and ``/tickets/{id}/ready``,
+each with ``Authorization: Bearer``. Everything it needs is inline in ``static/display.html``,
+so it works without internet access and without a build step, under a Content-Security-Policy
+that admits only those inline parts (``eventing.pages``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,18 @@ from eventing.pages import page_response
 router = APIRouter(tags=["display"])
 
 
-@router.get("/display", response_class=HTMLResponse, summary="The kitchen display (HTML)")
+@router.get(
+    "/display",
+    response_class=HTMLResponse,
+    responses={
+        200: {
+            "description": "The page; it holds no kitchen data and asks for a cook's token.",
+            "content": {"text/html": {"example": '<!doctype html><html lang="en">…</html>'}},
+        }
+    },
+    summary="The kitchen display (HTML)",
+)
 def display() -> HTMLResponse:
-    """The live kitchen board: queued, cooking and ready tickets, with Start and Ready buttons."""
+    """The live kitchen board (after a cook signs in): queued, cooking and ready tickets, with
+    Start and Ready buttons."""
     return page_response("kitchen.entrypoints", "display.html")

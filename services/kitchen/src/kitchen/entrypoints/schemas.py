@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, PlainSerializer
 
 from kitchen.domain.tickets import Ticket, TicketStatus
 from kitchen.service_layer.cooks import Board
@@ -63,6 +63,20 @@ class _TicketFields(BaseModel):
         }
 
 
+_COOKING_TICKET: dict[str, JsonValue] = {
+    "order_id": "01a2173f-2a59-7101-9f24-859a52435820",
+    "pizzas": 2,
+    "lines": [{"pizza": "Margherita", "size": "large", "quantity": 2, "toppings": ["olives"]}],
+    "fulfilment": "delivery",
+    "queued_at": "2026-11-26T19:30:00Z",
+    "started_at": "2026-11-26T19:32:00Z",
+    "ready_at": None,
+    "estimated_ready_at": "2026-11-26T19:42:00Z",
+    "cook": "chef-mario",
+    "status": "cooking",
+}
+
+
 class QueueTicket(_TicketFields):
     status: Literal["queued", "cooking", "ready"]
 
@@ -72,6 +86,12 @@ class QueueTicket(_TicketFields):
 
 
 class QueueOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"capacity": 3, "cooking": 1, "tickets": [_COOKING_TICKET]}]
+        }
+    )
+
     capacity: int = Field(description="Orders the kitchen cooks at once, at most.")
     cooking: int = Field(description="Orders cooking now.")
     tickets: list[QueueTicket] = Field(
@@ -90,6 +110,20 @@ class QueueOut(BaseModel):
 
 class TicketOut(_TicketFields):
     """One ticket, in any status, with what happened to it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **_COOKING_TICKET,
+                    "lateness_seconds": None,
+                    "cancelled_at": None,
+                    "cancel_reason": None,
+                    "pizzas_wasted": 0,
+                }
+            ]
+        }
+    )
 
     status: TicketStatus
     lateness_seconds: int | None = Field(

@@ -9,7 +9,7 @@ Where an effect of one event lands, per order and channel:
   by the in-app dispatcher in the transaction that marks its delivery sent.
 * ``late_timers``: one durable "running late" timer per order.
 * ``contacts`` (personal data; erased by a tombstone) and ``orders`` (who ordered, how it is
-  fulfilled, the kitchen's estimate).
+  fulfilled, the kitchen's estimate, the hash of its tracking token).
 * ``erased_customers``: the customers a tombstone erased, so that a contact record of theirs
   that comes later (a replayed dead letter, a late duplicate) is never stored again.
 """
@@ -78,6 +78,8 @@ orders_table = Table(
     Column("fulfilment", Text),
     Column("estimated_ready_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # OrderPlaced's hash of the tracking token: its holder may read the order's messages.
+    Column("tracking_token_sha256", Text),
 )
 
 deliveries_table = Table(

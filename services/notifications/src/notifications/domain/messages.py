@@ -3,16 +3,20 @@
 An event becomes a ``Notice`` (what happened to which order, with the template variables that are
 no personal data); a notice becomes one delivery per channel. At send time a delivery is either
 addressed (a contact with an address on that channel, who did not opt out) or skipped with a
-reason. Transient provider failures are retried with capped exponential back-off.
+reason. Transient provider failures are retried with capped exponential back-off. Who may read
+an order's in-app messages is decided here too (``order_messages_access``).
 """
 
 from __future__ import annotations
 
+import hmac
 import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+from eventing.catalogue import is_tracking_token, tracking_token_sha256
 
 
 class Channel(StrEnum):
@@ -131,3 +135,62 @@ def retry_delay(attempts: int, base: float, cap: float) -> float:
 
 def give_up(attempts: int, max_attempts: int) -> bool:
     return attempts >= max_attempts
+
+
+# ------------------------------------------------------------------ who may read an order's
+class Access(StrEnum):
+    """The answer to "may this caller read the messages of this order?"."""
+
+    GRANTED = "granted"
+    NOTHING_PRESENTED = "nothing presented"  # neither a tracking token nor a bearer token
+    NOT_A_TOKEN = "not a tracking token"  # noqa: S105 - garbled: no credential at all
+    WRONG_TOKEN = "not the order's token"  # noqa: S105 - a verdict, not a secret
+    NOT_THEIRS = "not theirs"  # a valid bearer token of another customer, or of another role
+    NO_SUCH_ORDER = "no such order"  # a manager asked about an order never heard of
+
+
+@dataclass(frozen=True)
+class OrderOwner:
+    """What the service knows of an order: its customer and its tracking token's hash."""
+
+    customer_id: str
+    tracking_token_sha256: str | None
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Whom a valid bearer token speaks for."""
+
+    subject: str
+    is_customer: bool
+    is_manager: bool
+
+
+def order_messages_access(
+    order: OrderOwner | None, *, tracking_token: str | None, reader: Reader | None
+) -> Access:
+    """The holder of the order's tracking token, the order's customer or a manager may read.
+
+    A wrong tracking token looks exactly like an unknown order, so a guessed order id reveals
+    nothing; a customer is refused the same way whether the order is someone else's or unknown.
+    Text that has not even the form of a tracking token is no credential (like a malformed
+    bearer token), whatever the order.
+    """
+    if tracking_token is None and reader is None:
+        return Access.NOTHING_PRESENTED
+    if tracking_token is not None and not is_tracking_token(tracking_token) and reader is None:
+        return Access.NOT_A_TOKEN
+    if (
+        tracking_token is not None
+        and order is not None
+        and order.tracking_token_sha256 is not None
+        and hmac.compare_digest(order.tracking_token_sha256, tracking_token_sha256(tracking_token))
+    ):
+        return Access.GRANTED
+    if reader is None:
+        return Access.WRONG_TOKEN
+    if reader.is_manager:
+        return Access.GRANTED if order is not None else Access.NO_SUCH_ORDER
+    if reader.is_customer and order is not None and order.customer_id == reader.subject:
+        return Access.GRANTED
+    return Access.NOT_THEIRS

@@ -1,4 +1,13 @@
-"""The notifications service's HTTP API: customers' in-app messages and the staff's deliveries."""
+"""The notifications service's HTTP API: customers' in-app messages and the staff's deliveries.
+
+Who may read what:
+
+* an order's in-app messages: the holder of the order's tracking token (``X-Tracking-Token``,
+  checked against the hash OrderPlaced carried), the order's customer (a ``customer`` bearer
+  token whose subject is the order's customer id) or a manager;
+* a customer's messages, and marking them read or dismissed: that customer, or a manager;
+* deliveries (every channel, with recipients and reasons): managers only.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +15,21 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
-from pydantic import BaseModel
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ConfigDict, JsonValue
 
-from eventing.auth import Principal, Role, require_roles
-from eventing.http import protect
+from eventing.auth import Principal, Role, optional_principal, require_roles
+from eventing.http import COMMON_ERRORS, error_responses, protect
+from eventing.inputs import IDENTIFIER_CONSTRAINTS
 from eventing.tracing import TracingMiddleware
 from notifications.bootstrap import NotificationsService
-from notifications.domain.messages import Channel, DeliveryStatus
+from notifications.domain.messages import (
+    Access,
+    Channel,
+    DeliveryStatus,
+    Reader,
+    order_messages_access,
+)
 from notifications.entrypoints.lifespan import notifications_lifespan
 from notifications.service_layer import queries
 from notifications.settings import NotificationsSettings
@@ -26,16 +43,70 @@ def _service(request: Request) -> NotificationsService:
 ServiceDep = Annotated[NotificationsService, Depends(_service)]
 CustomerOrManager = Annotated[Principal, Depends(require_roles(Role.CUSTOMER, Role.MANAGER))]
 ManagerDep = Annotated[Principal, Depends(require_roles(Role.MANAGER))]
-CustomerId = Annotated[str, Path(min_length=1, max_length=200)]
-MessageId = Annotated[int, Path(ge=1, description="The message's id.")]
+OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]
+# Declared as a credential (an API key in a header), so the document says that it is one way in
+# and a bearer token the other.
+_tracking_token = APIKeyHeader(
+    name="X-Tracking-Token",
+    scheme_name="trackingToken",
+    auto_error=False,
+    description="The order's tracking token, which the orders API returned once when the order "
+    "was placed: 32 letters, digits, `-` or `_`.",
+)
+TrackingTokenDep = Annotated[str | None, Depends(_tracking_token)]
 
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid bearer token."},
-    403: {"description": "Neither that customer (token subject) nor a manager."},
-}
+_ORDER_ID = "01a2173f-2a59-7101-9f24-859a52435820"
+_CUSTOMER_ID = "01a2173f-2a58-7c4e-8a0e-2b3c4d5e6f70"
+CustomerId = Annotated[
+    str,
+    Path(
+        description="The customer's pseudonymous id.",
+        examples=[_CUSTOMER_ID],
+        **IDENTIFIER_CONSTRAINTS,
+    ),
+]
+OrderId = Annotated[
+    str, Path(description="The order's id.", examples=[_ORDER_ID], **IDENTIFIER_CONSTRAINTS)
+]
+# Message ids are PostgreSQL bigints: a larger number names no message and must not reach it.
+MessageId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The message's id.", examples=[42])]
+CUSTOMER_RESPONSES = error_responses(
+    401,
+    403,
+    _401="No valid bearer token (`WWW-Authenticate: Bearer`).",
+    _403="Neither that customer (the token's subject) nor a manager.",
+    examples={403: {"detail": "customers may only read their own messages"}},
+)
+MANAGER_RESPONSES = error_responses(
+    401,
+    403,
+    _401="No valid bearer token (`WWW-Authenticate: Bearer`).",
+    _403="The token does not have the manager role.",
+    examples={403: {"detail": "requires one of the roles: manager"}},
+)
 
 
 class MessagePublic(BaseModel):
+    """An in-app message: no personal data, only the order's short id and what happened."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 42,
+                    "order_id": _ORDER_ID,
+                    "customer_id": _CUSTOMER_ID,
+                    "channel": "in_app",
+                    "kind": "order_received",
+                    "body": "We received your order #435820: 2 pizzas, 25.98 EUR.",
+                    "created_at": "2026-11-26T19:30:01Z",
+                    "read_at": None,
+                    "dismissed_at": None,
+                }
+            ]
+        }
+    )
+
     id: int
     order_id: str
     customer_id: str
@@ -47,7 +118,31 @@ class MessagePublic(BaseModel):
     dismissed_at: datetime | None = None
 
 
+_DELIVERY_EXAMPLE: dict[str, JsonValue] = {
+    "id": 7,
+    "event_id": "01a2173f-2a60-7547-9583-01b062d7ba7e",
+    "order_id": _ORDER_ID,
+    "customer_id": _CUSTOMER_ID,
+    "channel": "sms",
+    "kind": "order_received",
+    "status": "sent",
+    "reason": None,
+    "attempts": 1,
+    "next_attempt_at": "2026-11-26T19:30:01Z",
+    "recipient": "+39 06 1234 5678",
+    "subject": None,
+    "body": "Ciao Giulia, we received your order #435820: 2 pizzas, 25.98 EUR.",
+    "provider_id": "SM0123456789abcdef",
+    "created_at": "2026-11-26T19:30:01Z",
+    "sent_at": "2026-11-26T19:30:02Z",
+}
+
+
 class DeliveryPublic(BaseModel):
+    """One notice on one channel: its status, attempts and (if failed or skipped) why."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_DELIVERY_EXAMPLE]})
+
     id: int
     event_id: str
     order_id: str
@@ -77,26 +172,86 @@ def _own(principal: Principal, customer_id: str) -> None:
 messages = APIRouter(tags=["messages"])
 
 
-@messages.get("/orders/{order_id}/messages", response_model=list[MessagePublic])
-async def order_messages(order_id: str, service: ServiceDep) -> list[dict[str, Any]]:
-    """In-app messages about one order, oldest first (order ids are unguessable)."""
+@messages.get(
+    "/orders/{order_id}/messages",
+    response_model=list[MessagePublic],
+    responses=error_responses(
+        401,
+        403,
+        404,
+        _401="Neither a tracking token (`X-Tracking-Token`, of a tracking token's form) nor a "
+        "valid bearer token was presented.",
+        _403="A valid bearer token, but neither the order's customer nor a manager.",
+        _404="The tracking token is not this order's, or (for a manager) no such order is "
+        "known: a guessed order id reveals nothing.",
+        examples={
+            401: {
+                "detail": "present the order's X-Tracking-Token, or a bearer token of its "
+                "customer or a manager"
+            },
+            403: {"detail": "only the order's customer or a manager may read its messages"},
+            404: {"detail": f"no order '{_ORDER_ID}' for this token"},
+        },
+    ),
+)
+async def order_messages(
+    order_id: OrderId,
+    service: ServiceDep,
+    principal: OptionalPrincipalDep,
+    tracking_token: TrackingTokenDep,
+) -> list[dict[str, Any]]:
+    """In-app messages about one order, oldest first: for the holder of its tracking token, its
+    customer, or a manager."""
+    reader = (
+        None
+        if principal is None
+        else Reader(
+            subject=principal.subject,
+            is_customer=principal.has_any(Role.CUSTOMER),
+            is_manager=principal.has_any(Role.MANAGER),
+        )
+    )
+    owner = await queries.order_owner(service.sessions, order_id)
+    access = order_messages_access(owner, tracking_token=tracking_token, reader=reader)
+    if access is Access.NOTHING_PRESENTED:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "present the order's X-Tracking-Token, or a bearer token of its customer or a manager",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if access is Access.NOT_A_TOKEN:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "X-Tracking-Token is not a tracking token (32 letters, digits, '-' or '_')",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if access is Access.WRONG_TOKEN:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no order {order_id!r} for this token")
+    if access is Access.NO_SUCH_ORDER:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no order {order_id!r}")
+    if access is Access.NOT_THEIRS:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "only the order's customer or a manager may read its messages",
+        )
     return await queries.order_messages(service.sessions, order_id)
 
 
 @messages.get(
     "/customers/{customer_id}/messages",
     response_model=list[MessagePublic],
-    responses=AUTH_RESPONSES,
+    responses=CUSTOMER_RESPONSES,
 )
 async def customer_messages(
     customer_id: CustomerId,
     service: ServiceDep,
     principal: CustomerOrManager,
-    include_dismissed: bool = False,
-    unread_only: bool = False,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    include_dismissed: Annotated[bool, Query(description="Dismissed messages too.")] = False,
+    unread_only: Annotated[bool, Query(description="Only messages not read yet.")] = False,
+    limit: Annotated[int, Query(ge=1, le=500, description="At most this many.")] = 100,
 ) -> list[dict[str, Any]]:
-    """A customer's in-app messages, newest first (dismissed ones only on request)."""
+    """The customer or a manager: the customer's in-app messages, newest first (dismissed ones
+    only on request)."""
     _own(principal, customer_id)
     return await queries.customer_messages(
         service.sessions,
@@ -124,47 +279,61 @@ async def _mark(
         ) from error
 
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    **AUTH_RESPONSES,
-    404: {"description": "No such message for that customer."},
-}
+MARK_RESPONSES = error_responses(
+    401,
+    403,
+    404,
+    _401="No valid bearer token (`WWW-Authenticate: Bearer`).",
+    _403="Neither that customer (the token's subject) nor a manager.",
+    _404="No such message for that customer.",
+    examples={
+        403: {"detail": "customers may only read their own messages"},
+        404: {"detail": f"no message 42 for customer '{_CUSTOMER_ID}'"},
+    },
+)
 
 
 @messages.post(
     "/customers/{customer_id}/messages/{message_id}/read",
     response_model=MessagePublic,
-    responses=NOT_FOUND,
+    responses=MARK_RESPONSES,
 )
 async def mark_read(
     customer_id: CustomerId, message_id: MessageId, service: ServiceDep, who: CustomerOrManager
 ) -> dict[str, Any]:
-    """Mark one of the customer's messages read (idempotent)."""
+    """The customer or a manager: mark one of the customer's messages read (idempotent)."""
     return await _mark(service, who, customer_id, message_id, "read_at")
 
 
 @messages.post(
     "/customers/{customer_id}/messages/{message_id}/dismiss",
     response_model=MessagePublic,
-    responses=NOT_FOUND,
+    responses=MARK_RESPONSES,
 )
 async def dismiss(
     customer_id: CustomerId, message_id: MessageId, service: ServiceDep, who: CustomerOrManager
 ) -> dict[str, Any]:
-    """Dismiss one of the customer's messages: it leaves the default list (idempotent)."""
+    """The customer or a manager: dismiss one of the customer's messages, which leaves the
+    default list (idempotent)."""
     return await _mark(service, who, customer_id, message_id, "dismissed_at")
 
 
 staff = APIRouter(tags=["deliveries"])
 
 
-@staff.get("/deliveries", response_model=list[DeliveryPublic], responses=AUTH_RESPONSES)
+@staff.get("/deliveries", response_model=list[DeliveryPublic], responses=MANAGER_RESPONSES)
 async def list_deliveries(
     service: ServiceDep,
     _: ManagerDep,
-    order_id: Annotated[str | None, Query(min_length=1)] = None,
-    delivery_status: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
-    channel: Channel | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    order_id: Annotated[
+        str | None,
+        Query(description="Only this order's.", examples=[_ORDER_ID], **IDENTIFIER_CONSTRAINTS),
+    ] = None,
+    delivery_status: Annotated[
+        DeliveryStatus | None, Query(alias="status", description="Only in this status.")
+    ] = None,
+    channel: Annotated[Channel | None, Query(description="Only on this channel.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 200,
 ) -> list[dict[str, Any]]:
     """Manager: deliveries (email, SMS, in-app) with their status and, if failed, the reason."""
     return await queries.deliveries(
@@ -173,12 +342,14 @@ async def list_deliveries(
 
 
 @staff.get(
-    "/orders/{order_id}/deliveries", response_model=list[DeliveryPublic], responses=AUTH_RESPONSES
+    "/orders/{order_id}/deliveries",
+    response_model=list[DeliveryPublic],
+    responses=MANAGER_RESPONSES,
 )
 async def order_deliveries(
-    order_id: str, service: ServiceDep, _: ManagerDep
+    order_id: OrderId, service: ServiceDep, _: ManagerDep
 ) -> list[dict[str, Any]]:
-    """Manager: every delivery of one order, in the order they were recorded."""
+    """Manager: every delivery of one order, in the order they were recorded (at most 1000)."""
     return await queries.deliveries(
         service.sessions, order_id=order_id, status=None, channel=None, limit=1000
     )
@@ -194,6 +365,7 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         ),
         version="1.0.0",
         lifespan=notifications_lifespan(settings),
+        responses=error_responses(*COMMON_ERRORS),
     )
     protect(app)
     app.add_middleware(TracingMiddleware)

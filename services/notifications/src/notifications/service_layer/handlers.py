@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, select, text, update
+from sqlalchemy import delete, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -166,14 +166,31 @@ async def record_notice(
 
 
 async def remember_order(
-    session: AsyncSession, order_id: str, customer_id: str, fulfilment: str
+    session: AsyncSession,
+    order_id: str,
+    customer_id: str,
+    fulfilment: str,
+    tracking_token_sha256: str | None = None,
 ) -> None:
+    """Who ordered and how it is fulfilled; the token's hash only ever comes with OrderPlaced,
+    so an event without it (OrderConfirmed, whichever arrives first) keeps the one known."""
+    statement = insert(orders_table).values(
+        order_id=order_id,
+        customer_id=customer_id,
+        fulfilment=fulfilment,
+        tracking_token_sha256=tracking_token_sha256,
+    )
     await session.execute(
-        insert(orders_table)
-        .values(order_id=order_id, customer_id=customer_id, fulfilment=fulfilment)
-        .on_conflict_do_update(
+        statement.on_conflict_do_update(
             index_elements=[orders_table.c.order_id],
-            set_={"customer_id": customer_id, "fulfilment": fulfilment, "updated_at": utc_now()},
+            set_={
+                "customer_id": customer_id,
+                "fulfilment": fulfilment,
+                "tracking_token_sha256": func.coalesce(
+                    statement.excluded.tracking_token_sha256, orders_table.c.tracking_token_sha256
+                ),
+                "updated_at": utc_now(),
+            },
         )
     )
     # Deliveries recorded before the order was known (kitchen events can overtake it).
@@ -240,7 +257,13 @@ def notification_handlers(policy: Policy) -> dict[str, tuple[type[Any], Handler]
 
     async def order_received(session: AsyncSession, event: ReceivedEvent[OrderPlaced]) -> None:
         order = event.data
-        await remember_order(session, order.order_id, order.customer_id, order.fulfilment)
+        await remember_order(
+            session,
+            order.order_id,
+            order.customer_id,
+            order.fulfilment,
+            tracking_token_sha256=order.tracking_token_sha256,
+        )
         params = {
             "short_id": short_id(order.order_id),
             "pizzas": pizzas_text(sum(line.quantity for line in order.lines)),

@@ -8,12 +8,27 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from notifications.adapters.orm import deliveries_table, messages_table
-from notifications.domain.messages import Channel, DeliveryStatus
+from notifications.adapters.orm import deliveries_table, messages_table, orders_table
+from notifications.domain.messages import Channel, DeliveryStatus, OrderOwner
 
 
 class MessageNotFound(Exception):
     """No such in-app message for that customer."""
+
+
+async def order_owner(
+    sessions: async_sessionmaker[AsyncSession], order_id: str
+) -> OrderOwner | None:
+    """The order's customer and tracking token hash, or None if no event of it was read yet."""
+    async with sessions() as session:
+        row = (
+            await session.execute(
+                select(orders_table.c.customer_id, orders_table.c.tracking_token_sha256).where(
+                    orders_table.c.order_id == order_id
+                )
+            )
+        ).first()
+    return None if row is None else OrderOwner(row.customer_id, row.tracking_token_sha256)
 
 
 async def order_messages(

@@ -92,6 +92,7 @@ class Order:
         requests: list[LineRequest],
         now: datetime,
         fulfilment: Fulfilment = "delivery",
+        tracking_token_sha256: str | None = None,
     ) -> Order:
         if not requests:
             raise DomainError("an order needs at least one pizza")
@@ -125,6 +126,7 @@ class Order:
                 total=total,
                 placed_at=now,
                 fulfilment=fulfilment,
+                tracking_token_sha256=tracking_token_sha256,
             ),
             OrderStatus.PENDING,
             now,

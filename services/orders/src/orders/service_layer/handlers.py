@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from eventing.catalogue import Fulfilment
+from eventing.catalogue import Fulfilment, new_tracking_token, tracking_token_sha256
 from eventing.ids import uuid7
 from orders import metrics
 from orders.adapters.orm import idempotency_keys_table
@@ -82,10 +82,6 @@ def fingerprint(document: object) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 async def place_order(command: PlaceOrder, uow: UnitOfWork) -> PlacedOrder:
     """Place an order; with an idempotency key, a retry returns the order the key made."""
     async with uow:
@@ -129,15 +125,18 @@ async def place_order(command: PlaceOrder, uow: UnitOfWork) -> PlacedOrder:
                     raise UnknownTopping(index, position, topping)
             requests.append(LineRequest(menu[line.pizza], line.size, line.quantity, line.toppings))
         customer_id = await register_customer(uow, command.customer)
+        token = new_tracking_token()
+        token_sha256 = tracking_token_sha256(token)
+        # The event carries the hash too, so notifications can admit the token's holder.
         order = Order.place(
             order_id=str(uuid7()),
             customer_id=customer_id,
             requests=requests,
             now=datetime.now(UTC),
             fulfilment=command.fulfilment,
+            tracking_token_sha256=token_sha256,
         )
-        token = secrets.token_urlsafe(24)
-        await uow.orders.add(order, tracking_token_sha256=_token_hash(token))
+        await uow.orders.add(order, tracking_token_sha256=token_sha256)
         if command.idempotency_key is not None:
             await uow.session.execute(
                 insert(idempotency_keys_table).values(
@@ -162,7 +161,7 @@ async def get_order(order_id: str, uow: UnitOfWork) -> Order:
 async def tracking_token_matches(order_id: str, token: str, uow: UnitOfWork) -> bool:
     async with uow:
         stored = await uow.orders.tracking_token_sha256(order_id)
-    return stored is not None and secrets.compare_digest(stored, _token_hash(token))
+    return stored is not None and secrets.compare_digest(stored, tracking_token_sha256(token))
 
 
 async def list_orders(query: OrderQuery, uow: UnitOfWork) -> list[Order]:

@@ -1,8 +1,8 @@
 """Who may read an order's in-app messages, against the service in-process with its consumer on
 the real broker: the holder of the order's tracking token (its SHA-256 came with OrderPlaced),
-the order's customer, or a manager. Nothing presented (or text not of a token's form) is a 401,
-a wrong token a 404 (a guessed order id reveals nothing), a valid token of another customer or
-role a 403. Ids past what the
+the order's customer, or a manager. Nothing presented, text not of a token's form, or a token
+that does not fit is a 401 (a guessed order id reveals nothing), a valid token of another
+customer or role a 403. Ids past what the
 database holds are a 422, never a 500."""
 
 from __future__ import annotations
@@ -69,15 +69,16 @@ async def test_an_orders_messages_are_for_its_token_its_customer_or_a_manager(
         assert garbled.status_code == 401  # not even of a token's form: no credential
         assert "not a tracking token" in garbled.json()["detail"]
 
-        # 404: a wrong token, or a token for an order never heard of, look the same.
+        # A wrong token, or a token for an order never heard of, look the same: no credential.
         wrong = await messages_of(client, order, **{"X-Tracking-Token": new_tracking_token()})
         unknown = await messages_of(client, new_order_id(), **{"X-Tracking-Token": tracking})
-        assert (wrong.status_code, unknown.status_code) == (404, 404)
-        assert "for this token" in wrong.json()["detail"]
-        assert "for this token" in unknown.json()["detail"]
+        assert (wrong.status_code, wrong.json()) == (unknown.status_code, unknown.json())
+        assert wrong.status_code == 401
+        assert "does not fit" in wrong.json()["detail"]
         # An order remembered without a hash has no token to match.
         unhashed = await messages_of(client, older, **{"X-Tracking-Token": tracking})
-        assert unhashed.status_code == 404
+        assert unhashed.status_code == 401
+        # 404: only a manager learns that an order is not known here.
         assert (await messages_of(client, new_order_id(), **manager)).status_code == 404
 
         # 403: a valid token of another customer, or of a role that is not allowed.

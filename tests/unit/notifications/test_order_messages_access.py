@@ -1,5 +1,5 @@
 """Who may read an order's in-app messages: the tracking token's holder, the order's customer or
-a manager; a wrong token looks like no order at all."""
+a manager; a wrong token is refused the same whether the order exists or not."""
 
 from __future__ import annotations
 

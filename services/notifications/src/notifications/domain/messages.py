@@ -144,7 +144,7 @@ class Access(StrEnum):
     GRANTED = "granted"
     NOTHING_PRESENTED = "nothing presented"  # neither a tracking token nor a bearer token
     NOT_A_TOKEN = "not a tracking token"  # noqa: S105 - garbled: no credential at all
-    WRONG_TOKEN = "not the order's token"  # noqa: S105 - a verdict, not a secret
+    WRONG_TOKEN = "not the order's token"  # noqa: S105 - a verdict, not a secret; also unknown
     NOT_THEIRS = "not theirs"  # a valid bearer token of another customer, or of another role
     NO_SUCH_ORDER = "no such order"  # a manager asked about an order never heard of
 
@@ -171,10 +171,10 @@ def order_messages_access(
 ) -> Access:
     """The holder of the order's tracking token, the order's customer or a manager may read.
 
-    A wrong tracking token looks exactly like an unknown order, so a guessed order id reveals
-    nothing; a customer is refused the same way whether the order is someone else's or unknown.
-    Text that has not even the form of a tracking token is no credential (like a malformed
-    bearer token), whatever the order.
+    A tracking token that does not fit is refused as no credential, whether the order exists or
+    not, so a guessed order id reveals nothing (the orders API answers the same); a customer is
+    refused the same way whether the order is someone else's or unknown. Text that has not even
+    the form of a tracking token is no credential either (like a malformed bearer token).
     """
     if tracking_token is None and reader is None:
         return Access.NOTHING_PRESENTED

@@ -179,11 +179,10 @@ messages = APIRouter(tags=["messages"])
         401,
         403,
         404,
-        _401="Neither a tracking token (`X-Tracking-Token`, of a tracking token's form) nor a "
-        "valid bearer token was presented.",
+        _401="Neither a tracking token that fits the order (`X-Tracking-Token`) nor a valid "
+        "bearer token was presented; a guessed order id reveals nothing (as in the orders API).",
         _403="A valid bearer token, but neither the order's customer nor a manager.",
-        _404="The tracking token is not this order's, or (for a manager) no such order is "
-        "known: a guessed order id reveals nothing.",
+        _404="A manager asked about an order this service has not heard of.",
         examples={
             401: {
                 "detail": "present the order's X-Tracking-Token, or a bearer token of its "
@@ -226,7 +225,11 @@ async def order_messages(
             headers={"WWW-Authenticate": "Bearer"},
         )
     if access is Access.WRONG_TOKEN:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no order {order_id!r} for this token")
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "the X-Tracking-Token does not fit this order",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if access is Access.NO_SUCH_ORDER:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no order {order_id!r}")
     if access is Access.NOT_THEIRS:

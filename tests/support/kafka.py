@@ -10,6 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from eventing.admin import topic_partitions
+from eventing.record_reader import new_consumer
 
 
 @contextlib.asynccontextmanager
@@ -17,9 +18,7 @@ async def _from_the_beginning(
     bootstrap: str, topic: str
 ) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
     """A group-less consumer assigned to every partition of ``topic``, at offset 0."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
-    )
+    consumer = new_consumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
         partitions = await topic_partitions(consumer, topic)

@@ -42,7 +42,6 @@ import asyncpg
 from aiokafka import ConsumerRecord
 
 from eventing.admin import topic_partitions
-from eventing.record_reader import new_consumer
 from eventing.catalogue import (
     OrderCancelled,
     OrderConfirmed,
@@ -52,6 +51,7 @@ from eventing.catalogue import (
     TicketQueued,
 )
 from eventing.cloudevents_kafka import AGGREGATE_VERSION
+from eventing.record_reader import new_consumer
 from eventing.topics import KITCHEN, ORDERS
 
 # Kafka records are stamped by the relay after the order's commit: read from a little earlier.

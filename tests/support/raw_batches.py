@@ -66,8 +66,17 @@ def _record(offset_delta: int, record: RawRecord) -> bytes:
     return _varint(len(body)) + body
 
 
-def record_batch(records: Sequence[RawRecord], *, compression: int = 0) -> bytes:
-    """A record batch v2 at base offset 0 (the broker assigns the real offsets)."""
+def record_batch(
+    records: Sequence[RawRecord],
+    *,
+    compression: int = 0,
+    base_offset: int = 0,
+    claimed_count: int | None = None,
+) -> bytes:
+    """A record batch v2 (to produce, base offset 0: the broker assigns the real offsets).
+
+    ``claimed_count`` writes a wrong record count into the header: a broken batch.
+    """
     now = int(time.time() * 1000)
     payload = b"".join(_record(delta, record) for delta, record in enumerate(records))
     if compression == GZIP:
@@ -83,13 +92,13 @@ def record_batch(records: Sequence[RawRecord], *, compression: int = 0) -> bytes
             _NO_PRODUCER,
             -1,  # producer epoch
             -1,  # base sequence
-            len(records),
+            len(records) if claimed_count is None else claimed_count,
         )
         + payload
     )
     crc = struct.pack(">I", calc_crc32c(after_crc))
     after_length = _AFTER_LENGTH.pack(-1, 2) + crc + after_crc  # leader epoch, magic 2
-    return struct.pack(">qi", 0, len(after_length)) + after_length
+    return struct.pack(">qi", base_offset, len(after_length)) + after_length
 
 
 async def produce_batch(bootstrap: str, topic: str, partition: int, batch: bytes) -> None:

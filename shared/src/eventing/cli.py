@@ -55,7 +55,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from eventing import admin, auth, deadletter, schemas, tap
-from eventing.topics import DEAD_LETTER_TOPICS, OPEN_DEAD_LETTERS, topic_named
+from eventing.topics import OPEN_DEAD_LETTERS, topic_named
 
 
 def _dsn(url: str | None) -> str:
@@ -94,12 +94,10 @@ async def _run(args: argparse.Namespace) -> int:
 
 def _dead_letter_topic(topic: str | None) -> tuple[str, str | None]:
     """The dead-letter topic to read for ``--topic``, and the source topic to keep, if any."""
-    if topic is None or topic in DEAD_LETTER_TOPICS:
-        return topic or OPEN_DEAD_LETTERS, None
-    spec = topic_named(topic)
-    if spec is None or spec.dead_letters is None:
-        raise SystemExit(f"unknown topic {topic!r}: give a topic of eventing.topics")
-    return spec.dead_letters, topic
+    spec = topic_named(topic) if topic is not None else None
+    if spec is not None and spec.dead_letters is not None:
+        return spec.dead_letters, spec.name
+    return topic or OPEN_DEAD_LETTERS, None  # a dead-letter topic itself
 
 
 async def _dead_letters(bootstrap: str, args: argparse.Namespace) -> int:
@@ -108,7 +106,10 @@ async def _dead_letters(bootstrap: str, args: argparse.Namespace) -> int:
             _print(row)
         return 0
     topic, source = _dead_letter_topic(args.topic)
-    letters = await deadletter.read_dead_letters(bootstrap, group=args.group, topic=topic)
+    try:
+        letters = await deadletter.read_dead_letters(bootstrap, group=args.group, topic=topic)
+    except LookupError as error:
+        raise SystemExit(f"{error}; --topic takes a topic or a dead-letter topic") from error
     if source is not None:
         letters = [letter for letter in letters if letter.original_topic == source]
     if args.action == "list":

@@ -191,11 +191,9 @@ class DecodeLimits:
 
 DEFAULT_LIMITS = DecodeLimits()
 
-# Brackets reduced to one kind, everything else deleted: what nesting depth is computed from.
+# What nesting depth is read from: quotes and brackets (one kind of bracket), nothing else.
 _SQUARE = bytes.maketrans(b"{}", b"[]")
-_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
-_ESCAPED = re.compile(rb"\\.", re.DOTALL)
-_STRING = re.compile(rb'"[^"]*"')
+_NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b'"[]{}')
 _CONTENT_TYPE = "content-type"
 _JSON_MEDIA_TYPE = re.compile(r"^(application|text)/([a-z0-9.+-]*\+)?json(;.*)?$", re.IGNORECASE)
 
@@ -203,23 +201,29 @@ _JSON_MEDIA_TYPE = re.compile(r"^(application|text)/([a-z0-9.+-]*\+)?json(;.*)?$
 def json_nesting_exceeds(document: bytes, limit: int) -> bool:
     """True if the JSON ``document`` nests arrays and objects more than ``limit`` deep.
 
-    Without recursion and in time linear in the size (times ``limit`` at worst), mostly in C:
-    json.loads itself recurses once per level, so a deep enough document raises RecursionError
-    inside it, and anything that walks the parsed data later would recurse as deep.
-    Not a validator: a document that is not JSON may pass, and json.loads then refuses it.
+    json.loads recurses once per level, so a deep enough document raises RecursionError inside
+    it, and anything walking the parsed data later would recurse as deep: this looks first,
+    without recursion, in time linear in the size (times ``limit`` at worst), in C but for a
+    loop of at most ``limit`` rounds. Not a validator: a document that is not JSON may pass, and
+    json.loads then refuses it.
     """
     # Every level opens with a bracket, so few brackets mean a shallow document: the usual
-    # case, two scans at C speed.
+    # case, two scans.
     if document.count(b"[") + document.count(b"{") <= limit:
         return False
-    # Brackets inside strings nest nothing. With escapes gone, a string is "..." without quotes
-    # inside, so both substitutions are single linear passes.
-    stripped = _STRING.sub(b"", _ESCAPED.sub(b"", document))
-    brackets = stripped.translate(_SQUARE, _NOT_BRACKETS)
+    # Brackets inside strings nest nothing. Once escaped backslashes and escaped quotes are
+    # gone, quotes pair up: strings without brackets are adjacent quotes once all else is
+    # deleted, and only when some string holds brackets must the pieces be told apart.
+    if b"\\" in document:
+        document = document.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = document.translate(_SQUARE, _NOT_STRUCTURE)
+    brackets = structure.replace(b'""', b"")
+    if b'"' in brackets:
+        brackets = b"".join(structure.split(b'"')[::2])
     # A run of openers is a chain of containers, each inside the one before.
     if b"[" * (limit + 1) in brackets:
         return True
-    # Each pass deletes the innermost containers ("[]"), one level of every branch.
+    # Each round deletes the innermost containers ("[]"): one level of every branch.
     for level in range(limit):
         if not brackets:
             return False

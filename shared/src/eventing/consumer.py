@@ -49,7 +49,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -74,6 +74,7 @@ from eventing.deadletter import (
     DeadLetterRecord,
     PublishOutcome,
     RecordedDeadLetter,
+    attempt_seconds,
     mark_dead_letter_kept,
     mark_dead_letter_published,
     record_dead_letter,
@@ -343,7 +344,7 @@ class EventConsumer:
             # after a lost acknowledgement may then write a dead letter twice; the dead_letters
             # table still keeps a redelivered record from being published again.
             enable_idempotence=False,
-            request_timeout_ms=int(max(1.0, min(timeout, 30.0)) * 1000),
+            request_timeout_ms=int(attempt_seconds(timeout) * 1000),
         )
         consumer.subscribe(self._topics, listener=_CommitOnRevoke(self, consumer))
         self._progress()
@@ -796,7 +797,7 @@ class EventConsumer:
     ) -> PublishOutcome:
         publisher = self._dead_letter_publisher
         assert publisher is not None
-        recorded_at = recorded.recorded_at if recorded is not None else datetime.now().astimezone()
+        recorded_at = recorded.recorded_at if recorded is not None else datetime.now(UTC)
         if recorded is not None and not recorded.first:
             # Pending from an earlier delivery: publish it as it was recorded then.
             letter = dataclasses.replace(letter, reason=recorded.reason)

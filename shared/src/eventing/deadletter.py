@@ -459,8 +459,15 @@ def _worth_retrying(error: BaseException) -> bool:
     return bool(getattr(error, "retriable", False))
 
 
+def attempt_seconds(timeout_seconds: float) -> float:
+    """How long one publish attempt may take: a quarter of the whole budget, between 1 and 10 s,
+    so that a dead letter that keeps failing is retried, and reported blocked, well before the
+    budget is spent. The dead-letter producer's request timeout is set to it too."""
+    return min(10.0, max(1.0, timeout_seconds / 4))
+
+
 def _described(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:1000]
+    return f"{type(error).__name__}: {error or 'no answer in time'}"[:1000]
 
 
 class DeadLetterPublisher:
@@ -479,6 +486,7 @@ class DeadLetterPublisher:
     ) -> None:
         self._producer = producer
         self._timeout = timeout_seconds
+        self._attempt = attempt_seconds(timeout_seconds)
         self._on_blocked = on_blocked
 
     async def publish(self, letter: DeadLetterRecord, recorded_at: datetime) -> PublishOutcome:
@@ -515,7 +523,7 @@ class DeadLetterPublisher:
                         self._producer.send_and_wait(
                             letter.dead_letter_topic, value=value, key=key, headers=headers
                         ),
-                        timeout=max(0.1, deadline - time.monotonic()),
+                        timeout=max(0.1, min(self._attempt, deadline - time.monotonic())),
                     )
                     return PublishOutcome(True, truncated=truncated)
                 except asyncio.CancelledError:

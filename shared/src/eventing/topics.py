@@ -98,8 +98,13 @@ def topic_named(name: str) -> TopicSpec | None:
 
 
 def dead_letter_topic_for(topic: str) -> str:
-    """Where records of ``topic`` are dead-lettered (topics outside this list: the open one)."""
-    spec = topic_named(topic)
-    if spec is None or spec.dead_letters is None:
-        return OPEN_DEAD_LETTERS
-    return spec.dead_letters
+    """Where records of ``topic`` are dead-lettered.
+
+    A topic whose name ends with a name of this list (the outbox's ``topic_prefix``: tests, a
+    cluster shared by environments) is that topic, so a prefixed contacts topic's records go to
+    the restricted dead-letter topic too. Any other topic's go to the open one.
+    """
+    for spec in sorted(ALL_TOPICS, key=lambda spec: len(spec.name), reverse=True):
+        if topic.endswith(spec.name):
+            return spec.dead_letters or OPEN_DEAD_LETTERS
+    return OPEN_DEAD_LETTERS

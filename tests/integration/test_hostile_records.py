@@ -130,8 +130,8 @@ async def test_every_hostile_kind_is_dead_lettered_once_and_good_events_still_ap
     assert copy.value_sha256 == hashlib.sha256(original).hexdigest()
     assert copy.value == original[: len(copy.value or b"")] and len(copy.value or b"") == 8192
     # The record whose header name aiokafka could not decode arrives with replacement characters.
-    junk = next(i for i, h in enumerate(hostile) if h.name == "an invalid UTF-8 header name")
-    assert ("ce_\ufffd\ufffd", b"x") in letters[junk].original_headers
+    junk_name = next(i for i, h in enumerate(hostile) if h.name == "an invalid UTF-8 header name")
+    assert ("ce_\ufffd\ufffd", b"x") in letters[junk_name].original_headers
     # Each recorded, published, its value dropped once the broker had it.
     recorded = await rows(setup)
     assert [(r["offset"], r["status"], r["has_value"]) for r in recorded] == [

@@ -20,7 +20,7 @@ DEEP = 100_000
 # leaves it): the largest record batch it accepts.
 BROKER_LIMIT = 1_048_588
 _BATCH_OVERHEAD = 61 + 64  # the batch header, and room for the record's own framing
-STRUCTURED = (b"content-type", b"application/cloudevents+json")
+STRUCTURED: tuple[bytes, bytes | None] = (b"content-type", b"application/cloudevents+json")
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def hostile_records(tag: str) -> list[Hostile]:
     for number, (name, value, special, reason) in enumerate(kinds):
         own: list[tuple[bytes, bytes | None]]
         if isinstance(special, list):
-            own = special
+            own = list(special)
         elif special == "junk-name":
             own = [(b"ce_\xff\xfe", b"x"), *headers(number)]
         elif special == "null-subject":

@@ -45,6 +45,8 @@ _FORMAT = JSONFormat()
 _SPEC_VERSION_BYTES = SPEC_VERSION.encode()
 _JSON_CONTENT_TYPE_BYTES = JSON_CONTENT_TYPE.encode()
 _EXTENSION_NAME = re.compile(r"[a-z0-9]+")
+# Attribute names our events carry, known to be valid: no pattern match needed for them.
+_KNOWN_ATTRIBUTES = frozenset({*_CORE_ATTRIBUTES, PARTITIONKEY, TRACEPARENT, AGGREGATE_VERSION})
 
 Mode = Literal["binary", "structured"]
 
@@ -266,15 +268,6 @@ def _text(raw: bytes, what: str) -> str:
         raise UndecodableRecord(f"{what} is not valid UTF-8 (byte {error.start})") from error
 
 
-def _record_size(
-    key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes | None]]
-) -> int:
-    size = len(key or b"") + len(value or b"")
-    for name, raw in headers:
-        size += len(name.encode("utf-8", errors="replace")) + len(raw or b"")
-    return size
-
-
 def decode(
     key: bytes | None,
     value: bytes | None,
@@ -308,17 +301,22 @@ def _decode(
     limits: DecodeLimits,
 ) -> Envelope:
     header_map: dict[str, bytes] = {}
+    attribute_headers: dict[str, bytes] = {}  # ce_* and content-type: what the SDK reads
+    size = len(key or b"") + len(value or b"")
     for name, raw in headers:
         lowered = name.lower()
-        if raw is None:
-            if lowered.startswith(ce_kafka.CE_PREFIX) or lowered == _CONTENT_TYPE:
+        size += len(name)
+        if lowered.startswith(ce_kafka.CE_PREFIX) or lowered == _CONTENT_TYPE:
+            if raw is None:
                 raise UndecodableRecord(f"header {_shown(name)} has no value")
+            attribute_headers[lowered] = raw
+        elif raw is None:
             continue  # a header of nobody's concern
+        size += len(raw)
         header_map[lowered] = raw
     unreadable = header_map.get(UNREADABLE_BATCH_HEADER)
     if unreadable is not None:
         raise UndecodableRecord(unreadable.decode(errors="replace"))
-    size = _record_size(key, value, headers)
     if size > limits.max_record_bytes:
         raise UndecodableRecord(
             f"record of {size} bytes is larger than the limit of {limits.max_record_bytes}"
@@ -327,36 +325,38 @@ def _decode(
         raise UndecodableRecord("no value (a tombstone) where a CloudEvent was expected")
     if key is not None:
         _text(key, "record key")
-    if any(name.startswith(ce_kafka.CE_PREFIX) for name in header_map):
-        return _decode_binary(key, value, header_map, limits)
+    if len(attribute_headers) > (_CONTENT_TYPE in attribute_headers):
+        return _decode_binary(key, value, attribute_headers, limits)
     return _decode_structured(key, value, header_map, limits)
 
 
 def _decode_binary(
-    key: bytes | None, value: bytes, header_map: dict[str, bytes], limits: DecodeLimits
+    key: bytes | None, value: bytes, attribute_headers: dict[str, bytes], limits: DecodeLimits
 ) -> Envelope:
-    attributes: dict[str, str] = {}
-    for name, raw in header_map.items():
-        if name.startswith(ce_kafka.CE_PREFIX):
-            attribute = name[len(ce_kafka.CE_PREFIX) :]
-            if not _EXTENSION_NAME.fullmatch(attribute):
-                raise UndecodableRecord(
-                    f"header {_shown(name)} does not name a CloudEvents attribute (a-z, 0-9)"
-                )
-            attributes[attribute] = _text(raw, f"header {name!r}")
-    specversion = attributes.get("specversion")
+    for name in attribute_headers:
+        attribute = name[len(ce_kafka.CE_PREFIX) :]
+        if (
+            attribute not in _KNOWN_ATTRIBUTES
+            and name != _CONTENT_TYPE
+            and not _EXTENSION_NAME.fullmatch(attribute)
+        ):
+            raise UndecodableRecord(
+                f"header {_shown(name)} does not name a CloudEvents attribute (a-z, 0-9)"
+            )
+    specversion = attribute_headers.get("ce_specversion")
     if specversion is None:
         raise UndecodableRecord("missing ce_specversion header")
-    if specversion != SPEC_VERSION:
+    if specversion != _SPEC_VERSION_BYTES:
         raise UndecodableRecord(
-            f"unsupported ce_specversion {_shown(specversion)}; expected {SPEC_VERSION!r}"
+            f"unsupported ce_specversion {_shown(specversion.decode(errors='replace'))}; "
+            f"expected {SPEC_VERSION!r}"
         )
     # The SDK invents an id when none is given; a record without one cannot be de-duplicated.
-    missing = [f"ce_{name}" for name in _REQUIRED if not attributes.get(name)]
+    missing = [f"ce_{name}" for name in _REQUIRED if not attribute_headers.get(f"ce_{name}")]
     if missing:
         raise UndecodableRecord(f"missing required header(s): {', '.join(missing)}")
-    content_type = header_map.get(_CONTENT_TYPE)
-    if content_type is not None:
+    content_type = attribute_headers.get(_CONTENT_TYPE)
+    if content_type is not None and content_type != _JSON_CONTENT_TYPE_BYTES:
         media_type = _text(content_type, "content-type header")
         if not _JSON_MEDIA_TYPE.match(media_type):
             raise UndecodableRecord(
@@ -365,17 +365,13 @@ def _decode_binary(
     data = _json_object(value, limits, "event data")
     # The SDK checks and parses the attributes (the data was parsed once, above); it reads
     # every header it is given as UTF-8, so it gets only those that carry attributes.
-    message = ce_kafka.KafkaMessage(
-        headers={
-            name: raw
-            for name, raw in header_map.items()
-            if name.startswith(ce_kafka.CE_PREFIX) or name == _CONTENT_TYPE
-        },
-        key=key,
-        value=b"",
-    )
+    message = ce_kafka.KafkaMessage(headers=attribute_headers, key=key, value=b"")
     try:
         event = ce_kafka.from_binary(message, _FORMAT)
+    except UnicodeDecodeError as error:
+        for name, raw in attribute_headers.items():
+            _text(raw, f"header {name!r}")  # raises, naming the header
+        raise UndecodableRecord(f"a header is not valid UTF-8: {error}") from error
     except (BaseCloudEventException, ValueError) as error:
         raise UndecodableRecord(f"invalid CloudEvent: {error}") from error
     return _envelope(event, data)

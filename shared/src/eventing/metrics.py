@@ -70,7 +70,8 @@ CONSUMER_DEAD_LETTERS_TRUNCATED = Counter(
 )
 CONSUMER_DUPLICATES = Counter(
     "consumer_duplicates_skipped_total",
-    "Events a handler had already applied (redelivery), skipped.",
+    "Redelivered events a handler had already applied, and redelivered records already "
+    "dead-lettered (handler '-' when refused before any handler), skipped.",
     ["group", "handler"],
 )
 CONSUMER_HANDLER_SECONDS = Histogram(

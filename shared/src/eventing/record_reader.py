@@ -230,8 +230,39 @@ class _GuardedBatch:
         self._start = start
         self._end = end
 
+    # What the fetcher reads of a batch, passed on explicitly: falling back to __getattr__
+    # would cost a failed lookup on every access.
+    @property
+    def base_offset(self) -> int:
+        offset: int = self._batch.base_offset
+        return offset
+
+    @property
+    def next_offset(self) -> int:
+        offset: int = self._batch.next_offset
+        return offset
+
+    @property
+    def producer_id(self) -> int:
+        producer: int = self._batch.producer_id
+        return producer
+
+    @property
+    def is_transactional(self) -> bool:
+        transactional: bool = self._batch.is_transactional
+        return transactional
+
+    @property
+    def is_control_batch(self) -> bool:
+        control: bool = self._batch.is_control_batch
+        return control
+
+    def validate_crc(self) -> bool:
+        valid: bool = self._batch.validate_crc()
+        return valid
+
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._batch, name)
+        return getattr(self._batch, name)  # anything else a later aiokafka may ask
 
     def __next__(self) -> Any:
         # The fetcher reads a control batch's one record with next(); those have no headers.

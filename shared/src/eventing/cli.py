@@ -126,9 +126,9 @@ async def _dead_letters(bootstrap: str, args: argparse.Namespace) -> int:
         {
             "dlq_partition": letter.partition,
             "dlq_offset": letter.offset,
-            "why": f"truncated copy: holds the first bytes of {letter.value_bytes} only; the "
-            f"original was {letter.original_topic}[{letter.original_partition}]@"
-            f"{letter.original_offset}",
+            "why": f"a truncated copy: the first {len(letter.value or b'')} of "
+            f"{letter.value_bytes} bytes; the original record is "
+            f"{letter.original_topic}[{letter.original_partition}]@{letter.original_offset}",
         }
         for letter in truncated
     ]
@@ -138,6 +138,7 @@ async def _dead_letters(bootstrap: str, args: argparse.Namespace) -> int:
             f"refused to replay {len(refused)} truncated dead letter(s): a truncated copy is not "
             "the original record\n"
         )
+        return 1
     return 0
 
 

@@ -39,7 +39,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import ConsumerRecord
 
 from eventing.admin import topic_partitions
 from eventing.catalogue import (
@@ -51,6 +51,7 @@ from eventing.catalogue import (
     TicketQueued,
 )
 from eventing.cloudevents_kafka import AGGREGATE_VERSION
+from eventing.record_reader import new_consumer
 from eventing.topics import KITCHEN, ORDERS
 
 # Kafka records are stamped by the relay after the order's commit: read from a little earlier.
@@ -107,9 +108,7 @@ async def read_events(
     bootstrap: str, topic: str, since: datetime, order_ids: set[str]
 ) -> tuple[list[TopicEvent], int]:
     """The CloudEvents of these orders on ``topic`` (from ``since`` on); and wire duplicates."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
-    )
+    consumer = new_consumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = await topic_partitions(consumer, topic)
@@ -132,7 +131,12 @@ async def read_events(
     events: list[TopicEvent] = []
     duplicates = 0
     for record in records:
-        headers = {name: value.decode() for name, value in record.headers}
+        # Any producer may have written anything on the topic: only our events are counted.
+        headers = {
+            name: value.decode(errors="replace")
+            for name, value in record.headers
+            if value is not None
+        }
         order_id = headers.get("ce_subject", "")
         if order_id not in order_ids or "ce_id" not in headers:
             continue

@@ -115,11 +115,11 @@ async def test_the_whole_lifecycle_publishes_exactly_the_expected_events(
     secrets = [CUSTOMER["name"], "987 6543", "9876543", CUSTOMER["email"], "Fori Imperiali"]
     checked = 0
     for topic in ALL_TOPICS:
-        if topic is CUSTOMER_CONTACTS:
+        if topic.restricted:  # the contacts topic and its own dead-letter topic
             continue
         for record in await read_whole_topic(infra.kafka_bootstrap, topic.name):
             checked += 1
-            blob = (record.value or b"") + b"".join(v for _, v in record.headers)
+            blob = (record.value or b"") + b"".join(v or b"" for _, v in record.headers)
             for secret in secrets:
                 assert secret.encode() not in blob, f"{secret!r} leaked on {topic.name}"
     assert checked >= len(expected) + 2  # this order's events and the kitchen's were read

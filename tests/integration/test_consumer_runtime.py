@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from eventing.catalogue import OrderPlaced
-from eventing.cloudevents_kafka import Envelope, encode
 from eventing.consumer import (
     EventConsumer,
     ReceivedEvent,
@@ -25,128 +22,34 @@ from eventing.consumer import (
     TombstoneSubscription,
 )
 from eventing.database import session_factory
-from eventing.deadletter import DeadLetter, read_dead_letters
+from eventing.deadletter import read_dead_letters
 from eventing.settings import ConsumerSettings
-from tests.support.eventing import create_topic, eventing_database, order_placed, produce_raw
+from tests.support.eventing import produce_raw
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess, free_port
 from tests.support.recording_handlers import (
     DOOMED_ORDER,
-    EFFECTS_DDL,
     REJECTED_ORDER,
     Flaky,
     record,
     recorder,
 )
-
-FAST_RETRIES = ConsumerSettings(max_attempts=4, retry_base_seconds=0.01, retry_max_seconds=0.05)
-
-RawRecord = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
-
-
-@dataclass
-class Setup:
-    topic: str
-    group: str
-    url: str
-    engine: AsyncEngine
-
-    @property
-    def dsn(self) -> str:
-        return self.url.replace("postgresql+asyncpg://", "postgresql://", 1)
-
-    async def effects(self) -> list[tuple[str, str, str]]:
-        conn = await asyncpg.connect(self.dsn)
-        try:
-            rows = await conn.fetch(
-                "SELECT handler, event_id, order_id FROM effects ORDER BY applied_at"
-            )
-        finally:
-            await conn.close()
-        return [(r["handler"], r["event_id"], r["order_id"]) for r in rows]
-
-    async def wait_for_effects(
-        self, predicate: Callable[[list[tuple[str, str, str]]], bool], timeout: float = 30
-    ) -> list[tuple[str, str, str]]:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            effects = await self.effects()
-            if predicate(effects):
-                return effects
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"effects never matched; last: {effects[-5:]}")
-            await asyncio.sleep(0.1)
-
-    def consumer(
-        self,
-        subscriptions: list[Subscription],
-        bootstrap: str,
-        tombstones: list[TombstoneSubscription] | None = None,
-    ) -> EventConsumer:
-        return EventConsumer(
-            group_id=self.group,
-            topics=[self.topic],
-            subscriptions=subscriptions,
-            sessions=session_factory(self.engine),
-            bootstrap_servers=bootstrap,
-            settings=FAST_RETRIES,
-            tombstones=tombstones or [],
-        )
+from tests.support.runtime import (
+    FAST_RETRIES,
+    RawRecord,
+    Setup,
+    cloudevent,
+    dead_letters_of,
+    new_setup,
+    running,
+    with_header,
+)
 
 
 @pytest.fixture
 async def setup(infra: Infra) -> AsyncIterator[Setup]:
-    suffix = uuid.uuid4().hex[:8]
-    topic = await create_topic(infra, f"t{suffix}.pizzeria.orders", partitions=3)
-    url = await eventing_database(infra, [EFFECTS_DDL])
-    engine = create_async_engine(url)
-    try:
-        yield Setup(topic, f"test-group-{suffix}", url, engine)
-    finally:
-        await engine.dispose()
-
-
-def cloudevent(
-    order_id: str, *, event_id: str | None = None, data: dict[str, Any] | None = None
-) -> RawRecord:
-    payload = data if data is not None else order_placed(order_id).model_dump(mode="json")
-    record = encode(
-        Envelope(
-            id=event_id or str(uuid.uuid4()),
-            type=OrderPlaced.event_type,
-            source="/test",
-            subject=order_id,
-            partition_key=order_id,
-            data=payload,
-        )
-    )
-    return record.key, record.value, record.headers
-
-
-def with_header(record: RawRecord, name: str, value: bytes | None) -> RawRecord:
-    key, body, headers = record
-    kept = [(n, v) for n, v in headers if n != name]
-    return key, body, kept if value is None else [*kept, (name, value)]
-
-
-async def running(consumer: EventConsumer, body: Callable[[], Awaitable[None]]) -> None:
-    task = asyncio.create_task(consumer.run())
-    try:
-        await body()
-    finally:
-        consumer.stop()
-        await asyncio.wait_for(task, timeout=30)
-
-
-async def dead_letters_of(
-    infra: Infra, group: str, count: int, timeout: float = 30
-) -> list[DeadLetter]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        letters = await read_dead_letters(infra.kafka_bootstrap, group=group)
-        if len(letters) >= count or asyncio.get_running_loop().time() > deadline:
-            return letters
-        await asyncio.sleep(0.5)
+    async with new_setup(infra) as created:
+        yield created
 
 
 async def test_an_event_delivered_twice_takes_effect_once(infra: Infra, setup: Setup) -> None:

@@ -127,9 +127,13 @@ def check_wire(records: Sequence[ConsumerRecord[Any, Any]], stream: EnqueuedStre
 async def produce_raw(
     infra: Infra,
     topic: str,
-    records: Sequence[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]],
+    records: Sequence[tuple[bytes | None, bytes | None, list[tuple[str, bytes | None]]]],
+    *,
+    max_request_size: int = 1_048_576,
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=infra.kafka_bootstrap, acks="all", max_request_size=max_request_size
+    )
     await producer.start()
     try:
         for key, value, headers in records:

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from eventing.admin import topic_partitions
+from eventing.record_reader import new_consumer
 
 
 @contextlib.asynccontextmanager
@@ -18,9 +19,7 @@ async def _from_the_beginning(
     bootstrap: str, topic: str
 ) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
     """A group-less consumer assigned to every partition of ``topic``, at offset 0."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
-    )
+    consumer = new_consumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     await consumer.start()
     try:
         partitions = await topic_partitions(consumer, topic)

@@ -16,7 +16,13 @@ import pytest
 from pydantic import BaseModel, Field
 
 from eventing import cli, schemas
-from eventing.topics import ALL_TOPICS, CUSTOMER_CONTACTS, DEAD_LETTERS
+from eventing.topics import (
+    ALL_TOPICS,
+    CUSTOMER_CONTACTS,
+    CUSTOMER_CONTACTS_DEAD_LETTERS,
+    DEAD_LETTERS,
+    RESTRICTED_TOPICS,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCS = REPO_ROOT / "docs"
@@ -410,12 +416,27 @@ def test_asyncapi_dead_letters_and_restricted_topics() -> None:
         assert name in headers
         assert name in message["headers"]["required"]
 
-    restricted = channels[CUSTOMER_CONTACTS.name]
-    assert restricted["x-data-classification"] == "restricted"
-    assert restricted["x-personal-data"] is True
-    assert [tag["name"] for tag in restricted["tags"]] == ["restricted"]
-    unrestricted = [name for name in channels if name != CUSTOMER_CONTACTS.name]
+    for name in (CUSTOMER_CONTACTS.name, CUSTOMER_CONTACTS_DEAD_LETTERS.name):
+        restricted = channels[name]
+        assert restricted["x-data-classification"] == "restricted"
+        assert restricted["x-personal-data"] is True
+        assert [tag["name"] for tag in restricted["tags"]] == ["restricted"]
+    unrestricted = [name for name in channels if name not in RESTRICTED_TOPICS]
     assert all("x-personal-data" not in channels[name] for name in unrestricted)
+    # The contacts topic's dead letters have a restricted topic of their own, compacted like it.
+    contacts = channels[CUSTOMER_CONTACTS.name]
+    assert contacts["x-dead-letter-topic"] == CUSTOMER_CONTACTS_DEAD_LETTERS.name
+    assert channels[CUSTOMER_CONTACTS_DEAD_LETTERS.name]["messages"] == dead_letters["messages"]
+    assert (
+        channels[CUSTOMER_CONTACTS_DEAD_LETTERS.name]["bindings"]["kafka"]["x-topic-config"]
+        == contacts["bindings"]["kafka"]["x-topic-config"]
+    )
+    assert all(
+        channels[name]["x-dead-letter-topic"] == DEAD_LETTERS.name
+        for name in ("pizzeria.orders", "pizzeria.kitchen", "pizzeria.menu")
+    )
+    for name in ("dlq_value_truncated", "dlq_value_bytes", "dlq_value_sha256"):
+        assert name in headers and name not in message["headers"]["required"]
 
 
 def test_asyncapi_references_resolve() -> None:

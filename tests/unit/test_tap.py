@@ -88,6 +88,9 @@ def test_the_contacts_topic_is_refused(capsys: pytest.CaptureFixture[str]) -> No
         check_topics(["pizzeria.customer-contacts.deadletter"])  # its records, dead-lettered
     assert main(["tap", "--topic", "pizzeria.customer-contacts"]) == 2
     assert "personal data" in capsys.readouterr().err
+    # Its dead letters are contact records too.
+    assert main(["tap", "--topic", "pizzeria.customer-contacts.deadletter"]) == 2
+    assert "personal data" in capsys.readouterr().err
 
 
 def test_times_without_an_offset_are_refused() -> None:

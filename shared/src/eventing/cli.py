@@ -4,8 +4,9 @@
     eventing outbox status   --database-url URL
     eventing outbox parked   --database-url URL
     eventing outbox unpark   --database-url URL [--id N ...]
-    eventing dead-letters list   [--group G]
-    eventing dead-letters replay --group G [--offset P:O ...]
+    eventing dead-letters list   [--group G] [--topic T]
+    eventing dead-letters replay --group G [--topic T] [--offset P:O ...]
+    eventing dead-letters kept   --database-url URL [--group G]
     eventing schemas generate [--docs DIR]
     eventing schemas check    [--docs DIR]
     eventing auth mint-token --subject S --role R [--role R ...] [--ttl SECONDS]
@@ -17,6 +18,12 @@ docs/asyncapi.json) from the catalogue; ``schemas check`` exits 1, printing the 
 the files under DIR drift from the code. DIR defaults to the docs/ directory of the repository
 holding the working directory: the nearest directory, the working directory itself or one of its
 parents, whose pyproject.toml declares the uv workspace ([tool.uv.workspace]).
+
+``dead-letters list`` and ``replay`` read the open dead-letter topic, or with ``--topic`` the
+dead-letter topic of that source topic (``pizzeria.customer-contacts`` has a restricted one) or
+that dead-letter topic itself. ``replay`` refuses truncated copies (records too large for their
+dead-letter topic) and says which. ``kept`` lists the dead letters a service kept in its database
+because they could not be published.
 
 ``auth mint-token`` prints an HS256 bearer token (just the token, for ``$(...)``) signed with
 the ``AUTH_*`` settings of the environment; it refuses when ``AUTH_JWKS_URL`` is set, since then
@@ -48,6 +55,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from eventing import admin, auth, deadletter, schemas, tap
+from eventing.topics import OPEN_DEAD_LETTERS, topic_named
 
 
 def _dsn(url: str | None) -> str:
@@ -78,17 +86,59 @@ async def _run(args: argparse.Namespace) -> int:
         else:
             _print({"unparked": await admin.unpark(dsn, args.id or None)})
     elif args.area == "dead-letters":
-        letters = await deadletter.read_dead_letters(bootstrap, group=args.group)
-        if args.action == "list":
-            for letter in letters:
-                _print(letter.as_dict())
-        else:
-            if args.offset:
-                wanted = {tuple(int(part) for part in item.split(":", 1)) for item in args.offset}
-                letters = [x for x in letters if (x.partition, x.offset) in wanted]
-            _print({"replayed": await deadletter.replay_dead_letters(bootstrap, letters)})
+        return await _dead_letters(bootstrap, args)
     elif args.area == "tap":
         return await _tap(bootstrap, args)
+    return 0
+
+
+def _dead_letter_topic(topic: str | None) -> tuple[str, str | None]:
+    """The dead-letter topic to read for ``--topic``, and the source topic to keep, if any."""
+    spec = topic_named(topic) if topic is not None else None
+    if spec is not None and spec.dead_letters is not None:
+        return spec.dead_letters, spec.name
+    return topic or OPEN_DEAD_LETTERS, None  # a dead-letter topic itself
+
+
+async def _dead_letters(bootstrap: str, args: argparse.Namespace) -> int:
+    if args.action == "kept":
+        for row in await deadletter.kept_dead_letters(_dsn(args.database_url), args.group):
+            _print(row)
+        return 0
+    topic, source = _dead_letter_topic(args.topic)
+    try:
+        letters = await deadletter.read_dead_letters(bootstrap, group=args.group, topic=topic)
+    except LookupError as error:
+        raise SystemExit(f"{error}; --topic takes a topic or a dead-letter topic") from error
+    if source is not None:
+        letters = [letter for letter in letters if letter.original_topic == source]
+    if args.action == "list":
+        for letter in letters:
+            _print(letter.as_dict())
+        return 0
+    if args.offset:
+        wanted = {tuple(int(part) for part in item.split(":", 1)) for item in args.offset}
+        letters = [x for x in letters if (x.partition, x.offset) in wanted]
+    truncated = [letter for letter in letters if letter.truncated]
+    replayable = [letter for letter in letters if not letter.truncated]
+    replayed = await deadletter.replay_dead_letters(bootstrap, replayable)
+    refused = [
+        {
+            "dlq_partition": letter.partition,
+            "dlq_offset": letter.offset,
+            "why": f"a truncated copy: the first {len(letter.value or b'')} of "
+            f"{letter.value_bytes} bytes; the original record is "
+            f"{letter.original_topic}[{letter.original_partition}]@{letter.original_offset}",
+        }
+        for letter in truncated
+    ]
+    _print({"replayed": replayed, "refused": refused})
+    if refused:
+        sys.stderr.write(
+            f"refused to replay {len(refused)} truncated dead letter(s): a truncated copy is not "
+            "the original record\n"
+        )
+        return 1
     return 0
 
 
@@ -180,15 +230,26 @@ def main(argv: list[str] | None = None) -> int:
             action.add_argument(
                 "--id", type=int, action="append", help="only this row (repeatable)"
             )
-    letters = areas.add_parser("dead-letters", help="list or replay dead letters")
+    letters = areas.add_parser("dead-letters", help="list, replay or inspect dead letters")
     letter_actions = letters.add_subparsers(dest="action", required=True)
+    topic_help = (
+        "a source topic (its dead-letter topic is read) or a dead-letter topic "
+        f"(default {OPEN_DEAD_LETTERS})"
+    )
     listing = letter_actions.add_parser("list")
     listing.add_argument("--group")
+    listing.add_argument("--topic", help=topic_help)
     replay = letter_actions.add_parser("replay")
     replay.add_argument("--group", required=True)
+    replay.add_argument("--topic", help=topic_help)
     replay.add_argument(
         "--offset", action="append", help="PARTITION:OFFSET in the dead-letter topic"
     )
+    kept = letter_actions.add_parser(
+        "kept", help="dead letters a service kept in its database: they could not be published"
+    )
+    kept.add_argument("--database-url")
+    kept.add_argument("--group")
     docs = areas.add_parser("schemas", help="generate or check the event documentation")
     docs_actions = docs.add_subparsers(dest="action", required=True)
     for name, help_text in (

@@ -4,7 +4,10 @@ For each record of its topics, in partition order:
 
 1. Decode the CloudEvent; look up its type in the catalogue; validate the data against the
    type's model. A record that fails any of these is a poison message: it goes to the
-   dead-letter topic with the reason and the partition moves on.
+   dead-letter topic with the reason and the partition moves on. Nothing a record holds can stop
+   a partition: decoding refuses oversized and too deeply nested records before parsing them,
+   any other exception while decoding, looking up or validating a record makes it a dead letter
+   too, and records aiokafka's own reader cannot parse are read by ``eventing.record_reader``.
 2. Run every handler subscribed to the type. Its effects and the row ``(handler, event id)``
    it inserts into the inbox commit together; a redelivered event finds its inbox row and is
    skipped, so its effects happen once. The events of a poll are applied ``batch_size`` at a
@@ -24,6 +27,13 @@ For each record of its topics, in partition order:
 5. Offsets are committed after the batch's transactions committed, and when partitions are
    revoked (after the in-flight batch finished). A crash between the two only causes a
    redelivery, which the inbox absorbs.
+6. A dead letter is recorded in the ``dead_letters`` table (its own transaction) before it is
+   published, and marked published once the broker acknowledged it: a redelivered poison record
+   whose dead letter is published is not published again. One the dead-letter topic cannot take
+   is published as a truncated copy; one that still cannot be published (refused by the broker,
+   or failing past ``dead_letter_publish_timeout_seconds``) is kept in the table, counted and
+   logged, and the partition moves on. Each source topic names its dead-letter topic
+   (``TopicSpec.dead_letters``): the contacts topic's is restricted like the topic itself.
 
 A watchdog restarts the Kafka consumer when it stops polling (aiokafka consumers have been seen
 to stall after broker restarts) or when it crashes.
@@ -33,11 +43,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -51,17 +63,32 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from eventing import metrics
 from eventing.catalogue.base import EventData, model_for
-from eventing.cloudevents_kafka import Envelope, UndecodableRecord, decode
-from eventing.database import inbox_table, is_database_unavailable
-from eventing.deadletter import dead_letter_headers
+from eventing.cloudevents_kafka import Envelope, UndecodableRecord, bounded_reason, decode
+from eventing.database import (
+    DEAD_LETTER_PENDING,
+    inbox_table,
+    is_database_unavailable,
+)
+from eventing.deadletter import (
+    DeadLetterPublisher,
+    DeadLetterRecord,
+    PublishOutcome,
+    RecordedDeadLetter,
+    attempt_seconds,
+    mark_dead_letter_kept,
+    mark_dead_letter_published,
+    record_dead_letter,
+)
 from eventing.failpoints import crash_point
+from eventing.record_reader import new_consumer
 from eventing.settings import ConsumerSettings
-from eventing.topics import DEAD_LETTERS
+from eventing.topics import dead_letter_topic_for
 from eventing.tracing import open_span, start_span, traceparent_from_headers
 
 log = logging.getLogger("eventing.consumer")
 
 E = TypeVar("E", bound=EventData)
+T = TypeVar("T")
 
 
 class PermanentHandlerError(Exception):
@@ -142,9 +169,17 @@ class _Record:
     """A consumed record, its ``process`` span (open until its transaction is done), its steps."""
 
     record: ConsumerRecord[Any, Any]
-    headers: list[tuple[str, bytes]]
+    headers: list[tuple[str, bytes | None]]
     span: Span
     steps: list[_Step] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Poison:
+    """Why a record cannot be applied at all: it is dead-lettered before any handler runs."""
+
+    kind: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -172,6 +207,10 @@ class _State:
     last_progress: float = field(default_factory=time.monotonic)
     assigned: frozenset[TopicPartition] = frozenset()
     drained: bool = False
+    # Dead letters whose publish keeps failing (one per lane at most): since when, and why.
+    blocked: dict[tuple[str, int, int, str], tuple[float, str, DeadLetterRecord]] = field(
+        default_factory=dict
+    )
 
 
 class EventConsumer:
@@ -187,7 +226,10 @@ class EventConsumer:
         bootstrap_servers: str,
         settings: ConsumerSettings | None = None,
         tombstones: Sequence[TombstoneSubscription] = (),
+        dead_letter_topics: Mapping[str, str] | None = None,
     ) -> None:
+        """``dead_letter_topics`` maps a source topic to its dead-letter topic where
+        ``eventing.topics`` does not say (topics outside the catalogue, e.g. in tests)."""
         self.group_id = group_id
         self._topics = list(topics)
         self._sessions = sessions
@@ -203,7 +245,8 @@ class EventConsumer:
         self._state = _State()
         self._processing = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
-        self._dead_letter_producer: AIOKafkaProducer | None = None
+        self._dead_letter_topics = dict(dead_letter_topics or {})
+        self._dead_letter_publisher: DeadLetterPublisher | None = None
         self._running = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -215,6 +258,12 @@ class EventConsumer:
             return False, "consumer not running"
         if not self._state.assigned:
             return False, "no partitions assigned yet"
+        if self._state.blocked:
+            since, error, letter = min(self._state.blocked.values(), key=lambda item: item[0])
+            return False, (
+                f"blocked for {time.monotonic() - since:.0f}s publishing the dead letter of "
+                f"{letter.where} to {letter.dead_letter_topic}: {error}"
+            )
         stalled_for = time.monotonic() - self._state.last_progress
         if stalled_for > self._settings.stall_timeout_seconds:
             return False, f"consumer stalled for {stalled_for:.0f}s"
@@ -275,7 +324,7 @@ class EventConsumer:
         self._state.last_progress = time.monotonic()
 
     async def _consume(self) -> None:
-        consumer = AIOKafkaConsumer(
+        consumer = new_consumer(
             bootstrap_servers=self._bootstrap,
             group_id=self.group_id,
             client_id=f"{self.group_id}-consumer",
@@ -284,11 +333,18 @@ class EventConsumer:
             max_poll_records=self._settings.max_poll_records,
             isolation_level="read_committed",
         )
+        timeout = self._settings.dead_letter_publish_timeout_seconds
         dead_letters = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             client_id=f"{self.group_id}-deadletters",
-            enable_idempotence=True,
             acks="all",
+            # Not idempotent: an idempotent producer retries a batch until it succeeds, so a
+            # publish the broker cannot take would never end, and a batch the broker refused
+            # (too large) leaves its sequence numbers out of step for the next one. A retry
+            # after a lost acknowledgement may then write a dead letter twice; the dead_letters
+            # table still keeps a redelivered record from being published again.
+            enable_idempotence=False,
+            request_timeout_ms=int(attempt_seconds(timeout) * 1000),
         )
         consumer.subscribe(self._topics, listener=_CommitOnRevoke(self, consumer))
         self._progress()
@@ -296,7 +352,9 @@ class EventConsumer:
         try:
             await consumer.start()
             self._consumer = consumer
-            self._dead_letter_producer = dead_letters
+            self._dead_letter_publisher = DeadLetterPublisher(
+                dead_letters, timeout_seconds=timeout, on_blocked=self._blocked
+            )
             self._running = True
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=500)
@@ -417,20 +475,32 @@ class EventConsumer:
 
     async def _steps(self, item: _Record) -> list[_Step]:
         """What applying ``item`` takes: one step per subscribed handler. Dead-letters poison."""
+        try:
+            steps = self._classify(item)
+        except Exception as error:  # no record may stop its partition
+            log.exception("could not classify a record", extra=_log_fields(item.record, "-"))
+            steps = _Poison(
+                "undecodable", f"could not be processed: {type(error).__name__}: {error}"
+            )
+        if isinstance(steps, _Poison):
+            await self._dead_letter(item.record, steps.kind, steps.reason)
+            return []
+        return steps
+
+    def _classify(self, item: _Record) -> list[_Step] | _Poison:
+        """Decode, look up and validate ``item``: its steps, or why it is poison."""
         record = item.record
         if record.value is None and self._tombstones.get(record.topic):
-            return await self._tombstone_steps(record, item.headers)
+            return self._tombstone_steps(record, item.headers)
         try:
-            envelope = decode(record.key, record.value, item.headers)
+            envelope = decode(record.key, record.value, item.headers, self._settings.decode_limits)
         except UndecodableRecord as error:
-            await self._dead_letter(record, "undecodable", f"undecodable: {error.reason}")
-            return []
+            return _Poison("undecodable", f"undecodable: {error.reason}")
         attributes = _event_attributes(envelope)
         item.span.set_attributes(attributes)
         model = model_for(envelope.type)
         if model is None:
-            await self._dead_letter(record, "unknown_type", f"unknown event type {envelope.type!r}")
-            return []
+            return _Poison("unknown_type", f"unknown event type {envelope.type[:200]!r}")
         subscriptions = self._by_type.get(envelope.type)
         if not subscriptions:
             metrics.CONSUMER_EVENTS.labels(self.group_id, record.topic, "not_subscribed").inc()
@@ -440,12 +510,9 @@ class EventConsumer:
         except ValidationError as error:
             reason = "; ".join(
                 f"{'.'.join(str(part) for part in issue['loc']) or '<data>'}: {issue['msg']}"
-                for issue in error.errors()
+                for issue in error.errors(include_input=False, include_url=False)
             )
-            await self._dead_letter(
-                record, "schema_invalid", f"schema-invalid {envelope.type}: {reason}"
-            )
-            return []
+            return _Poison("schema_invalid", f"schema-invalid {envelope.type}: {reason}")
         event: ReceivedEvent[Any] = ReceivedEvent(
             data=data,
             envelope=envelope,
@@ -464,12 +531,11 @@ class EventConsumer:
             for subscription in subscriptions
         ]
 
-    async def _tombstone_steps(
-        self, record: ConsumerRecord[Any, Any], headers: list[tuple[str, bytes]]
-    ) -> list[_Step]:
+    def _tombstone_steps(
+        self, record: ConsumerRecord[Any, Any], headers: list[tuple[str, bytes | None]]
+    ) -> list[_Step] | _Poison:
         if not record.key:
-            await self._dead_letter(record, "undecodable", "undecodable: tombstone without a key")
-            return []
+            return _Poison("undecodable", "undecodable: tombstone without a key")
         ce_id = dict(headers).get("ce_id")
         tombstone = Tombstone(
             key=bytes(record.key).decode(errors="replace"),
@@ -623,48 +689,165 @@ class EventConsumer:
     async def _dead_letter(
         self, record: ConsumerRecord[Any, Any], kind: str, reason: str, *, handler: str = "-"
     ) -> None:
-        """Publish the record to the dead-letter topic; keeps trying, since losing it is worse."""
-        producer = self._dead_letter_producer
-        assert producer is not None
+        """Dead-letter ``record`` for ``handler``, once: record it, publish it, mark it.
+
+        Never raises for the record's sake (only CancelledError gets out): whatever happens, the
+        partition moves on, and a dead letter that cannot be published is kept in the table.
+        """
+        reason = bounded_reason(reason)
         current = trace.get_current_span()
         current.set_attribute("eventing.dead_letter_reason", kind)
-        current.set_status(Status(StatusCode.ERROR, reason[:500]))
-        headers = dead_letter_headers(
-            list(record.headers or ()),
-            reason=reason,
+        current.set_status(Status(StatusCode.ERROR, reason))
+        letter = DeadLetterRecord(
             group=self.group_id,
             handler=handler,
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
+            dead_letter_topic=self._dead_letter_topics.get(record.topic)
+            or dead_letter_topic_for(record.topic),
+            kind=kind,
+            reason=reason,
+            key=record.key,
+            value=record.value,
+            headers=list(record.headers or ()),
         )
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await producer.send_and_wait(
-                    DEAD_LETTERS.name, value=record.value, key=record.key, headers=headers
-                )
-                break
-            except KafkaError as error:
-                log.warning("dead-letter publish failed (%s); retrying", error)
-                self._progress()
-                await asyncio.sleep(_backoff(attempt, 0.5, 5.0))
-        metrics.CONSUMER_DEAD_LETTERS.labels(self.group_id, kind).inc()
-        metrics.CONSUMER_EVENTS.labels(self.group_id, record.topic, "dead_lettered").inc()
+        try:
+            await self._dead_letter_once(letter)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug here must not stop the partition either
+            log.exception(
+                "could not dead-letter %s for %s/%s (%s); moving on",
+                letter.where,
+                self.group_id,
+                handler,
+                reason,
+                extra=_log_fields(record, handler),
+            )
+
+    async def _dead_letter_once(self, letter: DeadLetterRecord) -> None:
+        recorded = await self._in_own_transaction(
+            "recording a dead letter", lambda session: record_dead_letter(session, letter)
+        )
+        if recorded is not None and recorded.status != DEAD_LETTER_PENDING:
+            # Redelivered (a crash or a rebalance before the offset commit): already done.
+            metrics.CONSUMER_DUPLICATES.labels(self.group_id, letter.handler).inc()
+            log.info(
+                "dead letter of %s for %s/%s already %s; not sent again",
+                letter.where,
+                self.group_id,
+                letter.handler,
+                recorded.status,
+            )
+            return
+        if recorded is None:
+            log.error(
+                "the dead letter of %s for %s/%s could not be recorded; publishing it anyway",
+                letter.where,
+                self.group_id,
+                letter.handler,
+            )
+        # The window a crash test aims at: recorded, not yet published.
+        crash_point("after_dead_letter_recorded")
+        outcome = await self._publish(letter, recorded)
+        if outcome.published:
+            await self._in_own_transaction(
+                "marking a dead letter published",
+                lambda session: mark_dead_letter_published(
+                    session, letter, truncated=outcome.truncated
+                ),
+            )
+            metrics.CONSUMER_DEAD_LETTERS.labels(self.group_id, letter.kind).inc()
+            if outcome.truncated:
+                metrics.CONSUMER_DEAD_LETTERS_TRUNCATED.labels(self.group_id).inc()
+            metrics.CONSUMER_EVENTS.labels(self.group_id, letter.topic, "dead_lettered").inc()
+            log.error(
+                "dead-lettered %s for %s/%s to %s%s: %s",
+                letter.where,
+                self.group_id,
+                letter.handler,
+                letter.dead_letter_topic,
+                " (a truncated copy)" if outcome.truncated else "",
+                letter.reason,
+                extra=_log_fields(letter, letter.handler),
+            )
+            return
+        await self._in_own_transaction(
+            "keeping a dead letter",
+            lambda session: mark_dead_letter_kept(session, letter, outcome.error),
+        )
+        metrics.CONSUMER_DEAD_LETTERS_KEPT.labels(self.group_id, outcome.cause).inc()
+        metrics.CONSUMER_EVENTS.labels(self.group_id, letter.topic, "dead_letter_kept").inc()
         log.error(
-            "dead-lettered %s[%d]@%d for %s/%s: %s",
-            record.topic,
-            record.partition,
-            record.offset,
+            "could not publish the dead letter of %s for %s/%s to %s (%s: %s); kept it in the "
+            "dead_letters table and moved on: %s",
+            letter.where,
             self.group_id,
-            handler,
-            reason,
-            extra=_log_fields(record, handler),
+            letter.handler,
+            letter.dead_letter_topic,
+            outcome.cause,
+            outcome.error,
+            letter.reason,
+            extra=_log_fields(letter, letter.handler),
         )
 
+    async def _publish(
+        self, letter: DeadLetterRecord, recorded: RecordedDeadLetter | None
+    ) -> PublishOutcome:
+        publisher = self._dead_letter_publisher
+        assert publisher is not None
+        recorded_at = recorded.recorded_at if recorded is not None else datetime.now(UTC)
+        if recorded is not None and not recorded.first:
+            # Pending from an earlier delivery: publish it as it was recorded then.
+            letter = dataclasses.replace(letter, reason=recorded.reason)
+        return await publisher.publish(letter, recorded_at)
 
-def _log_fields(record: ConsumerRecord[Any, Any], handler: str) -> dict[str, str | None]:
+    def _blocked(self, letter: DeadLetterRecord, error: str | None) -> None:
+        """Heard from the publisher: ``letter`` keeps failing (``error``), or is through."""
+        identity = (letter.topic, letter.partition, letter.offset, letter.handler)
+        if error is None:
+            self._state.blocked.pop(identity, None)
+            return
+        since = self._state.blocked.get(identity, (time.monotonic(), "", letter))[0]
+        self._state.blocked[identity] = (since, error, letter)
+        log.warning(
+            "publishing the dead letter of %s to %s failed (%s); retrying",
+            letter.where,
+            letter.dead_letter_topic,
+            error,
+        )
+        # Waiting is all that helps (the watchdog restarting the consumer would not); readiness
+        # reports the block instead.
+        self._progress()
+
+    async def _in_own_transaction(
+        self, what: str, work: Callable[[AsyncSession], Awaitable[T]]
+    ) -> T | None:
+        """``work`` in a transaction of its own; waits while the database is unavailable.
+
+        Any other failure is logged and gives None: the dead letter goes on without its row.
+        """
+        unavailable = 0
+        while True:
+            try:
+                async with self._sessions() as session, session.begin():
+                    return await work(session)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - unavailable: wait; anything else: go on
+                if not is_database_unavailable(error):
+                    log.error("%s failed: %r", what, error)
+                    return None
+                unavailable += 1
+                log.warning("database unavailable while %s (%s); waiting", what, error)
+                self._progress()
+                await asyncio.sleep(_backoff(unavailable, 0.5, self._settings.retry_max_seconds))
+
+
+def _log_fields(
+    record: ConsumerRecord[Any, Any] | DeadLetterRecord, handler: str
+) -> dict[str, str | None]:
     """What a JSON log line about an event carries besides its message (and trace id)."""
     headers = {name: value for name, value in record.headers or ()}
     event_id = headers.get("ce_id")

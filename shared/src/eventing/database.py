@@ -1,4 +1,4 @@
-"""Database engines and the tables every service shares (outbox and inbox)."""
+"""Database engines and the tables every service shares (outbox, inbox, dead letters)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -18,7 +19,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import BYTEA, JSONB, UUID
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -69,6 +70,44 @@ inbox_table = Table(
     Column("event_type", Text, nullable=False),
     Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("inbox_processed_at", "processed_at"),
+)
+
+DEAD_LETTER_PENDING = "pending"  # recorded, not yet acknowledged by the broker
+DEAD_LETTER_PUBLISHED = "published"  # on its dead-letter topic; value and headers dropped here
+DEAD_LETTER_KEPT = "kept"  # could not be published: kept here for good, with the error
+
+# Every record a consumer dead-letters, per handler, recorded in its own transaction before it
+# is published: a record redelivered after a crash finds its row and is published at most once
+# more (only if the broker had not acknowledged it). The value and headers stay only while they
+# are needed: until published, or for good when the dead letter had to be kept.
+dead_letters_table = Table(
+    "dead_letters",
+    eventing_metadata,
+    Column("consumer_group", Text, primary_key=True),
+    Column("topic", Text, primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("offset", BigInteger, primary_key=True),
+    Column("handler", Text, primary_key=True),  # "-": refused before any handler ran
+    Column("dead_letter_topic", Text, nullable=False),
+    Column("kind", Text, nullable=False),  # undecodable, unknown_type, schema_invalid, ...
+    Column("reason", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("key", BYTEA),
+    Column("value", BYTEA),
+    # The original headers, JSON-encoded into bytes: header names may hold anything, and JSONB
+    # cannot store every string (NUL).
+    Column("headers", BYTEA),
+    Column("value_bytes", Integer),  # the original value's size, kept after the value goes
+    Column("truncated", Boolean, nullable=False, server_default=text("false")),
+    Column("error", Text),  # why it could not be published (kept), or the last failure
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("published_at", DateTime(timezone=True)),
+    Index("dead_letters_by_key", "topic", "key"),
+    Index(
+        "dead_letters_unpublished",
+        "status",
+        postgresql_where=text(f"status <> '{DEAD_LETTER_PUBLISHED}'"),
+    ),
 )
 
 

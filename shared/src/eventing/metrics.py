@@ -57,9 +57,21 @@ CONSUMER_RETRIES = Counter(
 CONSUMER_DEAD_LETTERS = Counter(
     "consumer_dead_letters_total", "Records sent to the dead-letter topic.", ["group", "reason"]
 )
+CONSUMER_DEAD_LETTERS_KEPT = Counter(
+    "consumer_dead_letters_kept_total",
+    "Dead letters that could not be published and were kept in the dead_letters table, by cause "
+    "(too_large, no_key, refused, timeout).",
+    ["group", "cause"],
+)
+CONSUMER_DEAD_LETTERS_TRUNCATED = Counter(
+    "consumer_dead_letters_truncated_total",
+    "Dead letters too large for their topic, published as a truncated copy instead.",
+    ["group"],
+)
 CONSUMER_DUPLICATES = Counter(
     "consumer_duplicates_skipped_total",
-    "Events a handler had already applied (redelivery), skipped.",
+    "Redelivered events a handler had already applied, and redelivered records already "
+    "dead-lettered (handler '-' when refused before any handler), skipped.",
     ["group", "handler"],
 )
 CONSUMER_HANDLER_SECONDS = Histogram(

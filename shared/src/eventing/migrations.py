@@ -1,9 +1,10 @@
 """Alembic helpers: every service runs its migrations through these.
 
 Each service keeps an Alembic script directory (``<service>/migrations``) whose ``env.py`` calls
-``run_env``; the service's ``migrate`` command calls ``upgrade``. The eventing tables (outbox,
-inbox) come from ``eventing.database`` and are created by each service's first revision with
-``create_eventing_tables``.
+``run_env``; the service's ``migrate`` command calls ``upgrade``. The eventing tables come from
+``eventing.database``: each service's first revision creates the outbox and inbox with
+``create_eventing_tables``, its revision ``0003_dead_letters`` the dead-letter records with
+``create_dead_letters_table``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, MetaData, pool
 
-from eventing.database import eventing_metadata, new_engine
+from eventing.database import dead_letters_table, inbox_table, new_engine, outbox_table
 
 
 def upgrade(database_url: str, script_location: Path, revision: str = "head") -> None:
@@ -48,9 +49,23 @@ def run_env(target_metadata: MetaData | None = None) -> None:
     asyncio.run(run())
 
 
+# What revision 0001 creates, whatever tables eventing.database gains later.
+_FIRST_EVENTING_TABLES = [outbox_table, inbox_table]
+
+
 def create_eventing_tables(bind: Connection) -> None:
-    eventing_metadata.create_all(bind=bind)
+    for table in _FIRST_EVENTING_TABLES:
+        table.create(bind=bind)
 
 
 def drop_eventing_tables(bind: Connection) -> None:
-    eventing_metadata.drop_all(bind=bind)
+    for table in reversed(_FIRST_EVENTING_TABLES):
+        table.drop(bind=bind)
+
+
+def create_dead_letters_table(bind: Connection) -> None:
+    dead_letters_table.create(bind=bind)
+
+
+def drop_dead_letters_table(bind: Connection) -> None:
+    dead_letters_table.drop(bind=bind)

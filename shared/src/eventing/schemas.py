@@ -37,8 +37,17 @@ from eventing.cloudevents_kafka import (
     SPEC_VERSION,
     TRACEPARENT,
 )
-from eventing.deadletter import DLQ_PREFIX, dead_letter_headers
-from eventing.topics import ALL_TOPICS, CUSTOMER_CONTACTS, DEAD_LETTERS, TopicSpec
+from eventing.deadletter import (
+    DLQ_PREFIX,
+    HEADERS_TRUNCATED_HEADER,
+    TRUNCATED_VALUE_BYTES,
+    TRUNCATION_HEADERS,
+    VALUE_BYTES_HEADER,
+    VALUE_SHA256_HEADER,
+    VALUE_TRUNCATED_HEADER,
+    dead_letter_headers,
+)
+from eventing.topics import ALL_TOPICS, DEAD_LETTER_TOPICS, TopicSpec
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_BASE_URL = "https://schemas.mariospizzeria.com/events/"
@@ -48,9 +57,6 @@ PAYLOAD_SCHEMA_FORMAT = "application/schema+json;version=draft-2020-12"
 EVENTS_DIRECTORY = "events"
 ASYNCAPI_FILE = "asyncapi.json"
 GENERATE_COMMAND = "uv run eventing schemas generate"
-
-# Topics holding personal data. A topic whose description starts with "Restricted" counts too.
-RESTRICTED_TOPICS = frozenset({CUSTOMER_CONTACTS.name})
 
 DEAD_LETTER_MESSAGE = "dead-letter"
 _TRACEPARENT_PATTERN = "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
@@ -71,6 +77,24 @@ _DLQ_HEADER_DOCS: dict[str, dict[str, Any]] = {
     "dlq_time": {
         "description": "When the record was dead-lettered (RFC 3339).",
         "format": "date-time",
+    },
+    VALUE_TRUNCATED_HEADER: {
+        "description": 'Present ("true") on a truncated copy: the record was too large for '
+        f"the dead-letter topic, so the value is only its first {TRUNCATED_VALUE_BYTES} bytes. "
+        "A truncated copy cannot be replayed.",
+        "const": "true",
+    },
+    VALUE_BYTES_HEADER: {
+        "description": "On a truncated copy: the original value's size in bytes (decimal).",
+        "pattern": _DECIMAL_PATTERN,
+    },
+    VALUE_SHA256_HEADER: {
+        "description": "On a truncated copy: SHA-256 of the original value (hex).",
+        "pattern": "^[0-9a-f]{64}$",
+    },
+    HEADERS_TRUNCATED_HEADER: {
+        "description": 'Present ("true") when the original headers were cut short too.',
+        "const": "true",
     },
 }
 # Kafka topic settings the AsyncAPI Kafka channel binding knows, with their JSON types.
@@ -121,16 +145,7 @@ def json_schema(model: type[EventData]) -> dict[str, Any]:
 
 
 def is_restricted(topic: TopicSpec) -> bool:
-    return topic.name in RESTRICTED_TOPICS or topic.description.lower().startswith("restricted")
-
-
-def holds_personal_data(topic_name: str) -> bool:
-    """A restricted topic, or one named after it: ``<topic>.deadletter`` keeps its records."""
-    return any(
-        topic_name == spec.name or topic_name.startswith(f"{spec.name}.")
-        for spec in ALL_TOPICS
-        if is_restricted(spec)
-    )
+    return topic.restricted
 
 
 def _summary(text: str) -> str:
@@ -141,7 +156,7 @@ def _key_description(topic: TopicSpec, models: Sequence[type[EventData]]) -> str
     aggregates = sorted({model.aggregate for model in models})
     if aggregates:
         return " or ".join(f"{aggregate} id" for aggregate in aggregates)
-    if topic.name == DEAD_LETTERS.name:
+    if topic.name in DEAD_LETTER_TOPICS:
         return "the original record's key, unchanged"
     found = re.search(r"keyed by ([^.;,]+)", topic.description)
     return found.group(1).strip() if found else "partition key"
@@ -184,6 +199,8 @@ def _channel(
         "x-partitions": topic.partitions,
         "x-message-key": key,
     }
+    if topic.dead_letters is not None:
+        channel["x-dead-letter-topic"] = topic.dead_letters
     if is_restricted(topic):
         channel["tags"] = [
             {
@@ -303,16 +320,23 @@ def _dead_letter_message() -> dict[str, Any]:
             "type": "string",
             **_DLQ_HEADER_DOCS.get(name, {"description": f"Dead-letter metadata ({name})."}),
         }
-        for name in names
+        for name in [*names, *TRUNCATION_HEADERS]
     }
+    restricted = "; ".join(
+        f"{topic.name} to {topic.dead_letters}"
+        for topic in ALL_TOPICS
+        if topic.restricted and topic.dead_letters is not None
+    )
     return {
         "name": DEAD_LETTER_MESSAGE,
         "title": "Dead letter",
         "summary": "A record a consumer could not process, with the reason.",
         "description": "The original record's key, value and headers, unchanged, plus dlq_* "
         "headers saying why and where it came from. `eventing dead-letters replay` produces the "
-        "original record to its original topic again. A dead letter may copy a record of any "
-        "topic, restricted ones included.",
+        "original record to its original topic again. A record too large for the dead-letter "
+        "topic is sent as a truncated copy (dlq_value_truncated), which cannot be replayed. "
+        "Each topic names its dead-letter topic (x-dead-letter-topic): restricted topics have "
+        f"restricted ones ({restricted}), so personal data never reaches an open topic.",
         "headers": {
             "type": "object",
             "properties": properties,
@@ -354,7 +378,7 @@ def asyncapi_document() -> dict[str, Any]:
     for name, topic in topics.items():
         models = by_topic[name]
         message_ids = [model.event_type for model in models]
-        if name == DEAD_LETTERS.name:
+        if name in DEAD_LETTER_TOPICS:
             message_ids.append(DEAD_LETTER_MESSAGE)
         channels[name] = _channel(topic, models, message_ids)
         for message_id in message_ids:

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -69,6 +69,7 @@ class ConsumingService:
         subscriptions: Sequence[Subscription],
         consumer_settings: ConsumerSettings,
         tombstones: Sequence[TombstoneSubscription] = (),
+        dead_letter_topics: Mapping[str, str] | None = None,
         **extra: Any,
     ) -> Service:
         """Build the common parts; ``extra`` fills the fields a subclass adds (outbox, ...)."""
@@ -90,6 +91,7 @@ class ConsumingService:
             bootstrap_servers=settings.kafka_bootstrap_servers,
             settings=consumer_settings,
             tombstones=tombstones,
+            dead_letter_topics=dead_letter_topics,
         )
         return cls(
             settings=settings,

@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from eventing.cloudevents_kafka import DEFAULT_LIMITS, DecodeLimits
+
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
@@ -84,3 +86,16 @@ class ConsumerSettings(BaseSettings):
     # one commit per batch instead of one per event and handler. 1 gives each its own.
     batch_size: int = 100
     auto_offset_reset: str = "earliest"
+    # A record larger than this (key + value + headers) is dead-lettered without being parsed.
+    max_record_bytes: int = Field(default=DEFAULT_LIMITS.max_record_bytes, gt=0)
+    # JSON nested deeper than this is dead-lettered (checked without recursion; ours nest 4).
+    max_json_depth: int = Field(default=DEFAULT_LIMITS.max_json_depth, gt=0)
+    # How long a dead letter may keep failing to publish with errors worth retrying before it is
+    # kept in the dead_letters table instead and the partition moves on.
+    dead_letter_publish_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @property
+    def decode_limits(self) -> DecodeLimits:
+        return DecodeLimits(
+            max_record_bytes=self.max_record_bytes, max_json_depth=self.max_json_depth
+        )

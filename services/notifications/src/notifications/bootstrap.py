@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from eventing.database import create_engine, session_factory
 from eventing.service import ConsumingService
+from eventing.topics import CUSTOMER_CONTACTS_DEAD_LETTERS
 from notifications.adapters.providers import HttpSmsSender, SmtpEmailSender
 from notifications.domain.messages import Channel
 from notifications.service_layer.dispatch import Dispatcher, RetryPolicy
@@ -63,6 +64,8 @@ def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsSer
         topics=[settings.orders_topic, settings.kitchen_topic, settings.contacts_topic],
         subscriptions=notification_subscriptions(policy),
         tombstones=tombstone_subscriptions(settings.contacts_topic),
+        # Whatever the contacts topic is called here, its records are personal data.
+        dead_letter_topics={settings.contacts_topic: CUSTOMER_CONTACTS_DEAD_LETTERS.name},
         consumer_settings=NotificationsConsumerSettings(),
         policy=policy,
         poll_seconds=settings.dispatcher_poll_seconds,

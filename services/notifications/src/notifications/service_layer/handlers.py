@@ -57,6 +57,7 @@ from eventing.catalogue import (
     TicketWithdrawn,
 )
 from eventing.consumer import ReceivedEvent, Subscription, Tombstone, TombstoneSubscription
+from eventing.deadletter import forget_dead_letters
 from notifications import metrics
 from notifications.adapters.orm import (
     contacts_table,
@@ -385,14 +386,16 @@ def notification_subscriptions(policy: Policy) -> list[Subscription]:
 
 
 async def erase_contact(session: AsyncSession, tombstone: Tombstone) -> None:
-    """Erasure: the contact goes, and so does every copy of personal data in deliveries; the mark
-    keeps any later record of the customer's details out."""
+    """Erasure: the contact goes, and so does every copy of personal data in deliveries and in
+    unpublished dead letters; the mark keeps any later record of the customer's details out."""
     customer_id = tombstone.key
     await lock_customer(session, customer_id)
     await session.execute(
         insert(erased_customers_table).values(customer_id=customer_id).on_conflict_do_nothing()
     )
     await session.execute(delete(contacts_table).where(contacts_table.c.customer_id == customer_id))
+    # A contact record of theirs that could not be processed keeps its value until published.
+    await forget_dead_letters(session, tombstone.topic, customer_id)
     of_customer = deliveries_table.c.customer_id == customer_id
     await session.execute(
         update(deliveries_table)

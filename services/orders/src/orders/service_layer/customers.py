@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from eventing.catalogue import CustomerContactUpdated
 from eventing.ids import uuid7
-from eventing.topics import CUSTOMER_CONTACTS
+from eventing.topics import CUSTOMER_CONTACTS, CUSTOMER_CONTACTS_DEAD_LETTERS
 from orders.adapters.orm import customers_table
 from orders.domain.customers import ContactDetails
 from orders.domain.model import DomainError
@@ -143,9 +143,10 @@ async def erase_customer(uow: UnitOfWork, customer_id: str) -> StoredCustomer:
     """Erase the customer's personal data; the id stays, so their orders keep pointing at it.
 
     Empties name, phone, email and address, sets ``erased_at``, and in the same transaction
-    enqueues a tombstone for the customer id on the contacts topic, so compaction removes the
-    details published there. Orders are left as they are (they hold no personal data). Erasing
-    an erased customer changes nothing and publishes nothing. Raises ``CustomerNotFound``.
+    enqueues a tombstone for the customer id on the contacts topic and on its dead-letter topic,
+    so compaction removes the details published there. Orders are left as they are (they hold
+    no personal data). Erasing an erased customer changes nothing and publishes nothing. Raises
+    ``CustomerNotFound``.
     """
     now = datetime.now(UTC)
     async with uow:
@@ -183,12 +184,11 @@ async def erase_customer(uow: UnitOfWork, customer_id: str) -> StoredCustomer:
             .mappings()
             .one()
         )
-        await uow.outbox.enqueue_tombstone(
-            uow.session,
-            CUSTOMER_CONTACTS,
-            customer_id,
-            aggregate_type=CustomerContactUpdated.aggregate,
-        )
+        # Compaction removes the details from the contacts topic and from its dead letters.
+        for topic in (CUSTOMER_CONTACTS, CUSTOMER_CONTACTS_DEAD_LETTERS):
+            await uow.outbox.enqueue_tombstone(
+                uow.session, topic, customer_id, aggregate_type=CustomerContactUpdated.aggregate
+            )
         await uow.commit()
     return _stored(erased)
 

@@ -4,14 +4,14 @@ A contact record that arrives after the tombstone (a dead letter replayed, a lat
 is ignored for a customer listed here. Erasures applied before this revision left no mark; the
 orders database knows them (``customers.erased_at``).
 
-Revision ID: 0003_erasure_marks
+Revision ID: 0004
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_erasure_marks"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -2,17 +2,16 @@
 may read the order's in-app messages.
 
 Orders remembered before this revision have none: only their customer or a manager may read
-their messages. The revision id is the file's name, so that it cannot collide with another
-branch's 0003 while the migrations are merged.
+their messages.
 
-Revision ID: 0003_order_tracking_tokens
+Revision ID: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_order_tracking_tokens"
-down_revision = "0003_erasure_marks"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,135 @@
+"""Hostile records on the orders topic of the running system, while orders flow.
+
+Every kind of tests/support/hostile.py goes onto pizzeria.orders (kind i to partition i % 6, so
+every partition has poison ahead of the orders that follow). Then every consumer group of the
+topic (kitchen, notifications, analytics) must have dead-lettered each record exactly once, with
+its reason, and applied every order placed after them: a kitchen ticket, an in-app message, an
+analytics fact. The kitchen is killed and started again while it works through them: it
+dead-letters nothing a second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from eventing.auth import AuthSettings, Role, mint_token
+from eventing.deadletter import DeadLetter, read_dead_letters
+from eventing.topics import ORDERS
+from tests.support.hostile import Hostile, hostile_records, produce_hostile
+from tests.support.infra import Infra
+from tests.support.system import System
+
+GROUPS = ("kitchen", "notifications", "analytics")
+ORDER = {
+    "customer": {"name": "Rita", "email": "rita@example.com", "address": "Via Roma 1"},
+    "lines": [{"pizza": "Margherita", "size": "medium", "quantity": 1}],
+}
+ANALYST = {
+    "Authorization": "Bearer "
+    + mint_token(AuthSettings(), subject="analyst-hostile", roles=[Role.ANALYST])
+}
+
+
+async def eventually(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        await asyncio.sleep(0.2)
+
+
+async def place_and_confirm(orders: httpx.AsyncClient) -> str:
+    placed = await orders.post("/orders", json=ORDER)
+    assert placed.status_code == 201, placed.text
+    order_id: str = placed.json()["id"]
+    owner = {"X-Tracking-Token": placed.json()["tracking_token"]}
+    confirmed = await orders.post(f"/orders/{order_id}/confirm", headers=owner)
+    assert confirmed.status_code == 200, confirmed.text
+    return order_id
+
+
+async def applied_everywhere(system: System, order_ids: list[str]) -> None:
+    """Each order has its ticket, its in-app message and its analytics fact."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        for order_id in order_ids:
+
+            async def done(order_id: str = order_id) -> bool:
+                ticket = await client.get(f"{system.url('kitchen')}/tickets/{order_id}")
+                messages = await client.get(
+                    f"{system.url('notifications')}/orders/{order_id}/messages"
+                )
+                fact = await client.get(
+                    f"{system.url('analytics')}/orders/{order_id}", headers=ANALYST
+                )
+                return (
+                    ticket.status_code == 200
+                    and messages.status_code == 200
+                    and bool(messages.json())
+                    and fact.status_code == 200
+                    and fact.json()["status"] == "confirmed"
+                )
+
+            await eventually(f"order {order_id} applied by every consumer", done)
+
+
+async def our_dead_letters(infra: Infra, hostile: list[Hostile]) -> list[DeadLetter]:
+    keys = {h.key for h in hostile}
+    letters = await read_dead_letters(infra.kafka_bootstrap)
+    return [x for x in letters if x.key in keys and x.original_topic == ORDERS.name]
+
+
+async def test_hostile_records_are_dead_lettered_once_per_group_and_orders_still_flow(
+    system: System, infra: Infra
+) -> None:
+    hostile = hostile_records(f"e2e-{uuid.uuid4().hex[:8]}")
+    expected = {h.key: h for h in hostile}
+    flowing: list[str] = []
+    stop = asyncio.Event()
+
+    async with httpx.AsyncClient(base_url=system.url("orders"), timeout=10) as orders:
+
+        async def keep_ordering() -> None:
+            while not stop.is_set():
+                flowing.append(await place_and_confirm(orders))
+                await asyncio.sleep(0.2)
+
+        placing = asyncio.create_task(keep_ordering())
+        try:
+            await eventually("orders flowing", lambda: asyncio.sleep(0.1, len(flowing) >= 3))
+            for number, kind in enumerate(hostile):
+                await produce_hostile(infra.kafka_bootstrap, ORDERS.name, number % 6, [kind.record])
+
+            # Kill the kitchen as soon as it has dead-lettered one of them, very likely before
+            # its offsets are committed: the records it redoes after the restart must find
+            # their dead letters recorded and not send them again.
+            async def kitchen_began() -> bool:
+                return any(x.group == "kitchen" for x in await our_dead_letters(infra, hostile))
+
+            await eventually("the kitchen's first dead letter", kitchen_began)
+            kitchen = system.processes["kitchen"]
+            kitchen.kill()
+            kitchen.start()
+            await kitchen.wait_ready()
+        finally:
+            stop.set()
+            await placing
+        after = [await place_and_confirm(orders) for _ in range(6)]
+
+    await applied_everywhere(system, flowing + after)
+
+    async def every_group_done() -> bool:
+        return len(await our_dead_letters(infra, hostile)) >= len(GROUPS) * len(hostile)
+
+    await eventually("every group's dead letters", every_group_done)
+    letters = await our_dead_letters(infra, hostile)
+    assert Counter((x.group, x.key) for x in letters) == Counter(
+        {(group, h.key): 1 for group in GROUPS for h in hostile}
+    )
+    for letter in letters:
+        assert expected[letter.key].reason in letter.reason, (letter.group, letter.reason)
+        assert letter.handler == "-" and letter.original_topic == ORDERS.name

@@ -359,3 +359,22 @@ async def test_a_member_joining_mid_stream_applies_nothing_twice(
     await running(first, body)
     applied = [e[2] for e in await setup.effects()]
     assert sorted(applied) == orders  # every event once: none lost, none doubled
+
+
+async def test_drained_only_once_the_backlog_is_applied(infra: Infra, setup: Setup) -> None:
+    """``drained`` (what the late-warning timers wait for after a restart) turns true only when
+    every event that was on the topic has been applied, never at an early empty poll."""
+    backlog = [cloudevent(f"backlog-order-{i:04d}") for i in range(2000)]
+    await produce_raw(infra, setup.topic, backlog)
+    consumer = setup.consumer(
+        [Subscription("recorder", OrderPlaced, recorder)], infra.kafka_bootstrap
+    )
+    applied_when_drained: list[int] = []
+
+    async def body() -> None:
+        while not consumer.drained:
+            await asyncio.sleep(0.01)
+        applied_when_drained.append(len(await setup.effects()))
+
+    await running(consumer, body)
+    assert applied_when_drained == [len(backlog)]

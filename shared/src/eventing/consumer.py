@@ -271,9 +271,9 @@ class EventConsumer:
 
     @property
     def drained(self) -> bool:
-        """True once a poll with partitions assigned found nothing new: the backlog that was
-        there at start-up has been applied. Work that must not act on stale state (timers that
-        a late event would cancel) waits for it."""
+        """True once every assigned partition was read to its end and a poll found nothing
+        more: the backlog that was there at start-up has been applied. Work that must not act
+        on stale state (timers that a late event would cancel) waits for it."""
         return self._state.drained
 
     async def run(self) -> None:
@@ -360,8 +360,8 @@ class EventConsumer:
                 batches = await consumer.getmany(timeout_ms=500)
                 self._progress()
                 self._state.assigned = frozenset(consumer.assignment())
-                if not batches and self._state.assigned:
-                    self._state.drained = True
+                if not batches and self._state.assigned and not self._state.drained:
+                    self._state.drained = await _caught_up(consumer)
                 if batches:
                     async with self._processing:
                         await self._process(batches)
@@ -866,6 +866,22 @@ def _event_attributes(envelope: Envelope) -> dict[str, str]:
         "cloudevents.event_source": envelope.source,
         "cloudevents.event_subject": envelope.subject or "",  # the order id on order topics
     }
+
+
+async def _caught_up(consumer: AIOKafkaConsumer) -> bool:
+    """Every assigned partition has been read to its end (the last stable offset).
+
+    An empty poll alone does not say so: right after an assignment (a start, a restart, a
+    rebalance) a poll can time out before the first fetch has answered, with the backlog still
+    on the broker.
+    """
+    assigned = list(consumer.assignment())
+    try:
+        ends = await consumer.end_offsets(assigned)
+        positions = [await consumer.position(tp) for tp in assigned]
+    except KafkaError:  # a rebalance took a partition, or the broker did not answer: not yet
+        return False
+    return all(position >= ends[tp] for tp, position in zip(assigned, positions, strict=True))
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -26,7 +26,7 @@ from eventing.deadletter import read_dead_letters
 from eventing.settings import ConsumerSettings
 from tests.support.eventing import produce_raw
 from tests.support.infra import Infra
-from tests.support.processes import ServiceProcess, free_port
+from tests.support.processes import ServiceProcess
 from tests.support.recording_handlers import (
     DOOMED_ORDER,
     REJECTED_ORDER,
@@ -256,21 +256,7 @@ async def test_a_consumer_killed_after_its_commit_and_before_its_offset_commit_a
     await produce_raw(infra, setup.topic, events)
 
     def consumer_process(env: dict[str, str]) -> ServiceProcess:
-        port = free_port()
-        return ServiceProcess(
-            name="crash-consumer",
-            module="tests.support.consumer_process",
-            command="run",
-            env={
-                "DATABASE_URL": setup.url,
-                "TOPIC": setup.topic,
-                "GROUP": setup.group,
-                "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-                "HEALTH_PORT": str(port),
-                **env,
-            },
-            ready_url=f"http://127.0.0.1:{port}/readyz",
-        )
+        return setup.consumer_process(infra, "crash-consumer", env)
 
     crashing = consumer_process({"EVENTING_FAILPOINTS": "after_handler_commit=50"})
     crashing.start()

@@ -40,7 +40,7 @@ from tests.support.eventing import create_topic
 from tests.support.hostile import hostile_records, produce_hostile, written
 from tests.support.infra import ROOT, Infra
 from tests.support.metrics import parse, value
-from tests.support.processes import ServiceProcess, free_port
+from tests.support.processes import ServiceProcess
 from tests.support.raw_batches import RawRecord
 from tests.support.recording_handlers import recorder
 from tests.support.runtime import (
@@ -151,21 +151,7 @@ async def test_a_crash_right_after_a_dead_letter_is_recorded_still_gives_one_eac
     )
 
     def consumer_process(env: dict[str, str]) -> ServiceProcess:
-        port = free_port()
-        return ServiceProcess(
-            name="dead-letter-crash-consumer",
-            module="tests.support.consumer_process",
-            command="run",
-            env={
-                "DATABASE_URL": setup.url,
-                "TOPIC": setup.topic,
-                "GROUP": setup.group,
-                "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-                "HEALTH_PORT": str(port),
-                **env,
-            },
-            ready_url=f"http://127.0.0.1:{port}/readyz",
-        )
+        return setup.consumer_process(infra, "dead-letter-crash-consumer", env)
 
     # The first dead letter is recorded and published, the second only recorded: then the
     # process dies, before either record's offset is committed.

@@ -21,6 +21,7 @@ from eventing.settings import ConsumerSettings
 from eventing.topics import OPEN_DEAD_LETTERS
 from tests.support.eventing import create_topic, eventing_database, order_placed
 from tests.support.infra import Infra
+from tests.support.processes import ServiceProcess, free_port
 from tests.support.recording_handlers import EFFECTS_DDL
 
 FAST_RETRIES = ConsumerSettings(max_attempts=4, retry_base_seconds=0.01, retry_max_seconds=0.05)
@@ -64,6 +65,24 @@ class Setup:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"effects never matched; last: {effects[-5:]}")
             await asyncio.sleep(0.1)
+
+    def consumer_process(self, infra: Infra, name: str, env: dict[str, str]) -> ServiceProcess:
+        """The runtime in a process of its own (``tests.support.consumer_process``), to kill."""
+        port = free_port()
+        return ServiceProcess(
+            name=name,
+            module="tests.support.consumer_process",
+            command="run",
+            env={
+                "DATABASE_URL": self.url,
+                "TOPIC": self.topic,
+                "GROUP": self.group,
+                "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+                "HEALTH_PORT": str(port),
+                **env,
+            },
+            ready_url=f"http://127.0.0.1:{port}/readyz",
+        )
 
     def consumer(
         self,

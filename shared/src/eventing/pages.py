@@ -12,6 +12,7 @@ import hashlib
 import re
 from functools import cache
 from importlib.resources import files
+from typing import Any
 
 from fastapi.responses import HTMLResponse
 
@@ -57,3 +58,13 @@ def page_response(package: str, name: str) -> HTMLResponse:
             "Cache-Control": "no-cache",
         },
     )
+
+
+def page_responses(description: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a page route: its 200 is HTML, not JSON."""
+    return {
+        200: {
+            "description": description,
+            "content": {"text/html": {"example": '<!doctype html><html lang="en">…</html>'}},
+        }
+    }

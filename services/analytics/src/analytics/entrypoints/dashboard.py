@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from eventing.pages import page_response
+from eventing.pages import page_response, page_responses
 
 router = APIRouter(tags=["dashboard"])
 
@@ -18,12 +18,7 @@ router = APIRouter(tags=["dashboard"])
 @router.get(
     "/dashboard",
     response_class=HTMLResponse,
-    responses={
-        200: {
-            "description": "The dashboard page; it asks for a token itself.",
-            "content": {"text/html": {"example": '<!doctype html><html lang="en">…</html>'}},
-        }
-    },
+    responses=page_responses("The dashboard page; it asks for a token itself."),
     summary="The analytics dashboard (HTML)",
 )
 def dashboard() -> HTMLResponse:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from eventing.pages import page_response
+from eventing.pages import page_response, page_responses
 
 router = APIRouter(tags=["display"])
 
@@ -21,12 +21,7 @@ router = APIRouter(tags=["display"])
 @router.get(
     "/display",
     response_class=HTMLResponse,
-    responses={
-        200: {
-            "description": "The page; it holds no kitchen data and asks for a cook's token.",
-            "content": {"text/html": {"example": '<!doctype html><html lang="en">…</html>'}},
-        }
-    },
+    responses=page_responses("The page; it holds no kitchen data and asks for a cook's token."),
     summary="The kitchen display (HTML)",
 )
 def display() -> HTMLResponse:

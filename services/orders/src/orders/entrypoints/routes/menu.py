@@ -168,7 +168,8 @@ def _refused(error: PizzaNotFound | ToppingNotFound | MenuConflict) -> HTTPExcep
     return HTTPException(status.HTTP_409_CONFLICT, error.reason)
 
 
-MANAGER_ONLY = error_responses(401, 403)
+# What a refused menu change answers (the generic 409 example is an order's).
+_RETIRED = {409: {"detail": "cannot change 'Hawaiian': it was retired at 2026-11-26T09:45:45Z"}}
 
 
 @router.get("", response_model=MenuPublic)
@@ -189,7 +190,12 @@ async def read_menu(service: ServiceDep) -> MenuPublic:
     status_code=status.HTTP_201_CREATED,
     response_model=MenuPizza,
     responses=error_responses(
-        401, 403, 409, 413, _409="A pizza of that name is on the menu already."
+        401,
+        403,
+        409,
+        413,
+        _409="A pizza of that name is on the menu already.",
+        examples={409: {"detail": "'Margherita' is already on the menu; change it instead"}},
     ),
 )
 async def add_pizza(body: PizzaCreate, service: ServiceDep, _: ManagerDep) -> MenuPizza:
@@ -214,6 +220,7 @@ async def add_pizza(body: PizzaCreate, service: ServiceDep, _: ManagerDep) -> Me
         413,
         _404="No pizza of that name.",
         _409="The pizza is retired, or changed meanwhile.",
+        examples=_RETIRED,
     ),
 )
 async def change_pizza(
@@ -243,6 +250,7 @@ async def change_pizza(
         409,
         _404="No pizza of that name.",
         _409="The pizza is retired already, or changed meanwhile.",
+        examples=_RETIRED,
     ),
 )
 async def retire_pizza(name: PizzaName, service: ServiceDep, _: ManagerDep) -> Response:
@@ -259,7 +267,7 @@ async def retire_pizza(name: PizzaName, service: ServiceDep, _: ManagerDep) -> R
     response_model=ExtraTopping,
     responses={
         201: {"model": ExtraTopping, "description": "Added (or brought back): on the menu now."},
-        **MANAGER_ONLY,
+        **error_responses(401, 403),
     },
 )
 async def add_extra_topping(
@@ -284,6 +292,7 @@ async def add_extra_topping(
         409,
         _404="No extra topping of that name.",
         _409="The topping is retired already.",
+        examples={409: {"detail": "'olives' was retired at 2026-11-26T09:45:45Z"}},
     ),
 )
 async def retire_extra_topping(name: ToppingName, service: ServiceDep, _: ManagerDep) -> Response:

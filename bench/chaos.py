@@ -208,16 +208,19 @@ async def run_scenario(
         flow = asyncio.create_task(
             fixed_rate(orders, operation, rate=rate, seconds=24 * 3600, stop=stop_flow)
         )
-        await asyncio.sleep(warm_seconds)
-        marks["fault"] = time.time()
-        await fault.inject(system, infra)
-        await asyncio.sleep(PAUSE_SECONDS if fault.name.endswith("-paused") else fault_seconds)
-        await fault.heal(system, infra)
-        marks["healed"] = time.time()
-        recovered_at = await _recovery(system, infra, rate, timeout=settle_timeout)
-        await asyncio.sleep(max(0.0, marks["healed"] + after_seconds - time.time()))
-        stop_flow.set()
-        run: RunResult = await flow
+        try:
+            await asyncio.sleep(warm_seconds)
+            marks["fault"] = time.time()
+            await fault.inject(system, infra)
+            await asyncio.sleep(PAUSE_SECONDS if fault.name.endswith("-paused") else fault_seconds)
+            await fault.heal(system, infra)
+            marks["healed"] = time.time()
+            recovered_at = await _recovery(system, infra, rate, timeout=settle_timeout)
+            await asyncio.sleep(max(0.0, marks["healed"] + after_seconds - time.time()))
+            stop_flow.set()
+            run: RunResult = await flow
+        finally:
+            flow.cancel()  # a scenario cut short leaves no orders flowing into the next one
     deadline = time.monotonic() + settle_timeout
     while not await settled(system, infra) and time.monotonic() < deadline:
         await asyncio.sleep(0.5)

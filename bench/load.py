@@ -132,15 +132,19 @@ async def fixed_rate(
             errors.append(f"{type(error).__name__}: {error}")
 
     start = time.perf_counter()
-    for i in range(total):
-        if stop is not None and stop.is_set():
-            break
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(Timing(due=due))))
-    await asyncio.gather(*tasks)
+    try:
+        for i in range(total):
+            if stop is not None and stop.is_set():
+                break
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(Timing(due=due))))
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:  # a run cut short (cancelled, timed out) leaves nothing running
+            task.cancel()
     return RunResult(timings, results, errors, time.perf_counter() - start)
 
 

@@ -29,10 +29,14 @@ ORDER = {
     "customer": {"name": "Rita", "email": "rita@example.com", "address": "Via Roma 1"},
     "lines": [{"pizza": "Margherita", "size": "medium", "quantity": 1}],
 }
-ANALYST = {
-    "Authorization": "Bearer "
-    + mint_token(AuthSettings(), subject="analyst-hostile", roles=[Role.ANALYST])
-}
+
+
+def bearer(role: Role, subject: str) -> dict[str, str]:
+    return {"Authorization": "Bearer " + mint_token(AuthSettings(), subject=subject, roles=[role])}
+
+
+ANALYST = bearer(Role.ANALYST, "analyst-hostile")
+CHEF = bearer(Role.CHEF, "chef-hostile")
 
 
 async def eventually(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
@@ -43,25 +47,31 @@ async def eventually(what: str, check: Callable[[], Awaitable[bool]], timeout: f
         await asyncio.sleep(0.2)
 
 
-async def place_and_confirm(orders: httpx.AsyncClient) -> str:
+async def place_and_confirm(orders: httpx.AsyncClient) -> tuple[str, str]:
+    """The order's id and tracking token."""
     placed = await orders.post("/orders", json=ORDER)
     assert placed.status_code == 201, placed.text
     order_id: str = placed.json()["id"]
-    owner = {"X-Tracking-Token": placed.json()["tracking_token"]}
-    confirmed = await orders.post(f"/orders/{order_id}/confirm", headers=owner)
+    token: str = placed.json()["tracking_token"]
+    confirmed = await orders.post(
+        f"/orders/{order_id}/confirm", headers={"X-Tracking-Token": token}
+    )
     assert confirmed.status_code == 200, confirmed.text
-    return order_id
+    return order_id, token
 
 
-async def applied_everywhere(system: System, order_ids: list[str]) -> None:
+async def applied_everywhere(system: System, orders: list[tuple[str, str]]) -> None:
     """Each order has its ticket, its in-app message and its analytics fact."""
     async with httpx.AsyncClient(timeout=10) as client:
-        for order_id in order_ids:
+        for order_id, token in orders:
 
-            async def done(order_id: str = order_id) -> bool:
-                ticket = await client.get(f"{system.url('kitchen')}/tickets/{order_id}")
+            async def done(order_id: str = order_id, token: str = token) -> bool:
+                ticket = await client.get(
+                    f"{system.url('kitchen')}/tickets/{order_id}", headers=CHEF
+                )
                 messages = await client.get(
-                    f"{system.url('notifications')}/orders/{order_id}/messages"
+                    f"{system.url('notifications')}/orders/{order_id}/messages",
+                    headers={"X-Tracking-Token": token},
                 )
                 fact = await client.get(
                     f"{system.url('analytics')}/orders/{order_id}", headers=ANALYST
@@ -88,7 +98,7 @@ async def test_hostile_records_are_dead_lettered_once_per_group_and_orders_still
 ) -> None:
     hostile = hostile_records(f"e2e-{uuid.uuid4().hex[:8]}")
     expected = {h.key: h for h in hostile}
-    flowing: list[str] = []
+    flowing: list[tuple[str, str]] = []
     stop = asyncio.Event()
 
     async with httpx.AsyncClient(base_url=system.url("orders"), timeout=10) as orders:

@@ -213,7 +213,7 @@ async def test_personal_data_is_only_where_the_readme_says(run: Run, infra: Infr
         confirmed = await orders.post(f"{order_url}/confirm", headers=owner)
         assert confirmed.status_code == 200, confirmed.text
         await until(
-            lambda: kitchen.get(f"/tickets/{order_id}"),
+            lambda: kitchen.get(f"/tickets/{order_id}", headers=chef),
             lambda r: r.status_code == 200,
             "the kitchen's ticket",
         )

@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from eventing.auth import AuthSettings, Role, mint_token
+from bench.lifecycle import bearer
+from eventing.auth import Role
 from eventing.deadletter import DeadLetter, read_dead_letters
 from eventing.topics import ORDERS
 from tests.support.hostile import Hostile, hostile_records, produce_hostile
@@ -29,10 +30,6 @@ ORDER = {
     "customer": {"name": "Rita", "email": "rita@example.com", "address": "Via Roma 1"},
     "lines": [{"pizza": "Margherita", "size": "medium", "quantity": 1}],
 }
-
-
-def bearer(role: Role, subject: str) -> dict[str, str]:
-    return {"Authorization": "Bearer " + mint_token(AuthSettings(), subject=subject, roles=[role])}
 
 
 ANALYST = bearer(Role.ANALYST, "analyst-hostile")

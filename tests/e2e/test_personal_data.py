@@ -32,7 +32,8 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from eventing.auth import AuthSettings, Role, mint_token
+from bench.lifecycle import bearer
+from eventing.auth import Role
 from eventing.topics import CUSTOMER_CONTACTS
 from tests.support.infra import Infra
 from tests.support.kafka import read_every_topic, read_topic
@@ -82,10 +83,6 @@ class Customer:
         if national in re.sub(r"[\s\-().+]", "", text):
             found.add("phone")
         return found
-
-
-def bearer(role: Role, subject: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(AuthSettings(), subject=subject, roles=[role])}"}
 
 
 async def until(

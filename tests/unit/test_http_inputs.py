@@ -157,6 +157,18 @@ def test_a_rate_limit_lets_a_burst_through_then_says_how_long_to_wait() -> None:
     assert retry_after_header(0.2) == "1"
 
 
+def test_a_token_given_back_can_be_spent_again_but_never_beyond_the_burst() -> None:
+    limit = RateLimit(RateSpec.parse("2/hour"))
+    assert [limit.take("a") for _ in range(2)] == [None, None]
+    limit.give_back("a")
+    assert limit.take("a") is None
+    assert limit.take("a") is not None
+    limit.give_back("a")
+    limit.give_back("a")
+    limit.give_back("a")
+    assert [limit.take("a") is None for _ in range(3)] == [True, True, False]
+
+
 def test_rate_limits_forget_the_least_recent_keys_first() -> None:
     limit = RateLimit(RateSpec.parse("1/hour"), max_keys=2)
     assert limit.take("a") is None

@@ -102,6 +102,12 @@ class RateLimit:
             return None
         return (1.0 - bucket.tokens) / rate
 
+    def give_back(self, key: str) -> None:
+        """Return the token a ``take(key)`` spent on something that did not happen after all."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.tokens = min(float(self.spec.capacity), bucket.tokens + 1.0)
+
 
 def retry_after_header(seconds: float) -> str:
     """``Retry-After`` in whole seconds, at least 1 (a client retrying at once would fail)."""

@@ -214,6 +214,25 @@ async def test_placements_are_limited_per_phone_or_email(
     assert (await limited_orders.post("/orders", json=order(someone()))).status_code == 201
 
 
+async def test_only_orders_placed_count_against_a_phone_or_email(
+    limited_orders: httpx.AsyncClient,
+) -> None:
+    victim = {"name": "Victim", "email": f"{uuid.uuid4().hex}@example.com"}
+    # Refused placements in the victim's name use up nothing of the victim's limit (2/hour).
+    not_on_the_menu = order(victim, lines=[{"pizza": "Teleported"}])
+    refused = await limited_orders.post("/orders", json=not_on_the_menu)
+    assert refused.status_code == 422, refused.text
+    retry = {"Idempotency-Key": str(uuid.uuid4())}
+    placed = await limited_orders.post("/orders", json=order(victim), headers=retry)
+    assert placed.status_code == 201, placed.text
+    # Nor does a retry that returns the order its Idempotency-Key already placed.
+    replayed = await limited_orders.post("/orders", json=order(victim), headers=retry)
+    assert replayed.status_code == 200, replayed.text
+    second = await limited_orders.post("/orders", json=order(victim))
+    assert second.status_code == 201, second.text
+    assert (await limited_orders.post("/orders", json=order(victim))).status_code == 429
+
+
 async def test_placements_are_limited_per_client_address(
     limited_orders: httpx.AsyncClient,
 ) -> None:

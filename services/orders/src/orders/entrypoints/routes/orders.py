@@ -246,9 +246,15 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _admit(service: OrdersService, request: Request, customer: CustomerIn) -> None:
+def _admit(service: OrdersService, request: Request, customer: CustomerIn) -> list[str]:
     """429 when this client address, phone or email placed too many orders lately: each
-    order sends an SMS and an email, and nobody should be able to do that to someone else."""
+    order sends an SMS and an email, and nobody should be able to do that to someone else.
+
+    Returns the contacts charged, to be given back if no new order comes of the request: the
+    contact limit counts orders placed, so nobody can use up someone else's with refused
+    requests, and a client retrying with its Idempotency-Key is not refused for it. The
+    client limit counts every attempt.
+    """
     client = request.client.host if request.client else "unknown"
     checks = [(service.placements_per_client, "client", client, "this address")]
     checks += [
@@ -256,15 +262,25 @@ def _admit(service: OrdersService, request: Request, customer: CustomerIn) -> No
         for contact in (customer.phone, customer.email)
         if contact is not None
     ]
+    charged: list[str] = []
     for limit, kind, key, who in checks:
         wait = limit.take(key)
         if wait is not None:
+            _give_back(service, charged)
             metrics.placement_limited(kind)
             raise HTTPException(
                 status.HTTP_429_TOO_MANY_REQUESTS,
                 f"too many orders from {who}; retry in {retry_after_header(wait)} s",
                 headers={"Retry-After": retry_after_header(wait)},
             )
+        if kind == "contact":
+            charged.append(key)
+    return charged
+
+
+def _give_back(service: OrdersService, contacts: list[str]) -> None:
+    for contact in contacts:
+        service.placements_per_contact.give_back(contact)
 
 
 @router.post(
@@ -293,7 +309,7 @@ async def place_order(
     idempotency_key: IdempotencyKey = None,
 ) -> OrderPlacedPublic:
     """Place an order (pending until confirmed). Returns the tracking token once."""
-    _admit(service, request, body.customer)
+    charged = _admit(service, request, body.customer)
     command = handlers.PlaceOrder(
         customer=customers.ContactDetails(**body.customer.model_dump()),
         lines=[
@@ -306,12 +322,16 @@ async def place_order(
     )
     try:
         placed = await handlers.place_order(command, service.unit_of_work())
-    except handlers.UnknownPizza as error:
-        raise _not_on_the_menu(["body", "lines", error.line, "pizza"], error) from error
-    except handlers.UnknownTopping as error:
-        location: list[str | int] = ["body", "lines", error.line, "toppings", error.position]
-        raise _not_on_the_menu(location, error) from error
+    except BaseException as error:
+        _give_back(service, charged)
+        if isinstance(error, handlers.UnknownPizza):
+            raise _not_on_the_menu(["body", "lines", error.line, "pizza"], error) from error
+        if isinstance(error, handlers.UnknownTopping):
+            location: list[str | int] = ["body", "lines", error.line, "toppings", error.position]
+            raise _not_on_the_menu(location, error) from error
+        raise
     if placed.replayed:
+        _give_back(service, charged)
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
     return OrderPlacedPublic(

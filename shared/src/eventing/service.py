@@ -159,6 +159,8 @@ def service_main(
     """``<service> serve | migrate [| relay]``."""
     import uvicorn
 
+    from eventing.http_server import BoundedHttpToolsProtocol
+
     commands = ["serve", "migrate"] + (["relay"] if relay_settings is not None else [])
     parser = argparse.ArgumentParser(prog=name)
     parser.add_argument("command", choices=commands)
@@ -186,6 +188,7 @@ def service_main(
             port=config.http_port,
             log_config=None,
             access_log=False,
+            http=BoundedHttpToolsProtocol,
             proxy_headers=bool(config.http_trusted_proxies),
             forwarded_allow_ips=config.http_trusted_proxies or None,
         )

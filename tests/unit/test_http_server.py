@@ -1,0 +1,132 @@
+"""The services' HTTP protocol, on a real uvicorn server and raw sockets: a request's head is
+limited in size and in time, and nothing else changes (bodies, pipelining, keep-alive)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+
+from eventing import http_server
+from eventing.http_server import HEAD_MAX_BYTES, BoundedHttpToolsProtocol
+
+
+def echo_app() -> FastAPI:
+    app = FastAPI()
+
+    @app.api_route("/echo", methods=["GET", "POST"])
+    async def echo(request: Request) -> dict[str, int]:
+        return {"body_bytes": len(await request.body()), "headers": len(request.headers)}
+
+    return app
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[int]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    config = uvicorn.Config(
+        echo_app(), host="127.0.0.1", port=port, http=BoundedHttpToolsProtocol, log_config=None
+    )
+    served = uvicorn.Server(config)
+    task = asyncio.create_task(served.serve())
+    while not served.started:  # noqa: ASYNC110 - uvicorn.Server has no event for it
+        await asyncio.sleep(0.01)
+    try:
+        yield port
+    finally:
+        served.should_exit = True
+        await task
+
+
+async def exchange(port: int, *parts: bytes, pause: float = 0.0) -> bytes:
+    """Send the parts (``pause`` seconds apart) and read until the server closes or goes quiet."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for part in parts:
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(pause)
+        answer = b""
+        while True:
+            try:
+                chunk = await asyncio.wait_for(reader.read(65536), 2)
+            except TimeoutError:
+                return answer
+            if not chunk:
+                return answer
+            answer += chunk
+    finally:
+        writer.close()
+
+
+def get(header_bytes: int = 0) -> bytes:
+    junk = b"X-Junk: " + b"a" * header_bytes + b"\r\n" if header_bytes else b""
+    return b"GET /echo HTTP/1.1\r\nHost: x\r\n" + junk + b"\r\n"
+
+
+def post(body: bytes) -> bytes:
+    return b"POST /echo HTTP/1.1\r\nHost: x\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+
+
+def statuses(answer: bytes) -> list[int]:
+    return [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)]
+
+
+async def test_a_head_over_the_limit_is_refused_with_431_and_the_connection_closed(
+    server: int,
+) -> None:
+    answer = await exchange(server, get(header_bytes=HEAD_MAX_BYTES * 4))
+    assert statuses(answer) == [431]
+    body = answer.split(b"\r\n\r\n", 1)[1]
+    assert "at most" in json.loads(body)["detail"]
+
+
+async def test_a_head_of_megabytes_is_refused_before_it_is_all_sent(server: int) -> None:
+    # The server closes while the client is still sending: the refusal or a reset, never a 200.
+    try:
+        answer = await exchange(server, get(header_bytes=50_000_000))
+    except ConnectionError:
+        return
+    assert statuses(answer) == [431]
+
+
+async def test_heads_within_the_limit_bodies_and_pipelined_requests_are_served(
+    server: int,
+) -> None:
+    big_body = b"x" * (HEAD_MAX_BYTES * 3)  # a body is not a head
+    answer = await exchange(server, get(header_bytes=HEAD_MAX_BYTES // 2) + post(big_body) + get())
+    assert statuses(answer) == [200, 200, 200]
+    assert b'"body_bytes":%d' % len(big_body) in answer
+
+
+async def test_a_pipelined_head_is_not_charged_with_the_request_before_it(server: int) -> None:
+    # One write: a request with a body near the limit, then the head of the next one, sent in
+    # two parts; the second request's head is small and must not be refused for the first one.
+    second = get(header_bytes=100)
+    answer = await exchange(server, post(b"z" * (HEAD_MAX_BYTES - 100)) + second[:40], second[40:])
+    assert statuses(answer) == [200, 200]
+
+
+async def test_a_head_that_trickles_in_is_refused_with_408(
+    server: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http_server, "HEAD_TIMEOUT_SECONDS", 0.5)
+    # A byte at a time, each within uvicorn's keep-alive timeout, the whole far beyond 0.5 s.
+    answer = await exchange(server, *(bytes([b]) for b in get()[:20]), pause=0.1)
+    assert statuses(answer) == [408]
+
+
+async def test_a_slow_body_is_not_a_slow_head(server: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http_server, "HEAD_TIMEOUT_SECONDS", 0.3)
+    request = post(b"y" * 8)
+    head, body = request.split(b"\r\n\r\n", 1)
+    answer = await exchange(server, head + b"\r\n\r\n", body[:4], body[4:], pause=0.4)
+    assert statuses(answer) == [200]

@@ -83,10 +83,15 @@ def statuses(answer: bytes) -> list[int]:
 async def test_a_head_over_the_limit_is_refused_with_431_and_the_connection_closed(
     server: int,
 ) -> None:
-    answer = await exchange(server, get(header_bytes=HEAD_MAX_BYTES * 4))
+    answer = await exchange(server, get(header_bytes=HEAD_MAX_BYTES + 1000))
     assert statuses(answer) == [431]
     body = answer.split(b"\r\n\r\n", 1)[1]
     assert "at most" in json.loads(body)["detail"]
+
+
+async def test_many_small_headers_over_the_limit_are_refused_too(server: int) -> None:
+    many = b"GET /echo HTTP/1.1\r\nHost: x\r\n" + b"X-a: 12345\r\n" * 5000 + b"\r\n"
+    assert statuses(await exchange(server, many)) == [431]
 
 
 async def test_a_head_of_megabytes_is_refused_before_it_is_all_sent(server: int) -> None:

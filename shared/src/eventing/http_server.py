@@ -66,6 +66,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._end_head()
+        # A head that came within one read was never counted as it arrived: measure it whole.
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > HEAD_MAX_BYTES:
+            self._refuse(431, f"the request's head may have at most {HEAD_MAX_BYTES} bytes")
+            return
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

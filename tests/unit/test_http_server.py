@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import socket
 from collections.abc import AsyncIterator
@@ -28,7 +29,7 @@ def echo_app() -> FastAPI:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[int]:
+async def server(caplog: pytest.LogCaptureFixture) -> AsyncIterator[int]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -44,6 +45,9 @@ async def server() -> AsyncIterator[int]:
     finally:
         served.should_exit = True
         await task
+    # A refusal is a warning; nothing of the server may fail along with it.
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == []
 
 
 async def exchange(port: int, *parts: bytes, pause: float = 0.0) -> bytes:

@@ -57,7 +57,23 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._end_head()
         super().connection_lost(exc)
 
+    # Once refused, the parser's callbacks for whatever it still parses of that read do nothing.
+
+    def on_url(self, url: bytes) -> None:
+        if not self._refused:
+            super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if not self._refused:
+            super().on_header(name, value)
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
     def on_message_begin(self) -> None:
+        if self._refused:
+            return
         super().on_message_begin()
         self._heads_begun += 1
         self._between_requests = False
@@ -65,6 +81,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_deadline = self.loop.call_later(HEAD_TIMEOUT_SECONDS, self._head_too_slow)
 
     def on_headers_complete(self) -> None:
+        if self._refused:
+            return
         self._end_head()
         # A head that came within one read was never counted as it arrived: measure it whole.
         size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
@@ -75,7 +93,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._between_requests = True
-        super().on_message_complete()
+        if not self._refused:
+            super().on_message_complete()
 
     def _end_head(self) -> None:
         self._head_bytes = None

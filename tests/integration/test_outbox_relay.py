@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import asyncpg
 import httpx
 import pytest
+from aiokafka.errors import KafkaConnectionError
+from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,7 +20,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from eventing.failpoints import arm_error, armed_errors, disarm_errors
 from eventing.outbox import Outbox
+from eventing.relay import OutboxRelay, kafka_producer_factory
+from eventing.settings import RelaySettings
 from tests.support.eventing import (
     EnqueuedStream,
     check_wire,
@@ -85,9 +90,11 @@ async def stream_orders(
     *,
     pace: float = 0.0,
     concurrency: int = 16,
+    stream: EnqueuedStream | None = None,
 ) -> EnqueuedStream:
-    """Enqueue ``events_per_order`` versioned events for each order, in transactions of 1-4."""
-    stream = EnqueuedStream()
+    """Enqueue ``events_per_order`` versioned events for each order, in transactions of 1-4
+    (added to ``stream`` if given)."""
+    stream = EnqueuedStream() if stream is None else stream
     gate = asyncio.Semaphore(concurrency)
 
     async def one_order(index: int) -> None:
@@ -319,3 +326,76 @@ async def test_broker_down_for_15_seconds_loses_nothing(
     assert report.missing == set()
     assert report.out_of_order == []
     print(f"broker outage: {len(stream)} events, backlog {backlog_during_outage} during the outage")
+
+
+def driver_errors() -> list[Exception]:
+    """One error of each kind the drivers raise when a session goes wrong under them."""
+    return [
+        # What ended both relays when PostgreSQL restarted (the pool resetting a connection).
+        asyncpg.exceptions._base.InternalClientError(
+            "cannot switch to state 15; another operation (2) is in progress"
+        ),
+        ConnectionResetError(104, "Connection reset by peer"),
+        TimeoutError(),
+        asyncpg.InterfaceError("cannot perform operation: connection is closed"),
+        KafkaConnectionError("Connection at 127.0.0.1:9092 closed"),
+    ]
+
+
+# Each await of the relay loop: connecting, taking shards, reading a batch, sending it, waiting
+# for the acks, deleting what was published (before and after it took effect), idling.
+RELAY_AWAITS = (
+    "relay.connect",
+    "relay.rebalance",
+    "relay.fetch",
+    "relay.send",
+    "relay.acks",
+    "relay.delete",
+    "relay.deleted",
+    "relay.idle",
+)
+
+
+def reconnects(error: str) -> float:
+    counted = REGISTRY.get_sample_value("outbox_relay_reconnects_total", {"error": error})
+    return counted or 0.0
+
+
+async def test_no_driver_error_ends_the_relay(infra: Infra, subject: OutboxUnderTest) -> None:
+    """Every kind of driver error at every await of the relay loop: the relay drops its session
+    and producer, backs off and carries on; every event is published, in order per order."""
+    kinds = [type(error).__name__ for error in driver_errors()]
+    before = {kind: reconnects(kind) for kind in kinds}
+    for point in RELAY_AWAITS:
+        arm_error(point, *driver_errors())
+    relay = OutboxRelay(
+        subject.dsn,
+        kafka_producer_factory(infra.kafka_bootstrap, linger_ms=5, client_id="relay-under-faults"),
+        RelaySettings(batch_size=20, reconnect_max_seconds=0.05),
+    )
+    running = asyncio.create_task(relay.run())
+    stream = EnqueuedStream()
+    try:
+        deadline = asyncio.get_running_loop().time() + 120
+        # Batches until every armed error was raised: the points on the publishing path need
+        # five batches each.
+        while any(armed_errors(point) for point in RELAY_AWAITS):
+            assert asyncio.get_running_loop().time() < deadline, {
+                point: armed_errors(point) for point in RELAY_AWAITS
+            }
+            assert not running.done(), running
+            await stream_orders(subject, orders=5, events_per_order=4, stream=stream)
+            await subject.wait_drained()
+        await subject.wait_drained()
+        report = check_wire(await wire(infra, subject, stream), stream)
+        assert not running.done()
+    finally:
+        disarm_errors()
+        relay.stop()
+        await running
+    assert report.missing == set()
+    assert report.out_of_order == []
+    assert report.split_keys == []
+    for kind in kinds:
+        assert reconnects(kind) - before[kind] == len(RELAY_AWAITS), kind
+    print(f"{len(stream)} events, {report.duplicates} duplicates on the wire")

@@ -41,6 +41,11 @@ OUTBOX_BATCH_SIZE = Histogram(
     buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2000),
 )
 RELAY_SHARDS_OWNED = Gauge("outbox_relay_shards_owned", "Outbox shards this relay publishes.")
+RELAY_RECONNECTS = Counter(
+    "outbox_relay_reconnects_total",
+    "Times the relay dropped its database session and producer after an error and began again.",
+    ["error"],
+)
 RELAY_OUTAGES = Counter(
     "outbox_relay_broker_unavailable_total", "Batches held back because Kafka was unreachable."
 )

@@ -66,8 +66,7 @@ from opentelemetry.trace import Span, SpanKind
 
 from eventing import metrics
 from eventing.cloudevents_kafka import AGGREGATE_VERSION, Envelope, encode
-from eventing.database import is_unavailable_sqlstate
-from eventing.failpoints import crash_point
+from eventing.failpoints import crash_point, error_point
 from eventing.outbox import (
     NOTIFY_CHANNEL,
     SHARD_BUSY_LOCK,
@@ -202,6 +201,8 @@ class OutboxRelay:
         # The next batch, read while the previous one waited for its acks (see _publish_once).
         self._prefetched: list[asyncpg.Record] | None = None
         self.published = 0
+        self._failures_in_a_row = 0
+        self._outage_since: float | None = None  # when the current run of failures began
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:
@@ -216,28 +217,58 @@ class OutboxRelay:
         return True, f"ready; owns shards {sorted(self._owned)}"
 
     async def run(self) -> None:
-        """Publish until stopped; survives database and broker outages by backing off."""
-        failures_in_a_row = 0
+        """Publish until ``stop()``, which is the only thing that ends it.
+
+        Any error that escapes the loop (a database or broker outage, and just as much a driver
+        whose own state went wrong, such as asyncpg's "cannot switch to state 15" when
+        PostgreSQL went away mid-release) drops the database session and the producer, backs off
+        with jitter and begins again. Deciding by a list of exception types which failures to
+        survive once ended both relays for good. What is wrong with one row is that row's
+        (``_publish_once`` parks it) and never gets here.
+        """
         try:
             while not self._stopping.is_set():
                 try:
                     await self._connect_database()
-                    failures_in_a_row = 0
                     await self._loop()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                    # A PostgreSQL restart says "shutting down" / "starting up" (class 57)
-                    # as well as dropping connections (class 08): wait it out, never exit.
-                    if isinstance(error, asyncpg.PostgresError) and not is_unavailable_sqlstate(
-                        error
-                    ):
-                        raise
-                    failures_in_a_row += 1
-                    log.warning("database unavailable (%s); reconnecting", error)
+                except Exception as error:  # noqa: BLE001 - see above: nothing but stop() ends it
+                    self._fell_over(error)
                     await self._close_database()
-                    await self._sleep(_backoff(failures_in_a_row))
+                    await self._restart_producer()
+                    await self._sleep(
+                        _backoff(self._failures_in_a_row, cap=self._settings.reconnect_max_seconds)
+                    )
         finally:
             await self._restart_producer()
             await self._close_database()
+
+    def _fell_over(self, error: Exception) -> None:
+        """Counted every time, logged once per outage (its first error), not once per attempt."""
+        metrics.RELAY_RECONNECTS.labels(type(error).__name__).inc()
+        self._failures_in_a_row += 1
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            log.warning(
+                "relay %s lost its session (%s: %s); reconnecting until it works",
+                self.instance_id,
+                type(error).__name__,
+                error,
+            )
+        else:
+            log.debug(
+                "relay %s still failing: %s: %s", self.instance_id, type(error).__name__, error
+            )
+
+    def _made_progress(self) -> None:
+        if self._outage_since is not None:
+            log.info(
+                "relay %s working again after %d attempts in %.1f s",
+                self.instance_id,
+                self._failures_in_a_row,
+                time.monotonic() - self._outage_since,
+            )
+            self._outage_since = None
+        self._failures_in_a_row = 0
 
     async def _loop(self) -> None:
         next_rebalance = 0.0
@@ -266,12 +297,14 @@ class OutboxRelay:
                     await self._restart_producer()
                 continue
             failures_in_a_row = 0
+            self._made_progress()
             if published_any:
                 self._idle_polls = 0
             else:
                 await self._idle()
 
     async def _connect_database(self) -> None:
+        error_point("relay.connect")
         self._lock_conn = await asyncpg.connect(
             self._dsn,
             server_settings={"application_name": f"{LOCK_APPLICATION_PREFIX}{self.instance_id}"},
@@ -304,7 +337,8 @@ class OutboxRelay:
     async def _restart_producer(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
-            with contextlib.suppress(KafkaError, asyncio.TimeoutError):
+            # A producer being dropped may fail to stop in any way: it is dropped regardless.
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), timeout=10)
 
     async def _close_database(self) -> None:
@@ -318,7 +352,7 @@ class OutboxRelay:
             pool.terminate()  # the loop has ended: no query is in flight
         if conn is not None and not conn.is_closed():
             # Closing the session releases every advisory lock it holds.
-            with contextlib.suppress(OSError, asyncpg.InterfaceError, asyncpg.PostgresError):
+            with contextlib.suppress(Exception):  # a session being dropped is dropped anyway
                 await asyncio.wait_for(conn.close(), timeout=5)
 
     async def _sleep(self, seconds: float) -> None:
@@ -329,6 +363,7 @@ class OutboxRelay:
     async def _rebalance(self) -> None:
         conn = self._lock_conn
         assert conn is not None
+        error_point("relay.rebalance")
         live = await conn.fetchval(_LIVE_RELAYS, f"{LOCK_APPLICATION_PREFIX}%")
         fair_share = math.ceil(SHARD_COUNT / max(1, live))
         while len(self._owned) > fair_share:
@@ -373,6 +408,7 @@ class OutboxRelay:
             await self._release_busy(shard)
         self._wake.clear()
         # A row committed between the empty poll and the release sent no wake-up; look again.
+        error_point("relay.idle")
         if await self._has_work():
             await self._mark_busy()
             return
@@ -410,6 +446,7 @@ class OutboxRelay:
         rows, self._prefetched = self._prefetched, None
         if rows is None:
             owned = sorted(self._owned)
+            error_point("relay.fetch")
             rows = await self._pool.fetch(_FETCH, owned, self._settings.batch_size, [])
         if not rows:
             return False
@@ -420,6 +457,7 @@ class OutboxRelay:
         # A PRODUCER span per traced row, from send to ack; none at all while nothing exports.
         traced = exporting()
         spans: dict[int, Span] = {}
+        error_point("relay.send")
         for row in rows:
             key = row["partition_key"]
             if key in held_back_keys:
@@ -467,6 +505,7 @@ class OutboxRelay:
                     [row["id"] for row in rows],
                 )
             )
+        error_point("relay.acks")
         results = await asyncio.gather(*(future for _, future in in_flight), return_exceptions=True)
         published: list[int] = []
         published_per_topic: Counter[str] = Counter()
@@ -496,7 +535,9 @@ class OutboxRelay:
         for topic, count in published_per_topic.items():
             metrics.OUTBOX_PUBLISHED.labels(topic).inc(count)
         if published:
+            error_point("relay.delete")
             await self._pool.execute(_DELETE_PUBLISHED, published)
+            error_point("relay.deleted")  # as when the pool failed to reset the connection after
             self.published += len(published)
             self._broker_ok = True
         if prefetch is not None:

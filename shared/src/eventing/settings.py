@@ -70,6 +70,9 @@ class RelaySettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     max_attempts: int = 10
     linger_ms: int = 2
+    # After an error that cost the relay its session, it waits a random time up to this (growing
+    # from 0.2 s with each failure in a row, back to the start once it works again).
+    reconnect_max_seconds: float = Field(default=5.0, gt=0)
 
 
 class ConsumerSettings(BaseSettings):

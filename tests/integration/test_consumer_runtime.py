@@ -23,8 +23,9 @@ from eventing.consumer import (
 )
 from eventing.database import session_factory
 from eventing.deadletter import read_dead_letters
+from eventing.failpoints import arm_error, armed_errors, disarm_errors
 from eventing.settings import ConsumerSettings
-from tests.support.eventing import produce_raw
+from tests.support.eventing import driver_errors, produce_raw
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess
 from tests.support.recording_handlers import (
@@ -364,3 +365,41 @@ async def test_drained_only_once_the_backlog_is_applied(infra: Infra, setup: Set
 
     await running(consumer, body)
     assert applied_when_drained == [len(backlog)]
+
+
+# The awaits of the consumer's batch path: polling, applying an event, committing offsets.
+CONSUMER_AWAITS = ("consumer.poll", "consumer.apply", "consumer.commit")
+
+
+async def test_no_driver_error_stops_applying(infra: Infra, setup: Setup) -> None:
+    """Every kind of driver error at every await of the batch path: the events are all applied,
+    each once, and none is dead-lettered for it (a driver's fault is not the event's)."""
+    orders = [f"driven-{i}" for i in range(10)]
+    await produce_raw(infra, setup.topic, [cloudevent(order) for order in orders])
+    for point in CONSUMER_AWAITS:
+        arm_error(point, *driver_errors())
+    settings = FAST_RETRIES.model_copy(update={"restart_max_seconds": 0.05})
+    consumer = setup.consumer(
+        [Subscription("recorder", OrderPlaced, recorder)], infra.kafka_bootstrap, settings=settings
+    )
+
+    async def body() -> None:
+        deadline = asyncio.get_running_loop().time() + 60
+        # More events until every armed error was raised (each commit point needs a batch).
+        while any(armed_errors(point) for point in CONSUMER_AWAITS):
+            assert asyncio.get_running_loop().time() < deadline, {
+                point: armed_errors(point) for point in CONSUMER_AWAITS
+            }
+            await setup.wait_for_effects(lambda effects: len(effects) >= len(orders))
+            more = [f"driven-{len(orders) + i}" for i in range(3)]
+            orders.extend(more)
+            await produce_raw(infra, setup.topic, [cloudevent(order) for order in more])
+        await setup.wait_for_effects(lambda effects: len(effects) >= len(orders))
+
+    try:
+        await running(consumer, body)
+    finally:
+        disarm_errors()
+    effects = await setup.effects()
+    assert sorted(e[2] for e in effects) == sorted(orders)  # each exactly once
+    assert await read_dead_letters(infra.kafka_bootstrap, group=setup.group) == []

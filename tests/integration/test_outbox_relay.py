@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import asyncpg
 import httpx
 import pytest
-from aiokafka.errors import KafkaConnectionError
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -28,6 +27,7 @@ from tests.support.eventing import (
     EnqueuedStream,
     check_wire,
     create_topic,
+    driver_errors,
     enqueue_events,
     eventing_database,
     order_placed,
@@ -326,20 +326,6 @@ async def test_broker_down_for_15_seconds_loses_nothing(
     assert report.missing == set()
     assert report.out_of_order == []
     print(f"broker outage: {len(stream)} events, backlog {backlog_during_outage} during the outage")
-
-
-def driver_errors() -> list[Exception]:
-    """One error of each kind the drivers raise when a session goes wrong under them."""
-    return [
-        # What ended both relays when PostgreSQL restarted (the pool resetting a connection).
-        asyncpg.exceptions._base.InternalClientError(
-            "cannot switch to state 15; another operation (2) is in progress"
-        ),
-        ConnectionResetError(104, "Connection reset by peer"),
-        TimeoutError(),
-        asyncpg.InterfaceError("cannot perform operation: connection is closed"),
-        KafkaConnectionError("Connection at 127.0.0.1:9092 closed"),
-    ]
 
 
 # Each await of the relay loop: connecting, taking shards, reading a batch, sending it, waiting

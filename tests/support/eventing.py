@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
@@ -163,3 +165,17 @@ async def publish_event(infra: Infra, event: EventData, *, key: str, source: str
         )
     finally:
         await producer.stop()
+
+
+def driver_errors() -> list[Exception]:
+    """One error of each kind the drivers raise when a session goes wrong under them."""
+    return [
+        # What ended both relays when PostgreSQL restarted (the pool resetting a connection).
+        asyncpg.exceptions._base.InternalClientError(
+            "cannot switch to state 15; another operation (2) is in progress"
+        ),
+        ConnectionResetError(104, "Connection reset by peer"),
+        TimeoutError(),
+        asyncpg.InterfaceError("cannot perform operation: connection is closed"),
+        KafkaConnectionError("Connection at 127.0.0.1:9092 closed"),
+    ]

@@ -45,3 +45,29 @@ def test_a_restarting_server_is_unavailable_not_a_bug() -> None:
     assert is_database_unavailable(asyncpg.exceptions.CannotConnectNowError("shutting down"))
     assert is_database_unavailable(asyncpg.exceptions.AdminShutdownError("terminating"))
     assert not is_database_unavailable(asyncpg.exceptions.UniqueViolationError("duplicate"))
+
+
+def test_a_driver_whose_session_went_wrong_is_unavailable_but_bad_data_is_not() -> None:
+
+    import asyncpg
+    from asyncpg.exceptions._base import DataError as ClientDataError
+    from sqlalchemy.exc import DBAPIError
+
+    from eventing.database import is_driver_fault
+
+    driver = [
+        asyncpg.InternalClientError("cannot switch to state 15; another operation is in progress"),
+        asyncpg.InterfaceError("cannot perform operation: connection is closed"),
+        TimeoutError(),
+    ]
+    data = [
+        ClientDataError("invalid input for query argument $1: value out of int64 range"),
+        asyncpg.exceptions.NumericValueOutOfRangeError("out of range"),
+        ValueError("a bug"),
+    ]
+    for error in driver:
+        assert is_driver_fault(error), error
+        assert is_database_unavailable(DBAPIError("SELECT 1", {}, error)), error  # as SQLAlchemy
+    for error in data:
+        assert not is_driver_fault(error), error
+        assert not is_database_unavailable(DBAPIError("SELECT 1", {}, error)), error

@@ -79,7 +79,7 @@ from eventing.deadletter import (
     mark_dead_letter_published,
     record_dead_letter,
 )
-from eventing.failpoints import crash_point
+from eventing.failpoints import crash_point, error_point
 from eventing.record_reader import new_consumer
 from eventing.settings import ConsumerSettings
 from eventing.topics import dead_letter_topic_for
@@ -277,16 +277,21 @@ class EventConsumer:
         return self._state.drained
 
     async def run(self) -> None:
-        """Consume until ``stop()``; restarts the Kafka consumer when it stalls or crashes."""
+        """Consume until ``stop()``, the only thing that ends it: whatever the Kafka consumer
+        dies of, or if it stalls, a new one starts after a pause (with jitter, growing with
+        each restart in a row, from zero again once one ran for a while)."""
         restarts = 0
         while not self._stopping.is_set():
+            started = time.monotonic()
             task = asyncio.create_task(self._consume(), name=f"consumer-{self.group_id}")
             stalled = await self._watch(task)
             if self._stopping.is_set() and not stalled:
                 break
+            if time.monotonic() - started > self._settings.stall_timeout_seconds:
+                restarts = 0
             restarts += 1
             metrics.CONSUMER_RESTARTS.labels(self.group_id).inc()
-            await self._sleep(min(10.0, 0.5 * restarts))
+            await self._sleep(_backoff(restarts, 0.5, self._settings.restart_max_seconds))
 
     async def _watch(self, task: asyncio.Task[None]) -> bool:
         """Wait for the consume task; cancel it if it stops making progress. True if stalled."""
@@ -357,6 +362,7 @@ class EventConsumer:
             )
             self._running = True
             while not self._stopping.is_set():
+                error_point("consumer.poll")
                 batches = await consumer.getmany(timeout_ms=500)
                 self._progress()
                 self._state.assigned = frozenset(consumer.assignment())
@@ -383,6 +389,7 @@ class EventConsumer:
         }
         if not offsets:
             return
+        error_point("consumer.commit")
         try:
             await consumer.commit(offsets)
         except (CommitFailedError, KafkaError) as error:
@@ -569,6 +576,7 @@ class EventConsumer:
 
     async def _claim_and_apply(self, session: AsyncSession, step: _Step) -> bool:
         """Insert the inbox row and apply the step; False (nothing done) if it was applied."""
+        error_point("consumer.apply")
         claimed = await session.execute(
             insert(inbox_table)
             .values(handler=step.name, event_id=step.event_id, event_type=step.event_type)

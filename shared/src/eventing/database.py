@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -166,13 +167,37 @@ DATABASE_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 
 
 def is_database_unavailable(error: BaseException) -> bool:
-    """The database cannot be reached or has no connection to spare: wait and retry, nobody's
-    fault (a restart, a failover, a pool exhausted under overload)."""
-    if isinstance(error, (*DATABASE_UNAVAILABLE_ERRORS, OSError)):
+    """The database cannot be reached, has no connection to spare, or the driver's session went
+    wrong under it: wait and retry, nobody's fault (a restart, a failover, a pool exhausted
+    under overload)."""
+    if isinstance(error, (*DATABASE_UNAVAILABLE_ERRORS, OSError)) or is_driver_fault(error):
         return True
     if isinstance(error, DBAPIError):
         return bool(error.connection_invalidated) or is_unavailable_sqlstate(error.orig)
     return is_unavailable_sqlstate(error)
+
+
+def is_driver_fault(error: BaseException) -> bool:
+    """The driver's connection or its own state failed, not the statement or its data.
+
+    asyncpg's internal client errors ("cannot switch to state 15; another operation is in
+    progress", raised as PostgreSQL went away mid-release), its interface errors on a closed
+    connection, and timeouts, as they are or wrapped by SQLAlchemy. Not asyncpg's client-side
+    ``DataError``, an interface error too, which says a value could not be encoded: that is the
+    data's fault.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, asyncpg.InterfaceError) and isinstance(current, ValueError):
+            return False  # asyncpg's client-side DataError: a value it could not encode
+        if isinstance(
+            current, (asyncpg.InternalClientError, asyncpg.InterfaceError, TimeoutError, OSError)
+        ):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
 
 
 def is_unavailable_sqlstate(error: object) -> bool:

@@ -84,6 +84,8 @@ class ConsumerSettings(BaseSettings):
     retry_base_seconds: float = 0.1
     retry_max_seconds: float = 5.0
     stall_timeout_seconds: float = 60.0
+    # The longest pause before a Kafka consumer that died or stalled is replaced.
+    restart_max_seconds: float = Field(default=10.0, gt=0)
     max_poll_records: int = 500
     # Events applied in one database transaction (their inbox rows and every handler's effects):
     # one commit per batch instead of one per event and handler. 1 gives each its own.

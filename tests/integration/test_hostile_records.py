@@ -183,6 +183,44 @@ async def test_a_crash_right_after_a_dead_letter_is_recorded_still_gives_one_eac
     assert value(samples, "consumer_duplicates_skipped_total", group=setup.group, handler="-") == 1
 
 
+async def test_a_crash_after_the_broker_took_a_dead_letter_does_not_send_it_again(
+    infra: Infra, setup: Setup
+) -> None:
+    first, second = hostile_records(f"taken-{uuid.uuid4().hex[:6]}")[6:8]
+    good = written(cloudevent("after-the-second-crash"))
+    await produce_hostile(
+        infra.kafka_bootstrap, setup.topic, 0, [first.record, second.record, good]
+    )
+
+    def consumer_process(env: dict[str, str]) -> ServiceProcess:
+        return setup.consumer_process(infra, "dead-letter-taken-consumer", env)
+
+    # The broker acknowledged the first dead letter; the process dies before the table says so.
+    crashing = consumer_process({"EVENTING_FAILPOINTS": "after_dead_letter_published=1"})
+    crashing.start()
+    assert crashing.process is not None
+    assert await asyncio.to_thread(crashing.process.wait, 60) == 137
+    assert [(r["offset"], r["status"]) for r in await rows(setup)] == [(0, "pending")]
+    healthy = consumer_process({})
+    healthy.start()
+    try:
+        await setup.wait_for_effects(
+            lambda effects: any(e[2] == "after-the-second-crash" for e in effects), timeout=60
+        )
+        async with httpx.AsyncClient(base_url=healthy.ready_url.rsplit("/", 1)[0]) as client:
+            samples = parse((await client.get("/metrics")).text)
+    finally:
+        healthy.terminate()
+    # Found on the topic, marked published, not sent again.
+    letters = await read_dead_letters(infra.kafka_bootstrap, group=setup.group)
+    assert sorted(letter.original_offset for letter in letters) == [0, 1]
+    assert [(r["offset"], r["status"]) for r in await rows(setup)] == [
+        (0, "published"),
+        (1, "published"),
+    ]
+    assert value(samples, "consumer_duplicates_skipped_total", group=setup.group, handler="-") == 1
+
+
 async def create_topic_with(infra: Infra, name: str, config: dict[str, str]) -> str:
     admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
     await admin.start()

@@ -75,6 +75,7 @@ from eventing.deadletter import (
     PublishOutcome,
     RecordedDeadLetter,
     attempt_seconds,
+    dead_letter_on_topic,
     mark_dead_letter_kept,
     mark_dead_letter_published,
     record_dead_letter,
@@ -749,6 +750,25 @@ class EventConsumer:
                 recorded.status,
             )
             return
+        published = None
+        if recorded is not None and not recorded.first:
+            published = await dead_letter_on_topic(self._bootstrap, letter, recorded.recorded_at)
+        if published is not None:
+            # Pending from an earlier delivery that died after the broker took it.
+            truncated = published.truncated
+            await self._in_own_transaction(
+                "marking a dead letter published",
+                lambda session: mark_dead_letter_published(session, letter, truncated=truncated),
+            )
+            metrics.CONSUMER_DUPLICATES.labels(self.group_id, letter.handler).inc()
+            log.info(
+                "dead letter of %s for %s/%s found on %s; not sent again",
+                letter.where,
+                self.group_id,
+                letter.handler,
+                letter.dead_letter_topic,
+            )
+            return
         if recorded is None:
             log.error(
                 "the dead letter of %s for %s/%s could not be recorded; publishing it anyway",
@@ -759,6 +779,8 @@ class EventConsumer:
         # The window a crash test aims at: recorded, not yet published.
         crash_point("after_dead_letter_recorded")
         outcome = await self._publish(letter, recorded)
+        # The window a crash test aims at: the broker has the dead letter, the table says pending.
+        crash_point("after_dead_letter_published")
         if outcome.published:
             await self._in_own_transaction(
                 "marking a dead letter published",

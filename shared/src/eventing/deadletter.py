@@ -228,6 +228,67 @@ async def read_dead_letters(
         await consumer.stop()
 
 
+# How long a look for an earlier copy of a dead letter may take before it is sent anyway.
+LOOK_UP_SECONDS = 10.0
+
+
+async def dead_letter_on_topic(
+    bootstrap_servers: str, letter: DeadLetterRecord, since: datetime
+) -> DeadLetter | None:
+    """``letter`` as it is on its dead-letter topic, if it was published at ``since`` or after.
+
+    A consumer killed after the broker took a dead letter and before it was marked published
+    finds the row pending when the record comes again; this look at the topic (from ``since``,
+    the row's time, to the end: a few records at most) keeps it from going twice. If the topic
+    cannot be read in time, the answer is None, and the dead letter goes (at least once).
+    """
+    consumer = new_consumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
+    )
+
+    def is_it(found: DeadLetter) -> bool:
+        return (
+            found.group == letter.group
+            and found.handler == letter.handler
+            and found.original_topic == letter.topic
+            and found.original_partition == letter.partition
+            and found.original_offset == letter.offset
+        )
+
+    async def look() -> DeadLetter | None:
+        assignment = await topic_partitions(consumer, letter.dead_letter_topic)
+        consumer.assign(assignment)
+        starts = await consumer.offsets_for_times(
+            {tp: int(since.timestamp() * 1000) for tp in assignment}
+        )
+        ends = await consumer.end_offsets(assignment)
+        remaining = {tp for tp, start in starts.items() if start is not None}
+        for tp in remaining:
+            consumer.seek(tp, starts[tp].offset)
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=500)
+            for tp, records in batches.items():
+                for record in records:
+                    found = parse_dead_letter(
+                        tp.partition, record.offset, record.key, record.value, list(record.headers)
+                    )
+                    if is_it(found):
+                        return found
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        return None
+
+    try:
+        await consumer.start()
+        return await asyncio.wait_for(look(), LOOK_UP_SECONDS)
+    except Exception as error:  # noqa: BLE001 - not known to be there: send it
+        log.warning("could not look for the dead letter of %s: %s", letter.where, error)
+        return None
+    finally:
+        await consumer.stop()
+
+
 class TruncatedDeadLetterError(ValueError):
     """A truncated copy holds only the start of the original record: it cannot be replayed."""
 

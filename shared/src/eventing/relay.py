@@ -200,6 +200,7 @@ class OutboxRelay:
         self._idle_polls = 0
         # The next batch, read while the previous one waited for its acks (see _publish_once).
         self._prefetched: list[asyncpg.Record] | None = None
+        self._prefetching: asyncio.Task[list[asyncpg.Record]] | None = None
         self.published = 0
         self._failures_in_a_row = 0
         self._outage_since: float | None = None  # when the current run of failures began
@@ -347,6 +348,12 @@ class OutboxRelay:
         self._owned.clear()
         self._busy_locks.clear()
         self._prefetched = None
+        prefetching, self._prefetching = self._prefetching, None
+        if prefetching is not None:  # a batch that failed half-way left its read of the next
+            prefetching.cancel()
+            await asyncio.wait({prefetching})
+            if not prefetching.cancelled():
+                prefetching.exception()  # its failure is this one's: seen, not to be logged
         metrics.RELAY_SHARDS_OWNED.set(0)
         if pool is not None:
             pool.terminate()  # the loop has ended: no query is in flight
@@ -497,7 +504,7 @@ class OutboxRelay:
         # key's earlier event: a key's events commit in id order (see eventing.outbox).
         prefetch: asyncio.Task[list[asyncpg.Record]] | None = None
         if len(rows) == self._settings.batch_size and not failures:
-            prefetch = asyncio.create_task(
+            prefetch = self._prefetching = asyncio.create_task(
                 self._pool.fetch(
                     _FETCH,
                     sorted(self._owned),
@@ -542,6 +549,7 @@ class OutboxRelay:
             self._broker_ok = True
         if prefetch is not None:
             next_rows = await prefetch
+            self._prefetching = None
             if not failures and not producer_broken:
                 self._prefetched = next_rows
         if producer_broken:

@@ -71,13 +71,18 @@ async def exchange(port: int, *parts: bytes, pause: float = 0.0) -> bytes:
         writer.close()
 
 
-def get(header_bytes: int = 0) -> bytes:
+# On a test's last request, so that the server closes as soon as it has answered.
+CLOSE = b"Connection: close\r\n"
+
+
+def get(header_bytes: int = 0, *, last: bool = False) -> bytes:
     junk = b"X-Junk: " + b"a" * header_bytes + b"\r\n" if header_bytes else b""
-    return b"GET /echo HTTP/1.1\r\nHost: x\r\n" + junk + b"\r\n"
+    return b"GET /echo HTTP/1.1\r\nHost: x\r\n" + junk + (CLOSE if last else b"") + b"\r\n"
 
 
-def post(body: bytes) -> bytes:
-    return b"POST /echo HTTP/1.1\r\nHost: x\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+def post(body: bytes, *, last: bool = False) -> bytes:
+    head = b"POST /echo HTTP/1.1\r\nHost: x\r\ncontent-length: %d\r\n" % len(body)
+    return head + (CLOSE if last else b"") + b"\r\n" + body
 
 
 def statuses(answer: bytes) -> list[int]:
@@ -111,7 +116,9 @@ async def test_heads_within_the_limit_bodies_and_pipelined_requests_are_served(
     server: int,
 ) -> None:
     big_body = b"x" * (HEAD_MAX_BYTES * 3)  # a body is not a head
-    answer = await exchange(server, get(header_bytes=HEAD_MAX_BYTES // 2) + post(big_body) + get())
+    answer = await exchange(
+        server, get(header_bytes=HEAD_MAX_BYTES // 2) + post(big_body) + get(last=True)
+    )
     assert statuses(answer) == [200, 200, 200]
     assert b'"body_bytes":%d' % len(big_body) in answer
 
@@ -119,7 +126,7 @@ async def test_heads_within_the_limit_bodies_and_pipelined_requests_are_served(
 async def test_a_pipelined_head_is_not_charged_with_the_request_before_it(server: int) -> None:
     # One write: a request with a body near the limit, then the head of the next one, sent in
     # two parts; the second request's head is small and must not be refused for the first one.
-    second = get(header_bytes=100)
+    second = get(header_bytes=100, last=True)
     answer = await exchange(server, post(b"z" * (HEAD_MAX_BYTES - 100)) + second[:40], second[40:])
     assert statuses(answer) == [200, 200]
 
@@ -135,7 +142,7 @@ async def test_a_head_that_trickles_in_is_refused_with_408(
 
 async def test_a_slow_body_is_not_a_slow_head(server: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(http_server, "HEAD_TIMEOUT_SECONDS", 0.3)
-    request = post(b"y" * 8)
+    request = post(b"y" * 8, last=True)
     head, body = request.split(b"\r\n\r\n", 1)
     answer = await exchange(server, head + b"\r\n\r\n", body[:4], body[4:], pause=0.4)
     assert statuses(answer) == [200]

@@ -43,26 +43,34 @@ async def prefilled_outbox(infra: Infra, events: int, topic: str) -> str:
     await engine.dispose()
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
-        payloads = {f"order-{i}": json.dumps(order_placed(f"order-{i}")) for i in range(ORDER_KEYS)}
-        rows = []
-        for i in range(events):
-            key = f"order-{i % ORDER_KEYS}"
-            version = i // ORDER_KEYS + 1
-            event = (OrderPlaced.event_type, "/bench", key, payloads[key])
-            rows.append((uuid.uuid4(), topic, key, shard_of(key), "order", key, version, *event))
-        # COPY has no binary encoder for jsonb: stage the payload as text, then cast.
-        await conn.execute("CREATE TEMP TABLE staged (LIKE outbox INCLUDING DEFAULTS)")
-        await conn.execute("ALTER TABLE staged ALTER COLUMN payload TYPE text")
-        await conn.copy_records_to_table("staged", records=rows, columns=_COLUMNS)
-        names = ", ".join(_COLUMNS)
-        await conn.execute(
-            f"INSERT INTO outbox ({names}) SELECT {names.replace('payload', 'payload::jsonb')} "
-            "FROM staged ORDER BY id"
-        )
+        await fill_outbox(conn, events, topic)
         await conn.execute("VACUUM ANALYZE outbox")
     finally:
         await conn.close()
     return url
+
+
+async def fill_outbox(conn: asyncpg.Connection, events: int, topic: str) -> list[uuid.UUID]:
+    """``events`` OrderPlaced rows for ``topic``, committed to ``conn``'s outbox in one
+    statement (a relay sees all of them at once); returns their event ids."""
+    payloads = {f"order-{i}": json.dumps(order_placed(f"order-{i}")) for i in range(ORDER_KEYS)}
+    rows = []
+    for i in range(events):
+        key = f"order-{i % ORDER_KEYS}"
+        version = i // ORDER_KEYS + 1
+        event = (OrderPlaced.event_type, "/bench", key, payloads[key])
+        rows.append((uuid.uuid4(), topic, key, shard_of(key), "order", key, version, *event))
+    # COPY has no binary encoder for jsonb: stage the payload as text, then cast.
+    await conn.execute("CREATE TEMP TABLE staged (LIKE outbox INCLUDING DEFAULTS)")
+    await conn.execute("ALTER TABLE staged ALTER COLUMN payload TYPE text")
+    await conn.copy_records_to_table("staged", records=rows, columns=_COLUMNS)
+    names = ", ".join(_COLUMNS)
+    await conn.execute(
+        f"INSERT INTO outbox ({names}) SELECT {names.replace('payload', 'payload::jsonb')} "
+        "FROM staged ORDER BY id"
+    )
+    await conn.execute("DROP TABLE staged")
+    return [row[0] for row in rows]
 
 
 async def drain_rate(infra: Infra, events: int, relays: int) -> float:

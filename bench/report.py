@@ -121,21 +121,29 @@ SUSTAINED_END = "<!-- sustained:end -->"
 
 def chaos_table(document: dict[str, Any]) -> str:
     lines = [
-        f"Run {document['when']}, orders flowing at {document['rate_orders_per_second']}/s, each "
-        "through its whole life (place, confirm, cook, ready, out for delivery, delivered).",
+        f"Run {document['when']} on commit {document.get('commit', '?')}: every scenario "
+        f"{document['repeat']} times in a shuffled order (seed {document['seed']}), orders "
+        f"flowing at {document['rate_orders_per_second']}/s, each through its whole life (place, "
+        "confirm, cook, ready, out for delivery, delivered). Each row is the scenario's worst "
+        "run (most lost or doubled, then given up, then left down, then the slowest recovery); "
+        "the recoveries of all its runs are listed.",
         "",
-        "| Fault | Victim down | Orders accepted meanwhile | Events lost | Effects doubled "
-        "| Recovered after | Lifecycles given up | Duplicates on the wire | Email resends "
-        "(same Message-ID) | SMS resends (dropped by the provider) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| Fault | Clean runs | Victim down | Orders accepted meanwhile | Events lost | Effects "
+        "doubled | Lifecycles given up | Processes left down | Recovered after (every run) "
+        "| Duplicates on the wire | Email resends (same Message-ID) | SMS resends (dropped by "
+        "the provider) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in document["scenarios"]:
-        recovery = f"{r['recovery_seconds']} s" if r["recovery_seconds"] is not None else "—"
+        recoveries = ", ".join(
+            "stuck" if seconds is None else f"{seconds}" for seconds in r["recoveries_seconds"]
+        )
+        down = ", ".join(r["processes_left_down"]) or "none"
         lines.append(
-            f"| {r['fault']} | {r['victim_down_seconds']} s | {r['accepted_during_fault']} "
-            f"| {r['events_lost']} | {r['effects_doubled']} | {recovery} | {r['gave_up']} "
-            f"| {r['wire_duplicates']} | {r['email_resends_same_message_id']} "
-            f"| {r['sms_resends_dropped_by_provider']} |"
+            f"| {r['fault']} | {r['clean_runs']} of {r['runs']} | {r['victim_down_seconds']} s "
+            f"| {r['accepted_during_fault']} | {r['events_lost']} | {r['effects_doubled']} "
+            f"| {r['gave_up']} | {down} | {recoveries} s | {r['wire_duplicates']} "
+            f"| {r['email_resends_same_message_id']} | {r['sms_resends_dropped_by_provider']} |"
         )
     return "\n".join(lines)
 

@@ -67,10 +67,14 @@ def machine() -> dict[str, Any]:
 
 
 async def bench_infra(
-    name: str = "bench", *, pg_port: int = 25462, kafka_port: int = 29122
+    name: str = "bench",
+    *,
+    pg_port: int = 25462,
+    kafka_port: int = 29122,
+    extra_env: dict[str, str] | None = None,
 ) -> Infra:
     """A stack of its own (``.local/<name>-stack``, fresh Kafka), PostgreSQL recording commit
-    times (``track_commit_timestamp``, for end-to-end latency)."""
+    times (``track_commit_timestamp``, for end-to-end latency); ``extra_env`` for stack.sh."""
     infra = start_infra(
         {
             "STACK_DIR": str(ROOT / ".local" / f"{name}-stack"),
@@ -78,6 +82,7 @@ async def bench_infra(
             "KAFKA_PORT": str(kafka_port),
             "KAFKA_CONTROLLER_PORT": str(kafka_port + 1),
             "PG_EXTRA_OPTIONS": "-c track_commit_timestamp=on",
+            **(extra_env or {}),
         }
     )
     conn = await asyncpg.connect(infra.postgres_dsn)

@@ -9,7 +9,9 @@
 #   stack.sh up             infra-up, migrate, start every service in the background, write stack.env
 #   stack.sh down           stop services, then infra; leaves nothing listening
 #   stack.sh run            up, print the URLs, stream the logs, and stop everything on Ctrl-C
-#   stack.sh kafka-start | kafka-stop | kafka-kill | pg-start | pg-stop   (used by fault tests)
+#   stack.sh kafka-start | kafka-stop | kafka-kill | pg-start | pg-stop | pg-kill   (fault tests)
+#   stack.sh toxiproxy-up | toxiproxy-down   the fault proxy make chaos puts between services and
+#                           PostgreSQL / Kafka
 #   stack.sh status
 #
 # Everything lives under $STACK_DIR (default .local/stack): data, logs, pid files, stack.env.
@@ -46,6 +48,9 @@ KAFKA_LIBS="${KAFKA_LIBS:-$ROOT/.local/kafka-$KAFKA_VERSION-$POM_HASH/libs}"
 PG_BIN="${PG_BIN:-}"
 LOG_DIR="$STACK_DIR/logs"
 PID_DIR="$STACK_DIR/pids"
+# The project's environment's interpreter: `uv run` in front of every process would cost a second
+# process each, and one more hop for every signal.
+PYTHON="${UV_PROJECT_ENVIRONMENT:-$ROOT/.venv}/bin/python"
 
 log() { printf '\033[1;34m[stack]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[stack] %s\033[0m\n' "$*" >&2; exit 1; }
@@ -137,9 +142,19 @@ spawn() {
     echo $! >"$PID_DIR/$name.pid"
 }
 
-# Stop a process group: SIGTERM, wait, then SIGKILL.
+# The same, under deploy/local/supervise.sh: restarted whenever it exits, with back-off, until
+# stopped; the pid file is the supervisor's, $PID_DIR/<name>.child the running process's.
+spawn_supervised() {
+    local name="$1"; shift
+    spawn "$name" bash "$ROOT/deploy/local/supervise.sh" "$PID_DIR" "$name" "$@"
+}
+
+child_pid() { [ -s "$PID_DIR/$1.child" ] && cat "$PID_DIR/$1.child"; }
+
+# Stop a process group: SIGTERM, wait, then SIGKILL (a supervisor passes the SIGTERM on to its
+# process; the SIGKILL has to reach that process's own group too).
 terminate() {
-    local name="$1" timeout="${2:-20}" pid
+    local name="$1" timeout="${2:-20}" pid child
     [ -f "$PID_DIR/$name.pid" ] || return 0
     pid="$(cat "$PID_DIR/$name.pid")"
     if kill -0 "$pid" 2>/dev/null; then
@@ -148,10 +163,11 @@ terminate() {
         while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt $((timeout * 10)) ]; do sleep 0.1; waited=$((waited + 1)); done
         if kill -0 "$pid" 2>/dev/null; then
             log "$name did not stop in ${timeout}s; killing it"
+            child="$(child_pid "$name")" && kill -KILL -- "-$child" 2>/dev/null
             kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
         fi
     fi
-    rm -f "$PID_DIR/$name.pid"
+    rm -f "$PID_DIR/$name.pid" "$PID_DIR/$name.child"
 }
 
 fail_with_log() {
@@ -222,6 +238,19 @@ cmd_pg_start() {
     done
 }
 
+# A crash, not a shutdown: the postmaster and every backend SIGKILLed at once; the next start
+# replays the WAL.
+cmd_pg_kill() {
+    find_pg_bin || return 0
+    [ -f "$PG_DATA/postmaster.pid" ] || return 0
+    local pid children
+    pid="$(head -n 1 "$PG_DATA/postmaster.pid")"
+    children="$(pgrep -P "$pid" || true)"
+    log "killing PostgreSQL (SIGKILL)"
+    kill -KILL "$pid" $children 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+}
+
 cmd_pg_stop() {
     find_pg_bin || return 0
     [ -f "$PG_DATA/postmaster.pid" ] || return 0
@@ -241,6 +270,14 @@ cmd_kafka_start() {
     mkdir -p "$STACK_DIR/kafka" "$KAFKA_DATA" "$LOG_DIR"
     sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
         -e "s|@DATA_DIR@|$KAFKA_DATA|g" "$ROOT/deploy/kafka/server.properties.template" >"$KAFKA_CONFIG"
+    if [ -n "${KAFKA_PROXIED_PORT:-}" ]; then
+        # A second listener whose clients are told to come back through a fault proxy
+        # (KAFKA_PROXY_PORT, forwarding to this port): `make chaos` puts the services behind it.
+        sed -i -e "s|^listeners=\(.*\)|listeners=\1,PROXIED://127.0.0.1:$KAFKA_PROXIED_PORT|" \
+            -e "s|^advertised.listeners=\(.*\)|advertised.listeners=\1,PROXIED://127.0.0.1:$KAFKA_PROXY_PORT|" \
+            -e "s|^listener.security.protocol.map=\(.*\)|listener.security.protocol.map=\1,PROXIED:PLAINTEXT|" \
+            "$KAFKA_CONFIG"
+    fi
     local java_opts=(-cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.yaml"
         $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true)
     if [ ! -f "$KAFKA_DATA/meta.properties" ]; then
@@ -261,6 +298,37 @@ cmd_kafka_start() {
 
 cmd_kafka_stop() { log "stopping Kafka"; terminate kafka 30; }
 cmd_kafka_kill() { pid_alive kafka && kill -KILL -- "-$(cat "$PID_DIR/kafka.pid")" 2>/dev/null; rm -f "$PID_DIR/kafka.pid"; }
+
+# ---------------------------------------------------------------- toxiproxy (make chaos)
+# A real fault proxy (Shopify's Toxiproxy, built from the Go module proxy): `make chaos` routes
+# the services' connections to PostgreSQL and Kafka through it and adds latency, black holes and
+# resets. Proxies and toxics are made through its HTTP API on $TOXIPROXY_PORT.
+TOXIPROXY_VERSION=v2.5.0
+TOXIPROXY_PORT="${TOXIPROXY_PORT:-28474}"
+TOXIPROXY_BIN="$ROOT/.local/toxiproxy-$TOXIPROXY_VERSION/toxiproxy-server"
+
+install_toxiproxy() {
+    [ -x "$TOXIPROXY_BIN" ] && return 0
+    command -v go >/dev/null || apt_install golang-go
+    log "building Toxiproxy $TOXIPROXY_VERSION from the Go module proxy (once)"
+    local dir; dir="$(dirname "$TOXIPROXY_BIN")"
+    mkdir -p "$dir"
+    GOBIN="$dir" GOFLAGS=-mod=mod go install "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION" \
+        >"$ROOT/.local/toxiproxy-build.log" 2>&1 \
+        || { tail -n 20 "$ROOT/.local/toxiproxy-build.log" >&2; die "could not build Toxiproxy"; }
+    mv "$dir/server" "$TOXIPROXY_BIN"
+}
+
+cmd_toxiproxy_up() {
+    install_toxiproxy
+    if ! pid_alive toxiproxy; then
+        log "starting Toxiproxy on 127.0.0.1:$TOXIPROXY_PORT"
+        spawn toxiproxy "$TOXIPROXY_BIN" -host 127.0.0.1 -port "$TOXIPROXY_PORT"
+    fi
+    wait_for toxiproxy 30 port_open "$TOXIPROXY_PORT"
+}
+
+cmd_toxiproxy_down() { terminate toxiproxy 10; }
 
 # ---------------------------------------------------------------- the system
 db_url() { echo "postgresql+asyncpg://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$1"; }
@@ -289,7 +357,7 @@ cmd_infra_up() {
     log "infrastructure healthy in $((SECONDS - started))s"
 }
 
-cmd_infra_down() { cmd_kafka_stop; cmd_pg_stop; }
+cmd_infra_down() { cmd_toxiproxy_down; cmd_kafka_stop; cmd_pg_stop; }
 
 SERVICES=(orders kitchen notifications analytics)
 
@@ -337,12 +405,13 @@ cmd_up() {
             || fail_with_log "$service" "migrating the $service database failed"
     done
     # What the notifications service sends lands here: $STACK_DIR/sinks/{emails,sms}.jsonl.
-    spawn notification-sinks uv run --frozen --no-sync notifications-sinks \
+    # Every process of the system is supervised: `make status` shows the restarts.
+    spawn_supervised notification-sinks "$PYTHON" -m notifications.sinks \
         --smtp-port "$SMTP_SINK_PORT" --sms-port "$SMS_SINK_PORT" --dir "$STACK_DIR/sinks"
-    spawn orders-relay uv run --frozen --no-sync orders relay --log-format "$LOG_FORMAT"
-    spawn kitchen-relay uv run --frozen --no-sync kitchen relay --log-format "$LOG_FORMAT"
+    spawn_supervised orders-relay "$PYTHON" -m orders relay --log-format "$LOG_FORMAT"
+    spawn_supervised kitchen-relay "$PYTHON" -m kitchen relay --log-format "$LOG_FORMAT"
     for service in "${SERVICES[@]}"; do
-        spawn "$service" uv run --frozen --no-sync "$service" serve --log-format "$LOG_FORMAT"
+        spawn_supervised "$service" "$PYTHON" -m "$service" serve --log-format "$LOG_FORMAT"
     done
     local port
     wait_for notification-sinks 30 port_open "$SMS_SINK_PORT"
@@ -374,8 +443,8 @@ EOF
 }
 
 cmd_down() {
-    local service
-    for service in "${SERVICES[@]}" orders-relay kitchen-relay notification-sinks; do terminate "$service" 20; done
+    local name
+    for name in "${SUPERVISED[@]}"; do terminate "$name" 20; done
     cmd_infra_down
     log "stack stopped"
 }
@@ -396,13 +465,22 @@ cmd_run() {
     wait "$tail_pid"
 }
 
+SUPERVISED=(orders orders-relay kitchen kitchen-relay notifications notification-sinks analytics)
+
+# One line per process; a supervised one with its restarts and how its last run ended.
 cmd_status() {
-    local name
-    for name in postgres kafka orders orders-relay kitchen kitchen-relay notifications notification-sinks analytics; do
-        if [ "$name" = postgres ]; then
-            find_pg_bin && pg_ready && echo "postgres: running on $PG_PORT" || echo "postgres: stopped"
-        elif pid_alive "$name"; then echo "$name: running (pid $(cat "$PID_DIR/$name.pid"))"
-        else echo "$name: stopped"; fi
+    find_pg_bin && pg_ready && echo "postgres: running on $PG_PORT" || echo "postgres: stopped"
+    if pid_alive kafka; then echo "kafka: running (pid $(cat "$PID_DIR/kafka.pid"))"; else echo "kafka: stopped"; fi
+    local name child restarts last_exit
+    for name in "${SUPERVISED[@]}"; do
+        if ! pid_alive "$name"; then echo "$name: stopped"; continue; fi
+        restarts="$(cat "$PID_DIR/$name.restarts" 2>/dev/null || echo 0)"
+        last_exit="$(cat "$PID_DIR/$name.exit" 2>/dev/null || true)"
+        if child="$(child_pid "$name")" && kill -0 "$child" 2>/dev/null; then
+            echo "$name: running (pid $child, restarts $restarts${last_exit:+, last ended: $last_exit})"
+        else
+            echo "$name: down, being restarted (restarts $restarts${last_exit:+, last ended: $last_exit})"
+        fi
     done
 }
 
@@ -416,8 +494,11 @@ case "${1:-}" in
     status) cmd_status ;;
     pg-start) cmd_pg_start ;;
     pg-stop) cmd_pg_stop ;;
+    pg-kill) cmd_pg_kill ;;
+    toxiproxy-up) cmd_toxiproxy_up ;;
+    toxiproxy-down) cmd_toxiproxy_down ;;
     kafka-start) cmd_kafka_start ;;
     kafka-stop) cmd_kafka_stop ;;
     kafka-kill) cmd_kafka_kill ;;
-    *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

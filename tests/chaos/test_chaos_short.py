@@ -42,6 +42,8 @@ def assert_nothing_lost_or_doubled(result: dict[str, object]) -> None:
     assert result["effects_doubled"] == 0, result
     assert result["reconciled_orders"] == result["orders"], result
     assert result["recovery_seconds"] is not None, result
+    assert result["stuck"] is None, result
+    assert result["processes_left_down"] == [], result
 
 
 @pytest.mark.timeout(420)
@@ -56,7 +58,8 @@ async def test_broker_killed_while_orders_flow(infra: Infra, chaos_system: Syste
         warm_seconds=3,
         fault_seconds=5,
         after_seconds=5,
-        settle_timeout=PATIENCE,
+        stuck_after=PATIENCE,
+        patience=PATIENCE,
     )
     assert_nothing_lost_or_doubled(result)
     # The outbox is why: the orders API kept accepting orders while Kafka was gone.
@@ -73,7 +76,8 @@ async def test_kitchen_killed_while_orders_flow(infra: Infra, chaos_system: Syst
         warm_seconds=3,
         fault_seconds=3,
         after_seconds=5,
-        settle_timeout=PATIENCE,
+        stuck_after=PATIENCE,
+        patience=PATIENCE,
     )
     assert_nothing_lost_or_doubled(result)
     assert result["accepted_during_fault"] > 0, result

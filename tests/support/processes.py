@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ import httpx
 from tests.support.infra import ROOT, Infra
 
 LOG_DIR = ROOT / ".local" / "test-logs"
+SUPERVISE = ROOT / "deploy" / "local" / "supervise.sh"
 
 # Every process a test started, so the session can kill what a failing test left behind.
 STARTED: list[ServiceProcess] = []
@@ -31,13 +33,19 @@ def free_port() -> int:
 
 @dataclass
 class ServiceProcess:
-    """One OS process of the system (``python -m <module> <command>``) in its own group."""
+    """One OS process of the system (``python -m <module> <command>``) in its own group.
+
+    A ``supervised`` one runs under deploy/local/supervise.sh, as on the local stack: whatever it
+    dies of, it comes back by itself. ``crash`` kills the service process alone (its supervisor
+    restarts it); ``kill`` kills both, so that it stays down until ``start``.
+    """
 
     name: str
     module: str
     command: str
     env: dict[str, str]
     ready_url: str
+    supervised: bool = False
     log_path: Path = field(init=False)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
@@ -45,11 +53,20 @@ class ServiceProcess:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.log_path = LOG_DIR / f"{self.name}.log"
 
+    @property
+    def state_dir(self) -> Path:
+        # One per process object: several systems of a session share the processes' names.
+        return LOG_DIR / "supervisor" / f"{self.name}-{id(self):x}"
+
     def start(self) -> None:
         log = self.log_path.open("ab")
+        command = [sys.executable, "-m", self.module, self.command, "--log-format", "text"]
+        if self.supervised:
+            command = ["bash", str(SUPERVISE), str(self.state_dir), self.name, *command]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module, self.command, "--log-format", "text"],
-            env={**os.environ, **self.env},
+            command,
+            # A first restart in tests need not wait as long as on a real stack.
+            env={**os.environ, "SUPERVISE_FIRST_BACKOFF_MS": "200", **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -59,7 +76,29 @@ class ServiceProcess:
 
     @property
     def alive(self) -> bool:
+        """Running, or (supervised) being brought back."""
         return self.process is not None and self.process.poll() is None
+
+    def service_pid(self) -> int | None:
+        """The running service process (also its process group), if there is one now."""
+        if not self.alive:
+            return None
+        assert self.process is not None
+        if not self.supervised:
+            return self.process.pid
+        try:
+            text = (self.state_dir / f"{self.name}.child").read_text().strip()
+        except FileNotFoundError:
+            return None
+        return int(text) if text else None
+
+    @property
+    def restarts(self) -> int:
+        """How many times the supervisor restarted the service process."""
+        try:
+            return int((self.state_dir / f"{self.name}.restarts").read_text().strip() or 0)
+        except FileNotFoundError:
+            return 0
 
     async def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -78,11 +117,39 @@ class ServiceProcess:
                     )
                 await asyncio.sleep(0.2)
 
+    def crash(self) -> None:
+        """SIGKILL the service process and let its supervisor bring it back; returns once the
+        killed process is gone (no longer answering, so ``wait_ready`` sees the new one)."""
+        assert self.supervised, "only a supervised process comes back by itself"
+        pid = self.service_pid()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while self.service_pid() == pid and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def signal_service(self, signum: int) -> None:
+        """Send ``signum`` to the service process's group (SIGSTOP / SIGCONT freeze and thaw it)."""
+        pid = self.service_pid()
+        if pid is not None:
+            os.killpg(pid, signum)
+
     def kill(self) -> None:
-        """SIGKILL, as a crash would: no clean-up, no offset commit, no goodbye to the group."""
-        self._signal(signal.SIGKILL)
+        """SIGKILL, as a crash would: no clean-up, no offset commit, no goodbye to the group.
+        A supervised process is killed with its supervisor, so it stays down."""
+        if self.supervised:
+            service = self.service_pid()
+            self._signal(signal.SIGKILL)
+            if service is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(service, signal.SIGKILL)
+        else:
+            self._signal(signal.SIGKILL)
 
     def terminate(self, timeout: float = 30) -> None:
+        """SIGTERM (a supervisor passes it on, once), then SIGKILL after ``timeout``."""
         self._signal(signal.SIGTERM)
         if self.process is not None:
             try:
@@ -119,6 +186,8 @@ def relay_process(
     name: str = "relay",
     service: str = "orders",
     extra_env: dict[str, str] | None = None,
+    *,
+    supervised: bool = False,
 ) -> ServiceProcess:
     """The outbox relay of ``service`` (any database with an outbox table will do)."""
     port = free_port()
@@ -134,6 +203,7 @@ def relay_process(
             **(extra_env or {}),
         },
         ready_url=f"http://127.0.0.1:{port}/readyz",
+        supervised=supervised,
     )
 
 
@@ -145,7 +215,12 @@ UNLIMITED = {
 
 
 def service_process(
-    infra: Infra, service: str, database_url: str, extra_env: dict[str, str] | None = None
+    infra: Infra,
+    service: str,
+    database_url: str,
+    extra_env: dict[str, str] | None = None,
+    *,
+    supervised: bool = False,
 ) -> ServiceProcess:
     port = free_port()
     prefix = service.upper()
@@ -161,6 +236,7 @@ def service_process(
             **(extra_env or {}),
         },
         ready_url=f"http://127.0.0.1:{port}/readyz",
+        supervised=supervised,
     )
 
 

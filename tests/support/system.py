@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from eventing.migrations import upgrade
 from tests.support.infra import ROOT, Infra
@@ -53,22 +54,47 @@ class System:
             self.sinks.close()
 
 
-async def start_system(infra: Infra, env: Mapping[str, Mapping[str, str]] | None = None) -> System:
-    """Every service and both relays on fresh databases; ``env`` adds variables per process
-    (a service's name, or ``orders-relay`` / ``kitchen-relay``)."""
+async def start_system(
+    infra: Infra,
+    env: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    database_port: int | None = None,
+    kafka_bootstrap: str | None = None,
+) -> System:
+    """Every service and both relays on fresh databases, each under a supervisor as on the local
+    stack; ``env`` adds variables per process (a service's name, or ``orders-relay`` /
+    ``kitchen-relay``). With ``database_port`` and ``kafka_bootstrap`` the processes reach
+    PostgreSQL and Kafka there (a fault proxy) instead of directly; the databases' URLs in
+    ``System.databases`` stay direct, for the test's own queries."""
     databases = {service: await migrated_database(infra, service) for service in SERVICES}
     sinks = await start_sinks()
     extra_env: dict[str, dict[str, str]] = {"notifications": {**sinks.env(), **FAST}}
-    for service, variables in (env or {}).items():
-        extra_env[service] = {**extra_env.get(service, {}), **variables}
+    for service in SERVICES:
+        for name in (service, f"{service}-relay"):
+            routed = extra_env.setdefault(name, {})
+            if database_port is not None:
+                direct = urlsplit(databases[service])
+                netloc = direct.netloc.replace(f":{direct.port}", f":{database_port}")
+                routed[f"{service.upper()}_DATABASE_URL"] = direct._replace(netloc=netloc).geturl()
+            if kafka_bootstrap is not None:
+                routed["KAFKA_BOOTSTRAP_SERVERS"] = kafka_bootstrap
+    for name, variables in (env or {}).items():
+        extra_env[name] = {**extra_env.get(name, {}), **variables}
     processes = {
-        service: service_process(infra, service, databases[service], extra_env.get(service))
+        service: service_process(
+            infra, service, databases[service], extra_env.get(service), supervised=True
+        )
         for service in SERVICES
     }
     for relay in RELAYS:
         service = relay.removesuffix("-relay")
         processes[relay] = relay_process(
-            infra, databases[service], name=relay, service=service, extra_env=extra_env.get(relay)
+            infra,
+            databases[service],
+            name=relay,
+            service=service,
+            extra_env=extra_env.get(relay),
+            supervised=True,
         )
     system = System(databases, processes, sinks)
     try:

@@ -45,7 +45,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -81,6 +80,7 @@ from eventing.deadletter import (
     record_dead_letter,
 )
 from eventing.failpoints import crash_point, error_point
+from eventing.outage import Outage, backoff
 from eventing.record_reader import new_consumer
 from eventing.settings import ConsumerSettings
 from eventing.topics import dead_letter_topic_for
@@ -198,10 +198,6 @@ def _bound(
     return apply
 
 
-def _backoff(attempt: int, base: float, cap: float) -> float:
-    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))
-
-
 @dataclass
 class _State:
     processed: dict[TopicPartition, int] = field(default_factory=dict)
@@ -244,6 +240,9 @@ class EventConsumer:
             self._tombstones.setdefault(tombstone.topic, []).append(tombstone)
         self._stopping = asyncio.Event()
         self._state = _State()
+        # Each logged once per outage; a crash (restarted by run's watchdog) with its traceback.
+        self._crashes = Outage(log, f"consumer {group_id}", level=logging.ERROR)
+        self._database_outage = Outage(log, f"consumer {group_id}: the database")
         self._processing = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._dead_letter_topics = dict(dead_letter_topics or {})
@@ -292,7 +291,7 @@ class EventConsumer:
                 restarts = 0
             restarts += 1
             metrics.CONSUMER_RESTARTS.labels(self.group_id).inc()
-            await self._sleep(_backoff(restarts, 0.5, self._settings.restart_max_seconds))
+            await self._sleep(backoff(restarts, 0.5, self._settings.restart_max_seconds))
 
     async def _watch(self, task: asyncio.Task[None]) -> bool:
         """Wait for the consume task; cancel it if it stops making progress. True if stalled."""
@@ -302,7 +301,7 @@ class EventConsumer:
             if done:
                 error = task.exception()
                 if error is not None:
-                    log.error("consumer %s crashed: %r; restarting", self.group_id, error)
+                    self._crashes.failed(error, traceback=True)
                 return False
             if self._stopping.is_set():
                 # Give the task its chance to commit and leave the group cleanly.
@@ -374,6 +373,7 @@ class EventConsumer:
                         await self._process(batches)
                     await self._commit(consumer, set(batches))
                 self._update_lag(consumer)
+                self._crashes.recovered()
         finally:
             self._running = False
             self._consumer = None
@@ -594,6 +594,7 @@ class EventConsumer:
 
     def _applied(self, step: _Step, applied: bool) -> None:
         """Count a step whose transaction committed."""
+        self._database_outage.recovered()
         if applied:
             metrics.CONSUMER_HANDLER_SECONDS.labels(self.group_id, step.name).observe(step.seconds)
         else:
@@ -661,14 +662,9 @@ class EventConsumer:
                 if is_database_unavailable(error):
                     unavailable += 1
                     attempt -= 1  # not the event's fault: it does not use up the retry budget
-                    log.warning(
-                        "database unavailable for %s (%s); waiting",
-                        step.name,
-                        error,
-                        extra=_log_fields(record, step.name),
-                    )
+                    self._database_outage.failed(error)
                     self._progress()
-                    delay = _backoff(unavailable, 0.5, self._settings.retry_max_seconds)
+                    delay = backoff(unavailable, 0.5, self._settings.retry_max_seconds)
                 else:
                     metrics.CONSUMER_HANDLER_FAILURES.labels(self.group_id, step.name).inc()
                     if attempt >= self._settings.max_attempts:
@@ -690,7 +686,7 @@ class EventConsumer:
                         extra=_log_fields(record, step.name),
                     )
                     self._progress()
-                    delay = _backoff(
+                    delay = backoff(
                         attempt, self._settings.retry_base_seconds, self._settings.retry_max_seconds
                     )
             await asyncio.sleep(delay)
@@ -862,7 +858,9 @@ class EventConsumer:
         while True:
             try:
                 async with self._sessions() as session, session.begin():
-                    return await work(session)
+                    done = await work(session)
+                self._database_outage.recovered()
+                return done
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - unavailable: wait; anything else: go on
@@ -870,9 +868,9 @@ class EventConsumer:
                     log.error("%s failed: %r", what, error)
                     return None
                 unavailable += 1
-                log.warning("database unavailable while %s (%s); waiting", what, error)
+                self._database_outage.failed(error)
                 self._progress()
-                await asyncio.sleep(_backoff(unavailable, 0.5, self._settings.retry_max_seconds))
+                await asyncio.sleep(backoff(unavailable, 0.5, self._settings.retry_max_seconds))
 
 
 def _log_fields(

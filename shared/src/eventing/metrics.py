@@ -46,6 +46,15 @@ RELAY_RECONNECTS = Counter(
     "Times the relay dropped its database session and producer after an error and began again.",
     ["error"],
 )
+BACKGROUND_FAILURES = Counter(
+    "background_failures_total",
+    "Failed attempts of a loop that keeps going (consumer, dispatcher, timers), by loop and error.",
+    ["loop", "error"],
+)
+PROCESS_RESTARTS = Counter(
+    "supervisor_restarts_total",
+    "Times this process's supervisor restarted it after it exited, whatever it exited with.",
+)
 RELAY_OUTAGES = Counter(
     "outbox_relay_broker_unavailable_total", "Batches held back because Kafka was unreachable."
 )

@@ -67,6 +67,7 @@ from opentelemetry.trace import Span, SpanKind
 from eventing import metrics
 from eventing.cloudevents_kafka import AGGREGATE_VERSION, Envelope, encode
 from eventing.failpoints import crash_point, error_point
+from eventing.outage import Outage, backoff
 from eventing.outbox import (
     NOTIFY_CHANNEL,
     SHARD_BUSY_LOCK,
@@ -202,8 +203,7 @@ class OutboxRelay:
         self._prefetched: list[asyncpg.Record] | None = None
         self._prefetching: asyncio.Task[list[asyncpg.Record]] | None = None
         self.published = 0
-        self._failures_in_a_row = 0
-        self._outage_since: float | None = None  # when the current run of failures began
+        self._outage = Outage(log, f"relay {self.instance_id}")
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:
@@ -233,43 +233,14 @@ class OutboxRelay:
                     await self._connect_database()
                     await self._loop()
                 except Exception as error:  # noqa: BLE001 - see above: nothing but stop() ends it
-                    self._fell_over(error)
+                    metrics.RELAY_RECONNECTS.labels(type(error).__name__).inc()
+                    failures = self._outage.failed(error)
                     await self._close_database()
                     await self._restart_producer()
-                    await self._sleep(
-                        _backoff(self._failures_in_a_row, cap=self._settings.reconnect_max_seconds)
-                    )
+                    await self._sleep(backoff(failures, cap=self._settings.reconnect_max_seconds))
         finally:
             await self._restart_producer()
             await self._close_database()
-
-    def _fell_over(self, error: Exception) -> None:
-        """Counted every time, logged once per outage (its first error), not once per attempt."""
-        metrics.RELAY_RECONNECTS.labels(type(error).__name__).inc()
-        self._failures_in_a_row += 1
-        if self._outage_since is None:
-            self._outage_since = time.monotonic()
-            log.warning(
-                "relay %s lost its session (%s: %s); reconnecting until it works",
-                self.instance_id,
-                type(error).__name__,
-                error,
-            )
-        else:
-            log.debug(
-                "relay %s still failing: %s: %s", self.instance_id, type(error).__name__, error
-            )
-
-    def _made_progress(self) -> None:
-        if self._outage_since is not None:
-            log.info(
-                "relay %s working again after %d attempts in %.1f s",
-                self.instance_id,
-                self._failures_in_a_row,
-                time.monotonic() - self._outage_since,
-            )
-            self._outage_since = None
-        self._failures_in_a_row = 0
 
     async def _loop(self) -> None:
         next_rebalance = 0.0
@@ -285,7 +256,7 @@ class OutboxRelay:
                 next_gauges = now + 5.0
             if self._producer is None and not await self._start_producer():
                 failures_in_a_row += 1
-                await self._sleep(_backoff(failures_in_a_row))
+                await self._sleep(backoff(failures_in_a_row))
                 continue
             if not self._owned:
                 await self._sleep(self._rebalance_interval)
@@ -293,12 +264,12 @@ class OutboxRelay:
             published_any = await self._publish_once()
             if published_any is None:  # Kafka unreachable
                 failures_in_a_row += 1
-                await self._sleep(_backoff(failures_in_a_row))
+                await self._sleep(backoff(failures_in_a_row))
                 if failures_in_a_row % 5 == 0:
                     await self._restart_producer()
                 continue
             failures_in_a_row = 0
-            self._made_progress()
+            self._outage.recovered()
             if published_any:
                 self._idle_polls = 0
             else:
@@ -575,7 +546,7 @@ class OutboxRelay:
                 _RECORD_FAILURE + " RETURNING parked_at, attempts",
                 failure.row_id,
                 failure.error[:2000],
-                _backoff(1),
+                backoff(1),
                 failure.permanent,
                 self._settings.max_attempts,
             )
@@ -643,11 +614,6 @@ def _end_publish_span(spans: dict[int, Span], row_id: int, error: BaseException 
 def _version_extension(version: int | None) -> dict[str, str]:
     # Lets consumers see the order of an aggregate's events, and detect a gap or a repeat.
     return {} if version is None else {AGGREGATE_VERSION: str(version)}
-
-
-def _backoff(attempt: int, base: float = 0.2, cap: float = 5.0) -> float:
-    """Exponential back-off with full jitter."""
-    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))
 
 
 async def run_relay(

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from eventing.database import create_engine, session_factory
 from eventing.http import database_check, kafka_check, operations_router
 from eventing.limits import StreamSlots
 from eventing.logs import configure_logging
+from eventing.metrics import PROCESS_RESTARTS
 from eventing.migrations import upgrade
 from eventing.relay import run_relay
 from eventing.settings import ConsumerSettings, RelaySettings, ServiceSettings
@@ -147,6 +149,21 @@ def _service(request: Request) -> ConsumingService:
 ServiceDep = Annotated[ConsumingService, Depends(_service)]
 
 
+def _note_restart(environ: Mapping[str, str]) -> None:
+    """Count and say that this process is a restart (deploy/local/supervise.sh tells it so)."""
+    try:
+        restarts = int(environ.get("SUPERVISOR_RESTARTS") or 0)
+    except ValueError:
+        restarts = 0
+    if restarts > 0:
+        PROCESS_RESTARTS.inc(restarts)
+        log.warning(
+            "restarted by its supervisor (restart %d; its last run ended with %s)",
+            restarts,
+            environ.get("SUPERVISOR_LAST_EXIT") or "an unknown status",
+        )
+
+
 def service_main(
     name: str,
     *,
@@ -169,6 +186,7 @@ def service_main(
     config = settings()
     configure_logging(name, config.log_level, fmt=args.log_format)
     configure_tracing(f"{name}-relay" if args.command == "relay" else name)
+    _note_restart(os.environ)
     if args.command == "migrate":
         upgrade(config.database_url, migrations)
     elif args.command == "relay":

@@ -39,6 +39,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from eventing.failpoints import crash_point
+from eventing.outage import Outage, backoff
 from notifications import metrics
 from notifications.adapters.orm import contacts_table, deliveries_table, messages_table
 from notifications.domain.messages import (
@@ -99,19 +100,23 @@ class Dispatcher:
     async def run(self, poll_seconds: float, stopping: asyncio.Event) -> None:
         """Dispatch until ``stopping`` is set; sleeps ``poll_seconds`` when nothing is due."""
         handled = 0
+        outage = Outage(log, f"{self.channel.value} dispatcher")
         try:
             while not stopping.is_set():
+                pause = poll_seconds
                 try:
                     busy = await self.dispatch_one()
                     handled += busy
                     if not busy or handled % 50 == 0:  # idle, or busy a while: refresh the gauge
                         await self.refresh_queue_depth()
-                except Exception:
-                    log.exception("%s dispatcher failed; retrying", self.channel.value)
+                    outage.recovered()
+                except Exception as error:  # noqa: BLE001 - nothing but ``stopping`` ends it
+                    failures = outage.failed(error, traceback=True)
                     busy = False
+                    pause = max(poll_seconds, backoff(failures, poll_seconds, 5.0))
                 if not busy:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stopping.wait(), timeout=poll_seconds)
+                        await asyncio.wait_for(stopping.wait(), timeout=pause)
         finally:
             if self._sender is not None:
                 await self._sender.close()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from eventing.outage import Outage, backoff
 from notifications.adapters.orm import late_timers_table
 from notifications.domain.messages import (
     Kind,
@@ -75,16 +76,20 @@ async def run_timers(
     After a restart, an event that cancels a timer (the order became ready while the service was
     down) may still be waiting in Kafka: timers wait until the consumer has drained its backlog.
     """
+    outage = Outage(log, "late-order timers")
     while not stopping.is_set():
         if not caught_up():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=poll_seconds)
             continue
+        pause = poll_seconds
         try:
             fired = await fire_due_timers(sessions, policy)
-        except Exception:
-            log.exception("late timers failed; retrying")
+            outage.recovered()
+        except Exception as error:  # noqa: BLE001 - nothing but ``stopping`` ends it
+            failures = outage.failed(error, traceback=True)
             fired = 0
+            pause = max(poll_seconds, backoff(failures, poll_seconds, 5.0))
         if not fired:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=poll_seconds)
+                await asyncio.wait_for(stopping.wait(), timeout=pause)

@@ -9,6 +9,7 @@ display page signs in with a cook's token and sends it with every request; a bro
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -16,6 +17,7 @@ from fastapi import APIRouter
 
 from eventing.auth import Principal
 from eventing.http import SlottedStreamingResponse
+from eventing.outage import Outage, backoff
 from kitchen.bootstrap import KitchenService
 from kitchen.entrypoints.deps import CookDep, ServiceDep, cook_responses
 from kitchen.entrypoints.schemas import QueueOut
@@ -25,6 +27,8 @@ from kitchen.service_layer.broadcast import Wake
 router = APIRouter(tags=["queue"])
 
 KEEP_ALIVE = b": keep-alive\n\n"
+# One for every stream of the process: an outage is logged once, not once per open display.
+QUEUE_READS = Outage(logging.getLogger("kitchen.queue"), "queue stream reads")
 
 
 async def _queue(service: KitchenService) -> QueueOut:
@@ -51,17 +55,31 @@ def _stream_seconds(service: KitchenService, cook: Principal) -> float:
 async def _messages(service: KitchenService, seconds: float) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     ends_at = loop.time() + seconds
+    failures = 0
     # Subscribe before the first read, so no change between the two can be missed.
     async with service.deps.broadcaster.subscribe() as subscription:
         while True:
-            queue = await _queue(service)
-            yield b"event: queue\ndata: " + queue.model_dump_json().encode() + b"\n\n"
+            try:
+                queue = await _queue(service)
+            except Exception as error:  # noqa: BLE001 - a display outlives a database outage
+                # The display keeps what it last showed; the read is tried again shortly.
+                failures = QUEUE_READS.failed(error)
+                yield KEEP_ALIVE
+            else:
+                QUEUE_READS.recovered()
+                failures = 0
+                yield b"event: queue\ndata: " + queue.model_dump_json().encode() + b"\n\n"
             while True:
                 left = ends_at - loop.time()
                 if left <= 0:
                     return
-                wake = await subscription.wait(min(service.stream_keepalive_seconds, left))
-                if wake is not Wake.TIMEOUT:
+                pause = (
+                    max(0.2, backoff(failures, 0.5, 5.0))
+                    if failures
+                    else service.stream_keepalive_seconds
+                )
+                wake = await subscription.wait(min(pause, left))
+                if wake is not Wake.TIMEOUT or failures:
                     break
                 if loop.time() < ends_at:
                     yield KEEP_ALIVE

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from eventing.database import is_database_unavailable
@@ -16,6 +17,16 @@ FAILURES = {
     "server gone": OperationalError("SELECT 1", {}, ConnectionResetError()),
     "connection closed": InterfaceError("SELECT 1", {}, Exception("connection is closed")),
     "refused": ConnectionRefusedError(111, "Connection refused"),
+    # What SQLAlchemy makes of these: a plain DBAPIError.
+    "server starting up": DBAPIError(
+        None, None, asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+    ),
+    "server shutting down": DBAPIError(
+        "SELECT 1", {}, asyncpg.exceptions.AdminShutdownError("terminating connection")
+    ),
+    "driver session broken": DBAPIError(
+        "SELECT 1", {}, asyncpg.InternalClientError("cannot switch to state 12")
+    ),
 }
 
 
@@ -37,6 +48,18 @@ def test_database_unavailable_is_a_503_with_retry_after(failure: str) -> None:
 
 def test_other_errors_are_not_taken_for_an_outage() -> None:
     assert not is_database_unavailable(ValueError("a bug"))
+
+
+def test_a_statement_that_fails_on_its_own_is_still_a_500() -> None:
+    app = FastAPI()
+    answer_503_when_the_database_is_unavailable(app)
+
+    @app.get("/thing")
+    async def thing() -> None:
+        raise DBAPIError("INSERT", {}, asyncpg.exceptions.UniqueViolationError("duplicate"))
+
+    response = TestClient(app, raise_server_exceptions=False).get("/thing")
+    assert response.status_code == 500
 
 
 def test_a_restarting_server_is_unavailable_not_a_bug() -> None:

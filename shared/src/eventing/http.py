@@ -17,13 +17,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventing import metrics
-from eventing.database import DATABASE_UNAVAILABLE_ERRORS
+from eventing.database import DATABASE_UNAVAILABLE_ERRORS, is_database_unavailable
 from eventing.limits import StreamSlots
 
 ReadinessCheck = Callable[[], Awaitable[tuple[bool, str]]]
@@ -127,8 +128,16 @@ def answer_503_when_the_database_is_unavailable(app: FastAPI) -> None:
     async def unavailable(_: Request, error: Exception) -> Response:
         return retry_later(f"database unavailable, retry later ({type(error).__name__})")
 
+    async def unavailable_or_a_bug(request: Request, error: Exception) -> Response:
+        # SQLAlchemy wraps what it has no class for in a plain DBAPIError: asyncpg's "the
+        # database system is starting up" as much as a unique violation. Only the first is 503.
+        if is_database_unavailable(error):
+            return await unavailable(request, error)
+        raise error
+
     for error in (*DATABASE_UNAVAILABLE_ERRORS, ConnectionError):
         app.add_exception_handler(error, unavailable)
+    app.add_exception_handler(DBAPIError, unavailable_or_a_bug)
     app.add_middleware(LoadShedding)
 
 

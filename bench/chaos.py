@@ -100,7 +100,7 @@ def _pause(process: str) -> Fault:
 
 
 def _postgres_restarted_mid_burst() -> Fault:
-    """{BURST_EVENTS} events committed to the orders outbox at once, PostgreSQL stopped while the
+    """10,000 events committed to the orders outbox at once, PostgreSQL stopped while the
     relay publishes them; afterwards each must be on its topic exactly once (by event id)."""
     burst: dict[str, Any] = {}
 

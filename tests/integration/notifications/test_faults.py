@@ -6,8 +6,11 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from eventing.catalogue import KitchenOrderReady, TicketQueued
+from eventing.failpoints import arm_error, armed_errors, disarm_errors
+from tests.support.eventing import driver_errors
 from tests.support.notifications import (
     Notifications,
     contact,
@@ -67,6 +70,44 @@ async def test_sms_provider_down_for_10s_delays_no_email_and_loses_no_sms(
     assert all(r["attempts"] > 1 for r in sms_rows)  # each was refused, then retried
     assert {r["provider_id"] for r in sms_rows} == {m.sid for m in sms.delivered.values()}
     assert all(r["attempts"] == 1 for r in rows if r["channel"] == "email")
+
+
+async def test_no_driver_error_stops_a_dispatcher(notifications: Notifications) -> None:
+    """Each kind of driver error (an internal client error, a dropped connection, a timeout, an
+    interface error, the broker gone) on every channel's dispatch loop: it goes on, and every
+    message is sent once."""
+    channels = ("email", "sms", "in_app")
+
+    def failures(channel: str) -> float:
+        return sum(
+            REGISTRY.get_sample_value(
+                "background_failures_total",
+                {"loop": f"{channel} dispatcher", "error": type(error).__name__},
+            )
+            or 0
+            for error in driver_errors()
+        )
+
+    failures_before = {channel: failures(channel) for channel in channels}
+    events, orders = customers_and_orders(3)
+    expected = 2 * len(orders)  # received + confirmed, per channel
+    for channel in channels:
+        arm_error(f"dispatcher.{channel}", *driver_errors())
+    try:
+        async with notifications.in_process():
+            await notifications.publish(events)  # type: ignore[arg-type]
+            rows = await notifications.settled(orders, 3 * expected, timeout=60)
+            assert [armed_errors(f"dispatcher.{channel}") for channel in channels] == [0, 0, 0]
+    finally:
+        disarm_errors()
+    assert Counter((r["channel"], r["status"]) for r in rows) == {
+        (channel, "sent"): expected for channel in channels
+    }
+    assert notifications.sinks.sms.posts == len(notifications.sinks.sms.delivered) == expected
+    smtp = notifications.sinks.smtp
+    assert len(smtp.received) == len(smtp.by_message_id()) == expected
+    for channel in channels:
+        assert failures(channel) - failures_before[channel] == len(driver_errors()), channel
 
 
 async def test_a_service_killed_mid_stream_and_restarted_sends_nothing_twice(

@@ -38,7 +38,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from eventing.failpoints import crash_point
+from eventing.failpoints import crash_point, error_point
 from eventing.outage import Outage, backoff
 from notifications import metrics
 from notifications.adapters.orm import contacts_table, deliveries_table, messages_table
@@ -105,6 +105,7 @@ class Dispatcher:
             while not stopping.is_set():
                 pause = poll_seconds
                 try:
+                    error_point(f"dispatcher.{self.channel.value}")
                     busy = await self.dispatch_one()
                     handled += busy
                     if not busy or handled % 50 == 0:  # idle, or busy a while: refresh the gauge

@@ -109,10 +109,17 @@ def _postgres_restarted_mid_burst() -> Fault:
         conn = await asyncpg.connect(_dsn(system.databases["orders"]))
         try:
             ids = await fill_outbox(conn, BURST_EVENTS, topic)
+            burst.update(topic=topic, ids={str(event_id) for event_id in ids})
+            # Down when the relay is about half-way through (stopping takes a moment more).
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                left = await conn.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", topic)
+                if left <= BURST_EVENTS * 0.6:
+                    break
+                await asyncio.sleep(0.01)
+            burst["left_at_stop"] = left
         finally:
             await conn.close()
-        burst.update(topic=topic, ids={str(event_id) for event_id in ids})
-        # At once: the relay has begun on the burst by the time the server goes down.
         await asyncio.to_thread(infra.stack, "pg-stop")
 
     async def heal(system: System, infra: Infra) -> None:
@@ -129,6 +136,7 @@ def _postgres_restarted_mid_burst() -> Fault:
         return {
             "events_lost": len(burst["ids"] - set(ids)),
             "wire_duplicates": len(ids) - len(set(ids)),
+            "burst_left_at_stop": burst["left_at_stop"],
             "burst_left_after_restart": burst["left_after_restart"],
         }
 

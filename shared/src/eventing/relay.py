@@ -203,7 +203,7 @@ class OutboxRelay:
         self._prefetched: list[asyncpg.Record] | None = None
         self._prefetching: asyncio.Task[list[asyncpg.Record]] | None = None
         self.published = 0
-        self._outage = Outage(log, f"relay {self.instance_id}")
+        self._outage = Outage(log, "outbox relay")
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self) -> None:

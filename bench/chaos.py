@@ -320,14 +320,29 @@ async def processes_down(system: System) -> list[str]:
     return down
 
 
-async def caught_up(system: System, infra: Infra, *, slack: int = 0) -> bool:
+async def waiting_work(system: System, infra: Infra) -> dict[str, int] | None:
+    """Events in each outbox and records behind each consumer group; None if not answerable."""
     try:
-        return (
-            sum((await outbox_backlogs(system)).values()) <= slack
-            and sum((await group_lags(infra.kafka_bootstrap)).values()) <= slack
-        )
+        outboxes = await outbox_backlogs(system)
+        lags = await group_lags(infra.kafka_bootstrap)
     except Exception:  # noqa: BLE001 - whatever fails, it has not recovered yet
-        return False
+        return None
+    return {
+        **{f"outbox {service}": n for service, n in outboxes.items()},
+        **{f"lag {group}": n for group, n in lags.items()},
+    }
+
+
+def _within(work: dict[str, int] | None, slack: int) -> bool:
+    """No more than ``slack`` events in the outboxes together, nor behind the groups together."""
+    return work is not None and all(
+        sum(n for name, n in work.items() if name.startswith(kind)) <= slack
+        for kind in ("outbox", "lag")
+    )
+
+
+async def caught_up(system: System, infra: Infra, *, slack: int = 0) -> bool:
+    return _within(await waiting_work(system, infra), slack)
 
 
 async def settled(system: System, infra: Infra) -> bool:
@@ -377,6 +392,7 @@ async def run_scenario(
     resends_before = _resends(system)
     marks: dict[str, float] = {}
     stuck: dict[str, Any] | None = None
+    recovery_trace: list[dict[str, Any]] = []
     stop_flow = asyncio.Event()
     async with (
         Http(system.url("orders"), timeout=10) as orders,
@@ -397,7 +413,9 @@ async def run_scenario(
             await asyncio.sleep(fault_seconds if fault.hold is None else fault.hold)
             await fault.heal(system, infra)
             marks["healed"] = time.time()
-            recovered_at = await _recovery(system, infra, rate, timeout=stuck_after)
+            recovered_at = await _recovery(
+                system, infra, rate, timeout=stuck_after, trace=recovery_trace
+            )
             if recovered_at is None:
                 stuck = await what_is_stuck(system, infra)
                 print(f"chaos: {fault.name} stuck: {json.dumps(stuck)}", file=sys.stderr)
@@ -449,6 +467,7 @@ async def run_scenario(
         "processes_left_down": await _left_down(system),
         "restarts": {name: process.restarts for name, process in system.processes.items()},
         "stuck": stuck,
+        "recovery_trace": recovery_trace,
         "reconciled_orders": report.orders,
         "findings": [str(f) for f in (report.missing + report.doubled)[:20]],
         **extra,
@@ -463,16 +482,25 @@ async def _left_down(system: System, patience: float = 30) -> list[str]:
     return down
 
 
-async def _recovery(system: System, infra: Infra, rate: float, *, timeout: float) -> float | None:
+async def _recovery(
+    system: System, infra: Infra, rate: float, *, timeout: float, trace: list[dict[str, Any]]
+) -> float | None:
     """When the work that piled up during the fault is done, with orders still flowing.
 
     With orders flowing, "caught up" means no more waiting than about a second of orders makes.
+    What is waiting is added to ``trace`` every 5 s, so a slow recovery says what held it up.
     """
     slack = int(rate * 6)  # events per order
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
+    next_sample = started
     while time.monotonic() < deadline:
-        if await caught_up(system, infra, slack=slack):
+        work = await waiting_work(system, infra)
+        if _within(work, slack):
             return time.time()
+        if time.monotonic() >= next_sample:
+            trace.append({"after_seconds": round(time.monotonic() - started, 1), "waiting": work})
+            next_sample += 5
         await asyncio.sleep(0.25)
     return None
 

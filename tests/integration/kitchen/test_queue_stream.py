@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 
 from eventing.auth import AuthSettings, Role, mint_token
+from eventing.failpoints import arm_error, armed_errors, disarm_errors
 from eventing.limits import StreamSlots
 from kitchen.entrypoints.api import create_app
 from tests.integration.kitchen.conftest import (
@@ -29,6 +30,7 @@ from tests.integration.kitchen.conftest import (
     new_order_id,
     statuses,
 )
+from tests.support.eventing import driver_errors
 from tests.support.infra import Infra
 from tests.support.processes import base_url, free_port, service_process
 from tests.support.system import migrated_database
@@ -147,6 +149,36 @@ async def test_the_stream_sends_the_queue_on_connect_and_after_every_change(
             return int(broadcaster.subscribers), slots.open
 
         await eventually(subscribers_and_slots, lambda n: n == (0, 0), timeout=10)
+
+
+async def test_a_stream_outlives_database_errors_and_sends_the_queue_when_they_pass(
+    infra: Infra, orders_topic: OrdersTopic
+) -> None:
+    url = await migrated_database(infra, "kitchen")
+    settings = kitchen_settings(infra, url, orders_topic, stream_keepalive_seconds=KEEPALIVE)
+    app = create_app(settings)
+    chef = Kitchen.token(Role.CHEF)
+    arm_error("kitchen.queue_read", *driver_errors())
+    try:
+        async with (
+            serving(app) as base,
+            httpx.AsyncClient(base_url=base, timeout=20) as client,
+            client.stream("GET", "/queue/stream", headers=chef) as response,
+        ):
+            assert response.status_code == 200
+            stream = Stream(response)
+            # One keep-alive per failed read: the display keeps its connection...
+            for _ in driver_errors():
+                assert await stream.next() == ("comment", "keep-alive")
+            # ...and gets the queue as soon as the database answers again.
+            assert await stream.next_queue() == {"capacity": 3, "cooking": 0, "tickets": []}
+            assert armed_errors("kitchen.queue_read") == 0
+            order_id = new_order_id()
+            await orders_topic.publish(confirmed(order_id))
+            queued = await stream.next_queue()
+            assert statuses(queued["tickets"]) == [(order_id, "queued")]
+    finally:
+        disarm_errors()
 
 
 async def test_streams_are_independent_and_end_when_the_app_stops(

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 
 from eventing.auth import Principal
+from eventing.failpoints import error_point
 from eventing.http import SlottedStreamingResponse
 from eventing.outage import Outage, backoff
 from kitchen.bootstrap import KitchenService
@@ -60,6 +61,7 @@ async def _messages(service: KitchenService, seconds: float) -> AsyncIterator[by
     async with service.deps.broadcaster.subscribe() as subscription:
         while True:
             try:
+                error_point("kitchen.queue_read")
                 queue = await _queue(service)
             except Exception as error:  # noqa: BLE001 - a display outlives a database outage
                 # The display keeps what it last showed; the read is tried again shortly.

@@ -67,9 +67,10 @@ while :; do
     delay_ms=$((delay_ms / 2 + RANDOM % (delay_ms / 2 + 1)))
     restarts=$((restarts + 1))
     echo "$restarts" >"$state_dir/$name.restarts"
-    say "ended ($last_exit) after ${ran}s; restart $restarts in $((delay_ms / 1000)).$(printf '%03d' $((delay_ms % 1000)))s"
+    delay="$((delay_ms / 1000)).$(printf '%03d' $((delay_ms % 1000)))"
+    say "ended ($last_exit) after ${ran}s; restart $restarts in ${delay}s"
     # In the background, so that a stop during the back-off is acted on at once.
-    sleep "$((delay_ms / 1000)).$(printf '%03d' $((delay_ms % 1000)))" &
+    sleep "$delay" &
     sleeper=$!
     wait "$sleeper"
     sleeper=""

@@ -48,7 +48,8 @@ RELAY_RECONNECTS = Counter(
 )
 BACKGROUND_FAILURES = Counter(
     "background_failures_total",
-    "Failed attempts of a loop that keeps going (consumer, dispatcher, timers), by loop and error.",
+    "Failed attempts of a loop that keeps going (relay, consumer, dispatchers, timers, queue "
+    "stream reads), by loop and error.",
     ["loop", "error"],
 )
 PROCESS_RESTARTS = Counter(

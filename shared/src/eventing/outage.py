@@ -25,10 +25,6 @@ class Outage:
         self._since: float | None = None  # when the current run of failures began
         self.failures_in_a_row = 0
 
-    @property
-    def ongoing(self) -> bool:
-        return self._since is not None
-
     def failed(self, error: BaseException, *, traceback: bool = False) -> int:
         """Count ``error``; log it if it begins an outage. Returns the failures in a row."""
         metrics.BACKGROUND_FAILURES.labels(self._loop, type(error).__name__).inc()

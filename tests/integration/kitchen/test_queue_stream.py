@@ -97,12 +97,16 @@ async def serving(app: Any) -> AsyncIterator[str]:
         await asyncio.wait_for(task, timeout=30)
 
 
+async def kitchen_app(infra: Infra, orders_topic: OrdersTopic, **settings: Any) -> Any:
+    """The kitchen's app on a fresh database; ``settings`` as ``kitchen_settings`` takes them."""
+    url = await migrated_database(infra, "kitchen")
+    return create_app(kitchen_settings(infra, url, orders_topic, **settings))
+
+
 async def test_the_stream_sends_the_queue_on_connect_and_after_every_change(
     infra: Infra, orders_topic: OrdersTopic
 ) -> None:
-    url = await migrated_database(infra, "kitchen")
-    settings = kitchen_settings(infra, url, orders_topic, stream_keepalive_seconds=KEEPALIVE)
-    app = create_app(settings)
+    app = await kitchen_app(infra, orders_topic, stream_keepalive_seconds=KEEPALIVE)
     order_id = new_order_id()
     chef = Kitchen.token(Role.CHEF)
     async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=20) as client:
@@ -154,9 +158,7 @@ async def test_the_stream_sends_the_queue_on_connect_and_after_every_change(
 async def test_a_stream_outlives_database_errors_and_sends_the_queue_when_they_pass(
     infra: Infra, orders_topic: OrdersTopic
 ) -> None:
-    url = await migrated_database(infra, "kitchen")
-    settings = kitchen_settings(infra, url, orders_topic, stream_keepalive_seconds=KEEPALIVE)
-    app = create_app(settings)
+    app = await kitchen_app(infra, orders_topic, stream_keepalive_seconds=KEEPALIVE)
     chef = Kitchen.token(Role.CHEF)
     arm_error("kitchen.queue_read", *driver_errors())
     try:
@@ -184,8 +186,7 @@ async def test_a_stream_outlives_database_errors_and_sends_the_queue_when_they_p
 async def test_streams_are_independent_and_end_when_the_app_stops(
     infra: Infra, orders_topic: OrdersTopic
 ) -> None:
-    url = await migrated_database(infra, "kitchen")
-    app = create_app(kitchen_settings(infra, url, orders_topic, stream_keepalive_seconds=5))
+    app = await kitchen_app(infra, orders_topic, stream_keepalive_seconds=5)
     chef = Kitchen.token(Role.CHEF)
     async with (
         serving(app) as base,
@@ -252,8 +253,7 @@ async def test_streams_are_capped_and_a_stream_past_the_cap_is_a_503(
     infra: Infra, orders_topic: OrdersTopic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KITCHEN_HTTP_MAX_STREAMS", "2")
-    url = await migrated_database(infra, "kitchen")
-    app = create_app(kitchen_settings(infra, url, orders_topic, stream_keepalive_seconds=5))
+    app = await kitchen_app(infra, orders_topic, stream_keepalive_seconds=5)
     chef = Kitchen.token(Role.CHEF)
     async with (
         serving(app) as base,
@@ -293,8 +293,7 @@ async def test_streams_are_capped_and_a_stream_past_the_cap_is_a_503(
 async def test_a_stream_ends_when_its_token_expires_and_frees_its_slot(
     infra: Infra, orders_topic: OrdersTopic
 ) -> None:
-    url = await migrated_database(infra, "kitchen")
-    app = create_app(kitchen_settings(infra, url, orders_topic, stream_keepalive_seconds=0.5))
+    app = await kitchen_app(infra, orders_topic, stream_keepalive_seconds=0.5)
     # The token was valid when the stream opened; it must not keep the board flowing after.
     short = mint_token(AuthSettings(), subject="chef-ada", roles=[Role.CHEF], ttl_seconds=2)
     async with (
@@ -312,11 +311,9 @@ async def test_a_stream_ends_after_the_longest_a_stream_may_last(
     infra: Infra, orders_topic: OrdersTopic
 ) -> None:
     # However long a token lives, a stream ends after KITCHEN_STREAM_MAX_SECONDS.
-    url = await migrated_database(infra, "kitchen")
-    settings = kitchen_settings(
-        infra, url, orders_topic, stream_keepalive_seconds=0.5, stream_max_seconds=1.0
+    app = await kitchen_app(
+        infra, orders_topic, stream_keepalive_seconds=0.5, stream_max_seconds=1.0
     )
-    app = create_app(settings)
     async with (
         serving(app) as base,
         httpx.AsyncClient(base_url=base, timeout=20) as client,

@@ -335,6 +335,9 @@ db_url() { echo "postgresql+asyncpg://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$
 
 # The environment every service process gets (the same names docker-compose.yml uses).
 export_service_env() {
+    # A stack on this machine, for development: the services accept the public development
+    # token secret and sinks only when told so (anywhere else they refuse to start).
+    export AUTH_ENVIRONMENT=development
     export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT"
     export ORDERS_DATABASE_URL; ORDERS_DATABASE_URL="$(db_url orders)"
     export KITCHEN_DATABASE_URL; KITCHEN_DATABASE_URL="$(db_url kitchen)"
@@ -374,6 +377,7 @@ EOF
 write_stack_env() {
     cat >"$STACK_DIR/stack.env" <<EOF
 # Written by deploy/local/stack.sh up; source it in scripts.
+export AUTH_ENVIRONMENT=development
 export ORDERS_URL=http://127.0.0.1:$ORDERS_PORT
 export KITCHEN_URL=http://127.0.0.1:$KITCHEN_PORT
 export NOTIFICATIONS_URL=http://127.0.0.1:$NOTIFICATIONS_PORT

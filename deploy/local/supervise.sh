@@ -3,7 +3,9 @@
 #
 # Runs COMMAND and runs it again whenever it exits, whatever it exited with, until this script is
 # told to stop (SIGTERM or SIGINT, which it passes on to COMMAND, once). The system is built to be
-# crash-only: a process that dies is restarted, not mourned.
+# crash-only: a process that dies is restarted, not mourned. The one exception is exit status 78
+# (EX_CONFIG): the process refused its configuration, which no restart mends, so the supervisor
+# ends with it (like systemd's RestartPreventExitStatus).
 #
 # Between restarts it waits with exponential back-off and jitter: SUPERVISE_FIRST_BACKOFF_MS
 # (default 500) doubling up to SUPERVISE_MAX_BACKOFF_MS (30000), each wait drawn between half and
@@ -56,6 +58,11 @@ while :; do
     child=""
     : >"$state_dir/$name.child"
     [ "$stopping" = 1 ] && exit "$status"
+    if [ "$status" = 78 ]; then
+        echo "exit 78 (configuration refused)" >"$state_dir/$name.exit"
+        say "refused its configuration (exit 78); not restarting it"
+        exit 78
+    fi
 
     if [ "$status" -gt 128 ]; then last_exit="signal $((status - 128))"; else last_exit="exit $status"; fi
     echo "$last_exit" >"$state_dir/$name.exit"

@@ -26,12 +26,14 @@ from pydantic import ValidationError
 from eventing import cli
 from eventing.auth import (
     DEVELOPMENT_SECRET,
+    EVERY_SERVICE,
     AuthenticationError,
     AuthSettings,
     Principal,
     Role,
     SigningKeysUnavailableError,
     TokenVerifier,
+    audience_of,
     mint_token,
     optional_principal,
     require_roles,
@@ -39,12 +41,21 @@ from eventing.auth import (
 
 SECRET = "unit-test-secret-of-at-least-32-bytes!"
 OTHER_SECRET = "another-secret-that-is-also-32-bytes-long"
+AUDIENCE = audience_of("orders")
 
 
 @pytest.fixture(autouse=True)
 def _no_ambient_auth_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """AuthSettings reads AUTH_*; the developer's shell must not change what these tests see."""
-    for name in ("JWT_SECRET", "ISSUER", "AUDIENCE", "JWKS_URL", "ENVIRONMENT", "LEEWAY_SECONDS"):
+    for name in (
+        "JWT_SECRET",
+        "ISSUER",
+        "AUDIENCE",
+        "JWKS_URL",
+        "ENVIRONMENT",
+        "LEEWAY_SECONDS",
+        "MAX_TOKEN_LIFETIME_SECONDS",
+    ):
         monkeypatch.delenv(f"AUTH_{name}", raising=False)
 
 
@@ -59,7 +70,7 @@ def claims(settings: AuthSettings, **overrides: Any) -> dict[str, Any]:
         "sub": "cust-42",
         "roles": ["customer"],
         "iss": settings.issuer,
-        "aud": settings.audience,
+        "aud": AUDIENCE,
         "iat": now,
         "exp": now + 600,
     }
@@ -79,12 +90,12 @@ def reason_of(verifier: TokenVerifier, token: str) -> str:
 def test_minted_token_verifies_to_its_subject_and_roles(settings: AuthSettings) -> None:
     token = mint_token(settings, "chef-mario", [Role.CHEF, Role.MANAGER], ttl_seconds=120)
 
-    principal = TokenVerifier(settings).verify(token)
+    principal = TokenVerifier(settings, audience=AUDIENCE).verify(token)
 
     assert principal.subject == "chef-mario"
     assert principal.roles == frozenset({Role.CHEF, Role.MANAGER})
     assert principal.claims["iss"] == "mariospizzeria"
-    assert principal.claims["aud"] == "mariospizzeria-api"
+    assert principal.claims["aud"] == sorted(EVERY_SERVICE)
     assert principal.claims["roles"] == ["chef", "manager"]
     assert principal.claims["exp"] - principal.claims["iat"] == 120
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
@@ -97,31 +108,37 @@ def test_expired_token_is_refused(settings: AuthSettings) -> None:
     # Beyond the default 30 s leeway for clock differences.
     token = jwt.encode(claims(settings, iat=now - 600, exp=now - 60), SECRET, algorithm="HS256")
 
-    assert reason_of(TokenVerifier(settings), token) == "token expired"
+    assert reason_of(TokenVerifier(settings, audience=AUDIENCE), token) == "token expired"
 
 
 def test_token_within_the_clock_leeway_is_accepted(settings: AuthSettings) -> None:
     token = jwt.encode(claims(settings, exp=int(time.time()) - 5), SECRET, algorithm="HS256")
 
-    assert TokenVerifier(settings).verify(token).subject == "cust-42"
+    assert TokenVerifier(settings, audience=AUDIENCE).verify(token).subject == "cust-42"
 
 
 def test_token_signed_with_another_secret_is_refused(settings: AuthSettings) -> None:
     token = jwt.encode(claims(settings), OTHER_SECRET, algorithm="HS256")
 
-    assert reason_of(TokenVerifier(settings), token) == "invalid token signature"
+    assert reason_of(TokenVerifier(settings, audience=AUDIENCE), token) == "invalid token signature"
 
 
 def test_token_for_another_audience_is_refused(settings: AuthSettings) -> None:
     token = jwt.encode(claims(settings, aud="someone-else"), SECRET, algorithm="HS256")
 
-    assert reason_of(TokenVerifier(settings), token) == "token is not for this audience"
+    assert (
+        reason_of(TokenVerifier(settings, audience=AUDIENCE), token)
+        == "token is not for this audience"
+    )
 
 
 def test_token_from_another_issuer_is_refused(settings: AuthSettings) -> None:
     token = jwt.encode(claims(settings, iss="luigis-pizzeria"), SECRET, algorithm="HS256")
 
-    assert reason_of(TokenVerifier(settings), token) == "token is from an untrusted issuer"
+    assert (
+        reason_of(TokenVerifier(settings, audience=AUDIENCE), token)
+        == "token is from an untrusted issuer"
+    )
 
 
 @pytest.mark.parametrize("claim", ["sub", "exp", "iat", "iss", "aud"])
@@ -130,24 +147,30 @@ def test_token_lacking_a_required_claim_is_refused(settings: AuthSettings, claim
     del payload[claim]
     token = jwt.encode(payload, SECRET, algorithm="HS256")
 
-    assert reason_of(TokenVerifier(settings), token) == f"token lacks the {claim!r} claim"
+    assert (
+        reason_of(TokenVerifier(settings, audience=AUDIENCE), token)
+        == f"token lacks the {claim!r} claim"
+    )
 
 
 def test_unsigned_token_is_refused(settings: AuthSettings) -> None:
     token = jwt.encode(claims(settings), "", algorithm="none")
 
-    assert reason_of(TokenVerifier(settings), token) == "token signing algorithm not allowed"
+    assert (
+        reason_of(TokenVerifier(settings, audience=AUDIENCE), token)
+        == "token signing algorithm not allowed"
+    )
 
 
 def test_garbage_is_refused(settings: AuthSettings) -> None:
-    assert reason_of(TokenVerifier(settings), "not-a-jwt") == "malformed token"
+    assert reason_of(TokenVerifier(settings, audience=AUDIENCE), "not-a-jwt") == "malformed token"
 
 
 def test_unknown_roles_are_ignored(settings: AuthSettings) -> None:
     payload = claims(settings, roles=["chef", "sommelier", "pizzaiolo-in-chief", "analyst"])
     token = jwt.encode(payload, SECRET, algorithm="HS256")
 
-    principal = TokenVerifier(settings).verify(token)
+    principal = TokenVerifier(settings, audience=AUDIENCE).verify(token)
 
     assert principal.roles == frozenset({Role.CHEF, Role.ANALYST})
     assert principal.claims["roles"] == payload["roles"]
@@ -158,13 +181,13 @@ def test_token_without_roles_has_none(settings: AuthSettings) -> None:
     del payload["roles"]
     token = jwt.encode(payload, SECRET, algorithm="HS256")
 
-    assert TokenVerifier(settings).verify(token).roles == frozenset()
+    assert TokenVerifier(settings, audience=AUDIENCE).verify(token).roles == frozenset()
 
 
 def test_roles_claim_that_is_not_a_list_is_refused(settings: AuthSettings) -> None:
     token = jwt.encode(claims(settings, roles="manager"), SECRET, algorithm="HS256")
 
-    assert reason_of(TokenVerifier(settings), token) == (
+    assert reason_of(TokenVerifier(settings, audience=AUDIENCE), token) == (
         "token's 'roles' claim is not a list of role names"
     )
 
@@ -183,17 +206,62 @@ def test_mint_token_refuses_nonsense(
 # ------------------------------------------------------------------------------- settings
 
 
-def test_settings_default_to_the_development_secret() -> None:
-    settings = AuthSettings()
+def test_settings_fail_closed_without_a_secret() -> None:
+    # Unset, the environment is production, where the published development secret is refused.
+    with pytest.raises(ValidationError, match="AUTH_JWT_SECRET is the development default"):
+        AuthSettings()
+
+
+def test_development_settings_default_to_the_development_secret() -> None:
+    settings = AuthSettings(environment="development")
 
     assert settings.jwt_secret.get_secret_value() == DEVELOPMENT_SECRET
-    assert settings.environment == "development"
-    assert (settings.issuer, settings.audience, settings.jwks_url) == (
-        "mariospizzeria",
-        "mariospizzeria-api",
-        None,
-    )
+    assert (settings.issuer, settings.jwks_url) == ("mariospizzeria", None)
     assert DEVELOPMENT_SECRET not in repr(settings)
+
+
+def test_settings_refuse_a_plain_http_jwks_url_outside_development() -> None:
+    with pytest.raises(ValidationError, match="AUTH_JWKS_URL must be an https:// URL"):
+        AuthSettings(environment="production", jwks_url="http://id.example/jwks")
+
+
+def test_a_token_for_another_service_is_refused(settings: AuthSettings) -> None:
+    token = mint_token(settings, "chef", [Role.CHEF], audiences=[audience_of("kitchen")])
+
+    assert reason_of(TokenVerifier(settings, audience=AUDIENCE), token) == (
+        "token is not for this audience"
+    )
+    kitchen = TokenVerifier(settings, audience=audience_of("kitchen"))
+    assert kitchen.verify(token).subject == "chef"
+
+
+def test_a_staff_token_is_for_every_service_by_default(settings: AuthSettings) -> None:
+    token = mint_token(settings, "manager", [Role.MANAGER])
+
+    for audience in EVERY_SERVICE:
+        assert TokenVerifier(settings, audience=audience).verify(token).subject == "manager"
+
+
+def test_a_token_living_longer_than_the_maximum_is_refused() -> None:
+    settings = AuthSettings(jwt_secret=SECRET, max_token_lifetime_seconds=3600)
+    now = int(time.time())
+    token = jwt.encode(claims(settings, iat=now, exp=now + 7200), SECRET, algorithm="HS256")
+
+    assert reason_of(TokenVerifier(settings, audience=AUDIENCE), token) == (
+        "token lives longer than the 3600 s allowed"
+    )
+    with pytest.raises(ValueError, match="longer than AUTH_MAX_TOKEN_LIFETIME_SECONDS"):
+        mint_token(settings, "x", [Role.CHEF], ttl_seconds=3601)
+
+
+def test_a_token_issued_in_the_future_is_refused(settings: AuthSettings) -> None:
+    now = int(time.time())
+    token = jwt.encode(claims(settings, iat=now + 600, exp=now + 900), SECRET, algorithm="HS256")
+
+    assert reason_of(TokenVerifier(settings, audience=AUDIENCE), token) in (
+        "token is issued in the future",
+        "token is not valid yet",  # PyJWT's own iat check, where it makes one
+    )
 
 
 def test_settings_refuse_the_development_secret_outside_development(
@@ -308,8 +376,8 @@ def idp_token(key: SigningKey, settings: AuthSettings, **overrides: Any) -> str:
 def test_jwks_mode_verifies_tokens_signed_by_the_identity_provider(
     jwks_server: JwksServer, signing_keys: dict[str, SigningKey], algorithm: str
 ) -> None:
-    settings = AuthSettings(jwks_url=jwks_server.url)
-    verifier = TokenVerifier(settings)
+    settings = AuthSettings(environment="development", jwks_url=jwks_server.url)
+    verifier = TokenVerifier(settings, audience=AUDIENCE)
     token = idp_token(signing_keys[algorithm], settings, sub="driver-7", roles=["driver"])
 
     principal = verifier.verify(token)
@@ -321,8 +389,8 @@ def test_jwks_mode_verifies_tokens_signed_by_the_identity_provider(
 def test_jwks_mode_caches_the_key_set(
     jwks_server: JwksServer, signing_keys: dict[str, SigningKey]
 ) -> None:
-    settings = AuthSettings(jwks_url=jwks_server.url)
-    verifier = TokenVerifier(settings)
+    settings = AuthSettings(environment="development", jwks_url=jwks_server.url)
+    verifier = TokenVerifier(settings, audience=AUDIENCE)
 
     for key in (*signing_keys.values(), *signing_keys.values()):
         assert verifier.verify(idp_token(key, settings)).subject == "cust-42"
@@ -333,8 +401,8 @@ def test_jwks_mode_caches_the_key_set(
 def test_jwks_mode_still_checks_the_claims(
     jwks_server: JwksServer, signing_keys: dict[str, SigningKey]
 ) -> None:
-    settings = AuthSettings(jwks_url=jwks_server.url)
-    verifier = TokenVerifier(settings)
+    settings = AuthSettings(environment="development", jwks_url=jwks_server.url)
+    verifier = TokenVerifier(settings, audience=AUDIENCE)
     key = signing_keys["RS256"]
     now = int(time.time())
 
@@ -345,35 +413,40 @@ def test_jwks_mode_still_checks_the_claims(
 
 
 def test_jwks_mode_refuses_a_key_the_issuer_did_not_publish(jwks_server: JwksServer) -> None:
-    settings = AuthSettings(jwks_url=jwks_server.url)
+    settings = AuthSettings(environment="development", jwks_url=jwks_server.url)
     stranger = SigningKey("rsa-1", "RS256", rsa.generate_private_key(65537, 2048))
 
     # Same kid as a published key, different private key: the signature check must fail.
-    assert reason_of(TokenVerifier(settings), idp_token(stranger, settings)) == (
+    assert reason_of(TokenVerifier(settings, audience=AUDIENCE), idp_token(stranger, settings)) == (
         "invalid token signature"
     )
     unknown_kid = SigningKey("rsa-unknown", "RS256", stranger.private_key)
-    assert reason_of(TokenVerifier(settings), idp_token(unknown_kid, settings)) == (
-        "no signing key of the issuer matches the token"
-    )
+    assert reason_of(
+        TokenVerifier(settings, audience=AUDIENCE), idp_token(unknown_kid, settings)
+    ) == ("no signing key of the issuer matches the token")
 
 
 def test_jwks_mode_refuses_secret_signed_tokens(jwks_server: JwksServer) -> None:
     # An HS256 token signed with the (public) development secret must not pass in JWKS mode.
-    settings = AuthSettings(jwks_url=jwks_server.url)
+    settings = AuthSettings(environment="development", jwks_url=jwks_server.url)
     token = jwt.encode(
         claims(settings), DEVELOPMENT_SECRET, algorithm="HS256", headers={"kid": "rsa-1"}
     )
 
-    assert reason_of(TokenVerifier(settings), token) == "token signing algorithm not allowed"
+    assert (
+        reason_of(TokenVerifier(settings, audience=AUDIENCE), token)
+        == "token signing algorithm not allowed"
+    )
 
 
 def test_jwks_mode_reports_an_unreachable_issuer(signing_keys: dict[str, SigningKey]) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings = AuthSettings(jwks_url=f"http://127.0.0.1:{port}/jwks.json")
-    verifier = TokenVerifier(settings, jwks_timeout_seconds=2)
+    settings = AuthSettings(
+        environment="development", jwks_url=f"http://127.0.0.1:{port}/jwks.json"
+    )
+    verifier = TokenVerifier(settings, audience=AUDIENCE, jwks_timeout_seconds=2)
 
     with pytest.raises(SigningKeysUnavailableError):
         verifier.verify(idp_token(signing_keys["RS256"], settings))
@@ -381,7 +454,11 @@ def test_jwks_mode_reports_an_unreachable_issuer(signing_keys: dict[str, Signing
 
 def test_jwks_mode_cannot_mint(jwks_server: JwksServer) -> None:
     with pytest.raises(ValueError, match="cannot mint tokens when AUTH_JWKS_URL is set"):
-        mint_token(AuthSettings(jwks_url=jwks_server.url), "someone", [Role.MANAGER])
+        mint_token(
+            AuthSettings(environment="development", jwks_url=jwks_server.url),
+            "someone",
+            [Role.MANAGER],
+        )
 
 
 # --------------------------------------------------------------------------------- FastAPI
@@ -390,7 +467,7 @@ def test_jwks_mode_cannot_mint(jwks_server: JwksServer) -> None:
 @pytest.fixture
 def client(settings: AuthSettings) -> TestClient:
     app = FastAPI()
-    app.state.token_verifier = TokenVerifier(settings)
+    app.state.token_verifier = TokenVerifier(settings, audience=AUDIENCE)
 
     @app.get("/kitchen")
     def kitchen(
@@ -502,9 +579,11 @@ def test_api_answers_503_when_the_issuer_keys_are_unavailable(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings = AuthSettings(jwks_url=f"http://127.0.0.1:{port}/jwks.json")
+    settings = AuthSettings(
+        environment="development", jwks_url=f"http://127.0.0.1:{port}/jwks.json"
+    )
     app = FastAPI()
-    app.state.token_verifier = TokenVerifier(settings, jwks_timeout_seconds=2)
+    app.state.token_verifier = TokenVerifier(settings, audience=AUDIENCE, jwks_timeout_seconds=2)
 
     @app.get("/kitchen")
     def kitchen(_: Annotated[Principal, Depends(require_roles(Role.CHEF))]) -> None:
@@ -553,23 +632,38 @@ def test_cli_mint_token_prints_a_token_that_verifies(
     assert err == ""
     token = out.strip()
     assert out == token + "\n"
-    principal = TokenVerifier(AuthSettings()).verify(token)
+    principal = TokenVerifier(AuthSettings(), audience=AUDIENCE).verify(token)
     assert principal.subject == "mario"
     assert principal.roles == frozenset({Role.CHEF, Role.MANAGER})
     assert principal.claims["iss"] == "https://id.mariospizzeria.example"
     assert principal.claims["exp"] - principal.claims["iat"] == 900
     with pytest.raises(AuthenticationError):
-        TokenVerifier(AuthSettings(jwt_secret=OTHER_SECRET)).verify(token)
+        TokenVerifier(AuthSettings(jwt_secret=OTHER_SECRET), audience=AUDIENCE).verify(token)
 
 
 def test_cli_mint_token_warns_about_the_development_secret_on_stderr(
-    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    monkeypatch.setenv("AUTH_ENVIRONMENT", "development")
     assert cli.main(["auth", "mint-token", "--subject", "dev", "--role", "customer"]) == 0
     out, err = capsys.readouterr()
 
     assert "development secret" in err
-    assert TokenVerifier(AuthSettings()).verify(out.strip()).roles == frozenset({Role.CUSTOMER})
+    assert TokenVerifier(AuthSettings(), audience=AUDIENCE).verify(out.strip()).roles == frozenset(
+        {Role.CUSTOMER}
+    )
+
+
+def test_cli_mint_token_names_the_audiences_asked_for(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AUTH_JWT_SECRET", SECRET)
+    argv = ["auth", "mint-token", "--subject", "ada", "--role", "chef", "--audience", "kitchen"]
+
+    assert cli.main(argv) == 0
+    token = capsys.readouterr().out.strip()
+
+    assert jwt.decode(token, options={"verify_signature": False})["aud"] == [audience_of("kitchen")]
 
 
 def test_cli_mint_token_refuses_an_unknown_role(capsys: pytest.CaptureFixture[str]) -> None:

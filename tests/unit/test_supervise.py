@@ -82,3 +82,12 @@ def test_a_stop_during_the_back_off_ends_it_at_once(tmp_path: Path) -> None:
     assert (tmp_path / "runs").read_text().splitlines() == ["ran"]
     assert supervisor.stdout is not None
     assert b"ended (exit 1)" in supervisor.stdout.read()
+
+
+def test_a_refused_configuration_is_not_restarted(tmp_path: Path) -> None:
+    # 78 (EX_CONFIG) is what a service exits with when it refuses its settings.
+    supervisor = supervise(tmp_path, "echo run >> runs; exit 78")
+    assert supervisor.wait(10) == 78
+    assert (tmp_path / "runs").read_text().splitlines() == ["run"]
+    assert state(tmp_path, "restarts") == "0"
+    assert state(tmp_path, "exit") == "exit 78 (configuration refused)"

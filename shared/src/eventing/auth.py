@@ -2,20 +2,28 @@
 
 Two ways of trusting a token, chosen by configuration (``AUTH_`` env prefix):
 
-* **HS256 with a shared secret** (``AUTH_JWT_SECRET``): the default, for development and for
-  tokens minted by ``eventing auth mint-token``. Whoever holds the secret can mint tokens, so
-  outside ``AUTH_ENVIRONMENT=development`` the well-known development secret is refused.
-* **An OIDC issuer's JWKS** (``AUTH_JWKS_URL``): tokens are signed by the identity provider
-  (RS256/ES256) and verified with its published public keys. We hold no private key, so we cannot
-  mint tokens in this mode. The provider must put the role names in a top-level ``roles`` claim
-  and use ``AUTH_ISSUER``/``AUTH_AUDIENCE`` as ``iss``/``aud``.
+* **HS256 with a shared secret** (``AUTH_JWT_SECRET``): for tokens minted by ``eventing auth
+  mint-token`` and the customer tokens of the orders service's sign-in. Whoever holds the secret
+  can mint tokens, so it must be random and at least 32 bytes.
+* **An OIDC issuer's JWKS** (``AUTH_JWKS_URL``, HTTPS): tokens are signed by the identity
+  provider (RS256/ES256) and verified with its published public keys. We hold no private key, so
+  we cannot mint tokens in this mode. The provider must put the role names in a top-level
+  ``roles`` claim and use ``AUTH_ISSUER`` as ``iss`` and the services' audiences as ``aud``.
+
+Fail closed: ``AUTH_ENVIRONMENT`` is ``production`` unless set, and only
+``AUTH_ENVIRONMENT=development`` (which ``make run``, ``make up`` and the tests set) accepts the
+public development secret or a JWKS URL that is not HTTPS.
+
+Each service accepts only tokens whose ``aud`` names it (``audience_of("kitchen")`` is
+``mariospizzeria-kitchen``), so a token meant for one service is no key to the others, and only
+tokens whose lifetime (``exp - iat``) is at most ``AUTH_MAX_TOKEN_LIFETIME_SECONDS``.
 
 Claims: ``sub`` (who), ``roles`` (list of role names), ``iss``, ``aud``, ``exp``, ``iat``.
 
 Wiring, done by each service's composition root (there is deliberately no module-level verifier,
 so that settings are read once, by the process that owns them, and tests can build their own)::
 
-    app.state.token_verifier = TokenVerifier(AuthSettings())
+    app.state.token_verifier = TokenVerifier(AuthSettings(), audience=audience_of("kitchen"))
 
     @app.post("/kitchen/tickets/{id}/ready")
     async def ready(
@@ -47,6 +55,16 @@ MINIMUM_SECRET_BYTES: Final = 32  # RFC 7518 §3.2: an HS256 key at least as lon
 HS256: Final = "HS256"
 JWKS_ALGORITHMS: Final = ("RS256", "ES256")
 REQUIRED_CLAIMS: Final = ("sub", "iss", "aud", "exp", "iat")
+DEVELOPMENT: Final = "development"
+SERVICES: Final = ("orders", "kitchen", "notifications", "analytics")
+
+
+def audience_of(service: str) -> str:
+    """The ``aud`` a token must carry to be accepted by ``service``."""
+    return f"mariospizzeria-{service}"
+
+
+EVERY_SERVICE: Final = tuple(audience_of(service) for service in SERVICES)
 
 
 class Role(StrEnum):
@@ -69,13 +87,22 @@ class AuthSettings(BaseSettings):
         "in any other environment.",
     )
     issuer: str = "mariospizzeria"
-    audience: str = "mariospizzeria-api"
     jwks_url: str | None = Field(
         default=None,
-        description="JWKS endpoint of the OIDC issuer. When set, tokens are verified with its "
-        "public keys (RS256/ES256) instead of the HS256 secret.",
+        description="JWKS endpoint of the OIDC issuer (https://). When set, tokens are verified "
+        "with its public keys (RS256/ES256) instead of the HS256 secret.",
     )
-    environment: str = "development"
+    environment: str = Field(
+        default="production",
+        description="Only 'development' accepts the development secret and a plain-HTTP JWKS "
+        "URL; anything else, the default included, refuses them.",
+    )
+    max_token_lifetime_seconds: int = Field(
+        default=12 * 3600,
+        gt=0,
+        description="The longest lifetime (exp - iat) of a token this service accepts or mints: "
+        "a stolen token is worth at most this long.",
+    )
     leeway_seconds: float = Field(
         default=30,
         ge=0,
@@ -88,18 +115,32 @@ class AuthSettings(BaseSettings):
     def uses_jwks(self) -> bool:
         return bool(self.jwks_url)
 
+    @property
+    def is_development(self) -> bool:
+        return self.environment == DEVELOPMENT
+
     @model_validator(mode="after")
     def _refuse_weak_secret_outside_development(self) -> AuthSettings:
-        # In JWKS mode the secret neither signs nor verifies anything (mint_token refuses), so
-        # there is nothing to protect and no reason to make operators invent one.
-        if self.environment == "development" or self.uses_jwks:
+        if self.is_development:
+            return self
+        if self.jwks_url is not None:
+            # Keys fetched over plain HTTP can be swapped by anyone on the path, and then any
+            # token they sign is trusted.
+            if not self.jwks_url.lower().startswith("https://"):
+                raise ValueError(
+                    f"AUTH_JWKS_URL must be an https:// URL when "
+                    f"AUTH_ENVIRONMENT={self.environment!r}"
+                )
+            # In JWKS mode the secret neither signs nor verifies anything (mint_token refuses),
+            # so there is nothing to protect and no reason to make operators invent one.
             return self
         secret = self.jwt_secret.get_secret_value()
         if secret == DEVELOPMENT_SECRET:
             raise ValueError(
                 f"AUTH_JWT_SECRET is the development default, which is public; set a random "
                 f"secret of at least {MINIMUM_SECRET_BYTES} bytes (or AUTH_JWKS_URL) when "
-                f"AUTH_ENVIRONMENT={self.environment!r}"
+                f"AUTH_ENVIRONMENT={self.environment!r} (AUTH_ENVIRONMENT=development accepts "
+                f"it, for a machine of your own)"
             )
         if len(secret.encode()) < MINIMUM_SECRET_BYTES:
             raise ValueError(
@@ -142,8 +183,11 @@ class TokenVerifier:
     FastAPI dependencies below are plain functions (FastAPI runs them in its thread pool).
     """
 
-    def __init__(self, settings: AuthSettings, *, jwks_timeout_seconds: float = 5) -> None:
+    def __init__(
+        self, settings: AuthSettings, *, audience: str, jwks_timeout_seconds: float = 5
+    ) -> None:
         self._settings = settings
+        self._audience = audience
         self._jwks: jwt.PyJWKClient | None = None
         if settings.jwks_url:
             # The whole key set is cached for five minutes, so a key the issuer rotates out stops
@@ -175,7 +219,7 @@ class TokenVerifier:
                 token,
                 key,
                 algorithms=algorithms,
-                audience=settings.audience,
+                audience=self._audience,
                 issuer=settings.issuer,
                 leeway=settings.leeway_seconds,
                 options={"require": list(REQUIRED_CLAIMS)},
@@ -188,7 +232,20 @@ class TokenVerifier:
             raise AuthenticationError("no signing key of the issuer matches the token") from error
         except jwt.PyJWTError as error:
             raise AuthenticationError(_reason(error)) from error
+        _check_lifetime(claims, settings)
         return _principal(claims)
+
+
+def _check_lifetime(claims: dict[str, Any], settings: AuthSettings) -> None:
+    issued, expires = claims["iat"], claims["exp"]
+    if not isinstance(issued, int | float) or not isinstance(expires, int | float):
+        raise AuthenticationError("token's 'iat' and 'exp' claims are not numbers")
+    if issued > time.time() + settings.leeway_seconds:
+        raise AuthenticationError("token is issued in the future")
+    if expires - issued > settings.max_token_lifetime_seconds:
+        raise AuthenticationError(
+            f"token lives longer than the {settings.max_token_lifetime_seconds} s allowed"
+        )
 
 
 def _reason(error: jwt.PyJWTError) -> str:
@@ -225,9 +282,15 @@ def _principal(claims: dict[str, Any]) -> Principal:
 
 
 def mint_token(
-    settings: AuthSettings, subject: str, roles: Iterable[Role], ttl_seconds: int = 3600
+    settings: AuthSettings,
+    subject: str,
+    roles: Iterable[Role],
+    ttl_seconds: int = 3600,
+    *,
+    audiences: Iterable[str] = EVERY_SERVICE,
 ) -> str:
-    """An HS256 token for ``subject`` with ``roles``, valid for ``ttl_seconds``.
+    """An HS256 token for ``subject`` with ``roles``, valid for ``ttl_seconds``, accepted by the
+    services whose audiences it names (by default every service: a member of staff's token).
 
     Refused in JWKS mode: there the identity provider signs tokens and we hold no private key,
     and a secret-signed token would not verify anyway.
@@ -240,12 +303,20 @@ def mint_token(
         raise ValueError("subject must not be empty")
     if ttl_seconds <= 0:
         raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds}")
+    if ttl_seconds > settings.max_token_lifetime_seconds:
+        raise ValueError(
+            f"ttl_seconds {ttl_seconds} is longer than AUTH_MAX_TOKEN_LIFETIME_SECONDS "
+            f"({settings.max_token_lifetime_seconds})"
+        )
+    audience = sorted(set(audiences))
+    if not audience:
+        raise ValueError("a token needs at least one audience")
     now = int(time.time())
     claims = {
         "sub": subject,
         "roles": sorted(Role(role).value for role in set(roles)),
         "iss": settings.issuer,
-        "aud": settings.audience,
+        "aud": audience,
         "iat": now,
         "exp": now + ttl_seconds,
     }

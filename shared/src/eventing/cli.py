@@ -203,7 +203,14 @@ def _auth(args: argparse.Namespace) -> int:
         raise SystemExit(f"invalid AUTH_* settings:\n{error}") from error
     roles = [auth.Role(name) for name in args.role]
     try:
-        token = auth.mint_token(settings, args.subject, roles, ttl_seconds=args.ttl)
+        token = auth.mint_token(
+            settings,
+            args.subject,
+            roles,
+            ttl_seconds=args.ttl,
+            audiences=[auth.audience_of(service) for service in args.audience]
+            or auth.EVERY_SERVICE,
+        )
     except ValueError as error:
         raise SystemExit(str(error)) from error
     if settings.jwt_secret.get_secret_value() == auth.DEVELOPMENT_SECRET:
@@ -275,6 +282,13 @@ def main(argv: list[str] | None = None) -> int:
         help="a role of the subject (repeatable)",
     )
     mint.add_argument("--ttl", type=int, default=3600, help="seconds until expiry (default 3600)")
+    mint.add_argument(
+        "--audience",
+        action="append",
+        default=[],
+        choices=auth.SERVICES,
+        help="a service the token is for (repeatable; default: every service)",
+    )
     tapping = areas.add_parser(
         "tap", help="print events of the orders and kitchen topics as JSON lines"
     )

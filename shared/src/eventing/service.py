@@ -7,12 +7,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from eventing.auth import AuthSettings, TokenVerifier
@@ -101,7 +103,7 @@ class ConsumingService:
             sessions=session_factory(engine),
             consumer=consumer,
             consumer_engine=consumer_engine,
-            token_verifier=TokenVerifier(AuthSettings()),
+            token_verifier=TokenVerifier(AuthSettings(), audience=settings.audience),
             **extra,
         )
 
@@ -149,6 +151,36 @@ def _service(request: Request) -> ConsumingService:
 ServiceDep = Annotated[ConsumingService, Depends(_service)]
 
 
+# sysexits.h's EX_CONFIG: deploy/local/supervise.sh does not restart a process that ends with it,
+# since no restart mends a configuration.
+EXIT_CONFIGURATION_ERROR = 78
+
+
+def _checked_settings(
+    name: str, command: str, settings: Callable[[], ServiceSettings]
+) -> ServiceSettings:
+    """The settings, every one checked before anything starts; a refusal ends the process
+    with its reasons and EXIT_CONFIGURATION_ERROR instead of a traceback."""
+    try:
+        config = settings()
+        refusals: list[str] = []
+        if command == "serve":
+            # Read here, once, so that a service never serves with untrusted token settings.
+            refusals = config.refusals(AuthSettings())
+    except ValidationError as error:
+        refusals = [
+            f"{'.'.join(str(part) for part in problem['loc']) or 'settings'}: {problem['msg']}"
+            for problem in error.errors()
+        ]
+    if refusals:
+        sys.stderr.write(
+            f"{name} {command}: refusing to start:\n"
+            + "".join(f"  - {refusal}\n" for refusal in refusals)
+        )
+        raise SystemExit(EXIT_CONFIGURATION_ERROR)
+    return config
+
+
 def _note_restart(environ: Mapping[str, str]) -> None:
     """Count and say that this process is a restart (deploy/local/supervise.sh tells it so)."""
     try:
@@ -183,7 +215,7 @@ def service_main(
     parser.add_argument("command", choices=commands)
     parser.add_argument("--log-format", choices=["json", "text"], default="json")
     args = parser.parse_args(argv)
-    config = settings()
+    config = _checked_settings(name, args.command, settings)
     configure_logging(name, config.log_level, fmt=args.log_format)
     configure_tracing(f"{name}-relay" if args.command == "relay" else name)
     _note_restart(os.environ)

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from eventing.auth import AuthSettings, audience_of
 from eventing.cloudevents_kafka import DEFAULT_LIMITS, DecodeLimits
 
 
@@ -43,6 +44,8 @@ class ServiceSettings(BaseSettings):
     # Addresses of reverse proxies whose X-Forwarded-For names the client (uvicorn's
     # forwarded_allow_ips). Empty: none, so a client cannot pick the address it is limited by.
     http_trusted_proxies: str = ""
+    # The aud a bearer token must name to be accepted here (default: audience_of(service_name)).
+    auth_audience: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -52,6 +55,15 @@ class ServiceSettings(BaseSettings):
             if shared:
                 values = {**values, "kafka_bootstrap_servers": shared}
         return values
+
+    @property
+    def audience(self) -> str:
+        return self.auth_audience or audience_of(self.service_name)
+
+    def refusals(self, auth: AuthSettings) -> list[str]:
+        """Why this service must not serve with these settings (none by default): the checks
+        that need the deployment's environment, which a service adds to."""
+        return []
 
     @property
     def asyncpg_dsn(self) -> str:

@@ -1,10 +1,30 @@
 from __future__ import annotations
 
+from ipaddress import ip_address
+from typing import Final
+from urllib.parse import urlsplit
+
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from eventing.auth import AuthSettings
 from eventing.settings import ConsumerSettings, ServiceSettings
 from eventing.topics import CUSTOMER_CONTACTS, KITCHEN, ORDERS
+
+# The credentials of the development sinks (deploy/local/stack.sh), public in this repository.
+DEVELOPMENT_SMS_ACCOUNT: Final = "dev-account"
+DEVELOPMENT_SMS_TOKEN: Final = "dev-token"  # noqa: S105
+
+
+def _is_local(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class NotificationsSettings(ServiceSettings):
@@ -35,8 +55,8 @@ class NotificationsSettings(ServiceSettings):
         default="http://127.0.0.1:8025/2010-04-01/Accounts/{account_sid}/Messages.json",
         description="Where messages are POSTed; {account_sid} is replaced by the account sid.",
     )
-    sms_account_sid: str = "dev-account"
-    sms_auth_token: SecretStr = SecretStr("dev-token")
+    sms_account_sid: str = DEVELOPMENT_SMS_ACCOUNT
+    sms_auth_token: SecretStr = SecretStr(DEVELOPMENT_SMS_TOKEN)
     sms_from_number: str = "+390600000000"
     sms_timeout_seconds: float = Field(default=10.0, gt=0)
 
@@ -58,6 +78,37 @@ class NotificationsSettings(ServiceSettings):
         description="How long a delivery waits for its order's customer or contact details "
         "(they travel on other topics and may arrive later) before it is skipped.",
     )
+
+    def refusals(self, auth: AuthSettings) -> list[str]:
+        """Outside development: no development credentials, nothing sent in clear off the box."""
+        if auth.is_development:
+            return []
+        refusals = []
+        if (
+            self.sms_account_sid == DEVELOPMENT_SMS_ACCOUNT
+            or self.sms_auth_token.get_secret_value() == DEVELOPMENT_SMS_TOKEN
+        ):
+            refusals.append(
+                "NOTIFICATIONS_SMS_ACCOUNT_SID / NOTIFICATIONS_SMS_AUTH_TOKEN are the development "
+                "sink's; set the SMS provider's"
+            )
+        endpoint = urlsplit(self.sms_endpoint_url)
+        if endpoint.scheme != "https" and not _is_local(endpoint.hostname):
+            refusals.append(
+                "NOTIFICATIONS_SMS_ENDPOINT_URL must be https:// unless it is on this host "
+                "(the request carries the provider's credentials and the message)"
+            )
+        if not (self.smtp_starttls or self.smtp_use_tls) and not _is_local(self.smtp_host):
+            refusals.append(
+                f"SMTP to {self.smtp_host} would be unencrypted: set NOTIFICATIONS_SMTP_STARTTLS "
+                f"or NOTIFICATIONS_SMTP_USE_TLS"
+            )
+        if (self.smtp_starttls or self.smtp_use_tls) and not self.smtp_validate_certs:
+            refusals.append(
+                "NOTIFICATIONS_SMTP_VALIDATE_CERTS=false: TLS that trusts any certificate "
+                "protects nothing"
+            )
+        return refusals
 
 
 class NotificationsConsumerSettings(ConsumerSettings):

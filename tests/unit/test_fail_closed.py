@@ -1,0 +1,100 @@
+"""Outside development a service refuses to start on settings anyone could have guessed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from eventing.auth import AuthSettings
+from eventing.service import EXIT_CONFIGURATION_ERROR
+from notifications.settings import NotificationsSettings
+
+STRONG = "a-random-secret-that-is-longer-than-32-bytes"
+PRODUCTION = AuthSettings(environment="production", jwt_secret=STRONG)
+
+
+def serve(service: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``<service> serve`` with only ``env`` of the AUTH_* and service settings."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH_", "NOTIFICATIONS_"))}
+    return subprocess.run(
+        [sys.executable, "-m", service, "serve", "--log-format", "text"],
+        env={
+            **clean,
+            f"{service.upper()}_DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/none",
+            f"{service.upper()}_HTTP_PORT": "1",  # never reached: it refuses before binding
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("service", ["orders", "kitchen", "analytics"])
+def test_a_service_refuses_the_development_secret_by_default(service: str) -> None:
+    # No AUTH_ENVIRONMENT at all: production, so the public secret is refused.
+    result = serve(service)
+
+    assert result.returncode == EXIT_CONFIGURATION_ERROR
+    assert f"{service} serve: refusing to start" in result.stderr
+    assert "AUTH_JWT_SECRET is the development default" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_notifications_refuses_the_development_sinks_outside_development() -> None:
+    result = serve("notifications", AUTH_JWT_SECRET=STRONG, NOTIFICATIONS_SMTP_HOST="smtp.example")
+
+    assert result.returncode == EXIT_CONFIGURATION_ERROR
+    assert "NOTIFICATIONS_SMS_ACCOUNT_SID / NOTIFICATIONS_SMS_AUTH_TOKEN" in result.stderr
+    assert "SMTP to smtp.example would be unencrypted" in result.stderr
+
+
+def test_notifications_settings_for_production_are_accepted() -> None:
+    settings = NotificationsSettings(
+        database_url="postgresql+asyncpg://x@db/notifications",
+        smtp_host="smtp.example",
+        smtp_starttls=True,
+        sms_endpoint_url="https://api.sms.example/Accounts/{account_sid}/Messages.json",
+        sms_account_sid="AC123",
+        sms_auth_token="a-real-token",
+    )
+
+    assert settings.refusals(PRODUCTION) == []
+    assert settings.refusals(AuthSettings(environment="development")) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"sms_endpoint_url": "http://sms.example/{account_sid}"}, "must be https://"),
+        ({"smtp_starttls": False}, "would be unencrypted"),
+        ({"smtp_validate_certs": False}, "trusts any certificate"),
+        ({"sms_auth_token": "dev-token"}, "are the development sink's"),
+    ],
+)
+def test_notifications_settings_refuse_what_is_unsafe_off_the_box(
+    change: dict[str, object], reason: str
+) -> None:
+    settings = NotificationsSettings(
+        **{
+            "database_url": "postgresql+asyncpg://x@db/notifications",
+            "smtp_host": "smtp.example",
+            "smtp_starttls": True,
+            "sms_endpoint_url": "https://api.sms.example/{account_sid}",
+            "sms_account_sid": "AC123",
+            "sms_auth_token": "a-real-token",
+            **change,
+        }
+    )
+
+    assert any(reason in refusal for refusal in settings.refusals(PRODUCTION))
+
+
+def test_the_development_sinks_on_this_host_are_fine_in_development() -> None:
+    settings = NotificationsSettings(database_url="postgresql+asyncpg://x@db/notifications")
+
+    assert settings.refusals(AuthSettings(environment="development")) == []
+    assert len(settings.refusals(PRODUCTION)) == 1  # the credentials; the sinks are local

@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from eventing.catalogue import OrderLine, OrderPlaced
 from eventing.cloudevents_kafka import Envelope, encode
+from eventing.kafka_security import KafkaSecurity
 from eventing.outbox import shard_of
 from eventing.settings import RelaySettings
 
@@ -42,7 +43,7 @@ def order_placed(order_id: str) -> dict[str, object]:
 
 async def new_topic(bootstrap: str, label: str, partitions: int = 6) -> str:
     name = f"bench.{label}.{uuid.uuid4().hex[:6]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **KafkaSecurity().client_options())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, partitions, replication_factor=1)])
@@ -57,6 +58,7 @@ async def produce_ceiling(bootstrap: str, events: int) -> float:
     batch = RelaySettings().batch_size
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
+        **KafkaSecurity().client_options(),
         enable_idempotence=True,
         acks="all",
         linger_ms=RelaySettings().linger_ms,

@@ -38,6 +38,7 @@ from bench.load import Http, RunResult, Timing, fixed_rate
 from bench.relay_drain import fill_outbox
 from bench.report import write_reliability_doc
 from eventing.admin import topic_partitions
+from eventing.kafka_security import KafkaSecurity
 from tests.support.infra import ROOT, Infra
 from tests.support.kafka import read_whole_topic
 from tests.support.system import System
@@ -258,8 +259,10 @@ def _dsn(url: str) -> str:
 
 async def group_lags(bootstrap: str) -> dict[str, int]:
     """Records not yet committed by each of the services' consumer groups, over their topics."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **KafkaSecurity().client_options())
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, **KafkaSecurity().client_options(), group_id=None
+    )
     await admin.start()
     await reader.start()
     try:

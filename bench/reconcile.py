@@ -51,6 +51,7 @@ from eventing.catalogue import (
     TicketQueued,
 )
 from eventing.cloudevents_kafka import AGGREGATE_VERSION
+from eventing.kafka_security import KafkaSecurity
 from eventing.record_reader import new_consumer
 from eventing.topics import KITCHEN, ORDERS
 
@@ -108,7 +109,12 @@ async def read_events(
     bootstrap: str, topic: str, since: datetime, order_ids: set[str]
 ) -> tuple[list[TopicEvent], int]:
     """The CloudEvents of these orders on ``topic`` (from ``since`` on); and wire duplicates."""
-    consumer = new_consumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = new_consumer(
+        bootstrap_servers=bootstrap,
+        **KafkaSecurity().client_options(),
+        group_id=None,
+        enable_auto_commit=False,
+    )
     await consumer.start()
     try:
         partitions = await topic_partitions(consumer, topic)

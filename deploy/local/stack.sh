@@ -149,6 +149,12 @@ spawn_supervised() {
     spawn "$name" bash "$ROOT/deploy/local/supervise.sh" "$PID_DIR" "$name" "$@"
 }
 
+# The same, as the Kafka principal of that name (in the environment, never on a command line).
+spawn_as_principal() {
+    local name="$1"
+    (export_kafka_client "$name"; spawn_supervised "$@")
+}
+
 child_pid() { [ -s "$PID_DIR/$1.child" ] && cat "$PID_DIR/$1.child"; }
 
 # Stop a process group: SIGTERM, wait, then SIGKILL (a supervisor passes the SIGTERM on to its
@@ -261,6 +267,64 @@ cmd_pg_stop() {
 # ---------------------------------------------------------------- kafka
 KAFKA_DATA="$STACK_DIR/kafka/data"
 KAFKA_CONFIG="$STACK_DIR/kafka/server.properties"
+# The broker authenticates every client (SASL/SCRAM-SHA-512) and authorizes it with the ACLs of
+# eventing.access; each process of the system has a principal of its own. The passwords are made
+# with the broker's storage and kept beside it, readable by their owner only ("name password" per
+# line). KAFKA_SECURITY=SASL_SSL adds TLS with a CA of the stack's own (the production path);
+# the choice is kept with the storage, so a restart keeps it.
+KAFKA_CREDENTIALS="$STACK_DIR/kafka/credentials"
+KAFKA_TLS_DIR="$STACK_DIR/kafka/tls"
+KAFKA_SECURITY_FILE="$STACK_DIR/kafka/security"
+if [ -z "${KAFKA_SECURITY:-}" ]; then
+    KAFKA_SECURITY="$(cat "$KAFKA_SECURITY_FILE" 2>/dev/null || echo SASL_PLAINTEXT)"
+fi
+case "$KAFKA_SECURITY" in SASL_PLAINTEXT|SASL_SSL) ;; *) die "KAFKA_SECURITY must be SASL_PLAINTEXT or SASL_SSL, not $KAFKA_SECURITY" ;; esac
+
+random_secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(24))'; }
+
+# The principals come from the code that grants them their ACLs: one list.
+kafka_principals() { "$PYTHON" -c 'from eventing.access import PRINCIPAL_NAMES; print(*PRINCIPAL_NAMES)'; }
+
+make_kafka_credentials() {
+    [ -s "$KAFKA_CREDENTIALS" ] && return 0
+    mkdir -p "$(dirname "$KAFKA_CREDENTIALS")"
+    local name principals
+    principals="$(kafka_principals)" || die "could not list the Kafka principals (is the Python environment installed?)"
+    (umask 077; for name in controller $principals; do echo "$name $(random_secret)"; done >"$KAFKA_CREDENTIALS")
+}
+
+kafka_password() {
+    local password
+    password="$(awk -v name="$1" '$1 == name { print $2 }' "$KAFKA_CREDENTIALS")"
+    [ -n "$password" ] || die "no Kafka credentials for $1 in $KAFKA_CREDENTIALS"
+    echo "$password"
+}
+
+# A CA and a broker certificate for 127.0.0.1, made once per storage (SASL_SSL only).
+make_kafka_tls() {
+    [ -s "$KAFKA_TLS_DIR/broker.pem" ] && return 0
+    command -v openssl >/dev/null || apt_install openssl
+    mkdir -p "$KAFKA_TLS_DIR"
+    (
+        umask 077 && cd "$KAFKA_TLS_DIR" || exit 1
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Mario's Pizzeria stack CA" \
+            -keyout ca.key -out ca.crt
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout broker.key -out broker.csr
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >broker.ext
+        openssl x509 -req -in broker.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 825 \
+            -extfile broker.ext -out broker.crt
+        cat broker.key broker.crt >broker.pem
+        chmod 644 ca.crt
+    ) >"$LOG_DIR/kafka-tls.log" 2>&1 || fail_with_log kafka-tls "could not make the broker's certificate"
+}
+
+# A client of the broker as PRINCIPAL (the variables eventing.kafka_security reads).
+export_kafka_client() {
+    export KAFKA_SECURITY_PROTOCOL="$KAFKA_SECURITY" KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+    export KAFKA_SASL_USERNAME="$1"
+    KAFKA_SASL_PASSWORD="$(kafka_password "$1")"; export KAFKA_SASL_PASSWORD
+    if [ "$KAFKA_SECURITY" = SASL_SSL ]; then export KAFKA_SSL_CAFILE="$KAFKA_TLS_DIR/ca.crt"; else unset KAFKA_SSL_CAFILE; fi
+}
 
 # Listening is enough here: `eventing topics ensure` then waits until the broker answers requests.
 kafka_ready() { port_open "$KAFKA_PORT"; }
@@ -268,15 +332,27 @@ kafka_ready() { port_open "$KAFKA_PORT"; }
 cmd_kafka_start() {
     install_kafka
     mkdir -p "$STACK_DIR/kafka" "$KAFKA_DATA" "$LOG_DIR"
-    sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
-        -e "s|@DATA_DIR@|$KAFKA_DATA|g" "$ROOT/deploy/kafka/server.properties.template" >"$KAFKA_CONFIG"
+    make_kafka_credentials
+    echo "$KAFKA_SECURITY" >"$KAFKA_SECURITY_FILE"
+    [ "$KAFKA_SECURITY" = SASL_SSL ] && make_kafka_tls
+    # It holds the broker's own passwords.
+    (umask 077; sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+        -e "s|@DATA_DIR@|$KAFKA_DATA|g" -e "s|@BROKER_PROTOCOL@|$KAFKA_SECURITY|g" \
+        -e "s|@ADMIN_PASSWORD@|$(kafka_password admin)|g" -e "s|@CONTROLLER_PASSWORD@|$(kafka_password controller)|g" \
+        "$ROOT/deploy/kafka/server.properties.template" >"$KAFKA_CONFIG")
+    if [ "$KAFKA_SECURITY" = SASL_SSL ]; then
+        # The broker's certificate, and its own trust in it for its inter-broker client.
+        printf '%s\n' "ssl.keystore.type=PEM" "ssl.keystore.location=$KAFKA_TLS_DIR/broker.pem" \
+            "ssl.truststore.type=PEM" "ssl.truststore.location=$KAFKA_TLS_DIR/ca.crt" >>"$KAFKA_CONFIG"
+    fi
     if [ -n "${KAFKA_PROXIED_PORT:-}" ]; then
         # A second listener whose clients are told to come back through a fault proxy
         # (KAFKA_PROXY_PORT, forwarding to this port): `make chaos` puts the services behind it.
         sed -i -e "s|^listeners=\(.*\)|listeners=\1,PROXIED://127.0.0.1:$KAFKA_PROXIED_PORT|" \
             -e "s|^advertised.listeners=\(.*\)|advertised.listeners=\1,PROXIED://127.0.0.1:$KAFKA_PROXY_PORT|" \
-            -e "s|^listener.security.protocol.map=\(.*\)|listener.security.protocol.map=\1,PROXIED:PLAINTEXT|" \
+            -e "s|^listener.security.protocol.map=\(.*\)|listener.security.protocol.map=\1,PROXIED:$KAFKA_SECURITY|" \
             "$KAFKA_CONFIG"
+        echo 'listener.name.proxied.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;' >>"$KAFKA_CONFIG"
     fi
     local java_opts=(-cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.yaml"
         $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true)
@@ -284,9 +360,13 @@ cmd_kafka_start() {
         local cluster_id
         # --cluster-id=<id>: a random id may start with "-", which the option parser would take for a flag.
         cluster_id="$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
-        log "formatting Kafka storage (cluster $cluster_id)"
+        log "formatting Kafka storage (cluster $cluster_id) with a SCRAM user per principal"
+        local scram=() name
+        for name in $(kafka_principals); do
+            scram+=(--add-scram "SCRAM-SHA-512=[name=$name,password=$(kafka_password "$name")]")
+        done
         java "${java_opts[@]}" kafka.tools.StorageTool format --standalone --cluster-id="$cluster_id" -c "$KAFKA_CONFIG" \
-            >"$LOG_DIR/kafka-format.log" 2>&1 || fail_with_log kafka-format "formatting Kafka storage failed"
+            "${scram[@]}" >"$LOG_DIR/kafka-format.log" 2>&1 || fail_with_log kafka-format "formatting Kafka storage failed"
     fi
     if pid_alive kafka; then log "kafka already running"; else
         log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
@@ -356,7 +436,10 @@ cmd_infra_up() {
     cmd_pg_start
     cmd_kafka_start
     export_service_env
-    (cd "$ROOT" && uv run --frozen --no-sync eventing topics ensure) || die "could not create the Kafka topics"
+    (
+        export_kafka_client admin
+        cd "$ROOT" && "$PYTHON" -m eventing.cli topics ensure >/dev/null && "$PYTHON" -m eventing.cli access ensure >/dev/null
+    ) || die "could not create the Kafka topics and ACLs"
     log "infrastructure healthy in $((SECONDS - started))s"
 }
 
@@ -375,6 +458,8 @@ EOF
 }
 
 write_stack_env() {
+    local ssl_cafile_line=""
+    [ "$KAFKA_SECURITY" = SASL_SSL ] && ssl_cafile_line="export KAFKA_SSL_CAFILE=$KAFKA_TLS_DIR/ca.crt"
     cat >"$STACK_DIR/stack.env" <<EOF
 # Written by deploy/local/stack.sh up; source it in scripts.
 export AUTH_ENVIRONMENT=development
@@ -394,9 +479,15 @@ export PG_DSN_BASE=postgresql://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT
 export SMTP_SINK=127.0.0.1:$SMTP_SINK_PORT
 export SMS_SINK_URL=http://127.0.0.1:$SMS_SINK_PORT
 export NOTIFICATION_SINKS_DIR=$STACK_DIR/sinks
+# Scripts talk to Kafka as the admin principal; the others' passwords are in KAFKA_CREDENTIALS.
+export KAFKA_CREDENTIALS=$KAFKA_CREDENTIALS
+export KAFKA_SECURITY_PROTOCOL=$KAFKA_SECURITY KAFKA_SASL_MECHANISM=SCRAM-SHA-512
+export KAFKA_SASL_USERNAME=admin KAFKA_SASL_PASSWORD=$(kafka_password admin)
+$ssl_cafile_line
 EOF
+    chmod 600 "$STACK_DIR/stack.env"
     # .local/stack.env always points at the stack last brought up.
-    cp "$STACK_DIR/stack.env" "$ROOT/.local/stack.env"
+    cp -p "$STACK_DIR/stack.env" "$ROOT/.local/stack.env"
 }
 
 cmd_up() {
@@ -412,10 +503,10 @@ cmd_up() {
     # Every process of the system is supervised: `make status` shows the restarts.
     spawn_supervised notification-sinks "$PYTHON" -m notifications.sinks \
         --smtp-port "$SMTP_SINK_PORT" --sms-port "$SMS_SINK_PORT" --dir "$STACK_DIR/sinks"
-    spawn_supervised orders-relay "$PYTHON" -m orders relay --log-format "$LOG_FORMAT"
-    spawn_supervised kitchen-relay "$PYTHON" -m kitchen relay --log-format "$LOG_FORMAT"
+    spawn_as_principal orders-relay "$PYTHON" -m orders relay --log-format "$LOG_FORMAT"
+    spawn_as_principal kitchen-relay "$PYTHON" -m kitchen relay --log-format "$LOG_FORMAT"
     for service in "${SERVICES[@]}"; do
-        spawn_supervised "$service" "$PYTHON" -m "$service" serve --log-format "$LOG_FORMAT"
+        spawn_as_principal "$service" "$PYTHON" -m "$service" serve --log-format "$LOG_FORMAT"
     done
     local port
     wait_for notification-sinks 30 port_open "$SMS_SINK_PORT"
@@ -437,7 +528,7 @@ cmd_up() {
   Kitchen display     http://127.0.0.1:$KITCHEN_PORT/display
   Orders relay        http://127.0.0.1:$ORDERS_RELAY_METRICS_PORT/metrics
   Kitchen relay       http://127.0.0.1:$KITCHEN_RELAY_METRICS_PORT/metrics
-  Kafka               127.0.0.1:$KAFKA_PORT
+  Kafka               127.0.0.1:$KAFKA_PORT ($KAFKA_SECURITY, SCRAM-SHA-512; principals and passwords: $KAFKA_CREDENTIALS)
   Notification sinks  SMTP 127.0.0.1:$SMTP_SINK_PORT, SMS http://127.0.0.1:$SMS_SINK_PORT (received: $STACK_DIR/sinks)
   PostgreSQL          $(db_url '<service>')
   Logs                $LOG_DIR

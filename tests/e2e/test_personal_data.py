@@ -273,7 +273,7 @@ async def test_personal_data_is_only_where_the_readme_says(run: Run, infra: Infr
             )
             if is_contact(record)
         ]
-        producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+        producer = AIOKafkaProducer(**infra.kafka_options(), acks="all")
         await producer.start()
         try:
             await producer.send_and_wait(

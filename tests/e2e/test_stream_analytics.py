@@ -153,7 +153,7 @@ def tap(infra: Infra, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def consumer_groups(infra: Infra) -> set[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**infra.kafka_options())
     await admin.start()
     try:
         return {group[0] for group in await admin.list_consumer_groups()}
@@ -162,7 +162,7 @@ async def consumer_groups(infra: Infra) -> set[str]:
 
 
 async def committed_offsets(infra: Infra, group: str) -> dict[Any, Any]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**infra.kafka_options())
     await admin.start()
     try:
         offsets: dict[Any, Any] = await admin.list_consumer_group_offsets(group)

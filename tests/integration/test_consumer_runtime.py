@@ -327,7 +327,7 @@ async def test_a_member_joining_mid_stream_applies_nothing_twice(
     orders = [f"rebalance-{i:03d}" for i in range(300)]
 
     async def produce_spread() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+        producer = AIOKafkaProducer(**infra.kafka_options(), acks="all")
         await producer.start()
         try:
             for order_id in orders:

@@ -190,7 +190,7 @@ async def test_a_consumer_killed_while_dead_lettering_still_gives_one_each(
 
 
 async def create_topic_with(infra: Infra, name: str, config: dict[str, str]) -> str:
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**infra.kafka_options())
     await admin.start()
     try:
         await admin.create_topics(

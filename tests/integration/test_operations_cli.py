@@ -64,7 +64,7 @@ async def test_outbox_status_parked_and_unpark(infra: Infra) -> None:
 
 async def test_dead_letters_list_shows_reason_and_origin(infra: Infra) -> None:
     group = f"cli-group-{unique_prefix().strip('.')}"
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
+    producer = AIOKafkaProducer(**infra.kafka_options())
     await producer.start()
     try:
         await producer.send_and_wait(

@@ -32,6 +32,7 @@ from eventing.catalogue import (
     TicketWithdrawn,
 )
 from eventing.cloudevents_kafka import AGGREGATE_VERSION, Envelope, encode
+from eventing.kafka_security import KafkaSecurity
 
 CENT = Decimal("0.01")
 MENU = {
@@ -270,7 +271,9 @@ async def publish(bootstrap: str, dataset: Dataset, topic_prefix: str = "") -> i
 
     ``topic_prefix`` is prepended to the topics' names (a test's own copies of the topics).
     """
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, **KafkaSecurity().client_options(), acks="all", linger_ms=5
+    )
     await producer.start()
     sent = 0
     try:

@@ -37,7 +37,7 @@ async def eventing_database(infra: Infra, extra_ddl: Sequence[str] = ()) -> str:
 
 
 async def create_topic(infra: Infra, name: str, partitions: int = 6) -> str:
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**infra.kafka_options())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
@@ -134,7 +134,7 @@ async def produce_raw(
     max_request_size: int = 1_048_576,
 ) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=infra.kafka_bootstrap, acks="all", max_request_size=max_request_size
+        **infra.kafka_options(), acks="all", max_request_size=max_request_size
     )
     await producer.start()
     try:
@@ -157,7 +157,7 @@ async def publish_event(infra: Infra, event: EventData, *, key: str, source: str
             data=event.model_dump(mode="json"),
         )
     )
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(**infra.kafka_options(), acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(

@@ -7,6 +7,13 @@
 * ``testcontainers``: Kafka and PostgreSQL containers, where a Docker engine is available.
 
 Whatever the mode, absent infrastructure is an error, never a skip.
+
+The local broker authenticates every client (SASL/SCRAM) and authorizes it with the ACLs of
+``eventing.access``. The test process and what it starts talk to it as the ``admin`` principal
+(set in this process's environment by ``start_infra``) unless a test gives a process its own
+principal with ``Infra.principal_env`` (``start_system`` gives each process of the system its
+own). In ``external`` mode the ``KAFKA_SECURITY_PROTOCOL`` / ``KAFKA_SASL_*`` variables of the
+environment are used as they are.
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ LOCAL_ENV = {
 }
 
 
+ADMIN = "admin"
+
+
 @dataclass
 class Infra:
     mode: str
@@ -41,6 +51,35 @@ class Infra:
     postgres_dsn: str  # a DSN to the maintenance database, for CREATE DATABASE
     local_env: dict[str, str] = field(default_factory=lambda: dict(LOCAL_ENV))
     _cleanup: list[Any] = field(default_factory=list)
+    # Kafka principal -> password (local mode: made by stack.sh with the broker's storage).
+    kafka_passwords: dict[str, str] = field(default_factory=dict)
+    kafka_protocol: str = "SASL_PLAINTEXT"
+    kafka_cafile: str | None = None
+
+    def principal_env(self, principal: str, password: str | None = None) -> dict[str, str]:
+        """The variables that make a process talk to Kafka as ``principal``."""
+        env = {
+            "KAFKA_SECURITY_PROTOCOL": self.kafka_protocol,
+            "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "KAFKA_SASL_USERNAME": principal,
+            "KAFKA_SASL_PASSWORD": password or self.kafka_passwords[principal],
+        }
+        if self.kafka_cafile is not None:
+            env["KAFKA_SSL_CAFILE"] = self.kafka_cafile
+        return env
+
+    def kafka_options(self, principal: str = ADMIN, password: str | None = None) -> dict[str, Any]:
+        """Keyword arguments for an aiokafka client of the test broker as ``principal``."""
+        from eventing.kafka_security import KafkaSecurity
+
+        if self.mode != "local" and principal == ADMIN:
+            security = KafkaSecurity()  # the environment's, as given
+        else:
+            env = self.principal_env(principal, password)
+            security = KafkaSecurity.model_validate(
+                {name.removeprefix("KAFKA_").lower(): value for name, value in env.items()}
+            )
+        return {"bootstrap_servers": self.kafka_bootstrap, **security.client_options()}
 
     @property
     def can_control_kafka(self) -> bool:
@@ -120,6 +159,17 @@ def start_infra(local_env: dict[str, str] | None = None) -> Infra:
     result = infra.stack("infra-up", check=False)
     if result.returncode != 0:
         raise RuntimeError(f"the test stack did not start:\n{result.stdout}\n{result.stderr}")
+    kafka_dir = Path(local_env["STACK_DIR"]) / "kafka"
+    infra.kafka_passwords = dict(
+        line.split(" ", 1)
+        for line in (kafka_dir / "credentials").read_text().splitlines()
+        if line.strip()
+    )
+    infra.kafka_protocol = (kafka_dir / "security").read_text().strip()
+    if infra.kafka_protocol == "SASL_SSL":
+        infra.kafka_cafile = str(kafka_dir / "tls" / "ca.crt")
+    # This process, and every process it starts without a principal of its own, is admin.
+    os.environ.update(infra.principal_env(ADMIN))
     if not keep:
         infra._cleanup.append(lambda: infra.stack("infra-down", check=False))
     return infra

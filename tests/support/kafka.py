@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from eventing.admin import topic_partitions
+from eventing.kafka_security import KafkaSecurity
 from eventing.record_reader import new_consumer
 
 
@@ -19,7 +20,12 @@ async def _from_the_beginning(
     bootstrap: str, topic: str
 ) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
     """A group-less consumer assigned to every partition of ``topic``, at offset 0."""
-    consumer = new_consumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = new_consumer(
+        bootstrap_servers=bootstrap,
+        **KafkaSecurity().client_options(),
+        enable_auto_commit=False,
+        group_id=None,
+    )
     await consumer.start()
     try:
         partitions = await topic_partitions(consumer, topic)
@@ -58,14 +64,17 @@ async def read_whole_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[An
 
 async def read_every_topic(bootstrap: str) -> list[ConsumerRecord[Any, Any]]:
     """Every record of every topic the broker lists (internal ones included), group-less."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **KafkaSecurity().client_options())
     await admin.start()
     try:
         topics = sorted(await admin.list_topics())
     finally:
         await admin.close()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+        bootstrap_servers=bootstrap,
+        **KafkaSecurity().client_options(),
+        enable_auto_commit=False,
+        group_id=None,
     )
     await consumer.start()
     try:

@@ -143,7 +143,7 @@ class Notifications:
 
         Returns the CloudEvent ids (the tombstone's ``ce_id`` for a tombstone).
         """
-        producer = AIOKafkaProducer(bootstrap_servers=self.infra.kafka_bootstrap, acks="all")
+        producer = AIOKafkaProducer(**self.infra.kafka_options(), acks="all")
         await producer.start()
         ids = []
         try:

@@ -20,6 +20,8 @@ from aiokafka.errors import for_code
 from aiokafka.protocol.produce import ProduceRequest
 from aiokafka.record.util import calc_crc32c
 
+from eventing.kafka_security import KafkaSecurity
+
 GZIP = 1
 _NO_PRODUCER = -1
 # From the partition leader epoch on; the CRC covers everything after its own field.
@@ -103,7 +105,7 @@ def record_batch(
 
 async def produce_batch(bootstrap: str, topic: str, partition: int, batch: bytes) -> None:
     """Append ``batch`` to ``topic``[``partition``] (acks=all); raises the broker's error."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, **KafkaSecurity().client_options())
     await client.bootstrap()
     try:
         await client._wait_on_metadata(topic)

@@ -72,6 +72,8 @@ async def start_system(
     for service in SERVICES:
         for name in (service, f"{service}-relay"):
             routed = extra_env.setdefault(name, {})
+            # Each process as its own Kafka principal, with only its own ACLs: as deployed.
+            routed.update(infra.principal_env(name))
             if database_port is not None:
                 direct = urlsplit(databases[service])
                 netloc = direct.netloc.replace(f":{direct.port}", f":{database_port}")

@@ -12,13 +12,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from eventing.kafka_security import KafkaSecurity, kafka_security
 from eventing.topics import ALL_TOPICS, TopicSpec
 
 log = logging.getLogger("eventing.admin")
 
 
 async def ensure_topics(
-    bootstrap_servers: str, topics: Sequence[TopicSpec] = ALL_TOPICS, *, wait_seconds: float = 60
+    bootstrap_servers: str,
+    topics: Sequence[TopicSpec] = ALL_TOPICS,
+    *,
+    wait_seconds: float = 60,
+    security: KafkaSecurity | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet; returns the names created.
 
@@ -26,7 +31,11 @@ async def ensure_topics(
     """
     deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap_servers,
+            **kafka_security(security).client_options(),
+            request_timeout_ms=10_000,
+        )
         try:
             await admin.start()
             existing = set(await admin.list_topics())

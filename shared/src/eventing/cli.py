@@ -25,6 +25,9 @@ that dead-letter topic itself. ``replay`` refuses truncated copies (records too 
 dead-letter topic) and says which. ``kept`` lists the dead letters a service kept in its database
 because they could not be published.
 
+``topics ensure`` and ``access ensure`` create the topics and the principals' ACLs (both
+idempotent, as the admin principal); ``access show`` lists the ACLs the broker holds for them.
+
 ``auth mint-token`` prints an HS256 bearer token (just the token, for ``$(...)``) signed with
 the ``AUTH_*`` settings of the environment; it refuses when ``AUTH_JWKS_URL`` is set, since then
 the identity provider signs the tokens.
@@ -36,7 +39,9 @@ for new events (``--from-end --follow`` prints only new ones). It joins no consu
 commits nothing unless ``--group`` names one, whose offsets it then resumes from and commits.
 The customer-contacts topic holds personal data: the tap refuses it.
 
-Kafka comes from ``--bootstrap-servers`` or ``KAFKA_BOOTSTRAP_SERVERS``; databases from
+Kafka comes from ``--bootstrap-servers`` or ``KAFKA_BOOTSTRAP_SERVERS``, the principal from
+``KAFKA_SECURITY_PROTOCOL`` / ``KAFKA_SASL_USERNAME`` / ``KAFKA_SASL_PASSWORD`` (the tap runs as
+``analyst``, the rest as ``admin``); databases from
 ``--database-url`` or ``DATABASE_URL``. Output is JSON, one document or one line per item.
 """
 
@@ -54,7 +59,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from eventing import admin, auth, deadletter, schemas, tap
+from eventing import access, admin, auth, deadletter, schemas, tap
 from eventing.topics import OPEN_DEAD_LETTERS, topic_named
 
 
@@ -76,6 +81,12 @@ async def _run(args: argparse.Namespace) -> int:
     if args.area == "topics":
         created = await admin.ensure_topics(bootstrap)
         _print({"created": created})
+    elif args.area == "access":
+        if args.action == "ensure":
+            grants = await access.ensure_acls(bootstrap)
+        else:
+            grants = sorted(await access.described_grants(bootstrap), key=access.Grant.describe)
+        _print({"acls": [grant.describe() for grant in grants]})
     elif args.area == "outbox":
         dsn = _dsn(args.database_url)
         if args.action == "status":
@@ -228,6 +239,12 @@ def main(argv: list[str] | None = None) -> int:
     areas = parser.add_subparsers(dest="area", required=True)
     topics = areas.add_parser("topics", help="create the system's Kafka topics")
     topics.add_subparsers(dest="action", required=True).add_parser("ensure")
+    acls = areas.add_parser(
+        "access", help="the ACLs of the services' Kafka principals (as the admin principal)"
+    )
+    acl_actions = acls.add_subparsers(dest="action", required=True)
+    acl_actions.add_parser("ensure", help="create every ACL of eventing.access")
+    acl_actions.add_parser("show", help="list the broker's ACLs for those principals")
     outbox = areas.add_parser("outbox", help="inspect the outbox of a service database")
     outbox_actions = outbox.add_subparsers(dest="action", required=True)
     for name in ("status", "parked", "unpark"):

@@ -80,6 +80,7 @@ from eventing.deadletter import (
     record_dead_letter,
 )
 from eventing.failpoints import crash_point, error_point
+from eventing.kafka_security import KafkaSecurity, kafka_security
 from eventing.outage import Outage, backoff
 from eventing.record_reader import new_consumer
 from eventing.settings import ConsumerSettings
@@ -221,16 +222,19 @@ class EventConsumer:
         subscriptions: Sequence[Subscription],
         sessions: async_sessionmaker[AsyncSession],
         bootstrap_servers: str,
+        security: KafkaSecurity | None = None,
         settings: ConsumerSettings | None = None,
         tombstones: Sequence[TombstoneSubscription] = (),
         dead_letter_topics: Mapping[str, str] | None = None,
     ) -> None:
         """``dead_letter_topics`` maps a source topic to its dead-letter topic where
-        ``eventing.topics`` does not say (topics outside the catalogue, e.g. in tests)."""
+        ``eventing.topics`` does not say (topics outside the catalogue, e.g. in tests);
+        ``security`` is the principal (None: the ``KAFKA_*`` environment's)."""
         self.group_id = group_id
         self._topics = list(topics)
         self._sessions = sessions
         self._bootstrap = bootstrap_servers
+        self._security = kafka_security(security)
         self._settings = settings or ConsumerSettings()
         self._by_type: dict[str, list[Subscription]] = {}
         for subscription in subscriptions:
@@ -331,6 +335,7 @@ class EventConsumer:
     async def _consume(self) -> None:
         consumer = new_consumer(
             bootstrap_servers=self._bootstrap,
+            **self._security.client_options(),
             group_id=self.group_id,
             client_id=f"{self.group_id}-consumer",
             enable_auto_commit=False,
@@ -341,6 +346,7 @@ class EventConsumer:
         timeout = self._settings.dead_letter_publish_timeout_seconds
         dead_letters = AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
+            **self._security.client_options(),
             client_id=f"{self.group_id}-deadletters",
             acks="all",
             # Not idempotent: an idempotent producer retries a batch until it succeeds, so a
@@ -748,7 +754,9 @@ class EventConsumer:
             return
         published = None
         if recorded is not None and not recorded.first:
-            published = await dead_letter_on_topic(self._bootstrap, letter, recorded.recorded_at)
+            published = await dead_letter_on_topic(
+                self._bootstrap, letter, recorded.recorded_at, security=self._security
+            )
         if published is not None:
             # Pending from an earlier delivery that died after the broker took it.
             truncated = published.truncated

@@ -42,6 +42,7 @@ from eventing.database import (
     DEAD_LETTER_PUBLISHED,
     dead_letters_table,
 )
+from eventing.kafka_security import KafkaSecurity, kafka_security
 from eventing.record_reader import new_consumer
 from eventing.topics import DEAD_LETTERS, topic_named
 
@@ -192,14 +193,21 @@ def parse_dead_letter(
 
 
 async def read_dead_letters(
-    bootstrap_servers: str, *, group: str | None = None, topic: str = DEAD_LETTERS.name
+    bootstrap_servers: str,
+    *,
+    group: str | None = None,
+    topic: str = DEAD_LETTERS.name,
+    security: KafkaSecurity | None = None,
 ) -> list[DeadLetter]:
     """Every dead letter currently in the dead-letter topic ``topic`` (optionally of one group).
 
     Reads with manually assigned partitions and no consumer group, so it disturbs nobody.
     """
     consumer = new_consumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
+        bootstrap_servers=bootstrap_servers,
+        **kafka_security(security).client_options(),
+        enable_auto_commit=False,
+        group_id=None,
     )
     await consumer.start()
     try:
@@ -233,7 +241,11 @@ LOOK_UP_SECONDS = 10.0
 
 
 async def dead_letter_on_topic(
-    bootstrap_servers: str, letter: DeadLetterRecord, since: datetime
+    bootstrap_servers: str,
+    letter: DeadLetterRecord,
+    since: datetime,
+    *,
+    security: KafkaSecurity | None = None,
 ) -> DeadLetter | None:
     """``letter`` as it is on its dead-letter topic, if it was published at ``since`` or after.
 
@@ -243,7 +255,10 @@ async def dead_letter_on_topic(
     cannot be read in time, the answer is None, and the dead letter goes (at least once).
     """
     consumer = new_consumer(
-        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
+        bootstrap_servers=bootstrap_servers,
+        **kafka_security(security).client_options(),
+        enable_auto_commit=False,
+        group_id=None,
     )
 
     def is_it(found: DeadLetter) -> bool:
@@ -293,7 +308,12 @@ class TruncatedDeadLetterError(ValueError):
     """A truncated copy holds only the start of the original record: it cannot be replayed."""
 
 
-async def replay_dead_letters(bootstrap_servers: str, letters: Sequence[DeadLetter]) -> int:
+async def replay_dead_letters(
+    bootstrap_servers: str,
+    letters: Sequence[DeadLetter],
+    *,
+    security: KafkaSecurity | None = None,
+) -> int:
     """Produce each dead letter's original record to its original topic again.
 
     Refuses (``TruncatedDeadLetterError``, nothing produced) if any of them is a truncated copy.
@@ -305,7 +325,10 @@ async def replay_dead_letters(bootstrap_servers: str, letters: Sequence[DeadLett
             "replayed: " + ", ".join(f"{x.partition}:{x.offset}" for x in truncated)
         )
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers, enable_idempotence=True, acks="all"
+        bootstrap_servers=bootstrap_servers,
+        **kafka_security(security).client_options(),
+        enable_idempotence=True,
+        acks="all",
     )
     await producer.start()
     try:

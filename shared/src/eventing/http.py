@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eventing import metrics
 from eventing.database import DATABASE_UNAVAILABLE_ERRORS, is_database_unavailable
+from eventing.kafka_security import KafkaSecurity, kafka_security
 from eventing.limits import StreamSlots
 
 ReadinessCheck = Callable[[], Awaitable[tuple[bool, str]]]
@@ -51,16 +52,19 @@ def database_check(engine: AsyncEngine) -> ReadinessCheck:
 def kafka_check(
     bootstrap_servers: str,
     *,
+    security: KafkaSecurity | None = None,
     cache_seconds: float = KAFKA_CHECK_CACHE_SECONDS,
     timeout_seconds: float = KAFKA_CHECK_TIMEOUT_SECONDS,
 ) -> ReadinessCheck:
     """The broker answers a metadata request (a fresh connection, short timeouts, cached)."""
     cached: tuple[float, tuple[bool, str]] | None = None
     lock = asyncio.Lock()
+    options = kafka_security(security).client_options()
 
     async def probe() -> tuple[bool, str]:
         client = AIOKafkaClient(
             bootstrap_servers=bootstrap_servers,
+            **options,
             client_id="readiness-check",
             request_timeout_ms=KAFKA_REQUEST_TIMEOUT_MS,
             metadata_max_age_ms=KAFKA_REQUEST_TIMEOUT_MS,

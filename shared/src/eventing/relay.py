@@ -67,6 +67,7 @@ from opentelemetry.trace import Span, SpanKind
 from eventing import metrics
 from eventing.cloudevents_kafka import AGGREGATE_VERSION, Envelope, encode
 from eventing.failpoints import crash_point, error_point
+from eventing.kafka_security import KafkaSecurity, kafka_security
 from eventing.outage import Outage, backoff
 from eventing.outbox import (
     NOTIFY_CHANNEL,
@@ -156,11 +157,18 @@ ProducerFactory = Callable[[], AIOKafkaProducer]
 
 
 def kafka_producer_factory(
-    bootstrap_servers: str, *, linger_ms: int, client_id: str
+    bootstrap_servers: str,
+    *,
+    linger_ms: int,
+    client_id: str,
+    security: KafkaSecurity | None = None,
 ) -> ProducerFactory:
+    options = kafka_security(security).client_options()
+
     def build() -> AIOKafkaProducer:
         return AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers,
+            **options,
             client_id=client_id,
             enable_idempotence=True,
             acks="all",
@@ -622,6 +630,7 @@ async def run_relay(
     settings: RelaySettings,
     *,
     service_name: str,
+    security: KafkaSecurity | None = None,
 ) -> None:
     """Run a relay with its health endpoint until SIGTERM or SIGINT."""
     import signal
@@ -629,7 +638,10 @@ async def run_relay(
     relay = OutboxRelay(
         dsn,
         kafka_producer_factory(
-            bootstrap_servers, linger_ms=settings.linger_ms, client_id=f"{service_name}-relay"
+            bootstrap_servers,
+            linger_ms=settings.linger_ms,
+            client_id=f"{service_name}-relay",
+            security=security,
         ),
         settings,
     )

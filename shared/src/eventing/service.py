@@ -93,6 +93,7 @@ class ConsumingService:
             subscriptions=subscriptions,
             sessions=session_factory(consumer_engine),
             bootstrap_servers=settings.kafka_bootstrap_servers,
+            security=settings.kafka_security,
             settings=consumer_settings,
             tombstones=tombstones,
             dead_letter_topics=dead_letter_topics,
@@ -128,7 +129,10 @@ def consuming_lifespan(
             operations_router(
                 {
                     "database": database_check(service.engine),
-                    "kafka": kafka_check(service.settings.kafka_bootstrap_servers),
+                    "kafka": kafka_check(
+                        service.settings.kafka_bootstrap_servers,
+                        security=service.settings.kafka_security,
+                    ),
                     "consumer": service.readiness,
                 }
             )
@@ -229,6 +233,7 @@ def service_main(
                 config.kafka_bootstrap_servers,
                 relay_settings(),
                 service_name=name,
+                security=config.kafka_security,
             )
         )
     else:

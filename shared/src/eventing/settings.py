@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventing.auth import AuthSettings, audience_of
 from eventing.cloudevents_kafka import DEFAULT_LIMITS, DecodeLimits
+from eventing.kafka_security import KafkaSecurity
 
 
 class ServiceSettings(BaseSettings):
@@ -25,6 +26,8 @@ class ServiceSettings(BaseSettings):
         description="SQLAlchemy URL of the service's own database (postgresql+asyncpg://...)."
     )
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    # This process's Kafka principal, from the unprefixed KAFKA_* variables.
+    kafka_security: KafkaSecurity = Field(default_factory=KafkaSecurity)
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: str = "INFO"

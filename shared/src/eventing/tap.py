@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from eventing.admin import topic_partitions
 from eventing.cloudevents_kafka import UndecodableRecord, decode
+from eventing.kafka_security import KafkaSecurity, kafka_security
 from eventing.record_reader import new_consumer
 from eventing.topics import KITCHEN, ORDERS, RESTRICTED_TOPICS
 
@@ -43,8 +44,16 @@ class TopicReader:
     Partitions are assigned, never subscribed, so no group ever rebalances because of a reader.
     """
 
-    def __init__(self, bootstrap_servers: str, topics: Sequence[str], group: str | None = None):
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: Sequence[str],
+        group: str | None = None,
+        *,
+        security: KafkaSecurity | None = None,
+    ):
         self._bootstrap = bootstrap_servers
+        self._security = kafka_security(security)
         self._topics = list(topics)
         self._group = group
         self._consumer: AIOKafkaConsumer | None = None
@@ -53,6 +62,7 @@ class TopicReader:
     async def __aenter__(self) -> TopicReader:
         consumer = new_consumer(
             bootstrap_servers=self._bootstrap,
+            **self._security.client_options(),
             group_id=self._group,
             enable_auto_commit=False,
             isolation_level="read_committed",
@@ -198,6 +208,7 @@ async def tap(
     from_beginning: bool = True,
     follow: bool = False,
     group: str | None = None,
+    security: KafkaSecurity | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """Events of ``topics`` as ``as_event`` objects, in partition order.
 
@@ -207,7 +218,7 @@ async def tap(
     """
     check_topics(topics)
     where = where or TapFilter()
-    async with TopicReader(bootstrap_servers, topics, group) as reader:
+    async with TopicReader(bootstrap_servers, topics, group, security=security) as reader:
         await reader.start_at(beginning=from_beginning)
         until = None if follow else await reader.end_offsets()
         async for records in reader.read(until):

@@ -98,7 +98,7 @@ class OrdersTopic:
 
     async def publish(self, *events: EventData | tuple[EventData, str]) -> list[str]:
         """Publish ``events`` (each optionally with a fixed event id) in order; returns the ids."""
-        producer = AIOKafkaProducer(bootstrap_servers=self.infra.kafka_bootstrap, acks="all")
+        producer = AIOKafkaProducer(**self.infra.kafka_options(), acks="all")
         await producer.start()
         ids = []
         try:

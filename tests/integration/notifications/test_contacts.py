@@ -170,7 +170,7 @@ async def test_an_erased_customer_stays_erased_when_a_contact_record_comes_back(
         )
         if dict(r.headers).get("ce_id") == changed_id.encode()
     ]
-    producer = AIOKafkaProducer(bootstrap_servers=notifications.infra.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(**notifications.infra.kafka_options(), acks="all")
     await producer.start()
     try:
         await producer.send_and_wait(

@@ -25,7 +25,12 @@ async def _rebuild(settings: AnalyticsSettings) -> dict[str, object]:
         settings.database_url, pool_size=2, application_name=f"{settings.service_name}-rebuild"
     )
     try:
-        report = await rebuild(engine, settings.kafka_bootstrap_servers, projected_topics(settings))
+        report = await rebuild(
+            engine,
+            settings.kafka_bootstrap_servers,
+            projected_topics(settings),
+            security=settings.kafka_security,
+        )
     finally:
         await engine.dispose()
     return report.as_dict()

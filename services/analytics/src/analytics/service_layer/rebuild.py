@@ -32,6 +32,7 @@ from eventing.catalogue.base import model_for
 from eventing.cloudevents_kafka import UndecodableRecord, decode
 from eventing.consumer import ReceivedEvent, Subscription
 from eventing.database import session_factory
+from eventing.kafka_security import KafkaSecurity
 from eventing.tap import Offsets, TopicReader
 
 log = logging.getLogger("analytics.rebuild")
@@ -122,7 +123,11 @@ async def _replay(reader: TopicReader, replayer: _Replayer, until: Offsets) -> i
 
 
 async def rebuild(
-    engine: AsyncEngine, bootstrap_servers: str, topics: Sequence[str]
+    engine: AsyncEngine,
+    bootstrap_servers: str,
+    topics: Sequence[str],
+    *,
+    security: KafkaSecurity | None = None,
 ) -> RebuildReport:
     """Rebuild the projections from ``topics`` and swap them in; see the module's docstring."""
     started = time.monotonic()
@@ -132,7 +137,7 @@ async def rebuild(
         await connection.run_sync(_create_scratch_tables)
     scratch = session_factory(engine.execution_options(schema_translate_map={None: SCRATCH_SCHEMA}))
     replayer = _Replayer(scratch, SUBSCRIPTIONS)
-    async with TopicReader(bootstrap_servers, topics) as reader:
+    async with TopicReader(bootstrap_servers, topics, security=security) as reader:
         await reader.start_at(beginning=True)
         await _replay(reader, replayer, await reader.end_offsets())
         log.info("replayed %d events; locking the live tables to catch up", replayer.report.applied)

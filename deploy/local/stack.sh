@@ -10,6 +10,7 @@
 #   stack.sh down           stop services, then infra; leaves nothing listening
 #   stack.sh run            up, print the URLs, stream the logs, and stop everything on Ctrl-C
 #   stack.sh kafka-start | kafka-stop | kafka-kill | pg-start | pg-stop | pg-kill   (fault tests)
+#   stack.sh kafka-env PRINCIPAL   print the exports that make a shell that Kafka principal
 #   stack.sh toxiproxy-up | toxiproxy-down   the fault proxy make chaos puts between services and
 #                           PostgreSQL / Kafka
 #   stack.sh status
@@ -235,13 +236,61 @@ cmd_pg_start() {
             -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_RUN -c max_connections=300 -c shared_buffers=256MB ${PG_EXTRA_OPTIONS:-}" \
             >/dev/null || fail_with_log postgres "PostgreSQL did not start"
     fi
+    make_pg_credentials
     local db
     for db in "${DATABASES[@]}"; do
-        if ! "$PG_BIN/psql" -h "$PG_RUN" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
-            "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
-            "$PG_BIN/psql" -q -h "$PG_RUN" -p "$PG_PORT" -U "$PG_USER" -d postgres -c "CREATE DATABASE $db"
+        pg_service_role "$db" "$(pg_password "$db")"
+        if ! pg_admin postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1; then
+            pg_admin postgres -q -c "CREATE DATABASE $db OWNER $db"
         fi
+        pg_own_database "$db" "$db"
     done
+}
+
+# One role per service, owning its database and nothing else: a service's role cannot even
+# connect to another's database. The passwords are made once and kept beside the data, readable
+# by their owner only ("role password" per line). $PG_USER stays the cluster's administrator: the
+# stack, the tests and the benchmarks create databases with it; no service uses it.
+PG_CREDENTIALS="$STACK_DIR/postgres/credentials"
+
+pg_admin() { local db="$1"; shift; "$PG_BIN/psql" -v ON_ERROR_STOP=1 -h "$PG_RUN" -p "$PG_PORT" -U "$PG_USER" -d "$db" "$@"; }
+
+make_pg_credentials() {
+    [ -s "$PG_CREDENTIALS" ] && return 0
+    local db
+    (umask 077; for db in "${DATABASES[@]}"; do echo "$db $(random_secret)"; done >"$PG_CREDENTIALS")
+}
+
+pg_password() {
+    local password
+    password="$(awk -v name="$1" '$1 == name { print $2 }' "$PG_CREDENTIALS")"
+    [ -n "$password" ] || die "no database credentials for $1 in $PG_CREDENTIALS"
+    echo "$password"
+}
+
+pg_service_role() { # role password
+    pg_admin postgres -q <<SQL
+SELECT format(CASE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = '$1')
+                   THEN 'ALTER ROLE %I LOGIN PASSWORD %L' ELSE 'CREATE ROLE %I LOGIN PASSWORD %L' END,
+              '$1', '$2') \gexec
+SQL
+}
+
+# DATABASE owned by ROLE, with every table of it (a stack made before the roles existed had its
+# tables made by $PG_USER), and no connection for anyone else but the administrator.
+pg_own_database() { # database role
+    pg_admin postgres -q -c "ALTER DATABASE $1 OWNER TO $2" -c "REVOKE ALL ON DATABASE $1 FROM PUBLIC"
+    pg_admin "$1" -q <<SQL
+SELECT format('ALTER %s %I.%I OWNER TO %I',
+              CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                             WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END,
+              n.nspname, c.relname, '$2')
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'S', 'v', 'm')
+  AND pg_get_userbyid(c.relowner) <> '$2'
+  -- a column's own sequence follows its table
+  AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i')) \gexec
+SQL
 }
 
 # A crash, not a shutdown: the postmaster and every backend SIGKILLed at once; the next start
@@ -338,6 +387,7 @@ cmd_kafka_start() {
     # It holds the broker's own passwords.
     (umask 077; sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
         -e "s|@DATA_DIR@|$KAFKA_DATA|g" -e "s|@BROKER_PROTOCOL@|$KAFKA_SECURITY|g" \
+        -e "s|@LISTEN_HOST@|127.0.0.1|g" -e "s|@ADVERTISED_HOST@|127.0.0.1|g" \
         -e "s|@ADMIN_PASSWORD@|$(kafka_password admin)|g" -e "s|@CONTROLLER_PASSWORD@|$(kafka_password controller)|g" \
         "$ROOT/deploy/kafka/server.properties.template" >"$KAFKA_CONFIG")
     if [ "$KAFKA_SECURITY" = SASL_SSL ]; then
@@ -376,6 +426,17 @@ cmd_kafka_start() {
     wait_for kafka 90 kafka_ready
 }
 
+# `eval "$(stack.sh kafka-env analyst)"`: this shell talks to the broker as that principal.
+cmd_kafka_env() {
+    [ -n "$1" ] || die "usage: stack.sh kafka-env PRINCIPAL (one of: $(kafka_principals))"
+    [ -s "$KAFKA_CREDENTIALS" ] || die "no broker credentials in $KAFKA_CREDENTIALS: start the stack first"
+    export_kafka_client "$1"
+    printf 'export KAFKA_BOOTSTRAP_SERVERS=%q KAFKA_SECURITY_PROTOCOL=%q KAFKA_SASL_MECHANISM=%q KAFKA_SASL_USERNAME=%q KAFKA_SASL_PASSWORD=%q\n' \
+        "127.0.0.1:$KAFKA_PORT" "$KAFKA_SECURITY_PROTOCOL" "$KAFKA_SASL_MECHANISM" "$KAFKA_SASL_USERNAME" "$KAFKA_SASL_PASSWORD"
+    [ "$KAFKA_SECURITY" = SASL_SSL ] && printf 'export KAFKA_SSL_CAFILE=%q\n' "$KAFKA_SSL_CAFILE"
+    return 0
+}
+
 cmd_kafka_stop() { log "stopping Kafka"; terminate kafka 30; }
 cmd_kafka_kill() { pid_alive kafka && kill -KILL -- "-$(cat "$PID_DIR/kafka.pid")" 2>/dev/null; rm -f "$PID_DIR/kafka.pid"; }
 
@@ -411,7 +472,8 @@ cmd_toxiproxy_up() {
 cmd_toxiproxy_down() { terminate toxiproxy 10; }
 
 # ---------------------------------------------------------------- the system
-db_url() { echo "postgresql+asyncpg://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$1"; }
+# The URL a service (and its relay) uses: its own role on its own database.
+db_url() { echo "postgresql+asyncpg://$1:$(pg_password "$1")@127.0.0.1:$PG_PORT/$1"; }
 
 # The environment every service process gets (the same names docker-compose.yml uses).
 export_service_env() {
@@ -530,7 +592,7 @@ cmd_up() {
   Kitchen relay       http://127.0.0.1:$KITCHEN_RELAY_METRICS_PORT/metrics
   Kafka               127.0.0.1:$KAFKA_PORT ($KAFKA_SECURITY, SCRAM-SHA-512; principals and passwords: $KAFKA_CREDENTIALS)
   Notification sinks  SMTP 127.0.0.1:$SMTP_SINK_PORT, SMS http://127.0.0.1:$SMS_SINK_PORT (received: $STACK_DIR/sinks)
-  PostgreSQL          $(db_url '<service>')
+  PostgreSQL          127.0.0.1:$PG_PORT, one role per service database (passwords: $PG_CREDENTIALS)
   Logs                $LOG_DIR
   Script environment  source $ROOT/.local/stack.env
 
@@ -595,5 +657,6 @@ case "${1:-}" in
     kafka-start) cmd_kafka_start ;;
     kafka-stop) cmd_kafka_stop ;;
     kafka-kill) cmd_kafka_kill ;;
-    *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    kafka-env) cmd_kafka_env "${2:-}" ;;
+    *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -11,13 +11,13 @@ import subprocess
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.client import AIOKafkaClient
-from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.errors import (
     GroupAuthorizationFailedError,
     KafkaConnectionError,
     KafkaError,
     TopicAuthorizationFailedError,
 )
+from aiokafka.protocol.metadata import MetadataRequest
 
 from eventing.access import PRINCIPALS, described_grants, every_grant
 from eventing.topics import ALL_TOPICS, CUSTOMER_CONTACTS, KITCHEN, MENU, ORDERS

@@ -26,6 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import asyncpg
 
@@ -55,6 +56,8 @@ class Infra:
     kafka_passwords: dict[str, str] = field(default_factory=dict)
     kafka_protocol: str = "SASL_PLAINTEXT"
     kafka_cafile: str | None = None
+    # Service database role -> password (local mode: made by stack.sh; one role per service).
+    database_passwords: dict[str, str] = field(default_factory=dict)
 
     def principal_env(self, principal: str, password: str | None = None) -> dict[str, str]:
         """The variables that make a process talk to Kafka as ``principal``."""
@@ -111,15 +114,31 @@ class Infra:
         base = self.postgres_dsn.rsplit("/", 1)[0]
         return base.replace("postgresql://", "postgresql+asyncpg://", 1) + f"/{database}"
 
-    async def create_database(self, prefix: str) -> str:
-        """A new, empty database with a unique name; returns its SQLAlchemy URL."""
+    def role_url(self, database: str, role: str) -> str:
+        """SQLAlchemy URL of ``database`` as the service role ``role``."""
+        direct = urlsplit(self.database_url(database))
+        host = direct.netloc.rsplit("@", 1)[-1]
+        credentials = f"{role}:{quote(self.database_passwords[role], safe='')}"
+        return direct._replace(netloc=f"{credentials}@{host}").geturl()
+
+    async def create_database(self, prefix: str, *, owner: str | None = None) -> str:
+        """A new, empty database with a unique name; returns its SQLAlchemy URL.
+
+        With ``owner`` (a service's role, where the stack made them) it belongs to that role, no
+        one else may connect (but the administrator), and the URL is the role's: as deployed."""
         name = f"t_{prefix}_{uuid.uuid4().hex[:10]}"
+        if owner is not None and owner not in self.database_passwords:
+            owner = None  # external or container infrastructure: one role for everything
         conn = await asyncpg.connect(self.postgres_dsn)
         try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            if owner is None:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+                return self.database_url(name)
+            await conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+            await conn.execute(f'REVOKE ALL ON DATABASE "{name}" FROM PUBLIC')
         finally:
             await conn.close()
-        return self.database_url(name)
+        return self.role_url(name, owner)
 
     def stop(self) -> None:
         for cleanup in reversed(self._cleanup):
@@ -160,12 +179,11 @@ def start_infra(local_env: dict[str, str] | None = None) -> Infra:
     if result.returncode != 0:
         raise RuntimeError(f"the test stack did not start:\n{result.stdout}\n{result.stderr}")
     kafka_dir = Path(local_env["STACK_DIR"]) / "kafka"
-    infra.kafka_passwords = dict(
-        line.split(" ", 1)
-        for line in (kafka_dir / "credentials").read_text().splitlines()
-        if line.strip()
-    )
+    infra.kafka_passwords = _credentials(kafka_dir / "credentials")
     infra.kafka_protocol = (kafka_dir / "security").read_text().strip()
+    infra.database_passwords = _credentials(
+        Path(local_env["STACK_DIR"]) / "postgres" / "credentials"
+    )
     if infra.kafka_protocol == "SASL_SSL":
         infra.kafka_cafile = str(kafka_dir / "tls" / "ca.crt")
     # This process, and every process it starts without a principal of its own, is admin.
@@ -173,6 +191,12 @@ def start_infra(local_env: dict[str, str] | None = None) -> Infra:
     if not keep:
         infra._cleanup.append(lambda: infra.stack("infra-down", check=False))
     return infra
+
+
+def _credentials(path: Path) -> dict[str, str]:
+    """The "name password" lines stack.sh keeps beside the broker's and the server's data."""
+    lines = path.read_text().splitlines()
+    return dict(line.split(" ", 1) for line in lines if line.strip())
 
 
 def _listening(port: int) -> bool:

@@ -23,11 +23,12 @@ def migrations_of(service: str) -> Path:
 
 
 async def migrated_database(infra: Infra, service: str) -> str:
-    """A fresh database with ``service``'s migrations applied; returns its URL.
+    """A fresh database of ``service``'s own role with its migrations applied (as that role,
+    so the role owns its tables); returns its URL, the role's.
 
     Alembic's ``context`` and ``op`` are process-wide proxies: run one migration at a time.
     """
-    url = await infra.create_database(service)
+    url = await infra.create_database(service, owner=service)
     await asyncio.to_thread(upgrade, url, migrations_of(service))
     return url
 
@@ -72,14 +73,15 @@ async def start_system(
     for service in SERVICES:
         for name in (service, f"{service}-relay"):
             routed = extra_env.setdefault(name, {})
-            # Each process as its own Kafka principal, with only its own ACLs: as deployed.
-            routed.update(infra.principal_env(name))
             if database_port is not None:
                 direct = urlsplit(databases[service])
                 netloc = direct.netloc.replace(f":{direct.port}", f":{database_port}")
                 routed[f"{service.upper()}_DATABASE_URL"] = direct._replace(netloc=netloc).geturl()
             if kafka_bootstrap is not None:
                 routed["KAFKA_BOOTSTRAP_SERVERS"] = kafka_bootstrap
+    for name in PROCESSES:
+        # Each process as its own Kafka principal, with only its own ACLs: as deployed.
+        extra_env.setdefault(name, {}).update(infra.principal_env(name))
     for name, variables in (env or {}).items():
         extra_env[name] = {**extra_env.get(name, {}), **variables}
     processes = {

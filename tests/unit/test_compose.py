@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 import tomllib
 import urllib.parse
@@ -30,9 +31,12 @@ import yaml  # type: ignore[import-untyped, unused-ignore]
 from pydantic_settings import BaseSettings
 from sqlalchemy.engine import make_url
 
+import eventing.access
 import eventing.admin
 import eventing.service
 from analytics.settings import AnalyticsConsumerSettings, AnalyticsSettings
+from eventing.auth import AuthSettings
+from eventing.kafka_security import KafkaSecurity
 from eventing.settings import RelaySettings, ServiceSettings
 from kitchen.settings import KitchenConsumerSettings, KitchenRelaySettings, KitchenSettings
 from notifications.settings import NotificationsConsumerSettings, NotificationsSettings
@@ -40,7 +44,9 @@ from orders.settings import OrdersRelaySettings, OrdersSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-INIT_SQL = ROOT / "deploy" / "postgres" / "init-databases.sql"
+INIT_SQL = ROOT / "deploy" / "postgres" / "init-databases.sh"
+SECRETS_SH = ROOT / "deploy" / "compose" / "secrets.sh"
+COMPOSE_BROKER = ROOT / "deploy" / "kafka" / "compose-broker.sh"
 KAFKA_POM = ROOT / "deploy" / "kafka" / "pom.xml"
 KAFKA_TEMPLATE = ROOT / "deploy" / "kafka" / "server.properties.template"
 STACK_SH = ROOT / "deploy" / "local" / "stack.sh"
@@ -48,6 +54,15 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 
 COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+# What `bash deploy/compose/secrets.sh > .env` gives compose to interpolate.
+DOT_ENV: dict[str, str] = dict(
+    line.split("=", 1)
+    for line in subprocess.run(
+        ["bash", str(SECRETS_SH)], check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    if line and not line.startswith("#")
+)
+_VARIABLE = re.compile(r"\$\{(\w+)(?::\?[^}]*)?\}")
 
 # What the system is made of: the processes of each service, and the port each one serves on.
 EXPECTED_PROCESSES = {
@@ -105,11 +120,25 @@ def command_of(name: str) -> list[str]:
     return [str(part) for part in command]
 
 
+def interpolate(value: str) -> str:
+    """``${NAME:?message}`` as compose fills it in from .env (every variable here is required)."""
+    return _VARIABLE.sub(lambda match: DOT_ENV[match.group(1)], value)
+
+
 def environment_of(name: str) -> dict[str, str]:
     environment = SERVICES[name].get("environment", {})
     if isinstance(environment, list):
         environment = dict(item.split("=", 1) for item in environment)
-    return {key: str(value) for key, value in environment.items()}
+    return {key: interpolate(str(value)) for key, value in environment.items()}
+
+
+def published_hosts(name: str) -> set[str]:
+    """The host addresses the published ports listen on ("" for all interfaces)."""
+    hosts = set()
+    for entry in SERVICES[name].get("ports", []):
+        parts = str(entry).split(":")
+        hosts.add(parts[0] if len(parts) == 3 else "")
+    return hosts
 
 
 def published_ports(name: str) -> dict[int, int]:
@@ -154,7 +183,11 @@ def env_names(settings: type[BaseSettings]) -> set[str]:
     prefix = settings.model_config.get("env_prefix", "")
     names = {f"{prefix}{field}".upper() for field in settings.model_fields}
     if issubclass(settings, ServiceSettings):
+        # Read without a prefix: the broker, this process's principal, and how tokens are trusted.
         names.add(SHARED_KAFKA_VARIABLE)
+        for shared in (KafkaSecurity, AuthSettings):
+            shared_prefix = shared.model_config.get("env_prefix", "")
+            names |= {f"{shared_prefix}{field}".upper() for field in shared.model_fields}
     return names
 
 
@@ -171,7 +204,7 @@ def use_environment(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]
         for settings in classes
     )
     for key in list(os.environ):
-        if key.upper().startswith(prefixes) or key.upper() in {
+        if key.upper().startswith((*prefixes, "KAFKA_", "AUTH_")) or key.upper() in {
             SHARED_KAFKA_VARIABLE,
             "DATABASE_URL",
         }:
@@ -248,7 +281,9 @@ def run_healthcheck(monkeypatch: pytest.MonkeyPatch, name: str) -> urllib.parse.
 
 
 def init_sql_databases() -> set[str]:
-    return set(re.findall(r"CREATE\s+DATABASE\s+\"?(\w+)\"?", INIT_SQL.read_text(), re.IGNORECASE))
+    found = re.search(r'^DATABASES="(.*)"$', INIT_SQL.read_text(), re.MULTILINE)
+    assert found is not None, f"{INIT_SQL.name} lists its DATABASES"
+    return set(found.group(1).split())
 
 
 def kafka_properties(environment: dict[str, str]) -> dict[str, str]:
@@ -407,18 +442,72 @@ def test_every_variable_is_a_setting_of_the_service(name: str) -> None:
     assert SHARED_KAFKA_VARIABLE in environment
 
 
+ADMIN_ENVIRONMENT = {
+    SHARED_KAFKA_VARIABLE: "kafka:9092",
+    "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+    "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    "KAFKA_SASL_USERNAME": "admin",
+    "KAFKA_SASL_PASSWORD": DOT_ENV["KAFKA_PASSWORD_ADMIN"],
+}
+
+
+def test_the_acls_step_runs_as_the_admin_after_the_topics() -> None:
+    assert script_of("acls") == "eventing"
+    assert command_of("acls") == ["access", "ensure"]
+    assert environment_of("acls") == ADMIN_ENVIRONMENT
+    assert depends_on("acls") == {"topics": ONE_SHOT_CONDITION}
+
+
+@pytest.mark.parametrize("name", sorted(processes()))
+def test_every_process_is_its_own_kafka_principal(name: str) -> None:
+    service, command = processes()[name]
+    if command == "migrate":
+        return  # no Kafka
+    environment = environment_of(name)
+    principal = f"{service}-relay" if command == "relay" else service
+    assert principal in eventing.access.PRINCIPAL_NAMES
+    assert environment["KAFKA_SASL_USERNAME"] == principal
+    variable = "KAFKA_PASSWORD_" + principal.upper().replace("-", "_")
+    assert environment["KAFKA_SASL_PASSWORD"] == DOT_ENV[variable]
+    assert environment["KAFKA_SECURITY_PROTOCOL"] == "SASL_PLAINTEXT"
+    assert environment["AUTH_JWT_SECRET"] == DOT_ENV["AUTH_JWT_SECRET"]
+
+
+def test_the_secrets_are_required_made_by_the_script_and_the_principals_agree() -> None:
+    text = COMPOSE_FILE.read_text()
+    used = set(re.findall(r"\$\{(\w+)", text))
+    assert used == set(re.findall(r"\$\{(\w+):\?", text)), "every variable is required"
+    assert used <= set(DOT_ENV), "secrets.sh makes every variable compose requires"
+    principals = re.search(r'^KAFKA_PRINCIPALS="(.*)"$', SECRETS_SH.read_text(), re.MULTILINE)
+    assert principals is not None
+    expected = list(eventing.access.PRINCIPAL_NAMES)
+    assert principals.group(1).split() == expected
+    assert environment_of("kafka")["KAFKA_PRINCIPALS"].split() == expected
+    for principal in ("controller", *expected):
+        assert f"KAFKA_PASSWORD_{principal.upper().replace('-', '_')}" in environment_of("kafka")
+    assert len(DOT_ENV["AUTH_JWT_SECRET"]) >= 32
+    assert len(set(DOT_ENV.values())) == len(DOT_ENV), "no secret is used twice"
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_every_published_port_listens_on_loopback_only() -> None:
+    published = {name: published_hosts(name) for name in SERVICES if SERVICES[name].get("ports")}
+    assert published
+    assert all(hosts == {"127.0.0.1"} for hosts in published.values()), published
+
+
 def test_the_topics_step_runs_the_eventing_cli_against_the_broker(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     name = "topics"
     assert script_of(name) == "eventing"
     assert command_of(name) == ["topics", "ensure"]
-    assert set(environment_of(name)) == {SHARED_KAFKA_VARIABLE}
+    assert environment_of(name) == ADMIN_ENVIRONMENT
     assert service_of(name) in SETTINGS, "the image must be one that has the eventing CLI"
 
     asked: list[str] = []
 
-    async def ensure_topics(bootstrap_servers: str) -> list[str]:
+    async def ensure_topics(bootstrap_servers: str, **_: Any) -> list[str]:
         asked.append(bootstrap_servers)
         return []
 
@@ -477,8 +566,9 @@ def test_every_database_url_names_a_database_the_init_script_creates() -> None:
         url = make_url(value)
         assert url.drivername == "postgresql+asyncpg", (name, key)
         assert (url.host, url.port) == ("postgres", 5432), (name, key)
-        assert url.username == credentials["POSTGRES_USER"] == "pizzeria"
-        assert url.password == credentials["POSTGRES_PASSWORD"] == "pizzeria"
+        # The service's own role (a relay uses its service's), never the administrator.
+        assert url.username == url.database != credentials["POSTGRES_USER"]
+        assert url.password == credentials[f"{url.database.upper()}_DB_PASSWORD"]
         assert url.database in created, f"{name}: {url.database} is not created by {INIT_SQL.name}"
         assert key == f"{url.database.upper()}_DATABASE_URL", "each service has its own database"
 
@@ -488,7 +578,7 @@ def test_the_init_script_is_mounted_and_creates_the_local_stacks_databases() -> 
         target: source
         for source, target, *_ in (volume.split(":") for volume in SERVICES["postgres"]["volumes"])
     }
-    source = mounts["/docker-entrypoint-initdb.d/init-databases.sql"]
+    source = mounts["/docker-entrypoint-initdb.d/init-databases.sh"]
     assert (COMPOSE_FILE.parent / source).resolve() == INIT_SQL
     stack_databases = re.search(r"^DATABASES=\((.*)\)$", STACK_SH.read_text(), re.MULTILINE)
     assert stack_databases is not None
@@ -506,42 +596,62 @@ def test_kafka_image_is_the_version_of_the_local_broker() -> None:
     assert SERVICES["kafka"]["image"] == f"apache/kafka:{version}"
 
 
-def test_kafka_is_configured_like_the_local_broker() -> None:
-    properties = kafka_properties(environment_of("kafka"))
-    template = {}
-    for line in KAFKA_TEMPLATE.read_text().splitlines():
+def rendered_broker_configuration(tmp_path: Path) -> dict[str, str]:
+    """The server.properties deploy/kafka/compose-broker.sh renders in the container."""
+    target = tmp_path / "server.properties"
+    environment = environment_of("kafka")
+    subprocess.run(
+        ["bash", str(COMPOSE_BROKER), "--render-only", str(target)],
+        check=True,
+        env={**os.environ, **environment, "KAFKA_TEMPLATE": str(KAFKA_TEMPLATE)},
+    )
+    properties = {}
+    for line in target.read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             key, value = line.split("=", 1)
-            template[key.strip()] = value.strip()
-    # Addresses and directories differ (they are placeholders there); everything else is the same.
-    portable = {key: value for key, value in template.items() if "@" not in value}
-    assert {key: properties.get(key) for key in portable} == portable
+            properties[key.strip()] = value.strip()
+    return properties
 
+
+def test_kafka_runs_the_local_brokers_configuration(tmp_path: Path) -> None:
+    kafka = SERVICES["kafka"]
+    assert kafka["entrypoint"] == ["/opt/pizzeria/compose-broker.sh"]
+    mounts = {target: source for source, target, *_ in (v.split(":") for v in kafka["volumes"])}
+    assert (ROOT / mounts["/opt/pizzeria/compose-broker.sh"]).resolve() == COMPOSE_BROKER
+    template = mounts["/opt/pizzeria/server.properties.template"]
+    assert (ROOT / template).resolve() == KAFKA_TEMPLATE
+    properties = rendered_broker_configuration(tmp_path)
+
+    assert not [value for value in properties.values() if "@" in value], "every placeholder"
     assert properties["process.roles"] == "broker,controller"
     assert properties["auto.create.topics.enable"] == "false"
-    replication = {key: value for key, value in properties.items() if "replication.factor" in key}
-    assert replication
-    assert set(replication.values()) == {"1"}
-
-
-def test_kafka_listeners_agree_with_each_other_and_with_the_clients() -> None:
-    environment = environment_of("kafka")
-    own = listeners(environment["KAFKA_LISTENERS"])
-    advertised = listeners(environment["KAFKA_ADVERTISED_LISTENERS"])
-    protocols = dict(
-        item.split(":") for item in environment["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(",")
+    assert properties["allow.everyone.if.no.acl.found"] == "false"
+    assert properties["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert properties["super.users"] == "User:admin;User:controller"
+    assert (
+        DOT_ENV["KAFKA_PASSWORD_ADMIN"]
+        in properties["listener.name.broker.scram-sha-512.sasl.jaas.config"]
     )
-    controller = environment["KAFKA_CONTROLLER_LISTENER_NAMES"]
-    assert set(own) == set(protocols)
-    assert protocols[environment["KAFKA_INTER_BROKER_LISTENER_NAME"]] == "PLAINTEXT"
-    assert advertised == {"PLAINTEXT": ("kafka", 9092)}
-    assert own["PLAINTEXT"][1] == 9092
-    voter_id, voter = environment["KAFKA_CONTROLLER_QUORUM_VOTERS"].split("@")
-    assert voter_id == environment["KAFKA_NODE_ID"]
-    assert voter == f"{SERVICES['kafka']['hostname']}:{own[controller][1]}"
-    assert SERVICES["kafka"]["hostname"] == "kafka"
+    # The log directory is the persistent volume.
+    assert properties["log.dirs"] in mounts
+    assert mounts[properties["log.dirs"]] == "kafka-data"
 
-    # Every client uses the advertised address, with the service name as its host.
+
+def test_kafka_listeners_agree_with_each_other_and_with_the_clients(tmp_path: Path) -> None:
+    properties = rendered_broker_configuration(tmp_path)
+    own = listeners(properties["listeners"])
+    advertised = listeners(properties["advertised.listeners"])
+    protocols = dict(
+        item.split(":") for item in properties["listener.security.protocol.map"].split(",")
+    )
+    assert set(own) == set(protocols)
+    # Every listener authenticates; the clients' one is advertised under the service's name.
+    assert set(protocols.values()) <= {"SASL_PLAINTEXT", "SASL_SSL"}
+    assert advertised == {"BROKER": ("kafka", 9092)}
+    assert own["BROKER"] == ("0.0.0.0", 9092)
+    controller = properties["controller.listener.names"]
+    assert own[controller][0] == "127.0.0.1", "the controller listener stays in the container"
+    assert SERVICES["kafka"]["hostname"] == "kafka"
     bootstrap = {
         value
         for name in SERVICES
@@ -549,10 +659,6 @@ def test_kafka_listeners_agree_with_each_other_and_with_the_clients() -> None:
         if key == SHARED_KAFKA_VARIABLE
     }
     assert bootstrap == {"kafka:9092"}
-    # The log directory is the persistent volume.
-    volumes = [volume.split(":")[1] for volume in SERVICES["kafka"]["volumes"]]
-    assert environment["KAFKA_LOG_DIRS"] in volumes
-    assert "kafka-broker-api-versions.sh" in " ".join(SERVICES["kafka"]["healthcheck"]["test"])
 
 
 def test_start_up_order() -> None:
@@ -571,7 +677,7 @@ def test_start_up_order() -> None:
         if command != "migrate":
             expected |= {
                 "kafka": HEALTHY_CONDITION,
-                "topics": ONE_SHOT_CONDITION,
+                "acls": ONE_SHOT_CONDITION,
                 migrate_of[service]: ONE_SHOT_CONDITION,
             }
             assert SERVICES[name].get("restart") == "unless-stopped", name

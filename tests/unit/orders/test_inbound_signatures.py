@@ -17,7 +17,7 @@ from orders.inbound_signatures import (
     verify,
 )
 
-SECRET = "example-secret-0123456789abcdef"
+SECRET = "example-inbound-secret-0123456789abcdef"
 OTHER = "another-secret-0123456789abcdef"
 T = 1718000000
 ID = "pay-1"
@@ -26,7 +26,7 @@ TYPE = "com.mariospizzeria.payment.succeeded.v1"
 BODY = b'{"order_id":"ord-1","amount":"12.99"}'
 # The README's test vector, computed with openssl (printf '%s' "$CANONICAL" | openssl dgst
 # -sha256 -hmac "$SECRET"), not with the code under test.
-VECTOR = "8a10fc3660df06af2f8bf272eceb84d66928405a85cd0d6f4a40fe448a490276"
+VECTOR = "f320af4ba53bf1d62b412d5ec9ca835e0e07653b8e8d8ebeeceea72a21cf2739"
 
 
 def check(

@@ -1,7 +1,8 @@
 """Business metrics of the orders service (Prometheus conventions: base units, bounded labels).
 
 They move in the service layer after the transaction committed, so a rolled-back change is never
-counted. An idempotent retry that returns an existing order is not a new order.
+counted. An idempotent retry that returns an existing order is not a new order. The inbound
+signature counter is the exception: it counts requests as they are authenticated.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ PLACEMENTS_LIMITED = Counter(
     ["limit"],
 )
 
+INBOUND_BODY_ONLY_SIGNATURES = Counter(
+    "orders_inbound_body_only_signatures_total",
+    "Inbound CloudEvents admitted with the deprecated body-only X-Signature: sha256=<hex> "
+    "(ORDERS_INBOUND_ACCEPT_BODY_ONLY_SIGNATURE); at 0 for a while, the setting can go.",
+)
+
 
 def order_placed(total: Decimal) -> None:
     ORDERS_PLACED.inc()
@@ -44,6 +51,10 @@ def order_transitioned(to_status: OrderStatus) -> None:
 
 def placement_limited(limit: str) -> None:
     PLACEMENTS_LIMITED.labels(limit=limit).inc()
+
+
+def body_only_signature_admitted() -> None:
+    INBOUND_BODY_ONLY_SIGNATURES.inc()
 
 
 # Every status is exported from the start (at 0), so rates and dashboards see each series.

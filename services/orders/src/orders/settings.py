@@ -24,10 +24,27 @@ class OrdersSettings(ServiceSettings):
     # set, the endpoint refuses every request (401).
     inbound_hmac_secret: SecretStr | None = Field(
         default=None,
-        description="Shared secret for the X-Signature: sha256=<hex> HMAC of the request body.",
+        description="Shared secret of the X-Signature: t=<unix seconds>,v1=<hex> HMAC "
+        "(orders.inbound_signatures).",
     )
     inbound_bearer_token: SecretStr | None = Field(
         default=None, description="Token a sender presents as Authorization: Bearer <token>."
+    )
+    # How far a signature's timestamp may be from our clock, either way. Replayed unchanged, a
+    # signed request is a duplicate (source, id), and under a new id it no longer verifies; the
+    # window bounds how long a captured request that never arrived stays usable. It must also
+    # cover the sender's clock skew and the request's transit; the cap keeps "replay-proof" true.
+    inbound_signature_tolerance_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description="Largest difference between an X-Signature's t= and now, in seconds.",
+    )
+    # Deprecated, for one release: the body-only X-Signature: sha256=<hex> binds a request to
+    # neither its event id nor a time, so a captured request replays forever under new ids.
+    inbound_accept_body_only_signature: bool = Field(
+        default=False,
+        description="Also admit the deprecated body-only X-Signature: sha256=<hex>.",
     )
 
     @field_validator("inbound_hmac_secret", "inbound_bearer_token")

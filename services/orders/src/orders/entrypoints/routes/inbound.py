@@ -7,18 +7,21 @@ Both content modes are accepted, chosen by the Content-Type as the binding presc
   ``ce-specversion`` carry the attributes and the body is the data (``application/json``).
 
 The sender authenticates with ``Authorization: Bearer <token>`` or with ``X-Signature:
-sha256=<hex>``, the HMAC-SHA256 of the raw body under the shared secret
-(``ORDERS_INBOUND_BEARER_TOKEN`` / ``ORDERS_INBOUND_HMAC_SECRET``). The signature covers the
-body only: in binary mode the ``ce-*`` headers are not signed.
+t=<unix seconds>,v1=<hex>`` under the shared secret (``ORDERS_INBOUND_BEARER_TOKEN`` /
+``ORDERS_INBOUND_HMAC_SECRET``). The signature covers the timestamp, the event's id, source and
+type, and the raw body (``orders.inbound_signatures`` defines the form), and is admitted within
+``ORDERS_INBOUND_SIGNATURE_TOLERANCE_SECONDS`` of our clock.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
+import logging
 import re
+import time
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.exceptions import BaseCloudEventException
@@ -30,24 +33,34 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import Headers
 
 from eventing.http import error_responses
+from eventing.limits import RateLimit, RateSpec
+from orders import inbound_signatures, metrics
 from orders.entrypoints.deps import ServiceDep
+from orders.inbound_signatures import SignatureRefused
 from orders.service_layer import inbound
 from orders.service_layer.inbound import InboundEvent, UnknownEventType
 from orders.settings import OrdersSettings
 
+log = logging.getLogger("orders.inbound")
 router = APIRouter(tags=["cloudevents"])
 
 SPEC_VERSION = "1.0"
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 SIGNATURE_HEADER = "x-signature"
-SIGNATURE_PREFIX = "sha256="
 # Together well under PostgreSQL's limit for one entry of the (source, id) key's index.
 MAX_ID_BYTES = 512
 MAX_SOURCE_BYTES = 1024
 _REQUIRED = ("id", "source", "type", "specversion")
 _JSON_MEDIA = re.compile(r"^application/(?:[a-z0-9.+-]+\+)?json$")
 _FORMAT = JSONFormat()
+_SIGNED = ("id", "source", "type")
+# One deprecation warning per sender (event source) a minute: enough to find who still sends
+# the old signature, without a line per request. Bounded, as every per-key limit here is.
+_BODY_ONLY_NOTICES = RateLimit(RateSpec.parse("1/minute"), max_keys=1024)
+
+Mode = Literal["structured", "binary", "batch", "none"]
+Attributes = tuple[str, str, str]  # (id, source, type), as a signature covers them
 
 
 class InboundReceipt(BaseModel):
@@ -72,30 +85,103 @@ def _unauthorized(reason: str) -> HTTPException:
     )
 
 
-def _authenticate(headers: Headers, body: bytes, settings: OrdersSettings) -> None:
-    """Admit a valid bearer token or a valid body signature; 401 otherwise."""
+def _authenticate(headers: Headers, body: bytes, settings: OrdersSettings) -> Attributes | None:
+    """Admit a valid bearer token or a valid signature; 401 with the reason otherwise.
+
+    Returns the (id, source, type) a v1 signature covered, None for the other credentials.
+    """
     token, secret = settings.inbound_bearer_token, settings.inbound_hmac_secret
     if token is None and secret is None:
         raise _unauthorized("inbound events are not configured")
     authorization = headers.get("authorization", "")
     scheme, _, presented = authorization.partition(" ")
-    signature = headers.get(SIGNATURE_HEADER)
+    signatures = headers.getlist(SIGNATURE_HEADER)
     if (
         token is not None
         and scheme.lower() == "bearer"
         and presented.strip()
         and hmac.compare_digest(presented.strip().encode(), token.get_secret_value().encode())
     ):
-        return
-    if secret is not None and signature is not None:
-        expected = hmac.new(secret.get_secret_value().encode(), body, hashlib.sha256).hexdigest()
-        given = signature.strip()
-        given = given[len(SIGNATURE_PREFIX) :] if given.startswith(SIGNATURE_PREFIX) else ""
-        if hmac.compare_digest(given.lower().encode(), expected.encode()):
-            return
-    if authorization or signature is not None:
+        return None
+    if secret is not None and signatures:
+        if len(signatures) > 1:
+            raise _unauthorized("X-Signature is repeated; send one, with a v1= per secret")
+        return _verify_signature(signatures[0], headers, body, settings, secret.get_secret_value())
+    if authorization or signatures:
         raise _unauthorized("invalid bearer token or signature")
-    raise _unauthorized("present Authorization: Bearer <token> or X-Signature: sha256=<hex>")
+    raise _unauthorized(
+        "present Authorization: Bearer <token> or X-Signature: " + inbound_signatures.EXPECTED_FORM
+    )
+
+
+def _verify_signature(
+    signature: str, headers: Headers, body: bytes, settings: OrdersSettings, secret: str
+) -> Attributes | None:
+    if inbound_signatures.is_body_only(signature):
+        if not settings.inbound_accept_body_only_signature:
+            raise _unauthorized(
+                "the body-only signature (X-Signature: sha256=<hex>) is no longer accepted; "
+                f"sign with X-Signature: {inbound_signatures.EXPECTED_FORM}"
+            )
+        if not inbound_signatures.body_only_matches(signature, secret, body):
+            raise _unauthorized("the signature does not match")
+        metrics.body_only_signature_admitted()
+        source = _signed_attributes(headers, body)[1]
+        if _BODY_ONLY_NOTICES.take(source) is None:
+            log.warning(
+                "inbound event from %r signed with the deprecated body-only X-Signature: "
+                "sha256=<hex>; the sender should move to t=<unix seconds>,v1=<hex> before "
+                "ORDERS_INBOUND_ACCEPT_BODY_ONLY_SIGNATURE goes",
+                source,
+            )
+        return None
+    attributes = _signed_attributes(headers, body)
+    try:
+        inbound_signatures.verify(
+            signature,
+            secret,
+            *attributes,
+            body,
+            now=time.time(),
+            tolerance_seconds=settings.inbound_signature_tolerance_seconds,
+        )
+    except SignatureRefused as error:
+        raise _unauthorized(str(error)) from None
+    return attributes
+
+
+def _mode(headers: Headers) -> Mode:
+    """The content mode, as the HTTP binding tells it from the Content-Type and headers."""
+    media = _media_type(headers)
+    if media == BATCH:
+        return "batch"
+    if media == STRUCTURED:
+        return "structured"
+    if any(name.lower().startswith(ce_http.CE_PREFIX) for name in headers):
+        return "binary"
+    return "none"
+
+
+def _signed_attributes(headers: Headers, body: bytes) -> Attributes:
+    """The id, source and type a signature covers, read as ``_parse`` will read them; empty
+    where absent or unreadable (such a request is refused by ``_parse`` once authenticated)."""
+    mode = _mode(headers)
+    if mode == "binary":
+        # Percent-decoded, as the SDK decodes ce-* headers: the values the event will carry.
+        ce_id, ce_source, ce_type = (unquote(headers.get(f"ce-{name}", "")) for name in _SIGNED)
+        return ce_id, ce_source, ce_type
+    if mode == "structured":
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError):
+            return "", "", ""
+        if isinstance(document, dict):
+            event_id, source, event_type = (
+                value if isinstance(value := document.get(name), str) else "" for name in _SIGNED
+            )
+            return event_id, source, event_type
+    # A batch (refused for now) would be signed as its body alone, every field empty.
+    return "", "", ""
 
 
 def _media_type(headers: Headers) -> str:
@@ -152,17 +238,17 @@ def _check_structured(body: bytes) -> None:
 
 
 def _parse(request: Request, body: bytes) -> InboundEvent:
-    media = _media_type(request.headers)
-    if media == BATCH:
+    mode = _mode(request.headers)
+    if mode == "batch":
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "batched mode is not supported; send one event"
         )
     try:
-        if media == STRUCTURED:
+        if mode == "structured":
             _check_structured(body)
             message = ce_http.HTTPMessage(headers={"content-type": STRUCTURED}, body=body)
             event = ce_http.from_structured(message, _FORMAT, CloudEvent)
-        elif any(name.lower().startswith(ce_http.CE_PREFIX) for name in request.headers):
+        elif mode == "binary":
             message = ce_http.HTTPMessage(headers=_binary_headers(request), body=body)
             event = ce_http.from_binary(message, _FORMAT, CloudEvent)
         else:
@@ -252,8 +338,10 @@ _SECURITY = [
         APIKeyHeader(
             name="X-Signature",
             auto_error=False,
-            scheme_name="bodySignature",
-            description="sha256=<hex HMAC-SHA256 of the body with ORDERS_INBOUND_HMAC_SECRET>.",
+            scheme_name="eventSignature",
+            description="t=<unix seconds>,v1=<hex HMAC-SHA256 under ORDERS_INBOUND_HMAC_SECRET "
+            "of v1:<t>:<n>:<id>:<n>:<source>:<n>:<type>:<body>>, each <n> the UTF-8 byte length "
+            "of the field after it; within ORDERS_INBOUND_SIGNATURE_TOLERANCE_SECONDS of now.",
         )
     ),
 ]
@@ -271,7 +359,7 @@ _SECURITY = [
         415,
         422,
         _400="Not a valid CloudEvent 1.0 (missing id, wrong specversion...).",
-        _401="No valid bearer token or body signature.",
+        _401="No valid bearer token or signature (mismatch, stale or malformed), with why.",
         _415="Unsupported content type (binary data must be JSON).",
         _422="Unknown event type, or data that does not fit its schema.",
     ),
@@ -307,8 +395,12 @@ async def receive_cloudevent(request: Request, service: ServiceDep) -> InboundRe
     if not isinstance(settings, OrdersSettings):
         raise RuntimeError("the orders service was built without OrdersSettings")
     body = await request.body()  # at most <SERVICE>_HTTP_MAX_BODY_BYTES (eventing.http)
-    _authenticate(request.headers, body, settings)
+    signed = _authenticate(request.headers, body, settings)
     event = _parse(request, body)
+    # _signed_attributes reads the event as _parse does; should they ever differ, the key the
+    # event is de-duplicated by would not be the one signed.
+    if signed is not None and signed != (event.id, event.source, event.type):
+        raise _unauthorized("the signature does not cover this event's id, source and type")
     try:
         receipt = await inbound.receive(event, service.unit_of_work())
     except UnknownEventType as error:

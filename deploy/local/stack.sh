@@ -15,6 +15,9 @@
 #                           PostgreSQL / Kafka
 #   stack.sh status
 #
+# The broker authenticates every client (SASL/SCRAM, one principal per process, ACLs from
+# eventing.access) and each service has a database role of its own; the passwords are made on
+# first start and kept under $STACK_DIR, readable by their owner only (README: Security).
 # Everything lives under $STACK_DIR (default .local/stack): data, logs, pid files, stack.env.
 # Ports and the directory are environment variables, so tests run a second stack beside `make up`.
 # PG_EXTRA_OPTIONS adds server settings (the benchmarks turn on track_commit_timestamp).
@@ -658,5 +661,5 @@ case "${1:-}" in
     kafka-stop) cmd_kafka_stop ;;
     kafka-kill) cmd_kafka_kill ;;
     kafka-env) cmd_kafka_env "${2:-}" ;;
-    *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -76,9 +76,9 @@ async def new_code(sinks: Sinks, contact: dict[str, str], *, before: int) -> str
 
 
 async def ask_for_code(client: httpx.AsyncClient, sinks: Sinks, contact: dict[str, str]) -> str:
-    """``POST /customers/sign-in``, then the code as it arrived."""
+    """``POST /customers/sign-in/code``, then the code as it arrived."""
     before = len(codes_received(sinks, contact))
-    asked = await client.post("/customers/sign-in", json=contact)
+    asked = await client.post("/customers/sign-in/code", json=contact)
     assert asked.status_code == 202, asked.text
     return await new_code(sinks, contact, before=before)
 

@@ -143,7 +143,7 @@ async def test_the_answer_is_the_same_for_a_customer_and_a_stranger(
     for person in (customer, stranger):
         for by in ("phone", "email"):
             contact = person.contact(by)
-            answered = await customers_api.client.post("/customers/sign-in", json=contact)
+            answered = await customers_api.client.post("/customers/sign-in/code", json=contact)
             assert answered.status_code == 202, answered.text
             answers.append((by, answered.json(), sorted(answered.headers.keys())))
     by_kind: dict[str, list[Any]] = {}
@@ -209,19 +209,21 @@ async def test_codes_are_limited_per_contact_and_per_client_address(
 ) -> None:
     async with signing_in(sign_in_codes_per_contact="2/hour") as api:
         victim = Person.unique().contact("phone")
-        asked = [(await api.client.post("/customers/sign-in", json=victim)) for _ in range(3)]
+        asked = [(await api.client.post("/customers/sign-in/code", json=victim)) for _ in range(3)]
         assert [answer.status_code for answer in asked] == [202, 202, 429]
         assert int(asked[-1].headers["Retry-After"]) > 0
         assert "this phone number or email" in asked[-1].json()["detail"]
         # Written another way, the number is the same number.
         same = {"phone": victim["phone"].replace(" ", "-")}
-        assert (await api.client.post("/customers/sign-in", json=same)).status_code == 429
+        assert (await api.client.post("/customers/sign-in/code", json=same)).status_code == 429
         other = Person.unique().contact("phone")
-        assert (await api.client.post("/customers/sign-in", json=other)).status_code == 202
+        assert (await api.client.post("/customers/sign-in/code", json=other)).status_code == 202
     async with signing_in(sign_in_codes_per_client="3/hour") as api:
         statuses = [
             (
-                await api.client.post("/customers/sign-in", json=Person.unique().contact("email"))
+                await api.client.post(
+                    "/customers/sign-in/code", json=Person.unique().contact("email")
+                )
             ).status_code
             for _ in range(4)
         ]
@@ -250,14 +252,14 @@ async def test_sign_in_says_why_it_cannot_work(
 ) -> None:
     contact = Person.unique().contact("phone")
     async with orders_app(infra) as api:  # no notifications service set up
-        answer = await api.client.post("/customers/sign-in", json=contact)
+        answer = await api.client.post("/customers/sign-in/code", json=contact)
         assert answer.status_code == 503, answer.text
         assert "ORDERS_NOTIFICATIONS_URL" in answer.json()["detail"]
     nobody = f"http://127.0.0.1:{free_port()}"
     async with orders_app(
         infra, notifications_url=nobody, notifications_token=SIGN_IN_TOKEN
     ) as api:
-        answer = await api.client.post("/customers/sign-in", json=contact)
+        answer = await api.client.post("/customers/sign-in/code", json=contact)
         assert answer.status_code == 503, answer.text
         assert "unreachable" in answer.json()["detail"]
         assert answer.headers["Retry-After"]
@@ -266,7 +268,7 @@ async def test_sign_in_says_why_it_cannot_work(
         infra, notifications_url=nobody, notifications_token=SIGN_IN_TOKEN
     ) as api:
         for path, body in (
-            ("/customers/sign-in", contact),
+            ("/customers/sign-in/code", contact),
             ("/customers/sign-in/token", {**contact, "code": "123456"}),
         ):
             answer = await api.client.post(path, json=body)
@@ -287,7 +289,7 @@ async def test_sign_in_says_why_it_cannot_work(
     ids=["nothing", "both", "null phone", "not a phone", "short code", "letters"],
 )
 async def test_bad_sign_in_requests_are_422(customers_api: OrdersApi, body: dict[str, Any]) -> None:
-    path = "/customers/sign-in/token" if "code" in body else "/customers/sign-in"
+    path = "/customers/sign-in/token" if "code" in body else "/customers/sign-in/code"
     answer = await customers_api.client.post(path, json=body)
     assert answer.status_code == 422, answer.text
     assert answer.json()["detail"]

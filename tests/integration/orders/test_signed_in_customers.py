@@ -340,3 +340,24 @@ async def test_a_manager_corrects_a_profile_and_an_erased_customer_is_gone(
         assert gone.status_code == 410, (method, path, gone.text)
     # Signing in with the same phone starts a new customer.
     assert (await customers_api.sign_in(person.contact("phone")))[0] != customer_id
+
+
+async def test_a_customer_erases_themselves(customers_api: OrdersApi) -> None:
+    api = customers_api.client
+    person = Person.unique()
+    customer_id, me = await registered(customers_api, person)
+    order = await customers_api.place(headers=me, customer=None, lines=PIZZA)
+    assert (await api.delete("/customers/me", headers=me)).status_code == 204
+    assert (await api.delete("/customers/me", headers=me)).status_code == 204  # again: the same
+    row = await customer_row(customers_api, customer_id)
+    assert row["erased_at"] is not None
+    assert (row["name"], row["phone"], row["email"], row["address"]) == (None,) * 4
+    tombstones = await query(
+        customers_api,
+        "SELECT * FROM outbox WHERE aggregate_id = $1 AND event_type = 'tombstone'",
+        customer_id,
+    )
+    assert len(tombstones) == 2  # the contacts topic and its dead letters
+    assert (await api.get("/customers/me", headers=me)).status_code == 410
+    # The order stays, under the same (now anonymous) id.
+    assert await customers_api.customer_of(order["id"]) == customer_id

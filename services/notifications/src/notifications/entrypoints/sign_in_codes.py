@@ -26,10 +26,13 @@ _sign_in_token = HTTPBearer(
 )
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_sign_in_token)]
 
-# What the orders service sends: already normalised (E.164, a lower-case address).
+# What the orders service sends: already normalised (E.164, a lower-case address). Addresses
+# are those any mail server takes (RFC 5322 dot-atoms, ASCII, a domain of letters, digits and
+# dashes); anything else is a 422, which the orders service answers like a refused recipient.
 E164 = r"^\+[1-9][0-9]{6,14}$"
-_EMAIL_CHARACTER = r"[^@\s\x00-\x1f\x7f-\x9f]"
-EMAIL = rf"^{_EMAIL_CHARACTER}+@{_EMAIL_CHARACTER}+\.{_EMAIL_CHARACTER}+$"
+_ATOM = r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+EMAIL = rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})*\.[a-z]{{2,63}}$"
 _ONE_RECIPIENT: dict[str, JsonValue] = {
     "oneOf": [
         {"required": ["phone"], "not": {"required": ["email"]}},

@@ -132,7 +132,7 @@ def check_code(
 
 def refusal(check: Check) -> str:
     """Why the code was refused, for the caller: what happened and what to do next."""
-    again = "ask for a new one with POST /customers/sign-in"
+    again = "ask for a new one with POST /customers/sign-in/code"
     if check.verdict is Verdict.WRONG:
         if check.attempts_left == 0:
             return f"the code is wrong, and that was its last try: {again}"

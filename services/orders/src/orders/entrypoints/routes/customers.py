@@ -129,7 +129,7 @@ class ProfileChange(BaseModel):
 
 class ProfileUpdate(ProfileChange):
     """A customer's own change. A new phone number or email address needs the code sent to
-    it (ask for one with `POST /customers/sign-in`), as `phone_code` / `email_code`: only
+    it (ask for one with `POST /customers/sign-in/code`), as `phone_code` / `email_code`: only
     someone who receives its messages may make it theirs."""
 
     model_config = ConfigDict(
@@ -261,7 +261,7 @@ async def change_my_profile(
                         {
                             "loc": ["body", f"{field}_code"],
                             "msg": f"a new {field} needs the code sent to it: ask for one with "
-                            f'POST /customers/sign-in {{"{field}": ...}}, then give it here',
+                            f'POST /customers/sign-in/code {{"{field}": ...}}, then give it here',
                             "type": "missing",
                         }
                     ],
@@ -329,6 +329,26 @@ async def my_orders(
         orders=[OrderPublic.of(order, shows_customer_id=True) for order in found],
         next_cursor=next_cursor(found, limit),
     )
+
+
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=error_responses(
+        401,
+        403,
+        404,
+        _403="The token is not a customer's.",
+        _404="The customer token names no customer.",
+    ),
+)
+async def erase_me(service: ServiceDep, me: CustomerDep) -> Response:
+    """The signed-in customer: erase their personal data, as a manager's erasure does (the
+    orders stay, under the same id; the contacts topic gets a tombstone). Again: 204 again."""
+    await _own(service, me.subject)
+    await customers.erase_customer(service.unit_of_work(), me.subject)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 # ------------------------------------------------------------------------------ managers

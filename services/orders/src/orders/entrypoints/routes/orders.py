@@ -339,6 +339,8 @@ def _placer(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=OrderPlacedPublic,
+    # The bearer token is optional (`{}`): without one, the order is a guest's.
+    openapi_extra={"security": [{}]},
     responses={
         200: {
             "model": OrderPlacedPublic,

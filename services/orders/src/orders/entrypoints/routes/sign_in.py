@@ -1,6 +1,6 @@
 """Customers sign in with a one-time code sent to their phone (SMS) or email.
 
-``POST /customers/sign-in`` sends a code to the phone number or email address given, whoever it
+``POST /customers/sign-in/code`` sends a code to the phone number or email address given, whoever it
 belongs to, and answers the same in every case: nothing tells a caller whether a contact is a
 customer's. ``POST /customers/sign-in/token`` trades the code for a customer token (a JWT whose
 subject is the customer id, for the orders and notifications APIs); a contact that is nobody's
@@ -182,7 +182,7 @@ UNAVAILABLE = error_responses(
 
 
 @router.post(
-    "",
+    "/code",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=CodeSent,
     responses={**error_responses(413, 429), **UNAVAILABLE},

@@ -266,13 +266,15 @@ async def change_my_profile(
                         }
                     ],
                 )
-            too_many(setup.attempts_per_client, client_address(request), "attempts")
+            client = client_address(request)
+            too_many(setup.attempts_per_client, client, "attempts")
             try:
                 await codes.prove(
                     service.unit_of_work(), setup.policy, Contact(ContactKind(field), value), code
                 )
             except codes.CodeRefused as refused:
                 return code_refused(refused, field=f"{field}_code")
+            setup.attempts_per_client.give_back(client)  # the limit is on wrong tries
     return await _change(service, me.subject, changes)
 
 

@@ -20,6 +20,7 @@ echo "# Made by deploy/compose/secrets.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ)."
 echo "POSTGRES_PASSWORD=$(secret)"
 for database in ORDERS KITCHEN NOTIFICATIONS ANALYTICS; do echo "${database}_DB_PASSWORD=$(secret)"; done
 echo "AUTH_JWT_SECRET=$(secret)$(secret)"
+echo "SIGN_IN_TOKEN=$(secret)"
 echo "KAFKA_PASSWORD_CONTROLLER=$(secret)"
 for principal in $KAFKA_PRINCIPALS; do
     echo "KAFKA_PASSWORD_$(echo "$principal" | tr 'a-z-' 'A-Z_')=$(secret)"

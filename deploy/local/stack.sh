@@ -492,6 +492,12 @@ export_service_env() {
     export NOTIFICATIONS_HTTP_PORT="$NOTIFICATIONS_PORT" ANALYTICS_HTTP_PORT="$ANALYTICS_PORT"
     export ORDERS_RELAY_METRICS_PORT KITCHEN_RELAY_METRICS_PORT
     export NOTIFICATIONS_SMTP_HOST=127.0.0.1 NOTIFICATIONS_SMTP_PORT="$SMTP_SINK_PORT"
+    # Customers' sign-in codes: the orders service hands them to notifications, with a secret of
+    # the stack's own (made once, kept beside the data).
+    [ -s "$STACK_DIR/sign-in-token" ] || (mkdir -p "$STACK_DIR" && umask 077 && random_secret >"$STACK_DIR/sign-in-token")
+    export ORDERS_NOTIFICATIONS_URL="http://127.0.0.1:$NOTIFICATIONS_PORT"
+    ORDERS_NOTIFICATIONS_TOKEN="$(cat "$STACK_DIR/sign-in-token")"; export ORDERS_NOTIFICATIONS_TOKEN
+    export NOTIFICATIONS_SIGN_IN_TOKEN="$ORDERS_NOTIFICATIONS_TOKEN"
     export NOTIFICATIONS_SMS_ENDPOINT_URL="http://127.0.0.1:$SMS_SINK_PORT/2010-04-01/Accounts/{account_sid}/Messages.json"
 }
 

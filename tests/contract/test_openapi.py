@@ -9,8 +9,12 @@ messages and facts, not only empty lists.
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -21,8 +25,8 @@ from tests.support.analytics import generate, publish
 from tests.support.contract import run_schemathesis, staff_token
 from tests.support.eventing import create_topic, unique_prefix
 from tests.support.infra import Infra
-from tests.support.processes import ServiceProcess, base_url, service_process
-from tests.support.system import migrated_database
+from tests.support.processes import LOG_DIR, ServiceProcess, base_url, free_port, service_process
+from tests.support.system import SIGN_IN_TOKEN, migrated_database
 
 SEEDED_ORDERS = 12
 # Cases per operation and phase for the consumer services: all three runs together take about
@@ -50,26 +54,80 @@ def started(infra: Infra, service: str, env: dict[str, str]) -> ServiceProcess:
 ORDERS_STAFF = staff_token(Role.MANAGER, Role.CHEF, Role.DRIVER)
 
 
-@pytest.fixture
-def orders(infra: Infra) -> Iterator[ServiceProcess]:
-    process = started(
-        infra,
-        "orders",
-        {
-            "ORDERS_CONSUMER_GROUP": f"contract-{time.time_ns()}",
-            # The limits stay on (their 429 is part of the contract) but far above the rate
-            # schemathesis sends at, so it tests placement rather than the limiter.
-            "ORDERS_PLACEMENTS_PER_CLIENT": "100000/minute",
-            "ORDERS_PLACEMENTS_PER_CONTACT": "100000/minute",
-            # Inbound CloudEvents authenticate with a bearer token of their own; making it the
-            # staff token lets the one Authorization header schemathesis sends serve both.
-            "ORDERS_INBOUND_BEARER_TOKEN": ORDERS_STAFF,
-        },
+@contextmanager
+def sinks() -> Iterator[dict[str, str]]:
+    """The development SMTP and SMS sinks as a process of their own (schemathesis has codes
+    sent for real); yields the notifications service's settings that reach them."""
+    smtp, sms = free_port(), free_port()
+    directory = LOG_DIR / f"contract-sinks-{time.time_ns()}"
+    log = (LOG_DIR / "contract-sinks.log").open("ab")
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "notifications.sinks"),
+            *("--smtp-port", str(smtp), "--sms-port", str(sms), "--dir", str(directory)),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
-        yield process
+        deadline = time.monotonic() + 30
+        for port in (smtp, sms):
+            while True:
+                with socket.socket() as probe:
+                    if probe.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the sinks did not start: see contract-sinks.log")
+                time.sleep(0.1)
+        yield {
+            "NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
+            "NOTIFICATIONS_SMTP_PORT": str(smtp),
+            "NOTIFICATIONS_SMS_ENDPOINT_URL": f"http://127.0.0.1:{sms}/2010-04-01/Accounts/"
+            "{account_sid}/Messages.json",
+        }
     finally:
         process.terminate()
+        process.wait(10)
+        log.close()
+
+
+@pytest.fixture
+def orders(infra: Infra) -> Iterator[ServiceProcess]:
+    # Sign-in codes go out through a notifications service (and its sinks), as on the stack.
+    with sinks() as providers:
+        notifications = started(
+            infra,
+            "notifications",
+            {
+                **consumer_env("notifications"),
+                **providers,
+                "NOTIFICATIONS_SIGN_IN_TOKEN": SIGN_IN_TOKEN,
+            },
+        )
+        process = started(
+            infra,
+            "orders",
+            {
+                "ORDERS_CONSUMER_GROUP": f"contract-{time.time_ns()}",
+                # The limits stay on (their 429 is part of the contract) but far above the rate
+                # schemathesis sends at, so it tests placement and sign-in, not the limiter.
+                "ORDERS_PLACEMENTS_PER_CLIENT": "100000/minute",
+                "ORDERS_PLACEMENTS_PER_CONTACT": "100000/minute",
+                "ORDERS_SIGN_IN_CODES_PER_CLIENT": "100000/minute",
+                "ORDERS_SIGN_IN_CODES_PER_CONTACT": "100000/minute",
+                "ORDERS_SIGN_IN_ATTEMPTS_PER_CLIENT": "100000/minute",
+                # Inbound CloudEvents authenticate with a bearer token of their own; making it
+                # the staff token lets the one Authorization header schemathesis sends serve both.
+                "ORDERS_INBOUND_BEARER_TOKEN": ORDERS_STAFF,
+                "ORDERS_NOTIFICATIONS_URL": base_url(notifications),
+                "ORDERS_NOTIFICATIONS_TOKEN": SIGN_IN_TOKEN,
+            },
+        )
+        try:
+            yield process
+        finally:
+            process.terminate()
+            notifications.terminate()
 
 
 def test_the_orders_api_keeps_its_contract(orders: ServiceProcess) -> None:
@@ -134,31 +192,40 @@ def kitchen(infra: Infra) -> Iterator[ServiceProcess]:
         process.terminate()
 
 
+# A manager who is also a customer (of no orders): the /customers/me routes answer too.
+NOTIFICATIONS_STAFF = staff_token(Role.MANAGER, Role.CUSTOMER)
+
+
 @pytest.fixture
 def notifications(infra: Infra) -> Iterator[ServiceProcess]:
     prefix = seeded_topics(infra)
-    process = started(
-        infra,
-        "notifications",
-        {
-            **consumer_env("notifications"),
-            "NOTIFICATIONS_ORDERS_TOPIC": prefix + ORDERS.name,
-            "NOTIFICATIONS_KITCHEN_TOPIC": prefix + KITCHEN.name,
-            "NOTIFICATIONS_CONTACTS_TOPIC": prefix + CUSTOMER_CONTACTS.name,
-            "NOTIFICATIONS_DISPATCHER_POLL_SECONDS": "0.1",
-        },
-    )
-    try:
-        # In-app messages are written by their dispatcher; no contact details are needed.
-        until_answered(
-            process,
-            "/deliveries?channel=in_app&status=sent",
-            staff_token(Role.MANAGER),
-            lambda sent: isinstance(sent, list) and len(sent) >= SEEDED_ORDERS,
+    with sinks() as providers:
+        process = started(
+            infra,
+            "notifications",
+            {
+                **consumer_env("notifications"),
+                **providers,
+                "NOTIFICATIONS_ORDERS_TOPIC": prefix + ORDERS.name,
+                "NOTIFICATIONS_KITCHEN_TOPIC": prefix + KITCHEN.name,
+                "NOTIFICATIONS_CONTACTS_TOPIC": prefix + CUSTOMER_CONTACTS.name,
+                "NOTIFICATIONS_DISPATCHER_POLL_SECONDS": "0.1",
+                # POST /sign-in-codes takes a bearer token of its own; the staff token, so that
+                # the one Authorization header schemathesis sends serves both schemes.
+                "NOTIFICATIONS_SIGN_IN_TOKEN": NOTIFICATIONS_STAFF,
+            },
         )
-        yield process
-    finally:
-        process.terminate()
+        try:
+            # In-app messages are written by their dispatcher; no contact details are needed.
+            until_answered(
+                process,
+                "/deliveries?channel=in_app&status=sent",
+                NOTIFICATIONS_STAFF,
+                lambda sent: isinstance(sent, list) and len(sent) >= SEEDED_ORDERS,
+            )
+            yield process
+        finally:
+            process.terminate()
 
 
 @pytest.fixture
@@ -185,9 +252,11 @@ def test_the_kitchen_api_keeps_its_contract(kitchen: ServiceProcess) -> None:
 
 
 def test_the_notifications_api_keeps_its_contract(notifications: ServiceProcess) -> None:
-    token = staff_token(Role.MANAGER)
     run_schemathesis(
-        "notifications", base_url(notifications), token=token, max_examples=MAX_EXAMPLES
+        "notifications",
+        base_url(notifications),
+        token=NOTIFICATIONS_STAFF,
+        max_examples=MAX_EXAMPLES,
     )
 
 

@@ -60,11 +60,16 @@ async def test_an_order_reaches_every_service_through_kafka(system: System, infr
         )
         # The order's messages, for whoever holds its tracking token (OrderPlaced carried its
         # SHA-256 to the notifications service).
-        messages = await eventually(
-            client,
-            f"{system.url('notifications')}/orders/{order_id}/messages",
-            headers={"X-Tracking-Token": order["tracking_token"]},
-        )
+        messages_url = f"{system.url('notifications')}/orders/{order_id}/messages"
+        tracking = {"X-Tracking-Token": order["tracking_token"]}
+        messages = await eventually(client, messages_url, headers=tracking)
+        # The confirmation's notice comes from the kitchen's topic, and may overtake this one:
+        # there is no order between two topics.
+        deadline = asyncio.get_running_loop().time() + 10
+        while "order_received" not in [message["kind"] for message in messages]:
+            assert asyncio.get_running_loop().time() < deadline, messages
+            await asyncio.sleep(0.1)
+            messages = (await client.get(messages_url, headers=tracking)).json()
         # Analytics answers analysts and managers only.
         analyst = mint_token(AuthSettings(), subject="analyst-ada", roles=[Role.ANALYST])
         fact = await eventually(
@@ -74,17 +79,17 @@ async def test_an_order_reaches_every_service_through_kafka(system: System, infr
         )
 
     assert ticket["status"] == "queued" and ticket["pizzas"] == 3
-    assert messages[0]["kind"] == "order_received"  # the confirmation's follows
+    assert "order_received" in [message["kind"] for message in messages]
     # The same notice by email, to the address the order gave (through the contacts topic).
     assert system.sinks is not None
     smtp = system.sinks.smtp
+    subject = f"We received your order {order_id[-8:]}"
     deadline = asyncio.get_running_loop().time() + 30
-    while not any(order_id[-8:] in email.subject for email in smtp.received):
+    while not any(email.subject == subject for email in smtp.received):
         assert asyncio.get_running_loop().time() < deadline, "no email about the order"
         await asyncio.sleep(0.1)
-    email = next(email for email in smtp.received if order_id[-8:] in email.subject)
+    email = next(email for email in smtp.received if email.subject == subject)
     assert email.recipients == ["anna@example.com"]
-    assert email.subject == f"We received your order {order_id[-8:]}"
     assert fact["total"] == "47.47" and fact["pizzas"] == 3
 
     records = await read_topic(

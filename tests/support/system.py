@@ -16,6 +16,8 @@ from tests.support.processes import ServiceProcess, base_url, relay_process, ser
 SERVICES = ("orders", "kitchen", "notifications", "analytics")
 RELAYS = ("orders-relay", "kitchen-relay")
 PROCESSES = (*SERVICES, *RELAYS)  # the names of the processes, and of their log files
+# What the orders service presents to notifications to have sign-in codes sent.
+SIGN_IN_TOKEN = "test-sign-in-token-of-at-least-32-bytes"
 
 
 def migrations_of(service: str) -> Path:
@@ -82,6 +84,9 @@ async def start_system(
     for name in PROCESSES:
         # Each process as its own Kafka principal, with only its own ACLs: as deployed.
         extra_env.setdefault(name, {}).update(infra.principal_env(name))
+    # Customers sign in with codes the orders service sends through notifications.
+    extra_env["notifications"]["NOTIFICATIONS_SIGN_IN_TOKEN"] = SIGN_IN_TOKEN
+    extra_env.setdefault("orders", {})["ORDERS_NOTIFICATIONS_TOKEN"] = SIGN_IN_TOKEN
     for name, variables in (env or {}).items():
         extra_env[name] = {**extra_env.get(name, {}), **variables}
     processes = {
@@ -90,6 +95,9 @@ async def start_system(
         )
         for service in SERVICES
     }
+    processes["orders"].env.setdefault(
+        "ORDERS_NOTIFICATIONS_URL", base_url(processes["notifications"])
+    )
     for relay in RELAYS:
         service = relay.removesuffix("-relay")
         processes[relay] = relay_process(

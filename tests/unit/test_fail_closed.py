@@ -11,6 +11,7 @@ import pytest
 from eventing.auth import AuthSettings
 from eventing.service import EXIT_CONFIGURATION_ERROR
 from notifications.settings import NotificationsSettings
+from orders.settings import OrdersSettings
 
 STRONG = "a-random-secret-that-is-longer-than-32-bytes"
 PRODUCTION = AuthSettings(environment="production", jwt_secret=STRONG)
@@ -98,3 +99,42 @@ def test_the_development_sinks_on_this_host_are_fine_in_development() -> None:
 
     assert settings.refusals(AuthSettings(environment="development")) == []
     assert len(settings.refusals(PRODUCTION)) == 1  # the credentials; the sinks are local
+
+
+def orders_settings(**values: object) -> OrdersSettings:
+    return OrdersSettings(database_url="postgresql+asyncpg://x@db/orders", **values)  # type: ignore[arg-type]
+
+
+def test_orders_settings_for_sign_in_in_production_are_accepted() -> None:
+    settings = orders_settings(
+        notifications_url="https://notifications.internal:8003",
+        notifications_token="t" * 32,
+    )
+
+    assert settings.refusals(PRODUCTION) == []
+    # On this host, the local stack's plain HTTP is fine too.
+    assert orders_settings(notifications_url="http://127.0.0.1:8003").refusals(PRODUCTION) == []
+
+
+def test_orders_refuse_to_send_codes_in_clear_off_the_box_and_long_customer_tokens() -> None:
+    remote = orders_settings(notifications_url="http://notifications.internal:8003")
+    [refusal] = remote.refusals(PRODUCTION)
+    assert "ORDERS_NOTIFICATIONS_URL must be https://" in refusal
+    assert remote.refusals(AuthSettings(environment="development")) == []
+
+    long_lived = orders_settings(
+        customer_token_ttl_seconds=PRODUCTION.max_token_lifetime_seconds + 1
+    )
+    for auth in (PRODUCTION, AuthSettings(environment="development")):
+        [refusal] = long_lived.refusals(auth)
+        assert "ORDERS_CUSTOMER_TOKEN_TTL_SECONDS" in refusal
+
+
+@pytest.mark.parametrize("field", ["notifications_token", "sign_in_code_secret"])
+def test_orders_sign_in_secrets_are_long_enough(field: str) -> None:
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        orders_settings(**{field: "short"})
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        NotificationsSettings(
+            database_url="postgresql+asyncpg://x@db/notifications", sign_in_token="short"
+        )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import httpx
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from eventing.database import create_engine, session_factory
@@ -20,6 +21,7 @@ from notifications.service_layer.handlers import (
     notification_subscriptions,
     tombstone_subscriptions,
 )
+from notifications.service_layer.sign_in_codes import CodeMessenger
 from notifications.settings import NotificationsConsumerSettings, NotificationsSettings
 
 
@@ -36,6 +38,9 @@ class NotificationsService(ConsumingService):
     policy: Policy = field(default_factory=Policy)
     dispatchers: list[Dispatcher] = field(default_factory=list)
     poll_seconds: float = 0.5
+    # Sign-in codes for the orders service, sent at once with senders of their own.
+    code_messenger: CodeMessenger = field(default_factory=lambda: CodeMessenger({}))
+    sign_in_token: SecretStr | None = None
 
 
 def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsService:
@@ -77,4 +82,11 @@ def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsSer
             Dispatcher(Channel.SMS, workers, HttpSmsSender(settings, http_client), retry),
             Dispatcher(Channel.IN_APP, workers, None, retry),
         ],
+        sign_in_token=settings.sign_in_token,
+        code_messenger=CodeMessenger(
+            {
+                Channel.EMAIL: SmtpEmailSender(settings),
+                Channel.SMS: HttpSmsSender(settings, http_client),
+            }
+        ),
     )

@@ -9,6 +9,8 @@
 * ``notifications_dispatch_queue{channel}``: pending deliveries (gauge, refreshed by each
   dispatcher while it polls).
 * ``notifications_late_warnings_total``: late timers fired.
+* ``notifications_sign_in_codes_total{channel, outcome}``: sign-in codes sent for the orders
+  service (``sent``, ``refused`` for good by the provider, ``failed`` for now).
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ DISPATCH_QUEUE = Gauge(
     "notifications_dispatch_queue", "Pending deliveries per channel.", ["channel"]
 )
 LATE_WARNINGS = Counter("notifications_late_warnings_total", "Late-order timers that fired.")
+SIGN_IN_CODES = Counter(
+    "notifications_sign_in_codes_total",
+    "Sign-in codes sent for the orders service, by channel and outcome.",
+    ["channel", "outcome"],
+)
+SIGN_IN_CODE_OUTCOMES = ("sent", "refused", "failed")
 
 for _channel in Channel:  # every series is exported from the start, at 0
     for _outcome in OUTCOMES:
@@ -46,6 +54,9 @@ for _channel in Channel:  # every series is exported from the start, at 0
     NOTIFICATIONS_RETRIES.labels(channel=_channel.value)
     NOTIFICATIONS_QUEUED.labels(channel=_channel.value)
     DISPATCH_QUEUE.labels(channel=_channel.value)
+for _channel in (Channel.SMS, Channel.EMAIL):
+    for _outcome in SIGN_IN_CODE_OUTCOMES:
+        SIGN_IN_CODES.labels(channel=_channel.value, outcome=_outcome)
 
 
 def notification(channel: Channel, outcome: str) -> None:
@@ -65,3 +76,9 @@ def queued(channels: Iterable[Channel]) -> None:
 
 def queue_depth(channel: Channel, pending: int) -> None:
     DISPATCH_QUEUE.labels(channel=channel.value).set(pending)
+
+
+def sign_in_code(channel: Channel, outcome: str) -> None:
+    if outcome not in SIGN_IN_CODE_OUTCOMES:
+        raise ValueError(f"unknown sign-in code outcome {outcome!r}")
+    SIGN_IN_CODES.labels(channel=channel.value, outcome=outcome).inc()

@@ -4,10 +4,10 @@ from ipaddress import ip_address
 from typing import Final
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from eventing.auth import AuthSettings
+from eventing.auth import MINIMUM_SECRET_BYTES, AuthSettings
 from eventing.settings import ConsumerSettings, ServiceSettings
 from eventing.topics import CUSTOMER_CONTACTS, KITCHEN, ORDERS
 
@@ -78,6 +78,20 @@ class NotificationsSettings(ServiceSettings):
         description="How long a delivery waits for its order's customer or contact details "
         "(they travel on other topics and may arrive later) before it is skipped.",
     )
+
+    # POST /sign-in-codes: the orders service hands over sign-in codes with this bearer token
+    # (its ORDERS_NOTIFICATIONS_TOKEN). Unset: every request is refused (401).
+    sign_in_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the orders service presents to send sign-in codes.",
+    )
+
+    @field_validator("sign_in_token")
+    @classmethod
+    def _strong_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MINIMUM_SECRET_BYTES:
+            raise ValueError(f"must be at least {MINIMUM_SECRET_BYTES} bytes when set")
+        return value
 
     def refusals(self, auth: AuthSettings) -> list[str]:
         """Outside development: no development credentials, nothing sent in clear off the box."""

@@ -31,6 +31,23 @@ PLACEMENTS_LIMITED = Counter(
     "Placements refused with 429, by the limit that refused them (client address or contact).",
     ["limit"],
 )
+SIGN_IN_CODES = Counter(
+    "orders_sign_in_codes_total",
+    "Sign-in codes asked for, by what became of them: sent, refused by the provider for that "
+    "recipient, or not sent (the notifications service could not take them).",
+    ["outcome"],
+)
+SIGN_INS = Counter(
+    "orders_sign_ins_total",
+    "Codes presented, by outcome: a customer signed in, a new customer signed up, or refused.",
+    ["outcome"],
+)
+SIGN_IN_LIMITED = Counter(
+    "orders_sign_in_rate_limited_total",
+    "Sign-in requests refused with 429, by limit: codes per client address or per contact, "
+    "attempts per client address.",
+    ["limit"],
+)
 
 INBOUND_BODY_ONLY_SIGNATURES = Counter(
     "orders_inbound_body_only_signatures_total",
@@ -57,8 +74,26 @@ def body_only_signature_admitted() -> None:
     INBOUND_BODY_ONLY_SIGNATURES.inc()
 
 
+def code_sent(outcome: str) -> None:
+    SIGN_IN_CODES.labels(outcome=outcome).inc()
+
+
+def signed_in(outcome: str) -> None:
+    SIGN_INS.labels(outcome=outcome).inc()
+
+
+def sign_in_limited(limit: str) -> None:
+    SIGN_IN_LIMITED.labels(limit=limit).inc()
+
+
 # Every status is exported from the start (at 0), so rates and dashboards see each series.
 for _status in OrderStatus:
     ORDERS_TRANSITIONS.labels(to_status=_status.value)
 for _limit in ("client", "contact"):
     PLACEMENTS_LIMITED.labels(limit=_limit)
+for _outcome in ("sent", "refused", "not_sent"):
+    SIGN_IN_CODES.labels(outcome=_outcome)
+for _outcome in ("customer", "new_customer", "refused"):
+    SIGN_INS.labels(outcome=_outcome)
+for _limit in ("client", "contact", "attempts"):
+    SIGN_IN_LIMITED.labels(limit=_limit)

@@ -1,11 +1,25 @@
 from __future__ import annotations
 
+from ipaddress import ip_address
+from urllib.parse import urlsplit
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from eventing.auth import MINIMUM_SECRET_BYTES
+from eventing.auth import MINIMUM_SECRET_BYTES, AuthSettings
 from eventing.limits import Rate, RateSpec
 from eventing.settings import ConsumerSettings, RelaySettings, ServiceSettings
+
+
+def _is_local(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class OrdersSettings(ServiceSettings):
@@ -47,12 +61,65 @@ class OrdersSettings(ServiceSettings):
         description="Also admit the deprecated body-only X-Signature: sha256=<hex>.",
     )
 
-    @field_validator("inbound_hmac_secret", "inbound_bearer_token")
+    # Customers sign in with a one-time code sent to their phone or email by the notifications
+    # service. With the URL or the token unset, sign-in answers 503 saying so.
+    notifications_url: str | None = Field(
+        default=None,
+        description="Base URL of the notifications service, which sends the codes "
+        "(e.g. http://127.0.0.1:8003).",
+    )
+    notifications_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for the notifications service's POST /sign-in-codes; the same "
+        "as its NOTIFICATIONS_SIGN_IN_TOKEN.",
+    )
+    notifications_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="How long a code may take to be handed to a provider."
+    )
+    sign_in_code_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of the codes' and contacts' HMACs. Unset: derived from "
+        "AUTH_JWT_SECRET (sign-in needs that secret anyway, to sign the tokens).",
+    )
+    sign_in_code_ttl_seconds: int = Field(default=600, ge=30, le=3600)
+    sign_in_code_max_attempts: int = Field(default=5, ge=1, le=20)
+    # Each code is an SMS or an email to someone: per contact and per client address, as the
+    # placements; wrong tries per client address on top of each code's own attempts.
+    sign_in_codes_per_contact: Rate = RateSpec.parse("5/hour")
+    sign_in_codes_per_client: Rate = RateSpec.parse("20/hour")
+    sign_in_attempts_per_client: Rate = RateSpec.parse("60/hour")
+    customer_token_ttl_seconds: int = Field(
+        default=3600,
+        gt=0,
+        description="Lifetime of the customer tokens sign-in issues; at most "
+        "AUTH_MAX_TOKEN_LIFETIME_SECONDS.",
+    )
+
+    @field_validator(
+        "inbound_hmac_secret", "inbound_bearer_token", "notifications_token", "sign_in_code_secret"
+    )
     @classmethod
     def _strong_enough(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().encode()) < MINIMUM_SECRET_BYTES:
             raise ValueError(f"must be at least {MINIMUM_SECRET_BYTES} bytes when set")
         return value
+
+    def refusals(self, auth: AuthSettings) -> list[str]:
+        refusals = []
+        if not auth.uses_jwks and self.customer_token_ttl_seconds > auth.max_token_lifetime_seconds:
+            refusals.append(
+                f"ORDERS_CUSTOMER_TOKEN_TTL_SECONDS ({self.customer_token_ttl_seconds}) is longer "
+                f"than AUTH_MAX_TOKEN_LIFETIME_SECONDS ({auth.max_token_lifetime_seconds})"
+            )
+        if auth.is_development or self.notifications_url is None:
+            return refusals
+        url = urlsplit(self.notifications_url)
+        if url.scheme != "https" and not _is_local(url.hostname):
+            refusals.append(
+                "ORDERS_NOTIFICATIONS_URL must be https:// unless it is on this host (the "
+                "request carries a sign-in code and the bearer token)"
+            )
+        return refusals
 
 
 class OrdersRelaySettings(RelaySettings):

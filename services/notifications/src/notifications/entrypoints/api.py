@@ -5,7 +5,9 @@ Who may read what:
 * an order's in-app messages: the holder of the order's tracking token (``X-Tracking-Token``,
   checked against the hash OrderPlaced carried), the order's customer (a ``customer`` bearer
   token whose subject is the order's customer id) or a manager;
-* a customer's messages, and marking them read or dismissed: that customer, or a manager;
+* a customer's messages, and marking them read or dismissed: that customer (also as
+  ``/customers/me/...``, with the customer token the orders service's sign-in issues), or a
+  manager;
 * deliveries (every channel, with recipients and reasons): managers only.
 """
 
@@ -30,6 +32,7 @@ from notifications.domain.messages import (
     Reader,
     order_messages_access,
 )
+from notifications.entrypoints import sign_in_codes
 from notifications.entrypoints.lifespan import notifications_lifespan
 from notifications.service_layer import queries
 from notifications.settings import NotificationsSettings
@@ -42,6 +45,7 @@ def _service(request: Request) -> NotificationsService:
 
 ServiceDep = Annotated[NotificationsService, Depends(_service)]
 CustomerOrManager = Annotated[Principal, Depends(require_roles(Role.CUSTOMER, Role.MANAGER))]
+CustomerDep = Annotated[Principal, Depends(require_roles(Role.CUSTOMER))]
 ManagerDep = Annotated[Principal, Depends(require_roles(Role.MANAGER))]
 OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]
 # Declared as a credential (an API key in a header), so the document says that it is one way in
@@ -240,6 +244,87 @@ async def order_messages(
     return await queries.order_messages(service.sessions, order_id)
 
 
+ME_RESPONSES = error_responses(
+    401,
+    403,
+    _401="No valid bearer token (`WWW-Authenticate: Bearer`).",
+    _403="The token is not a customer's.",
+    examples={403: {"detail": "requires one of the roles: customer"}},
+)
+IncludeDismissed = Annotated[bool, Query(description="Dismissed messages too.")]
+UnreadOnly = Annotated[bool, Query(description="Only messages not read yet.")]
+Limit = Annotated[int, Query(ge=1, le=500, description="At most this many.")]
+
+
+# Before /customers/{customer_id}/...: "me" would be taken for a customer id.
+@messages.get("/customers/me/messages", response_model=list[MessagePublic], responses=ME_RESPONSES)
+async def my_messages(
+    service: ServiceDep,
+    me: CustomerDep,
+    include_dismissed: IncludeDismissed = False,
+    unread_only: UnreadOnly = False,
+    limit: Limit = 100,
+) -> list[dict[str, Any]]:
+    """The signed-in customer (the token's subject): their in-app messages, newest first
+    (dismissed ones only on request)."""
+    return await queries.customer_messages(
+        service.sessions,
+        me.subject,
+        include_dismissed=include_dismissed,
+        unread_only=unread_only,
+        limit=limit,
+    )
+
+
+MY_MARK_RESPONSES = error_responses(
+    401,
+    403,
+    404,
+    _401="No valid bearer token (`WWW-Authenticate: Bearer`).",
+    _403="The token is not a customer's.",
+    _404="No such message of the signed-in customer's.",
+    examples={
+        403: {"detail": "requires one of the roles: customer"},
+        404: {"detail": "no message 42 of yours"},
+    },
+)
+
+
+async def _mark_mine(
+    service: NotificationsService, me: Principal, message_id: int, column: str
+) -> dict[str, Any]:
+    try:
+        return await queries.mark_message(service.sessions, me.subject, message_id, column)
+    except queries.MessageNotFound as error:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"no message {message_id} of yours"
+        ) from error
+
+
+@messages.post(
+    "/customers/me/messages/{message_id}/read",
+    response_model=MessagePublic,
+    responses=MY_MARK_RESPONSES,
+)
+async def mark_mine_read(
+    message_id: MessageId, service: ServiceDep, me: CustomerDep
+) -> dict[str, Any]:
+    """The signed-in customer: mark one of their messages read (idempotent)."""
+    return await _mark_mine(service, me, message_id, "read_at")
+
+
+@messages.post(
+    "/customers/me/messages/{message_id}/dismiss",
+    response_model=MessagePublic,
+    responses=MY_MARK_RESPONSES,
+)
+async def dismiss_mine(
+    message_id: MessageId, service: ServiceDep, me: CustomerDep
+) -> dict[str, Any]:
+    """The signed-in customer: dismiss one of their messages (idempotent)."""
+    return await _mark_mine(service, me, message_id, "dismissed_at")
+
+
 @messages.get(
     "/customers/{customer_id}/messages",
     response_model=list[MessagePublic],
@@ -249,9 +334,9 @@ async def customer_messages(
     customer_id: CustomerId,
     service: ServiceDep,
     principal: CustomerOrManager,
-    include_dismissed: Annotated[bool, Query(description="Dismissed messages too.")] = False,
-    unread_only: Annotated[bool, Query(description="Only messages not read yet.")] = False,
-    limit: Annotated[int, Query(ge=1, le=500, description="At most this many.")] = 100,
+    include_dismissed: IncludeDismissed = False,
+    unread_only: UnreadOnly = False,
+    limit: Limit = 100,
 ) -> list[dict[str, Any]]:
     """The customer or a manager: the customer's in-app messages, newest first (dismissed ones
     only on request)."""
@@ -374,4 +459,5 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
     app.add_middleware(TracingMiddleware)
     app.include_router(messages)
     app.include_router(staff)
+    app.include_router(sign_in_codes.router)
     return app

@@ -53,6 +53,7 @@ def notifications_lifespan(
                 _, late = await asyncio.wait(workers, timeout=20)
                 for task in late:
                     task.cancel()
+                await service.code_messenger.close()
                 await service.http_client.aclose()
                 await service.worker_engine.dispose()
 

@@ -49,6 +49,8 @@ idempotency_keys_table = Table(
 )
 
 # Personal data lives here only, never in order events; erasure empties the row's details.
+# A row is a customer (signed in with a code: one per phone number and per email address) or
+# a guest order's contact snapshot (``guest``: one per order, never found by phone or email).
 customers_table = Table(
     "customers",
     metadata,
@@ -62,8 +64,32 @@ customers_table = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("erased_at", DateTime(timezone=True)),
-    Index("customers_phone", "phone", unique=True, postgresql_where=text("phone IS NOT NULL")),
-    Index("customers_email", "email", unique=True, postgresql_where=text("email IS NOT NULL")),
+    Column("guest", Boolean, nullable=False, server_default=text("false")),
+    Index(
+        "customers_phone",
+        "phone",
+        unique=True,
+        postgresql_where=text("phone IS NOT NULL AND NOT guest"),
+    ),
+    Index(
+        "customers_email",
+        "email",
+        unique=True,
+        postgresql_where=text("email IS NOT NULL AND NOT guest"),
+    ),
+)
+
+# Sign-in codes, one per contact: keyed hashes only (of the contact and of the code), so the
+# table holds no personal data and no code (see orders.domain.sign_in).
+sign_in_codes_table = Table(
+    "sign_in_codes",
+    metadata,
+    Column("contact_key", Text, primary_key=True),
+    Column("code_digest", Text, nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("used_at", DateTime(timezone=True)),
 )
 
 menu_table = Table(

@@ -21,8 +21,10 @@ class ConcurrentUpdate(Exception):
 
 @dataclass(frozen=True)
 class OrderQuery:
-    """Staff list filters; ``after`` is the cursor (placed_at, id) of the last order seen."""
+    """List filters (staff: every order; a customer: ``customer_id``, theirs); ``after`` is the
+    cursor (placed_at, id) of the last order seen."""
 
+    customer_id: str | None = None
     statuses: tuple[OrderStatus, ...] = ()
     placed_from: datetime | None = None
     placed_until: datetime | None = None
@@ -64,6 +66,8 @@ class SqlAlchemyOrderRepository:
 
     async def list(self, query: OrderQuery) -> list[Order]:
         statement = select(orders_table)
+        if query.customer_id is not None:
+            statement = statement.where(orders_table.c.customer_id == query.customer_id)
         if query.statuses:
             statement = statement.where(
                 orders_table.c.status.in_([s.value for s in query.statuses])

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")  # E.164
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -42,3 +43,49 @@ def normalise_email(email: str) -> str:
     if not EMAIL.match(email) or len(email) > 254:
         raise ValueError("email must look like name@example.com")
     return email
+
+
+# ------------------------------------------------------------------------------ profiles
+# A guest order carries a snapshot of these details, stored under an id of its own that no
+# phone or email lookup ever finds; a customer (someone who signed in with a code) has one
+# profile, which only they or a manager change.
+PROFILE_FIELDS = frozenset({"name", "phone", "email", "address", "sms_opt_in", "email_opt_in"})
+
+
+class Unreachable(ValueError):
+    """A change would leave the customer with neither a phone number nor an email address."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A customer's details as they choose them (``name`` is None until they give one)."""
+
+    name: str | None
+    phone: str | None
+    email: str | None
+    address: str | None
+    sms_opt_in: bool = True
+    email_opt_in: bool = True
+
+    def changed(self, changes: Mapping[str, object]) -> Profile:
+        """This profile with ``changes`` (field -> new value) applied.
+
+        Raises ``ValueError`` for a field that is not one of the profile's and ``Unreachable``
+        when neither a phone number nor an email address would be left.
+        """
+        unknown = set(changes) - PROFILE_FIELDS
+        if unknown:
+            raise ValueError(f"not fields of a profile: {', '.join(sorted(unknown))}")
+        updated = replace(self, **changes)  # type: ignore[arg-type]
+        if updated.phone is None and updated.email is None:
+            raise Unreachable("keep a phone number or an email address, so we can reach you")
+        return updated
+
+    def new_contacts(self, before: Profile) -> list[tuple[str, str]]:
+        """The phone number and email address this profile has and ``before`` had not, as
+        (field, value): the ones whose owner must prove they receive its messages."""
+        return [
+            (field, value)
+            for field, value in (("phone", self.phone), ("email", self.email))
+            if value is not None and value != getattr(before, field)
+        ]

@@ -11,7 +11,7 @@ from eventing.tracing import TracingMiddleware
 from orders.adapters.repository import ConcurrentUpdate
 from orders.bootstrap import bootstrap
 from orders.domain.model import DomainError, InvalidTransition
-from orders.entrypoints.routes import customers, inbound, menu, orders
+from orders.entrypoints.routes import customers, inbound, menu, orders, sign_in
 from orders.service_layer.handlers import OrderNotFound
 from orders.settings import OrdersSettings
 
@@ -32,6 +32,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(menu.router)
     app.include_router(inbound.router)
+    app.include_router(sign_in.router)
     app.include_router(customers.router)
 
     @app.exception_handler(OrderNotFound)

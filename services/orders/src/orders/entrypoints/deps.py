@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import APIKeyHeader
@@ -16,12 +17,18 @@ from orders.service_layer import handlers
 STAFF = (Role.MANAGER, Role.CHEF, Role.DRIVER)
 
 
+def client_address(request: Request) -> str:
+    """The address rate limits are counted by (see ``<SERVICE>_HTTP_TRUSTED_PROXIES``)."""
+    return request.client.host if request.client else "unknown"
+
+
 def _service(request: Request) -> OrdersService:
     service: OrdersService = request.app.state.service
     return service
 
 
 ServiceDep = Annotated[OrdersService, Depends(_service)]
+CustomerDep = Annotated[Principal, Depends(require_roles(Role.CUSTOMER))]
 ManagerDep = Annotated[Principal, Depends(require_roles(Role.MANAGER))]
 StaffDep = Annotated[Principal, Depends(require_roles(*STAFF))]
 DriverDep = Annotated[Principal, Depends(require_roles(Role.DRIVER))]
@@ -39,12 +46,29 @@ _tracking_token = APIKeyHeader(
 TrackingToken = Annotated[str | None, Depends(_tracking_token)]
 
 
-def order_access(*staff_roles: Role) -> Callable[..., Awaitable[str]]:
-    """Access to one order: the customer holding its tracking token, or staff in ``staff_roles``.
+@dataclass(frozen=True)
+class OrderAccess:
+    """Who was let at one order: staff (``subject`` names them), the holder of its tracking
+    token, or its customer signed in (``subject`` is their id)."""
 
-    Answers 401 when neither is presented, or when the tracking token does not fit the order
+    kind: Literal["staff", "tracking_token", "customer"]
+    subject: str | None = None
+
+    @property
+    def shows_customer_id(self) -> bool:
+        """Whether the answer may name the order's customer: not to the holder of a tracking
+        token, who may be anyone it was passed on to."""
+        return self.kind != "tracking_token"
+
+
+def order_access(*staff_roles: Role) -> Callable[..., Awaitable[OrderAccess]]:
+    """Access to one order: the holder of its tracking token, its customer (a customer token
+    whose subject is the order's customer), or staff in ``staff_roles``.
+
+    Answers 401 when nothing is presented, or when the tracking token does not fit the order
     (whether or not the order exists, so a guessed id reveals nothing), and 403 to a bearer
-    token without one of the roles.
+    token without one of the roles, or to a customer's for an order not theirs (whether or not
+    it exists).
     """
     roles = ", ".join(role.value for role in staff_roles)
 
@@ -53,10 +77,17 @@ def order_access(*staff_roles: Role) -> Callable[..., Awaitable[str]]:
         service: ServiceDep,
         principal: OptionalPrincipalDep,
         tracking_token: TrackingToken,
-    ) -> str:
+    ) -> OrderAccess:
         if principal is not None and set(staff_roles) & principal.roles:
-            return f"staff:{principal.subject}"
+            return OrderAccess("staff", principal.subject)
         if tracking_token is None:
+            if principal is not None and principal.has_any(Role.CUSTOMER):
+                owner = await handlers.customer_of(order_id, service.unit_of_work())
+                if owner is not None and owner == principal.subject:
+                    return OrderAccess("customer", principal.subject)
+                raise HTTPException(
+                    status.HTTP_403_FORBIDDEN, "customers may only see their own orders"
+                )
             if principal is not None:
                 raise HTTPException(
                     status.HTTP_403_FORBIDDEN, f"requires one of the roles: {roles}"
@@ -74,10 +105,10 @@ def order_access(*staff_roles: Role) -> Callable[..., Awaitable[str]]:
                 "the X-Tracking-Token does not fit this order",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        return "customer"
+        return OrderAccess("tracking_token")
 
     return check
 
 
-ReaderDep = Annotated[str, Depends(order_access(*STAFF))]
-OwnerDep = Annotated[str, Depends(order_access(Role.MANAGER))]
+ReaderDep = Annotated[OrderAccess, Depends(order_access(*STAFF))]
+OwnerDep = Annotated[OrderAccess, Depends(order_access(Role.MANAGER))]

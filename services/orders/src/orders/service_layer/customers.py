@@ -1,25 +1,39 @@
-"""Customers: find or register the customer behind an order, share contact details only on the
-restricted contacts topic, show a manager what is stored, and erase a customer's personal data."""
+"""Customers and guests: who an order is for, their contact details shared only on the
+restricted contacts topic, a customer's own profile, a manager's view, and erasure.
+
+Two kinds of row hold contact details (``customers``):
+
+* a **customer**: someone who signed in with a code sent to their phone or email (so they
+  receive its messages); at most one per phone number and per email address, found by them;
+* a **guest** snapshot: the details an order placed without signing in came with, under a new
+  pseudonymous id of its own. No lookup by phone or email ever finds one, so an anonymous order
+  can neither change a customer's details nor learn who has a phone number.
+
+Both are published the same way on the contacts topic, keyed by their id, and erased by it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import RowMapping, or_, select, text, update
+from sqlalchemy import RowMapping, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from eventing.catalogue import CustomerContactUpdated
 from eventing.ids import uuid7
 from eventing.topics import CUSTOMER_CONTACTS, CUSTOMER_CONTACTS_DEAD_LETTERS
 from orders.adapters.orm import customers_table
-from orders.domain.customers import ContactDetails
-from orders.domain.model import DomainError
+from orders.domain.customers import ContactDetails, Profile
+from orders.domain.sign_in import Contact
 from orders.service_layer.unit_of_work import UnitOfWork
 
 # Advisory lock namespace (two-int form) for one phone number or email address, held until
-# commit by a transaction that registers a customer: two first orders with the same new phone
-# make one customer instead of a unique violation. Distinct from the outbox's 0x4F42-0x4F44.
+# commit by a transaction that gives it to a customer: two sign-ins with the same new phone
+# make one customer, and a profile change cannot take a phone another one is being given.
+# Distinct from the outbox's 0x4F42-0x4F44.
 CONTACT_LOCK = 0x4355
 
 _CONTACT_LOCK = text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:contact))")
@@ -29,13 +43,27 @@ class CustomerNotFound(LookupError):
     pass
 
 
-class ContactConflict(DomainError):
-    """The phone number and the email address belong to two different customers."""
+class CustomerErased(LookupError):
+    """The customer's personal data was erased: nothing of them may be used any more."""
+
+    def __init__(self, customer_id: str, erased_at: datetime) -> None:
+        super().__init__(customer_id)
+        self.erased_at = erased_at
+
+
+class ContactTaken(Exception):
+    """The phone number or email address is another customer's (whose, it does not say)."""
+
+    def __init__(self, field: str) -> None:
+        what = "phone number" if field == "phone" else "email address"
+        super().__init__(f"this {what} belongs to another customer")
+        self.field = field
 
 
 @dataclass(frozen=True)
 class StoredCustomer:
-    """What the orders database holds about a customer (the details are None once erased)."""
+    """What the orders database holds about a customer or a guest (the details are None once
+    erased; a customer's name is None until they give one)."""
 
     id: str
     name: str | None
@@ -47,83 +75,155 @@ class StoredCustomer:
     created_at: datetime
     updated_at: datetime
     erased_at: datetime | None
+    guest: bool
 
     @property
     def erased(self) -> bool:
         return self.erased_at is not None
 
-
-async def register_customer(uow: UnitOfWork, details: ContactDetails) -> str:
-    """The pseudonymous id of the customer with this phone or email, created when new.
-
-    Contact details that changed are stored and published on the contacts topic (never on the
-    orders topic). Raises ``ContactConflict`` when the phone belongs to one customer and the
-    email to another. Call inside ``async with uow``.
-    """
-    now = datetime.now(UTC)
-    contacts = {
-        column: value
-        for column, value in (
-            (customers_table.c.phone, details.phone),
-            (customers_table.c.email, details.email),
+    @property
+    def profile(self) -> Profile:
+        return Profile(
+            name=self.name,
+            phone=self.phone,
+            email=self.email,
+            address=self.address,
+            sms_opt_in=self.sms_opt_in,
+            email_opt_in=self.email_opt_in,
         )
-        if value is not None
-    }
-    # In a fixed order, so two transactions locking the same phone and email cannot deadlock.
-    for contact in sorted(f"{column.name}:{value}" for column, value in contacts.items()):
-        await uow.session.execute(_CONTACT_LOCK, {"namespace": CONTACT_LOCK, "contact": contact})
-    rows = []
-    if contacts:
-        rows = list(
+
+
+async def record_guest(uow: UnitOfWork, details: ContactDetails) -> str:
+    """A new guest snapshot of ``details``, published on the contacts topic; returns its id.
+
+    Nothing is looked up: the snapshot is this order's alone. Call inside ``async with uow``.
+    """
+    guest_id = str(uuid7())
+    now = datetime.now(UTC)
+    values = _details(asdict(details))
+    await uow.session.execute(
+        insert(customers_table).values(id=guest_id, guest=True, updated_at=now, **values)
+    )
+    _publish(uow, guest_id, values, now)
+    return guest_id
+
+
+async def signed_in_customer(uow: UnitOfWork, customer_id: str) -> StoredCustomer:
+    """The customer a customer token names, to place an order with their stored details.
+
+    Raises ``CustomerNotFound`` (also for a guest id: no customer token names one) and
+    ``CustomerErased``. Call inside ``async with uow``.
+    """
+    row = (
+        (
+            await uow.session.execute(
+                select(customers_table).where(
+                    customers_table.c.id == customer_id, customers_table.c.guest.is_(False)
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise CustomerNotFound(customer_id)
+    customer = _stored(row)
+    if customer.erased_at is not None:
+        raise CustomerErased(customer_id, customer.erased_at)
+    return customer
+
+
+async def customer_with(
+    uow: UnitOfWork, contact: Contact, *, name: str | None = None
+) -> tuple[StoredCustomer, bool]:
+    """The customer with this phone number or email address, made when there is none (whoever
+    proved they receive its messages signs up with it); returns it and whether it is new.
+
+    ``name`` is the new customer's; an existing customer's stays as it is. Guests are never
+    found. Call inside ``async with uow`` after the contact was proven.
+    """
+    await _lock_contacts(uow, [(contact.kind.value, contact.value)])
+    column = customers_table.c[contact.kind.value]
+    row = (
+        (
+            await uow.session.execute(
+                select(customers_table)
+                .where(column == contact.value, customers_table.c.guest.is_(False))
+                .with_for_update()
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is not None:
+        return _stored(row), False
+    customer_id = str(uuid7())
+    now = datetime.now(UTC)
+    values = _details({"name": name, contact.kind.value: contact.value})
+    created = (
+        (
+            await uow.session.execute(
+                insert(customers_table)
+                .values(id=customer_id, guest=False, updated_at=now, **values)
+                .returning(*customers_table.c)
+            )
+        )
+        .mappings()
+        .one()
+    )
+    _publish(uow, customer_id, values, now)
+    return _stored(created), True
+
+
+async def change_profile(
+    uow: UnitOfWork, customer_id: str, changes: Mapping[str, object]
+) -> StoredCustomer:
+    """Apply ``changes`` to the customer's (or a guest's) details and publish them.
+
+    Whoever calls this decided the caller may (the customer themselves, a new phone or email
+    proven, or a manager). Raises ``CustomerNotFound``, ``CustomerErased``, ``ContactTaken``
+    when a new phone or email is another customer's, and ``Unreachable`` when neither would be
+    left. No change stores and publishes nothing.
+    """
+    async with uow:
+        current = await _locked(uow, customer_id)
+        wanted = current.profile.changed(changes)
+        if not current.guest:
+            fresh = wanted.new_contacts(current.profile)
+            await _lock_contacts(uow, fresh)
+            for field, value in fresh:
+                taken = await uow.session.scalar(
+                    select(customers_table.c.id).where(
+                        customers_table.c[field] == value,
+                        customers_table.c.guest.is_(False),
+                        customers_table.c.id != customer_id,
+                    )
+                )
+                if taken is not None:
+                    raise ContactTaken(field)
+        if wanted == current.profile:
+            return current
+        now = datetime.now(UTC)
+        values = _details(asdict(wanted))
+        row = (
             (
                 await uow.session.execute(
-                    select(customers_table)
-                    .where(or_(*(column == value for column, value in contacts.items())))
-                    .order_by(customers_table.c.created_at, customers_table.c.id)
-                    .with_for_update()
+                    update(customers_table)
+                    .where(customers_table.c.id == customer_id)
+                    .values(updated_at=now, **values)
+                    .returning(*customers_table.c)
                 )
             )
             .mappings()
-            .all()
+            .one()
         )
-    if len(rows) > 1:
-        # Merging them would silently hand one customer's orders to another; a person decides.
-        raise ContactConflict(
-            "this phone number and this email address belong to two different customers; "
-            "use the phone number or the email address you ordered with before"
-        )
-    row = rows[0] if rows else None
-    values = {
-        "name": details.name,
-        "phone": details.phone,
-        "email": details.email,
-        "address": details.address,
-        "sms_opt_in": details.sms_opt_in,
-        "email_opt_in": details.email_opt_in,
-    }
-    if row is None:
-        customer_id = str(uuid7())
-        await uow.session.execute(
-            insert(customers_table).values(id=customer_id, updated_at=now, **values)
-        )
-    else:
-        customer_id = str(row["id"])
-        if all(row[key] == value for key, value in values.items()):
-            return customer_id
-        await uow.session.execute(
-            update(customers_table)
-            .where(customers_table.c.id == customer_id)
-            .values(updated_at=now, **values)
-        )
-    uow.emit(
-        CustomerContactUpdated(customer_id=customer_id, updated_at=now, **values),
-        aggregate_id=customer_id,
-    )
-    return customer_id
+        _publish(uow, customer_id, values, now)
+        await uow.commit()
+    return _stored(row)
 
 
 async def get_customer(uow: UnitOfWork, customer_id: str) -> StoredCustomer:
-    """Everything stored about the customer, e.g. to answer a subject-access request."""
+    """Everything stored about the customer or guest, e.g. to answer a subject-access request."""
     async with uow:
         row = (
             (
@@ -140,7 +240,8 @@ async def get_customer(uow: UnitOfWork, customer_id: str) -> StoredCustomer:
 
 
 async def erase_customer(uow: UnitOfWork, customer_id: str) -> StoredCustomer:
-    """Erase the customer's personal data; the id stays, so their orders keep pointing at it.
+    """Erase the customer's (or guest's) personal data; the id stays, so their orders keep
+    pointing at it.
 
     Empties name, phone, email and address, sets ``erased_at``, and in the same transaction
     enqueues a tombstone for the customer id on the contacts topic and on its dead-letter topic,
@@ -193,6 +294,52 @@ async def erase_customer(uow: UnitOfWork, customer_id: str) -> StoredCustomer:
     return _stored(erased)
 
 
+async def _locked(uow: UnitOfWork, customer_id: str) -> StoredCustomer:
+    row = (
+        (
+            await uow.session.execute(
+                select(customers_table).where(customers_table.c.id == customer_id).with_for_update()
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise CustomerNotFound(customer_id)
+    customer = _stored(row)
+    if customer.erased_at is not None:
+        raise CustomerErased(customer_id, customer.erased_at)
+    return customer
+
+
+async def _lock_contacts(uow: UnitOfWork, contacts: Iterable[tuple[str, str]]) -> None:
+    # In a fixed order, so two transactions locking the same phone and email cannot deadlock.
+    for contact in sorted(f"{field}:{value}" for field, value in contacts):
+        await uow.session.execute(_CONTACT_LOCK, {"namespace": CONTACT_LOCK, "contact": contact})
+
+
+def _details(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored columns of a profile or contact snapshot (opt-ins default to yes)."""
+    return {
+        "name": fields.get("name"),
+        "phone": fields.get("phone"),
+        "email": fields.get("email"),
+        "address": fields.get("address"),
+        "sms_opt_in": fields.get("sms_opt_in", True),
+        "email_opt_in": fields.get("email_opt_in", True),
+    }
+
+
+def _publish(uow: UnitOfWork, customer_id: str, values: Mapping[str, Any], now: datetime) -> None:
+    # A customer who has not given a name yet is greeted without one.
+    uow.emit(
+        CustomerContactUpdated(
+            customer_id=customer_id, updated_at=now, **{**values, "name": values["name"] or ""}
+        ),
+        aggregate_id=customer_id,
+    )
+
+
 def _stored(row: RowMapping) -> StoredCustomer:
     return StoredCustomer(
         id=str(row["id"]),
@@ -205,4 +352,5 @@ def _stored(row: RowMapping) -> StoredCustomer:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         erased_at=row["erased_at"],
+        guest=row["guest"],
     )

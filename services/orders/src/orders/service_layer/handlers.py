@@ -20,7 +20,7 @@ from orders.adapters.repository import OrderQuery
 from orders.domain.customers import ContactDetails
 from orders.domain.menu import Size
 from orders.domain.model import DomainError, LineRequest, Order
-from orders.service_layer.customers import register_customer
+from orders.service_layer.customers import record_guest, signed_in_customer
 from orders.service_layer.menu import extra_toppings_on_the_menu, pizzas_on_the_menu
 from orders.service_layer.unit_of_work import UnitOfWork
 
@@ -62,9 +62,27 @@ class LineOrder:
     toppings: tuple[str, ...] = ()
 
 
+class IncompleteProfile(DomainError):
+    """The signed-in customer's stored details lack what the order needs (a name, an address)."""
+
+
+@dataclass(frozen=True)
+class AsGuest:
+    """An order placed without signing in: its contact details are its own snapshot."""
+
+    contact: ContactDetails
+
+
+@dataclass(frozen=True)
+class AsCustomer:
+    """An order placed with a customer token: for the customer's stored details."""
+
+    customer_id: str
+
+
 @dataclass(frozen=True)
 class PlaceOrder:
-    customer: ContactDetails
+    placer: AsGuest | AsCustomer
     lines: list[LineOrder]
     fulfilment: Fulfilment
     idempotency_key: str | None = None
@@ -110,7 +128,17 @@ async def place_order(command: PlaceOrder, uow: UnitOfWork) -> PlacedOrder:
                 order = await uow.orders.get(previous["order_id"])
                 assert order is not None
                 return PlacedOrder(order, tracking_token=None, replayed=True)
-        if command.fulfilment == "delivery" and not command.customer.address:
+        if isinstance(command.placer, AsCustomer):
+            customer = await signed_in_customer(uow, command.placer.customer_id)
+            if not customer.name:
+                raise IncompleteProfile(
+                    "your profile has no name yet: give one with PATCH /customers/me"
+                )
+            if command.fulfilment == "delivery" and not customer.address:
+                raise IncompleteProfile(
+                    "a delivery order needs an address: add one with PATCH /customers/me"
+                )
+        elif command.fulfilment == "delivery" and not command.placer.contact.address:
             raise DomainError("a delivery order needs the customer's address")
         menu = await pizzas_on_the_menu(uow.session, (line.pizza for line in command.lines))
         extras = await extra_toppings_on_the_menu(
@@ -124,7 +152,10 @@ async def place_order(command: PlaceOrder, uow: UnitOfWork) -> PlacedOrder:
                 if topping not in extras:
                     raise UnknownTopping(index, position, topping)
             requests.append(LineRequest(menu[line.pizza], line.size, line.quantity, line.toppings))
-        customer_id = await register_customer(uow, command.customer)
+        if isinstance(command.placer, AsCustomer):
+            customer_id = command.placer.customer_id
+        else:
+            customer_id = await record_guest(uow, command.placer.contact)
         token = new_tracking_token()
         token_sha256 = tracking_token_sha256(token)
         # The event carries the hash too, so notifications can admit the token's holder.
@@ -156,6 +187,13 @@ async def get_order(order_id: str, uow: UnitOfWork) -> Order:
     if order is None:
         raise OrderNotFound(order_id)
     return order
+
+
+async def customer_of(order_id: str, uow: UnitOfWork) -> str | None:
+    """The order's customer (or guest) id, None if there is no such order."""
+    async with uow:
+        order = await uow.orders.get(order_id)
+    return None if order is None else order.customer_id
 
 
 async def tracking_token_matches(order_id: str, token: str, uow: UnitOfWork) -> bool:

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from eventing.auth import Principal, Role
 from eventing.catalogue import Fulfilment
 from eventing.http import error_responses
 from eventing.inputs import IDENTIFIER, MultiLine, Rfc3339, SingleLine
@@ -29,13 +30,16 @@ from orders.domain.model import (
 from orders.entrypoints.deps import (
     DriverDep,
     HandOverDep,
+    OptionalPrincipalDep,
     OrderId,
     OwnerDep,
     ReaderDep,
     ServiceDep,
     StaffDep,
+    client_address,
 )
 from orders.service_layer import handlers
+from orders.service_layer.customers import CustomerErased, CustomerNotFound
 from orders.service_layer.menu import MAX_NAME_LENGTH, MAX_TOPPING_LENGTH
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -131,7 +135,8 @@ class OrderCreate(BaseModel):
                     "fulfilment": "delivery",
                 }
             ],
-            # A delivery (the default) needs the customer's address.
+            # A guest's delivery (the default) needs the customer's address; a signed-in
+            # customer's comes from their profile.
             "anyOf": [
                 {"required": ["fulfilment"], "properties": {"fulfilment": {"const": "pickup"}}},
                 {
@@ -143,11 +148,17 @@ class OrderCreate(BaseModel):
                         }
                     },
                 },
+                {"not": {"required": ["customer"]}},
             ],
         },
     )
 
-    customer: CustomerIn
+    customer: CustomerIn | None = Field(
+        default=None,
+        description="Who the order is for, when it is placed without signing in: a guest "
+        "order, sent to these details and to nobody else. Left out with a customer token: the "
+        "customer's stored details are used.",
+    )
     lines: list[OrderLineIn] = Field(min_length=1, max_length=MAX_LINES_PER_ORDER)
     fulfilment: Fulfilment = "delivery"
 
@@ -155,7 +166,7 @@ class OrderCreate(BaseModel):
     def _limits(self) -> OrderCreate:
         if sum(line.quantity for line in self.lines) > MAX_PIZZAS_PER_ORDER:
             raise ValueError(f"an order may have at most {MAX_PIZZAS_PER_ORDER} pizzas")
-        if self.fulfilment == "delivery" and not self.customer.address:
+        if self.fulfilment == "delivery" and self.customer and not self.customer.address:
             raise ValueError("a delivery order needs customer.address")
         return self
 
@@ -170,7 +181,11 @@ class OrderLinePublic(BaseModel):
 
 class OrderPublic(BaseModel):
     id: str
-    customer_id: str = Field(description="Pseudonymous customer id.")
+    customer_id: str | None = Field(
+        description="Pseudonymous id of the order's customer (or guest contact): for staff and "
+        "for the signed-in customer; null in answers to anyone else (a guest placing an order, "
+        "the holder of a tracking token)."
+    )
     status: OrderStatus
     fulfilment: Fulfilment
     lines: list[OrderLinePublic]
@@ -182,10 +197,10 @@ class OrderPublic(BaseModel):
     version: int
 
     @classmethod
-    def of(cls, order: Order) -> OrderPublic:
+    def of(cls, order: Order, *, shows_customer_id: bool) -> OrderPublic:
         return cls(
             id=order.id,
-            customer_id=order.customer_id,
+            customer_id=order.customer_id if shows_customer_id else None,
             status=order.status,
             fulfilment=order.fulfilment,
             lines=[OrderLinePublic(**line.model_dump()) for line in order.lines],
@@ -216,11 +231,15 @@ class OrderPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page.")
 
 
-def _cursor(order: Order) -> str:
-    return base64.urlsafe_b64encode(f"{order.placed_at.isoformat()}|{order.id}".encode()).decode()
+def next_cursor(page: list[Order], limit: int) -> str | None:
+    """The cursor after a full page (None after the last one): where the page ended."""
+    if len(page) < limit or not page:
+        return None
+    last = page[-1]
+    return base64.urlsafe_b64encode(f"{last.placed_at.isoformat()}|{last.id}".encode()).decode()
 
 
-def _parse_cursor(cursor: str) -> tuple[datetime, str]:
+def parse_cursor(cursor: str) -> tuple[datetime, str]:
     malformed = HTTPException(
         status.HTTP_422_UNPROCESSABLE_CONTENT, "malformed cursor: pass next_cursor as it came"
     )
@@ -246,21 +265,20 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _admit(service: OrdersService, request: Request, customer: CustomerIn) -> list[str]:
-    """429 when this client address, phone or email placed too many orders lately: each
-    order sends an SMS and an email, and nobody should be able to do that to someone else.
+def _admit(service: OrdersService, request: Request, contacts: list[str]) -> list[str]:
+    """429 when this client address, phone or email (or signed-in customer) placed too many
+    orders lately: each order sends an SMS and an email, and nobody should be able to do that
+    to someone else.
 
     Returns the contacts charged, to be given back if no new order comes of the request: the
     contact limit counts orders placed, so nobody can use up someone else's with refused
     requests, and a client retrying with its Idempotency-Key is not refused for it. The
     client limit counts every attempt.
     """
-    client = request.client.host if request.client else "unknown"
-    checks = [(service.placements_per_client, "client", client, "this address")]
+    checks = [(service.placements_per_client, "client", client_address(request), "this address")]
     checks += [
         (service.placements_per_contact, "contact", contact, "this phone number or email")
-        for contact in (customer.phone, customer.email)
-        if contact is not None
+        for contact in contacts
     ]
     charged: list[str] = []
     for limit, kind, key, who in checks:
@@ -283,10 +301,46 @@ def _give_back(service: OrdersService, contacts: list[str]) -> None:
         service.placements_per_contact.give_back(contact)
 
 
+def _placer(
+    body: OrderCreate, principal: Principal | None
+) -> tuple[handlers.AsGuest | handlers.AsCustomer, list[str]]:
+    """Who the order is for, and the keys its contact limit is charged to."""
+    if principal is not None and principal.has_any(Role.CUSTOMER):
+        if body.customer is not None:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                [
+                    {
+                        "loc": ["body", "customer"],
+                        "msg": "signed in as a customer, the order is for your stored details: "
+                        "leave out customer (change them with PATCH /customers/me)",
+                        "type": "signed_in",
+                    }
+                ],
+            )
+        return handlers.AsCustomer(principal.subject), [f"customer:{principal.subject}"]
+    if body.customer is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [
+                {
+                    "loc": ["body", "customer"],
+                    "msg": "give the customer's name and a phone number or an email address, "
+                    "or sign in as a customer",
+                    "type": "missing",
+                }
+            ],
+        )
+    contact = customers.ContactDetails(**body.customer.model_dump())
+    return handlers.AsGuest(contact), [c for c in (contact.phone, contact.email) if c]
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=OrderPlacedPublic,
+    # The bearer token is optional (`{}`): without one, the order is a guest's.
+    openapi_extra={"security": [{}]},
     responses={
         200: {
             "model": OrderPlacedPublic,
@@ -294,10 +348,22 @@ def _give_back(service: OrdersService, contacts: list[str]) -> None:
             "key placed (header `Idempotent-Replayed: true`, `tracking_token` null).",
         },
         **error_responses(
+            401,
+            403,
+            410,
             413,
             429,
+            _401="The bearer token presented is not valid (without one, the order is a guest's).",
+            _403="A customer token that names no customer.",
+            _410="The signed-in customer's personal data was erased.",
             _422="A field is not acceptable, a pizza or extra topping is not on the menu, more "
-            "than 50 pizzas, or the `Idempotency-Key` was used with another body.",
+            "than 50 pizzas, the `Idempotency-Key` was used with another body, a guest order "
+            "without `customer`, a signed-in customer's order with one, or a profile without "
+            "the name (or, for a delivery, the address) the order needs.",
+            examples={
+                403: {"detail": "this customer token names no customer"},
+                410: {"detail": "the customer's personal data was erased"},
+            },
         ),
     },
 )
@@ -306,19 +372,29 @@ async def place_order(
     service: ServiceDep,
     request: Request,
     response: Response,
+    principal: OptionalPrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> OrderPlacedPublic:
-    """Place an order (pending until confirmed). Returns the tracking token once."""
-    charged = _admit(service, request, body.customer)
+    """Place an order (pending until confirmed). Returns the tracking token once.
+
+    Without a token it is a guest order for the `customer` given, which nothing else reads or
+    changes; with a customer token it is for the customer's stored details (no `customer`)."""
+    placer, contacts = _placer(body, principal)
+    charged = _admit(service, request, contacts)
+    signed_in = isinstance(placer, handlers.AsCustomer)
+    document = body.model_dump(mode="json")
     command = handlers.PlaceOrder(
-        customer=customers.ContactDetails(**body.customer.model_dump()),
+        placer=placer,
         lines=[
             handlers.LineOrder(line.pizza, line.size, line.quantity, tuple(line.toppings))
             for line in body.lines
         ],
         fulfilment=body.fulfilment,
         idempotency_key=idempotency_key,
-        request_fingerprint=handlers.fingerprint(body.model_dump(mode="json")),
+        # A key reused by anyone but whoever placed its order is "another request".
+        request_fingerprint=handlers.fingerprint(
+            {**document, "signed_in_as": principal.subject} if signed_in and principal else document
+        ),
     )
     try:
         placed = await handlers.place_order(command, service.unit_of_work())
@@ -329,14 +405,24 @@ async def place_order(
         if isinstance(error, handlers.UnknownTopping):
             location: list[str | int] = ["body", "lines", error.line, "toppings", error.position]
             raise _not_on_the_menu(location, error) from error
+        if isinstance(error, CustomerNotFound | CustomerErased):
+            raise customer_refused(error, not_found=status.HTTP_403_FORBIDDEN) from error
         raise
     if placed.replayed:
         _give_back(service, charged)
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
     return OrderPlacedPublic(
-        **OrderPublic.of(placed.order).model_dump(), tracking_token=placed.tracking_token
+        **OrderPublic.of(placed.order, shows_customer_id=signed_in).model_dump(),
+        tracking_token=placed.tracking_token,
     )
+
+
+def customer_refused(error: CustomerNotFound | CustomerErased, *, not_found: int) -> HTTPException:
+    """A customer token whose customer was erased (410), or that names none (``not_found``)."""
+    if isinstance(error, CustomerErased):
+        return HTTPException(status.HTTP_410_GONE, "the customer's personal data was erased")
+    return HTTPException(not_found, "this customer token names no customer")
 
 
 def _not_on_the_menu(location: list[str | int], error: Exception) -> HTTPException:
@@ -370,13 +456,13 @@ async def list_orders(
         statuses=tuple(status_filter or ()),
         placed_from=placed_from,
         placed_until=placed_until,
-        after=_parse_cursor(cursor) if cursor else None,
+        after=parse_cursor(cursor) if cursor else None,
         limit=limit,
     )
     found = await handlers.list_orders(query, service.unit_of_work())
     return OrderPage(
-        orders=[OrderPublic.of(order) for order in found],
-        next_cursor=_cursor(found[-1]) if len(found) == limit else None,
+        orders=[OrderPublic.of(order, shows_customer_id=True) for order in found],
+        next_cursor=next_cursor(found, limit),
     )
 
 
@@ -388,16 +474,18 @@ STEP_RESPONSES = error_responses(401, 403, 404, 409)
 
 
 @router.get("/{order_id}", response_model=OrderPublic, responses=READ_RESPONSES)
-async def get_order(order_id: OrderId, service: ServiceDep, _: ReaderDep) -> OrderPublic:
-    """One order: for the customer (tracking token) or staff."""
-    return OrderPublic.of(await handlers.get_order(order_id, service.unit_of_work()))
+async def get_order(order_id: OrderId, service: ServiceDep, who: ReaderDep) -> OrderPublic:
+    """One order: for the holder of its tracking token, its signed-in customer, or staff."""
+    order = await handlers.get_order(order_id, service.unit_of_work())
+    return OrderPublic.of(order, shows_customer_id=who.shows_customer_id)
 
 
 @router.post("/{order_id}/confirm", response_model=OrderPublic, responses=STEP_RESPONSES)
 async def confirm_order(order_id: OrderId, service: ServiceDep, who: OwnerDep) -> OrderPublic:
-    """Confirm a pending order (customer or manager); it goes to the kitchen."""
-    by = "customer" if who == "customer" else who.removeprefix("staff:")
-    return OrderPublic.of(await handlers.confirm_order(order_id, by, service.unit_of_work()))
+    """Confirm a pending order (its customer or a manager); it goes to the kitchen."""
+    by = who.subject if who.kind == "staff" and who.subject else "customer"
+    order = await handlers.confirm_order(order_id, by, service.unit_of_work())
+    return OrderPublic.of(order, shows_customer_id=who.shows_customer_id)
 
 
 @router.post(
@@ -406,27 +494,29 @@ async def confirm_order(order_id: OrderId, service: ServiceDep, who: OwnerDep) -
     responses={**STEP_RESPONSES, **error_responses(413)},
 )
 async def cancel_order(
-    order_id: OrderId, body: CancelRequest, service: ServiceDep, _: OwnerDep
+    order_id: OrderId, body: CancelRequest, service: ServiceDep, who: OwnerDep
 ) -> OrderPublic:
-    """Cancel a pending or confirmed order, with a reason (customer or manager)."""
-    return OrderPublic.of(
-        await handlers.cancel_order(order_id, body.reason, service.unit_of_work())
-    )
+    """Cancel a pending or confirmed order, with a reason (its customer or a manager)."""
+    order = await handlers.cancel_order(order_id, body.reason, service.unit_of_work())
+    return OrderPublic.of(order, shows_customer_id=who.shows_customer_id)
 
 
 @router.post("/{order_id}/departure", response_model=OrderPublic, responses=STEP_RESPONSES)
 async def send_out(order_id: OrderId, service: ServiceDep, driver: DriverDep) -> OrderPublic:
     """Driver: leave with a ready delivery order."""
-    return OrderPublic.of(await handlers.send_out(order_id, driver.subject, service.unit_of_work()))
+    order = await handlers.send_out(order_id, driver.subject, service.unit_of_work())
+    return OrderPublic.of(order, shows_customer_id=True)
 
 
 @router.post("/{order_id}/delivery", response_model=OrderPublic, responses=STEP_RESPONSES)
 async def deliver(order_id: OrderId, service: ServiceDep, driver: DriverDep) -> OrderPublic:
     """Driver: the order was handed to the customer."""
-    return OrderPublic.of(await handlers.deliver(order_id, driver.subject, service.unit_of_work()))
+    order = await handlers.deliver(order_id, driver.subject, service.unit_of_work())
+    return OrderPublic.of(order, shows_customer_id=True)
 
 
 @router.post("/{order_id}/pickup", response_model=OrderPublic, responses=STEP_RESPONSES)
 async def hand_over(order_id: OrderId, service: ServiceDep, _: HandOverDep) -> OrderPublic:
     """Staff: the customer collected a ready pickup order."""
-    return OrderPublic.of(await handlers.hand_over(order_id, service.unit_of_work()))
+    order = await handlers.hand_over(order_id, service.unit_of_work())
+    return OrderPublic.of(order, shows_customer_id=True)

@@ -142,7 +142,9 @@ async def test_a_consumer_cannot_use_another_service_group(infra: Infra) -> None
 
 
 async def test_each_principal_does_its_own_job(infra: Infra) -> None:
-    # Every grant, used: what the ACLs allow is enough for what each process does.
+    # Every read grant is used here, with the principal's group where it has one. The writes
+    # of the relays and consumers are used by every end-to-end test, where each process runs as
+    # its own principal; here, one relay's and the restricted dead letters'.
     for access in PRINCIPALS:
         for topic in access.reads:
             group = None if access.group_prefix is None else f"{access.group_prefix}-acl-test"

@@ -8,6 +8,7 @@ without a prefix (a prefixed variable wins when both are set).
 from __future__ import annotations
 
 import os
+from ipaddress import ip_address
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -16,6 +17,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from eventing.auth import AuthSettings, audience_of
 from eventing.cloudevents_kafka import DEFAULT_LIMITS, DecodeLimits
 from eventing.kafka_security import KafkaSecurity
+
+
+def is_local_host(host: str | None) -> bool:
+    """Whether ``host`` is this machine (a loopback address or ``localhost``): traffic to it never
+    crosses a network, so it may go in clear even outside development."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class ServiceSettings(BaseSettings):

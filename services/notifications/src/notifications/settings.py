@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from ipaddress import ip_address
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -8,23 +7,12 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from eventing.auth import MINIMUM_SECRET_BYTES, AuthSettings
-from eventing.settings import ConsumerSettings, ServiceSettings
+from eventing.settings import ConsumerSettings, ServiceSettings, is_local_host
 from eventing.topics import CUSTOMER_CONTACTS, KITCHEN, ORDERS
 
 # The credentials of the development sinks (deploy/local/stack.sh), public in this repository.
 DEVELOPMENT_SMS_ACCOUNT: Final = "dev-account"
 DEVELOPMENT_SMS_TOKEN: Final = "dev-token"  # noqa: S105
-
-
-def _is_local(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 class NotificationsSettings(ServiceSettings):
@@ -107,12 +95,12 @@ class NotificationsSettings(ServiceSettings):
                 "sink's; set the SMS provider's"
             )
         endpoint = urlsplit(self.sms_endpoint_url)
-        if endpoint.scheme != "https" and not _is_local(endpoint.hostname):
+        if endpoint.scheme != "https" and not is_local_host(endpoint.hostname):
             refusals.append(
                 "NOTIFICATIONS_SMS_ENDPOINT_URL must be https:// unless it is on this host "
                 "(the request carries the provider's credentials and the message)"
             )
-        if not (self.smtp_starttls or self.smtp_use_tls) and not _is_local(self.smtp_host):
+        if not (self.smtp_starttls or self.smtp_use_tls) and not is_local_host(self.smtp_host):
             refusals.append(
                 f"SMTP to {self.smtp_host} would be unencrypted: set NOTIFICATIONS_SMTP_STARTTLS "
                 f"or NOTIFICATIONS_SMTP_USE_TLS"

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from ipaddress import ip_address
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -8,18 +7,7 @@ from pydantic_settings import SettingsConfigDict
 
 from eventing.auth import MINIMUM_SECRET_BYTES, AuthSettings
 from eventing.limits import Rate, RateSpec
-from eventing.settings import ConsumerSettings, RelaySettings, ServiceSettings
-
-
-def _is_local(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+from eventing.settings import ConsumerSettings, RelaySettings, ServiceSettings, is_local_host
 
 
 class OrdersSettings(ServiceSettings):
@@ -114,7 +102,7 @@ class OrdersSettings(ServiceSettings):
         if auth.is_development or self.notifications_url is None:
             return refusals
         url = urlsplit(self.notifications_url)
-        if url.scheme != "https" and not _is_local(url.hostname):
+        if url.scheme != "https" and not is_local_host(url.hostname):
             refusals.append(
                 "ORDERS_NOTIFICATIONS_URL must be https:// unless it is on this host (the "
                 "request carries a sign-in code and the bearer token)"

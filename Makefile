@@ -41,14 +41,14 @@ test: install
 lint: install
 	$(UV) ruff check .
 	$(UV) ruff format --check .
-	$(UV) mypy shared/src services/orders/src services/kitchen/src services/notifications/src services/analytics/src
+	$(UV) mypy shared/eventing/src shared/contracts/src shared/service_kit/src services/orders/src services/kitchen/src services/notifications/src services/analytics/src
 
 format:
 	$(UV) ruff check --fix .
 	$(UV) ruff format .
 
 schemas:
-	$(UV) eventing schemas generate
+	$(UV) pizzeria schemas generate
 
 # Not part of `make test`: each runs on its own stack (.local/bench-stack), minutes long.
 bench: install

@@ -19,7 +19,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from eventing.catalogue import OrderLine, OrderPlaced
+from contracts.catalogue import OrderLine, OrderPlaced
 from eventing.cloudevents_kafka import Envelope, encode
 from eventing.kafka_security import KafkaSecurity
 from eventing.outbox import shard_of

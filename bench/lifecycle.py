@@ -17,7 +17,7 @@ from typing import Any
 
 from bench.load import TRANSPORT_ERRORS, Http, Reply, Timing
 from bench.orders_load import new_order
-from eventing.auth import AuthSettings, Role, mint_token
+from service_kit.auth import AuthSettings, Role, mint_token
 
 ORDER_PROGRESS = ["pending", "confirmed", "cooking", "ready", "out_for_delivery", "delivered"]
 TICKET_PROGRESS = ["queued", "cooking", "ready"]

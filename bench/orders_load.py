@@ -22,8 +22,8 @@ from bench import reconcile
 from bench.cpu import CpuMeter
 from bench.load import Http, RunResult, Timing, fixed_concurrency, fixed_rate
 from bench.stats import latency_summary_ms
-from eventing.catalogue import OrderConfirmed, OrderPlaced
-from eventing.topics import ORDERS
+from contracts.catalogue import OrderConfirmed, OrderPlaced
+from contracts.topics import ORDERS
 from tests.support.system import System
 
 _serial = itertools.count()

@@ -41,8 +41,7 @@ from typing import Any
 import asyncpg
 from aiokafka import ConsumerRecord
 
-from eventing.admin import topic_partitions
-from eventing.catalogue import (
+from contracts.catalogue import (
     OrderCancelled,
     OrderConfirmed,
     OrderDelivered,
@@ -50,10 +49,11 @@ from eventing.catalogue import (
     OrderPlaced,
     TicketQueued,
 )
+from contracts.topics import KITCHEN, ORDERS
+from eventing.admin import topic_partitions
 from eventing.cloudevents_kafka import AGGREGATE_VERSION
 from eventing.kafka_security import KafkaSecurity
 from eventing.record_reader import new_consumer
-from eventing.topics import KITCHEN, ORDERS
 
 # Kafka records are stamped by the relay after the order's commit: read from a little earlier.
 _READ_MARGIN = timedelta(minutes=5)

@@ -13,7 +13,7 @@ import uuid
 import asyncpg
 
 from bench.ceilings import ORDER_KEYS, new_topic, order_placed
-from eventing.catalogue import OrderPlaced
+from contracts.catalogue import OrderPlaced
 from eventing.database import eventing_metadata, new_engine
 from eventing.outbox import shard_of
 from tests.support.infra import ROOT, Infra

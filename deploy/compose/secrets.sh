@@ -12,7 +12,7 @@ umask 077
 
 secret() { head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'; }
 
-# eventing.access.PRINCIPAL_NAMES, plus the broker's own controller user
+# contracts.access.PRINCIPAL_NAMES, plus the broker's own controller user
 # (tests/unit/test_compose.py keeps the two lists equal).
 KAFKA_PRINCIPALS="admin orders orders-relay kitchen kitchen-relay notifications analytics analyst"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The broker of docker-compose.yml: the local stack's configuration (server.properties.template),
 # rendered for the container's network, storage formatted on first start with a SCRAM-SHA-512
-# user per principal of eventing.access, then Kafka itself (exec: it is PID 1's child and gets
+# user per principal of contracts.access, then Kafka itself (exec: it is PID 1's child and gets
 # the signals).
 #
 # Passwords come from the environment, KAFKA_PASSWORD_<PRINCIPAL> (dashes as underscores, e.g.
@@ -15,7 +15,7 @@ set -euo pipefail
 TEMPLATE="${KAFKA_TEMPLATE:-/opt/pizzeria/server.properties.template}"
 CONFIG="${KAFKA_CONFIG_FILE:-/tmp/server.properties}"  # in the container, its own
 DATA_DIR="${KAFKA_DATA_DIR:-/var/lib/kafka/data}"
-PRINCIPALS="${KAFKA_PRINCIPALS:?the principals of eventing.access, space separated}"
+PRINCIPALS="${KAFKA_PRINCIPALS:?the principals of contracts.access, space separated}"
 CLUSTER_ID="${KAFKA_CLUSTER_ID:-j_R7N-23Vx2O61TvY4OcsQ}"  # any 16 bytes, base64url
 
 password() {

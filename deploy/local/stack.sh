@@ -16,7 +16,7 @@
 #   stack.sh status
 #
 # The broker authenticates every client (SASL/SCRAM, one principal per process, ACLs from
-# eventing.access) and each service has a database role of its own; the passwords are made on
+# contracts.access) and each service has a database role of its own; the passwords are made on
 # first start and kept under $STACK_DIR, readable by their owner only (README: Security).
 # Everything lives under $STACK_DIR (default .local/stack): data, logs, pid files, stack.env.
 # Ports and the directory are environment variables, so tests run a second stack beside `make up`.
@@ -320,7 +320,7 @@ cmd_pg_stop() {
 KAFKA_DATA="$STACK_DIR/kafka/data"
 KAFKA_CONFIG="$STACK_DIR/kafka/server.properties"
 # The broker authenticates every client (SASL/SCRAM-SHA-512) and authorizes it with the ACLs of
-# eventing.access; each process of the system has a principal of its own. The passwords are made
+# contracts.access; each process of the system has a principal of its own. The passwords are made
 # with the broker's storage and kept beside it, readable by their owner only ("name password" per
 # line). KAFKA_SECURITY=SASL_SSL adds TLS with a CA of the stack's own (the production path);
 # the choice is kept with the storage, so a restart keeps it.
@@ -335,7 +335,7 @@ case "$KAFKA_SECURITY" in SASL_PLAINTEXT|SASL_SSL) ;; *) die "KAFKA_SECURITY mus
 random_secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(24))'; }
 
 # The principals come from the code that grants them their ACLs: one list.
-kafka_principals() { "$PYTHON" -c 'from eventing.access import PRINCIPAL_NAMES; print(*PRINCIPAL_NAMES)'; }
+kafka_principals() { "$PYTHON" -c 'from contracts.access import PRINCIPAL_NAMES; print(*PRINCIPAL_NAMES)'; }
 
 make_kafka_credentials() {
     [ -s "$KAFKA_CREDENTIALS" ] && return 0
@@ -378,7 +378,7 @@ export_kafka_client() {
     if [ "$KAFKA_SECURITY" = SASL_SSL ]; then export KAFKA_SSL_CAFILE="$KAFKA_TLS_DIR/ca.crt"; else unset KAFKA_SSL_CAFILE; fi
 }
 
-# Listening is enough here: `eventing topics ensure` then waits until the broker answers requests.
+# Listening is enough here: `pizzeria topics ensure` then waits until the broker answers requests.
 kafka_ready() { port_open "$KAFKA_PORT"; }
 
 cmd_kafka_start() {
@@ -509,7 +509,7 @@ cmd_infra_up() {
     export_service_env
     (
         export_kafka_client admin
-        cd "$ROOT" && "$PYTHON" -m eventing.cli topics ensure >/dev/null && "$PYTHON" -m eventing.cli access ensure >/dev/null
+        cd "$ROOT" && "$PYTHON" -m contracts.cli topics ensure >/dev/null && "$PYTHON" -m contracts.cli access ensure >/dev/null
     ) || die "could not create the Kafka topics and ACLs"
     log "infrastructure healthy in $((SECONDS - started))s"
 }

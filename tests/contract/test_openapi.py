@@ -19,8 +19,8 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from eventing.auth import Role
-from eventing.topics import CUSTOMER_CONTACTS, KITCHEN, ORDERS
+from contracts.topics import CUSTOMER_CONTACTS, KITCHEN, ORDERS
+from service_kit.auth import Role
 from tests.support.analytics import generate, publish
 from tests.support.contract import run_schemathesis, staff_token
 from tests.support.eventing import create_topic, unique_prefix

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from eventing.auth import AuthSettings, Role, mint_token
+from service_kit.auth import AuthSettings, Role, mint_token
 from tests.support.customers import Person, ask_for_code, bearer, sign_in
 from tests.support.notifications import eventually
 from tests.support.system import System

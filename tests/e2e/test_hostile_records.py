@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 import httpx
 
 from bench.lifecycle import bearer
-from eventing.auth import Role
+from contracts.topics import DEAD_LETTERS, ORDERS
 from eventing.deadletter import DeadLetter, read_dead_letters
-from eventing.topics import ORDERS
+from service_kit.auth import Role
 from tests.support.hostile import Hostile, hostile_records, produce_hostile
 from tests.support.infra import Infra
 from tests.support.system import System
@@ -86,7 +86,7 @@ async def applied_everywhere(system: System, orders: list[tuple[str, str]]) -> N
 
 async def our_dead_letters(infra: Infra, hostile: list[Hostile]) -> list[DeadLetter]:
     keys = {h.key for h in hostile}
-    letters = await read_dead_letters(infra.kafka_bootstrap)
+    letters = await read_dead_letters(infra.kafka_bootstrap, topic=DEAD_LETTERS.name)
     return [x for x in letters if x.key in keys and x.original_topic == ORDERS.name]
 
 

@@ -25,7 +25,7 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, Request, async_playwright, expect
 from pydantic import SecretStr
 
-from eventing.auth import AuthSettings, Role, mint_token
+from service_kit.auth import AuthSettings, Role, mint_token
 from tests.support.infra import ROOT, Infra
 from tests.support.system import System, start_system
 

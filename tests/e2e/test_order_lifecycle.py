@@ -10,9 +10,10 @@ from typing import Any
 
 import httpx
 
-from eventing.auth import AuthSettings, Role, mint_token
-from eventing.catalogue import EventData, KitchenCookingStarted, KitchenOrderReady
-from eventing.topics import ALL_TOPICS, CUSTOMER_CONTACTS, ORDERS
+from contracts.catalogue import KitchenCookingStarted, KitchenOrderReady
+from contracts.topics import ALL_TOPICS, CUSTOMER_CONTACTS, ORDERS
+from eventing.events import EventData
+from service_kit.auth import AuthSettings, Role, mint_token
 from tests.support.eventing import publish_event
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic, read_whole_topic

@@ -6,7 +6,7 @@ through its whole life: placed, confirmed, cooked by a chef through the kitchen'
 out for delivery, delivered. On the way the notifications database refuses the customer's
 contact twice (a trigger), so ``notifications.contact_updated`` fails with the statement and
 its parameters in the error, and is retried until it applies. Then a manager erases the
-customer, and the contact record is produced to its topic again, as ``eventing dead-letters
+customer, and the contact record is produced to its topic again, as ``pizzeria dead-letters
 replay`` does.
 
 Then every record of every topic (key, value, headers), every log line these processes wrote,
@@ -33,8 +33,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from bench.lifecycle import bearer
-from eventing.auth import Role
-from eventing.topics import CUSTOMER_CONTACTS
+from contracts.topics import CUSTOMER_CONTACTS
+from service_kit.auth import Role
 from tests.support.infra import Infra
 from tests.support.kafka import read_every_topic, read_topic
 from tests.support.metrics import scrape, value

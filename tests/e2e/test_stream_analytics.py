@@ -1,5 +1,5 @@
 """The event stream as a product, end to end: orders placed, cooked and delivered through the
-running system are tapped with ``eventing tap`` and charted on the analytics dashboard.
+running system are tapped with ``pizzeria tap`` and charted on the analytics dashboard.
 
 The tap must print the orders' CloudEvents with their Kafka coordinates, follow new ones live,
 refuse the contacts topic, and leave no consumer group behind unless asked for one. The
@@ -24,7 +24,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from playwright.async_api import Browser, async_playwright, expect
 
-from eventing.auth import AuthSettings, Role, mint_token
+from service_kit.auth import AuthSettings, Role, mint_token
 from tests.support.infra import ROOT, Infra
 from tests.support.system import System, start_system
 
@@ -146,7 +146,7 @@ async def lifecycles(system: System) -> dict[str, str]:
 
 def tap(infra: Infra, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "eventing.cli", "--bootstrap-servers", infra.kafka_bootstrap,
+        [sys.executable, "-m", "contracts.cli", "--bootstrap-servers", infra.kafka_bootstrap,
          "tap", *args],
         capture_output=True, text=True, timeout=120, cwd=ROOT, env=os.environ.copy(),
     )  # fmt: skip
@@ -227,7 +227,7 @@ async def test_the_tap_prints_a_real_run_as_json_lines_and_joins_no_group(
 async def test_the_tap_follows_new_events_live(system: System, infra: Infra) -> None:
     async with httpx.AsyncClient(base_url=system.url("orders"), timeout=10) as orders:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "eventing.cli", "--bootstrap-servers", infra.kafka_bootstrap,
+            sys.executable, "-m", "contracts.cli", "--bootstrap-servers", infra.kafka_bootstrap,
             "tap", "--from-end", "--follow", "--type", "com.mariospizzeria.order.placed.v1",
             stdout=asyncio.subprocess.PIPE, cwd=ROOT,
         )  # fmt: skip

@@ -10,7 +10,7 @@ import httpx
 
 from bench.lifecycle import Clients, bearer, whole_life
 from bench.load import Http, Timing
-from eventing.auth import Role
+from service_kit.auth import Role
 from tests.support.metrics import parse, value
 from tests.support.system import PROCESSES, System
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from eventing.auth import AuthSettings, Role, mint_token
+from service_kit.auth import AuthSettings, Role, mint_token
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
 from tests.support.system import System

@@ -1,4 +1,4 @@
-"""The broker lets each principal do its job and nothing else (eventing.access), and lets no one
+"""The broker lets each principal do its job and nothing else (contracts.access), and lets no one
 in without a password: tried with plain aiokafka clients, as an outsider would."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from aiokafka.errors import (
 )
 from aiokafka.protocol.metadata import MetadataRequest
 
-from eventing.access import PRINCIPALS, described_grants, every_grant
-from eventing.topics import ALL_TOPICS, CUSTOMER_CONTACTS, KITCHEN, MENU, ORDERS
+from contracts.access import PRINCIPALS, described_grants, every_grant
+from contracts.topics import ALL_TOPICS, CUSTOMER_CONTACTS, KITCHEN, MENU, ORDERS
 from tests.support.infra import ROOT, Infra
 
 EVENT_TOPICS = (ORDERS.name, KITCHEN.name, MENU.name, CUSTOMER_CONTACTS.name)
@@ -163,7 +163,7 @@ def test_the_tap_runs_as_the_analyst_and_cannot_open_the_contacts_topic(infra: I
     def tap(*topics: str) -> subprocess.CompletedProcess[str]:
         arguments = [arg for topic in topics for arg in ("--topic", topic)]
         return subprocess.run(
-            ["uv", "run", "--frozen", "--no-sync", "eventing", "tap", *arguments],
+            ["uv", "run", "--frozen", "--no-sync", "pizzeria", "tap", *arguments],
             cwd=ROOT,
             env={**os.environ, **env},
             capture_output=True,

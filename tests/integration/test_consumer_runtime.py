@@ -13,7 +13,8 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eventing.catalogue import OrderPlaced
+from contracts.catalogue import OrderPlaced
+from contracts.topics import DEAD_LETTERS, TOPOLOGY
 from eventing.consumer import (
     EventConsumer,
     ReceivedEvent,
@@ -178,7 +179,10 @@ async def test_a_flaky_handler_is_retried_alone(infra: Infra, setup: Setup) -> N
     effects = await setup.effects()
     assert sorted(e[0] for e in effects) == ["flaky", "recorder"]  # each exactly once
     assert flaky.attempts["evt-flaky"] == 4  # failed three times, then succeeded
-    assert await read_dead_letters(infra.kafka_bootstrap, group=setup.group) == []
+    assert (
+        await read_dead_letters(infra.kafka_bootstrap, topic=DEAD_LETTERS.name, group=setup.group)
+        == []
+    )
 
 
 async def test_a_batch_commits_many_events_at_once_and_a_failure_in_it_repeats_nothing(
@@ -222,7 +226,10 @@ async def test_a_batch_commits_many_events_at_once_and_a_failure_in_it_repeats_n
     # 600 inbox rows written by far fewer transactions: the batches committed whole, and only the
     # batch with the failure was applied one event and handler at a time.
     assert transactions < 600 - FAST_RETRIES.batch_size
-    assert await read_dead_letters(infra.kafka_bootstrap, group=setup.group) == []
+    assert (
+        await read_dead_letters(infra.kafka_bootstrap, topic=DEAD_LETTERS.name, group=setup.group)
+        == []
+    )
 
 
 async def test_replayed_dead_letters_are_applied_once_fixed(infra: Infra, setup: Setup) -> None:
@@ -303,6 +310,7 @@ async def test_the_watchdog_restarts_a_stalled_consumer(infra: Infra, setup: Set
         subscriptions=[Subscription("recorder", OrderPlaced, hangs_once)],
         sessions=session_factory(setup.engine),
         bootstrap_servers=infra.kafka_bootstrap,
+        topology=TOPOLOGY,
         settings=ConsumerSettings(stall_timeout_seconds=2),
     )
 
@@ -402,4 +410,7 @@ async def test_no_driver_error_stops_applying(infra: Infra, setup: Setup) -> Non
         disarm_errors()
     effects = await setup.effects()
     assert sorted(e[2] for e in effects) == sorted(orders)  # each exactly once
-    assert await read_dead_letters(infra.kafka_bootstrap, group=setup.group) == []
+    assert (
+        await read_dead_letters(infra.kafka_bootstrap, topic=DEAD_LETTERS.name, group=setup.group)
+        == []
+    )

@@ -25,7 +25,8 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eventing.catalogue import CustomerContactUpdated, OrderConfirmed, OrderPlaced
+from contracts.catalogue import CustomerContactUpdated, OrderConfirmed, OrderPlaced
+from contracts.topics import CUSTOMER_CONTACTS, CUSTOMER_CONTACTS_DEAD_LETTERS, OPEN_DEAD_LETTERS
 from eventing.consumer import ReceivedEvent, Subscription
 from eventing.database import session_factory
 from eventing.deadletter import (
@@ -35,7 +36,6 @@ from eventing.deadletter import (
     record_dead_letter,
 )
 from eventing.settings import ConsumerSettings
-from eventing.topics import CUSTOMER_CONTACTS, CUSTOMER_CONTACTS_DEAD_LETTERS, OPEN_DEAD_LETTERS
 from tests.support.eventing import create_topic
 from tests.support.hostile import hostile_records, produce_hostile, written
 from tests.support.infra import ROOT, Infra
@@ -66,7 +66,7 @@ async def setup(infra: Infra) -> AsyncIterator[Setup]:
 
 def eventing(*args: str, bootstrap: str, status: int = 0) -> tuple[list[dict[str, Any]], str]:
     result = subprocess.run(
-        [sys.executable, "-m", "eventing.cli", "--bootstrap-servers", bootstrap, *args],
+        [sys.executable, "-m", "contracts.cli", "--bootstrap-servers", bootstrap, *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -178,7 +178,9 @@ async def test_a_consumer_killed_while_dead_lettering_still_gives_one_each(
             samples = parse((await client.get("/metrics")).text)
     finally:
         healthy.terminate()
-    letters = await read_dead_letters(infra.kafka_bootstrap, group=setup.group)
+    letters = await read_dead_letters(
+        infra.kafka_bootstrap, topic=OPEN_DEAD_LETTERS, group=setup.group
+    )
     assert sorted(letter.original_offset for letter in letters) == [0, 1]
     assert [(r["offset"], r["status"]) for r in await rows(setup)] == [
         (0, "published"),
@@ -340,7 +342,10 @@ async def test_contacts_dead_letters_go_only_to_their_restricted_topic(
         infra, setup.group, 1, topic=CUSTOMER_CONTACTS_DEAD_LETTERS.name
     )
     assert [(x.key, x.original_offset) for x in restricted] == [(customer.encode(), 0)]
-    assert await read_dead_letters(infra.kafka_bootstrap, group=setup.group) == []  # open topic
+    assert (
+        await read_dead_letters(infra.kafka_bootstrap, topic=OPEN_DEAD_LETTERS, group=setup.group)
+        == []
+    )  # open topic
     stored = await rows(setup)
     assert [(r["offset"], r["status"], r["dead_letter_topic"]) for r in stored] == [
         (0, "published", CUSTOMER_CONTACTS_DEAD_LETTERS.name),

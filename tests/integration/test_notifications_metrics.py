@@ -11,7 +11,7 @@ from decimal import Decimal
 from prometheus_client import generate_latest
 from sqlalchemy import select, text
 
-from eventing.catalogue import OrderLine, OrderPlaced
+from contracts.catalogue import OrderLine, OrderPlaced
 from eventing.cloudevents_kafka import Envelope
 from eventing.consumer import ReceivedEvent
 from eventing.database import create_engine, session_factory

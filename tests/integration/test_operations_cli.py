@@ -10,16 +10,16 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from contracts.topics import DEAD_LETTERS
 from eventing.deadletter import dead_letter_headers
 from eventing.outbox import Outbox, OutboxEvent
-from eventing.topics import DEAD_LETTERS
 from tests.support.eventing import eventing_database, order_placed, unique_prefix
 from tests.support.infra import ROOT, Infra
 
 
 def eventing(*args: str, bootstrap: str) -> list[dict[str, object]]:
     result = subprocess.run(
-        [sys.executable, "-m", "eventing.cli", "--bootstrap-servers", bootstrap, *args],
+        [sys.executable, "-m", "contracts.cli", "--bootstrap-servers", bootstrap, *args],
         capture_output=True,
         text=True,
         check=True,

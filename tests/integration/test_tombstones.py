@@ -19,9 +19,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from eventing.catalogue import CustomerContactUpdated, model_for
+from contracts.catalogue import CustomerContactUpdated
+from contracts.topics import CUSTOMER_CONTACTS
+from eventing.events import model_for
 from eventing.outbox import TOMBSTONE, Outbox, OutboxEvent
-from eventing.topics import CUSTOMER_CONTACTS
 from tests.support.eventing import create_topic, eventing_database, unique_prefix
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic

@@ -30,11 +30,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from eventing.catalogue import OrderPlaced
+from contracts.catalogue import OrderPlaced
+from contracts.topics import ORDERS, TOPOLOGY
 from eventing.consumer import EventConsumer, ReceivedEvent, Subscription
 from eventing.database import session_factory
 from eventing.settings import ConsumerSettings
-from eventing.topics import ORDERS
 from eventing.tracing import TRACE_FILE_ENV, configure_tracing
 from orders.entrypoints.api import create_app
 from orders.settings import OrdersSettings
@@ -184,6 +184,7 @@ async def test_one_trace_follows_an_order_across_processes(
         subscriptions=[Subscription(HANDLER, OrderPlaced, probe)],
         sessions=session_factory(engine),
         bootstrap_servers=infra.kafka_bootstrap,
+        topology=TOPOLOGY,
         settings=ConsumerSettings(auto_offset_reset="latest"),
     )
     consuming = asyncio.create_task(consumer.run())

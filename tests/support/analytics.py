@@ -15,8 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from eventing.catalogue import (
-    EventData,
+from contracts.catalogue import (
     KitchenCookingStarted,
     KitchenOrderReady,
     OrderCancelled,
@@ -32,6 +31,7 @@ from eventing.catalogue import (
     TicketWithdrawn,
 )
 from eventing.cloudevents_kafka import AGGREGATE_VERSION, Envelope, encode
+from eventing.events import EventData
 from eventing.kafka_security import KafkaSecurity
 
 CENT = Decimal("0.01")

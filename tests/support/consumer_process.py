@@ -10,7 +10,8 @@ import asyncio
 import os
 import signal
 
-from eventing.catalogue import OrderPlaced
+from contracts.catalogue import OrderPlaced
+from contracts.topics import TOPOLOGY
 from eventing.consumer import EventConsumer, Subscription
 from eventing.database import create_engine, session_factory
 from eventing.health_server import serve_health
@@ -26,6 +27,7 @@ async def main() -> None:
         subscriptions=[Subscription("recorder", OrderPlaced, recorder)],
         sessions=session_factory(engine),
         bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+        topology=TOPOLOGY,
     )
 
     async def ready() -> tuple[bool, str]:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from eventing.auth import AuthSettings, Role, mint_token
+from service_kit.auth import AuthSettings, Role, mint_token
 from tests.support.processes import LOG_DIR
 
 CONFIGS = Path(__file__).resolve().parents[1] / "contract"

@@ -17,9 +17,10 @@ from aiokafka.errors import KafkaConnectionError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from eventing.catalogue import EventData, OrderLine, OrderPlaced
+from contracts.catalogue import OrderLine, OrderPlaced
 from eventing.cloudevents_kafka import Envelope, encode
 from eventing.database import eventing_metadata
+from eventing.events import EventData
 from eventing.outbox import Outbox, OutboxEvent
 from tests.support.infra import Infra
 

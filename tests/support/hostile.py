@@ -11,7 +11,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
-from eventing.catalogue import OrderConfirmed
+from contracts.catalogue import OrderConfirmed
 from eventing.cloudevents_kafka import Envelope, encode
 from tests.support.raw_batches import RawRecord, produce_batch, record_batch
 

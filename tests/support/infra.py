@@ -9,7 +9,7 @@
 Whatever the mode, absent infrastructure is an error, never a skip.
 
 The local broker authenticates every client (SASL/SCRAM) and authorizes it with the ACLs of
-``eventing.access``. The test process and what it starts talk to it as the ``admin`` principal
+``contracts.access``. The test process and what it starts talk to it as the ``admin`` principal
 (set in this process's environment by ``start_infra``) unless a test gives a process its own
 principal with ``Infra.principal_env`` (``start_system`` gives each process of the system its
 own). In ``external`` mode the ``KAFKA_SECURITY_PROTOCOL`` / ``KAFKA_SASL_*`` variables of the
@@ -212,7 +212,7 @@ def _ensure_topics(bootstrap: str) -> None:
             "run",
             "--frozen",
             "--no-sync",
-            "eventing",
+            "pizzeria",
             "--bootstrap-servers",
             bootstrap,
             "topics",

@@ -16,19 +16,19 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from eventing.auth import AuthSettings, Role, mint_token
-from eventing.catalogue import (
+from contracts.catalogue import (
     CustomerContactUpdated,
-    EventData,
     OrderLine,
     OrderPlaced,
     tracking_token_sha256,
 )
+from contracts.topics import CUSTOMER_CONTACTS, KITCHEN, ORDERS
 from eventing.cloudevents_kafka import Envelope, encode
-from eventing.topics import CUSTOMER_CONTACTS, KITCHEN, ORDERS
+from eventing.events import EventData
 from notifications.entrypoints.api import create_app
 from notifications.settings import NotificationsSettings
 from notifications.sinks import SmsSink, SmtpSink
+from service_kit.auth import AuthSettings, Role, mint_token
 from tests.support.eventing import create_topic, unique_prefix
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess, base_url, service_process

@@ -11,7 +11,7 @@ from collections import Counter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eventing.catalogue import OrderPlaced
+from contracts.catalogue import OrderPlaced
 from eventing.consumer import PermanentHandlerError, ReceivedEvent
 
 EFFECTS_DDL = (

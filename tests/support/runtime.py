@@ -12,13 +12,13 @@ from typing import Any
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from eventing.catalogue import OrderPlaced
+from contracts.catalogue import OrderPlaced
+from contracts.topics import OPEN_DEAD_LETTERS, TOPOLOGY
 from eventing.cloudevents_kafka import Envelope, encode
 from eventing.consumer import EventConsumer, Subscription, TombstoneSubscription
 from eventing.database import session_factory
 from eventing.deadletter import DeadLetter, read_dead_letters
 from eventing.settings import ConsumerSettings
-from eventing.topics import OPEN_DEAD_LETTERS
 from tests.support.eventing import create_topic, eventing_database, order_placed
 from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess, free_port
@@ -100,6 +100,7 @@ class Setup:
             subscriptions=subscriptions,
             sessions=session_factory(self.engine),
             bootstrap_servers=bootstrap,
+            topology=TOPOLOGY,
             settings=settings,
             tombstones=tombstones or [],
             dead_letter_topics=dead_letter_topics,

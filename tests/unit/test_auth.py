@@ -1,4 +1,4 @@
-"""JWT bearer authentication (eventing.auth): tokens, settings, JWKS, FastAPI and the CLI.
+"""JWT bearer authentication (service_kit.auth): tokens, settings, JWKS, FastAPI and the CLI.
 
 No broker or database: the JWKS endpoint is a real ``http.server`` on 127.0.0.1 in a thread, so
 PyJWKClient's fetching and caching are exercised as in production.
@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from pydantic import ValidationError
 
-from eventing import cli
-from eventing.auth import (
+from contracts import cli
+from service_kit.auth import (
     DEVELOPMENT_SECRET,
     EVERY_SERVICE,
     AuthenticationError,

@@ -31,16 +31,17 @@ import yaml  # type: ignore[import-untyped, unused-ignore]
 from pydantic_settings import BaseSettings
 from sqlalchemy.engine import make_url
 
-import eventing.access
+import contracts.access
 import eventing.admin
-import eventing.service
+import service_kit.service
 from analytics.settings import AnalyticsConsumerSettings, AnalyticsSettings
-from eventing.auth import AuthSettings
 from eventing.kafka_security import KafkaSecurity
-from eventing.settings import RelaySettings, ServiceSettings
+from eventing.settings import RelaySettings
 from kitchen.settings import KitchenConsumerSettings, KitchenRelaySettings, KitchenSettings
 from notifications.settings import NotificationsConsumerSettings, NotificationsSettings
 from orders.settings import OrdersRelaySettings, OrdersSettings
+from service_kit.auth import AuthSettings
+from service_kit.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -236,7 +237,7 @@ def start_service_cli(
     main = console_script(script)
     module = sys.modules[main.__module__]
     assert hasattr(module, "service_main"), f"{script} is not a service CLI"
-    real_service_main = eventing.service.service_main
+    real_service_main = service_kit.service.service_main
     started: dict[str, Any] = {}
 
     def service_main(name: str, **kwargs: Any) -> int:
@@ -452,7 +453,7 @@ ADMIN_ENVIRONMENT = {
 
 
 def test_the_acls_step_runs_as_the_admin_after_the_topics() -> None:
-    assert script_of("acls") == "eventing"
+    assert script_of("acls") == "pizzeria"
     assert command_of("acls") == ["access", "ensure"]
     assert environment_of("acls") == ADMIN_ENVIRONMENT
     assert depends_on("acls") == {"topics": ONE_SHOT_CONDITION}
@@ -465,7 +466,7 @@ def test_every_process_is_its_own_kafka_principal(name: str) -> None:
         return  # no Kafka
     environment = environment_of(name)
     principal = f"{service}-relay" if command == "relay" else service
-    assert principal in eventing.access.PRINCIPAL_NAMES
+    assert principal in contracts.access.PRINCIPAL_NAMES
     assert environment["KAFKA_SASL_USERNAME"] == principal
     variable = "KAFKA_PASSWORD_" + principal.upper().replace("-", "_")
     assert environment["KAFKA_SASL_PASSWORD"] == DOT_ENV[variable]
@@ -480,7 +481,7 @@ def test_the_secrets_are_required_made_by_the_script_and_the_principals_agree() 
     assert used <= set(DOT_ENV), "secrets.sh makes every variable compose requires"
     principals = re.search(r'^KAFKA_PRINCIPALS="(.*)"$', SECRETS_SH.read_text(), re.MULTILINE)
     assert principals is not None
-    expected = list(eventing.access.PRINCIPAL_NAMES)
+    expected = list(contracts.access.PRINCIPAL_NAMES)
     assert principals.group(1).split() == expected
     assert environment_of("kafka")["KAFKA_PRINCIPALS"].split() == expected
     for principal in ("controller", *expected):
@@ -496,18 +497,18 @@ def test_every_published_port_listens_on_loopback_only() -> None:
     assert all(hosts == {"127.0.0.1"} for hosts in published.values()), published
 
 
-def test_the_topics_step_runs_the_eventing_cli_against_the_broker(
+def test_the_topics_step_runs_the_pizzeria_cli_against_the_broker(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     name = "topics"
-    assert script_of(name) == "eventing"
+    assert script_of(name) == "pizzeria"
     assert command_of(name) == ["topics", "ensure"]
     assert environment_of(name) == ADMIN_ENVIRONMENT
-    assert service_of(name) in SETTINGS, "the image must be one that has the eventing CLI"
+    assert service_of(name) in SETTINGS, "the image must be one that has the pizzeria CLI"
 
     asked: list[str] = []
 
-    async def ensure_topics(bootstrap_servers: str, **_: Any) -> list[str]:
+    async def ensure_topics(bootstrap_servers: str, *_: Any, **__: Any) -> list[str]:
         asked.append(bootstrap_servers)
         return []
 
@@ -515,7 +516,7 @@ def test_the_topics_step_runs_the_eventing_cli_against_the_broker(
     use_environment(monkeypatch, environment_of(name))
     # asyncio.run in a thread of its own, apart from any event loop of the test session.
     with ThreadPoolExecutor(1) as pool:
-        assert pool.submit(console_script("eventing"), command_of(name)).result() == 0
+        assert pool.submit(console_script("pizzeria"), command_of(name)).result() == 0
     assert asked == [environment_of(name)[SHARED_KAFKA_VARIABLE]]
 
 
@@ -735,7 +736,7 @@ def test_dockerfile_builds_a_non_root_image_of_one_service_with_uv() -> None:
         )
     assert "--from=ghcr.io/astral-sh/uv:" in text
 
-    # Only this service and mario-eventing, at the locked versions, without dev tools.
+    # Only this service and the shared packages, at the locked versions, without dev tools.
     syncs = [args for keyword, args in instructions if keyword == "RUN" and "uv sync" in args]
     assert syncs
     for sync in syncs:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from eventing.database import is_database_unavailable
-from eventing.http import answer_503_when_the_database_is_unavailable
+from service_kit.http import answer_503_when_the_database_is_unavailable
 
 FAILURES = {
     "pool exhausted": PoolTimeout("QueuePool limit of size 10 overflow 0 reached"),

@@ -22,7 +22,7 @@ def test_a_single_use_engine_hides_bound_parameters_too() -> None:
 
 def test_no_code_makes_an_engine_but_the_shared_factory() -> None:
     """An engine made with SQLAlchemy's own factory would quote customers' details in errors."""
-    factory = ROOT / "shared" / "src" / "eventing" / "database.py"
+    factory = ROOT / "shared" / "eventing" / "src" / "eventing" / "database.py"
     offenders = []
     for directory in ("shared", "services", "bench"):
         for path in sorted((ROOT / directory).rglob("*.py")):

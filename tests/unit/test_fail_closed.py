@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from eventing.auth import AuthSettings
-from eventing.service import EXIT_CONFIGURATION_ERROR
 from notifications.settings import NotificationsSettings
 from orders.settings import OrdersSettings
+from service_kit.auth import AuthSettings
+from service_kit.service import EXIT_CONFIGURATION_ERROR
 
 STRONG = "a-random-secret-that-is-longer-than-32-bytes"
 PRODUCTION = AuthSettings(environment="production", jwt_secret=STRONG)

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from eventing.catalogue import OrderPlaced
-from eventing.catalogue.base import model_for
+from contracts.catalogue import OrderPlaced
 from eventing.cloudevents_kafka import (
     DEFAULT_LIMITS,
     REASON_MAX_CHARS,
@@ -27,6 +26,7 @@ from eventing.cloudevents_kafka import (
     encode,
     json_nesting_exceeds,
 )
+from eventing.events import model_for
 from tests.support.eventing import order_placed
 from tests.support.hostile import DEEP, as_read, hostile_records
 

@@ -1,6 +1,6 @@
 """Bad input gets a 4xx with a reason from every service's app, never a 500: the shared pieces
-(``eventing.http.protect``, ``eventing.inputs``, ``eventing.limits``) on a bare FastAPI app; and
-a long-lived stream holds one of the process's stream slots while it is open."""
+(``service_kit.http.protect``, ``service_kit.inputs``, ``service_kit.limits``) on a bare FastAPI
+app; and a long-lived stream holds one of the process's stream slots while it is open."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from fastapi import APIRouter, FastAPI, Query
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from eventing.http import ErrorResponse, SlottedStreamingResponse, error_responses, protect
-from eventing.inputs import MultiLine, Rfc3339, SingleLine
-from eventing.limits import RateLimit, RateSpec, StreamSlots, retry_after_header
+from service_kit.http import ErrorResponse, SlottedStreamingResponse, error_responses, protect
+from service_kit.inputs import MultiLine, Rfc3339, SingleLine
+from service_kit.limits import RateLimit, RateSpec, StreamSlots, retry_after_header
 
 
 class Note(BaseModel):

@@ -14,8 +14,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 
-from eventing import http_server
-from eventing.http_server import HEAD_MAX_BYTES, BoundedHttpToolsProtocol
+from service_kit import http_server
+from service_kit.http_server import HEAD_MAX_BYTES, BoundedHttpToolsProtocol
 
 
 def echo_app() -> FastAPI:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from eventing import http
-from eventing.http import kafka_check
+from service_kit import http
+from service_kit.http import kafka_check
 
 
 async def test_an_unreachable_broker_is_not_ready_and_says_so() -> None:

@@ -11,7 +11,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
-from eventing.http import answer_503_when_the_database_is_unavailable
+from service_kit.http import answer_503_when_the_database_is_unavailable
 
 LIMIT = 2
 

@@ -42,7 +42,7 @@ def test_event_fields_and_trace_id_appear_in_the_json_line() -> None:
     document = json.loads(JsonFormatter("kitchen").format(line))
     assert document["service"] == "kitchen"
     assert document["event_id"] == "evt-9"
-    assert document["order_id"] == "order-9"
+    assert document["record_key"] == "order-9"
     assert document["handler"] == "kitchen.queue_ticket"
     assert document["trace_id"] == span_trace_id
 

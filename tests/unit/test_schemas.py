@@ -15,13 +15,13 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from eventing import cli, schemas
-from eventing.topics import (
+from contracts import cli, schemas
+from contracts.topics import (
     ALL_TOPICS,
     CUSTOMER_CONTACTS,
     CUSTOMER_CONTACTS_DEAD_LETTERS,
     DEAD_LETTERS,
-    RESTRICTED_TOPICS,
+    TOPOLOGY,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ def test_committed_docs_match_the_code() -> None:
     assert differences == [], (
         "The generated event docs in docs/ differ from the code:\n  "
         + "\n  ".join(differences)
-        + "\nRun `uv run eventing schemas generate` and commit docs/."
+        + "\nRun `uv run pizzeria schemas generate` and commit docs/."
     )
 
 
@@ -75,7 +75,7 @@ def test_cli_check_fails_on_drift_and_generate_fixes_it(
     assert cli.main(["schemas", "check", "--docs", str(tmp_path)]) == 1
     captured = capsys.readouterr()
     assert "missing" in captured.err
-    assert "uv run eventing schemas generate" in captured.err
+    assert "uv run pizzeria schemas generate" in captured.err
     assert cli.main(["schemas", "generate", "--docs", str(tmp_path)]) == 0
     assert cli.main(["schemas", "check", "--docs", str(tmp_path)]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["differences"] == []
@@ -84,7 +84,7 @@ def test_cli_check_fails_on_drift_and_generate_fixes_it(
 def test_default_docs_directory_is_found_from_a_subdirectory(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.chdir(REPO_ROOT / "shared" / "src")
+    monkeypatch.chdir(REPO_ROOT / "shared" / "eventing" / "src")
     assert schemas.default_docs_directory() == DOCS
     assert schemas.default_docs_directory(REPO_ROOT) == DOCS
 
@@ -97,7 +97,7 @@ def test_schema_is_backward_compatible_with_its_baseline(event_type: str) -> Non
     baseline = BASELINES / f"{event_type}.json"
     assert baseline.is_file(), (
         f"No schema baseline for {event_type}. Add the schema as first released: run "
-        f"`uv run eventing schemas generate` and copy docs/events/{event_type}.json to "
+        f"`uv run pizzeria schemas generate` and copy docs/events/{event_type}.json to "
         f"tests/unit/schema_baselines/."
     )
     old = json.loads(baseline.read_text(encoding="utf-8"))
@@ -421,7 +421,7 @@ def test_asyncapi_dead_letters_and_restricted_topics() -> None:
         assert restricted["x-data-classification"] == "restricted"
         assert restricted["x-personal-data"] is True
         assert [tag["name"] for tag in restricted["tags"]] == ["restricted"]
-    unrestricted = [name for name in channels if name not in RESTRICTED_TOPICS]
+    unrestricted = [name for name in channels if name not in TOPOLOGY.restricted]
     assert all("x-personal-data" not in channels[name] for name in unrestricted)
     # The contacts topic's dead letters have a restricted topic of their own, compacted like it.
     contacts = channels[CUSTOMER_CONTACTS.name]

@@ -16,7 +16,6 @@ from opentelemetry.trace import SpanKind
 from eventing.logs import TraceContextFilter
 from eventing.tracing import (
     JsonLinesSpanExporter,
-    TracingMiddleware,
     configure_tracing,
     context_from_traceparent,
     current_traceparent,
@@ -24,6 +23,7 @@ from eventing.tracing import (
     traceparent_from_headers,
     with_traceparent_header,
 )
+from service_kit.tracing import TracingMiddleware
 
 ORIGIN = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 HOP = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"

@@ -25,8 +25,8 @@ import asyncpg
 import httpx
 import pytest
 
-from eventing.auth import AuthSettings, Role, mint_token
-from eventing.topics import KITCHEN, ORDERS
+from contracts.topics import KITCHEN, ORDERS
+from service_kit.auth import AuthSettings, Role, mint_token
 from tests.support.analytics import Dataset, expected, generate, publish
 from tests.support.eventing import create_topic, unique_prefix
 from tests.support.infra import ROOT, Infra

@@ -21,18 +21,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
-from eventing.auth import AuthSettings, Role, mint_token
-from eventing.catalogue import (
-    EventData,
-    OrderCancelled,
-    OrderConfirmed,
-    OrderLine,
-    OrderPlaced,
-)
+from contracts.catalogue import OrderCancelled, OrderConfirmed, OrderLine, OrderPlaced
 from eventing.cloudevents_kafka import Envelope, encode
+from eventing.events import EventData
 from kitchen.bootstrap import KitchenService
 from kitchen.entrypoints.api import create_app
 from kitchen.settings import KitchenSettings
+from service_kit.auth import AuthSettings, Role, mint_token
 from tests.support.eventing import create_topic
 from tests.support.infra import Infra
 from tests.support.system import migrated_database

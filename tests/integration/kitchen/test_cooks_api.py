@@ -7,8 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from eventing.auth import Role
 from kitchen.domain.estimates import CookingOrder, KitchenModel, QueuedOrder
+from service_kit.auth import Role
 from tests.integration.kitchen.conftest import Kitchen, confirmed, line, new_order_id, statuses
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from eventing.catalogue import model_for
+from eventing.events import model_for
 from tests.integration.kitchen.conftest import (
     OrdersTopic,
     confirmed,

@@ -16,10 +16,10 @@ import httpx
 import pytest
 import uvicorn
 
-from eventing.auth import AuthSettings, Role, mint_token
 from eventing.failpoints import arm_error, armed_errors, disarm_errors
-from eventing.limits import StreamSlots
 from kitchen.entrypoints.api import create_app
+from service_kit.auth import AuthSettings, Role, mint_token
+from service_kit.limits import StreamSlots
 from tests.integration.kitchen.conftest import (
     Kitchen,
     OrdersTopic,

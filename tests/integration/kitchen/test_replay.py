@@ -13,7 +13,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from eventing.catalogue import EventData
+from eventing.events import EventData
 from tests.integration.kitchen.conftest import (
     Kitchen,
     OrdersTopic,

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from eventing.auth import Role
 from kitchen.domain.estimates import round_up_to_minute
+from service_kit.auth import Role
 from tests.integration.kitchen.conftest import (
     Kitchen,
     cancelled,

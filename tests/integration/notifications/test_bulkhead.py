@@ -13,7 +13,7 @@ import asyncio
 import asyncpg
 import httpx
 
-from eventing.auth import Role
+from service_kit.auth import Role
 from tests.support.notifications import (
     Notifications,
     contact,

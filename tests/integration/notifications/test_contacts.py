@@ -8,8 +8,8 @@ from datetime import timedelta
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from eventing.catalogue import OrderCancelled
-from eventing.topics import CUSTOMER_CONTACTS
+from contracts.catalogue import OrderCancelled
+from contracts.topics import CUSTOMER_CONTACTS
 from tests.support.kafka import read_topic
 from tests.support.metrics import scrape, value
 from tests.support.notifications import (
@@ -105,7 +105,7 @@ async def test_an_erased_customer_stays_erased_when_a_contact_record_comes_back(
     notifications: Notifications,
 ) -> None:
     """A contact update that was dead-lettered, produced again after the customer's tombstone
-    (``eventing dead-letters replay``), and a late record with a newer ``updated_at``: neither
+    (``pizzeria dead-letters replay``), and a late record with a newer ``updated_at``: neither
     brings the contact back, and nothing is sent to either address."""
     notifications.extra_env.update(
         {

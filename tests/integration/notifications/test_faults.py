@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from prometheus_client import REGISTRY
 
-from eventing.catalogue import KitchenOrderReady, TicketQueued
+from contracts.catalogue import KitchenOrderReady, TicketQueued
 from eventing.failpoints import arm_error, armed_errors, disarm_errors
 from tests.support.eventing import driver_errors
 from tests.support.notifications import (

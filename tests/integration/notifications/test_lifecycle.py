@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from eventing.auth import Role
-from eventing.catalogue import (
+from contracts.catalogue import (
     KitchenCookingStarted,
     KitchenOrderReady,
     OrderCancelled,
@@ -19,6 +18,7 @@ from eventing.catalogue import (
 )
 from notifications.adapters.providers import message_id
 from notifications.domain.messages import Channel, idempotency_key
+from service_kit.auth import Role
 from tests.support.metrics import parse, value
 from tests.support.notifications import (
     Notifications,

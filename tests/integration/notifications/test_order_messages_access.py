@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import httpx
 
-from eventing.auth import Role
-from eventing.catalogue import OrderConfirmed, new_tracking_token
+from contracts.catalogue import OrderConfirmed, new_tracking_token
+from service_kit.auth import Role
 from tests.support.notifications import (
     Notifications,
     eventually,

@@ -8,7 +8,6 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from eventing.auth import Role
 from eventing.cloudevents_kafka import Envelope
 from eventing.consumer import ReceivedEvent
 from eventing.database import create_engine, session_factory
@@ -16,6 +15,7 @@ from notifications.domain.messages import Channel
 from notifications.service_layer.dispatch import Dispatcher, RetryPolicy, UnexpectedProviderError
 from notifications.service_layer.handlers import Policy, notification_handlers
 from notifications.service_layer.ports import Outgoing
+from service_kit.auth import Role
 from tests.support.infra import Infra
 from tests.support.notifications import (
     Notifications,

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from eventing.auth import Role
+from service_kit.auth import Role
 from tests.support.infra import Infra
 from tests.support.notifications import (
     Notifications,

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from eventing.auth import AuthSettings, Role, mint_token
 from orders.entrypoints.api import create_app
 from orders.settings import OrdersSettings
+from service_kit.auth import AuthSettings, Role, mint_token
 from tests.support.customers import ask_for_code, bearer, sign_in
 from tests.support.infra import Infra
 from tests.support.notifications import (

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from eventing.catalogue import KitchenCookingStarted, KitchenOrderReady
+from contracts.catalogue import KitchenCookingStarted, KitchenOrderReady
 from tests.integration.orders.conftest import OrdersApi
 from tests.integration.orders.test_kitchen_events import (
     consuming_orders_api,  # noqa: F401 - a fixture, used by name

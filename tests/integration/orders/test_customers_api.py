@@ -11,8 +11,8 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from eventing.auth import Role
-from eventing.topics import CUSTOMER_CONTACTS, ORDERS
+from contracts.topics import CUSTOMER_CONTACTS, ORDERS
+from service_kit.auth import Role
 from tests.integration.orders.conftest import OrdersApi
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic

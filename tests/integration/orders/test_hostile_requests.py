@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from eventing.auth import Role
 from orders.entrypoints.api import create_app
 from orders.settings import OrdersSettings
+from service_kit.auth import Role
 from tests.integration.orders.conftest import OrdersApi
 from tests.support.infra import Infra
 from tests.support.system import migrated_database

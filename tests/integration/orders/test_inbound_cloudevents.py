@@ -21,10 +21,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from eventing.auth import Role
 from orders import inbound_signatures
 from orders.entrypoints.api import create_app
 from orders.settings import OrdersSettings
+from service_kit.auth import Role
 from tests.integration.orders.conftest import OrdersApi
 from tests.support.infra import Infra
 from tests.support.system import migrated_database

@@ -10,11 +10,13 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from eventing.auth import Role
-from eventing.catalogue import EventData, KitchenCookingStarted, KitchenOrderReady
+from contracts.catalogue import KitchenCookingStarted, KitchenOrderReady
+from contracts.topics import DEAD_LETTERS
 from eventing.deadletter import read_dead_letters
+from eventing.events import EventData
 from orders.entrypoints.api import create_app
 from orders.settings import OrdersSettings
+from service_kit.auth import Role
 from tests.integration.orders.conftest import OrdersApi
 from tests.support.eventing import publish_event
 from tests.support.infra import Infra
@@ -112,7 +114,11 @@ async def test_cooking_a_cancelled_order_is_dead_lettered_with_the_reason(
     )
     group = api.group  # type: ignore[attr-defined]
     deadline = asyncio.get_running_loop().time() + 20
-    while not (letters := await read_dead_letters(infra.kafka_bootstrap, group=group)):
+    while not (
+        letters := await read_dead_letters(
+            infra.kafka_bootstrap, topic=DEAD_LETTERS.name, group=group
+        )
+    ):
         assert asyncio.get_running_loop().time() < deadline, "no dead letter"
         await asyncio.sleep(0.5)
     [letter] = letters

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from eventing.auth import Role
+from service_kit.auth import Role
 from tests.integration.orders.conftest import OrdersApi
 
 ADDED = "com.mariospizzeria.menu.pizza_added.v1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from eventing.auth import Role
+from service_kit.auth import Role
 from tests.integration.orders.conftest import OrdersApi
 
 

@@ -15,7 +15,7 @@ import httpx
 import jwt
 import pytest
 
-from eventing.auth import AuthSettings, Role, audience_of
+from service_kit.auth import AuthSettings, Role, audience_of
 from tests.integration.orders.conftest import OrdersApi, SignedInApi, orders_app
 from tests.support.customers import Person, codes_received, new_code
 from tests.support.infra import Infra

@@ -11,8 +11,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from eventing.auth import Role
-from eventing.topics import CUSTOMER_CONTACTS
+from contracts.topics import CUSTOMER_CONTACTS
+from service_kit.auth import Role
 from tests.integration.orders.conftest import OrdersApi
 from tests.support.customers import Person
 

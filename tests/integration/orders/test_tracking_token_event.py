@@ -8,7 +8,7 @@ import json
 
 import asyncpg
 
-from eventing.catalogue import OrderPlaced
+from contracts.catalogue import OrderPlaced
 from tests.integration.orders.conftest import OrdersApi
 
 

@@ -8,7 +8,7 @@ from importlib import resources
 
 import pytest
 
-from eventing.catalogue import (
+from contracts.catalogue import (
     CustomerContactUpdated,
     OrderCancelled,
     OrderPlaced,

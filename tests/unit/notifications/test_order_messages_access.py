@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from eventing.catalogue import is_tracking_token, new_tracking_token, tracking_token_sha256
+from contracts.catalogue import is_tracking_token, new_tracking_token, tracking_token_sha256
 from notifications.domain.messages import (
     Access,
     OrderOwner,

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from eventing.catalogue import (
+from contracts.catalogue import (
     OrderCancelled,
     OrderConfirmed,
     OrderCookingStarted,

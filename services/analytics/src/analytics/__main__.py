@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from analytics.settings import AnalyticsSettings
-from eventing.service import service_main
+from service_kit.service import service_main
 
 
 async def _rebuild(settings: AnalyticsSettings) -> dict[str, object]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from analytics.service_layer.handlers import SUBSCRIPTIONS
 from analytics.settings import AnalyticsConsumerSettings, AnalyticsSettings
-from eventing.service import ConsumingService
-from eventing.topics import KITCHEN, ORDERS
+from contracts.topics import KITCHEN, ORDERS, TOPOLOGY
+from service_kit.service import ConsumingService
 
 # Only these: the customer-contacts topic (personal data) is never read by analytics.
 PROJECTED_TOPICS: tuple[str, ...] = (ORDERS.name, KITCHEN.name)
@@ -21,6 +21,7 @@ def bootstrap(settings: AnalyticsSettings | None = None) -> ConsumingService:
         settings,
         group_id=settings.consumer_group,
         topics=projected_topics(settings),
+        topology=TOPOLOGY,
         subscriptions=SUBSCRIPTIONS,
         consumer_settings=AnalyticsConsumerSettings(),
     )

@@ -3,7 +3,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from eventing.settings import ConsumerSettings, ServiceSettings
+from eventing.settings import ConsumerSettings
+from service_kit.settings import ServiceSettings
 
 
 class AnalyticsSettings(ServiceSettings):

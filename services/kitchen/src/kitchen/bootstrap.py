@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contracts.topics import TOPOLOGY
 from eventing.outbox import Outbox
-from eventing.service import ConsumingService
 from kitchen.service_layer.broadcast import QueueBroadcaster
 from kitchen.service_layer.handlers import kitchen_subscriptions
 from kitchen.service_layer.unit_of_work import SOURCE, Kitchen
 from kitchen.settings import KitchenConsumerSettings, KitchenSettings
+from service_kit.service import ConsumingService
 
 
 @dataclass
@@ -37,6 +38,7 @@ def bootstrap(settings: KitchenSettings | None = None) -> KitchenService:
         settings,
         group_id=settings.consumer_group,
         topics=[settings.orders_topic],
+        topology=TOPOLOGY,
         subscriptions=kitchen_subscriptions(kitchen),
         consumer_settings=KitchenConsumerSettings(),
         kitchen=kitchen,

@@ -3,9 +3,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from eventing.settings import ConsumerSettings, RelaySettings, ServiceSettings
-from eventing.topics import ORDERS
+from contracts.topics import ORDERS
+from eventing.settings import ConsumerSettings, RelaySettings
 from kitchen.domain.estimates import KitchenModel
+from service_kit.settings import ServiceSettings
 
 
 class KitchenSettings(ServiceSettings):

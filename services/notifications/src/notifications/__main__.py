@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eventing.service import service_main
 from notifications.settings import NotificationsSettings
+from service_kit.service import service_main
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,9 +10,8 @@ import httpx
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from contracts.topics import CUSTOMER_CONTACTS_DEAD_LETTERS, TOPOLOGY
 from eventing.database import create_engine, session_factory
-from eventing.service import ConsumingService
-from eventing.topics import CUSTOMER_CONTACTS_DEAD_LETTERS
 from notifications.adapters.providers import HttpSmsSender, SmtpEmailSender
 from notifications.domain.messages import Channel
 from notifications.service_layer.dispatch import Dispatcher, RetryPolicy
@@ -23,6 +22,7 @@ from notifications.service_layer.handlers import (
 )
 from notifications.service_layer.sign_in_codes import CodeMessenger
 from notifications.settings import NotificationsConsumerSettings, NotificationsSettings
+from service_kit.service import ConsumingService
 
 
 @dataclass(kw_only=True)
@@ -67,6 +67,7 @@ def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsSer
         settings,
         group_id=settings.consumer_group,
         topics=[settings.orders_topic, settings.kitchen_topic, settings.contacts_topic],
+        topology=TOPOLOGY,
         subscriptions=notification_subscriptions(policy),
         tombstones=tombstone_subscriptions(settings.contacts_topic),
         # Whatever the contacts topic is called here, its records are personal data.

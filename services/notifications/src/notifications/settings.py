@@ -6,9 +6,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from eventing.auth import MINIMUM_SECRET_BYTES, AuthSettings
-from eventing.settings import ConsumerSettings, ServiceSettings, is_local_host
-from eventing.topics import CUSTOMER_CONTACTS, KITCHEN, ORDERS
+from contracts.topics import CUSTOMER_CONTACTS, KITCHEN, ORDERS
+from eventing.settings import ConsumerSettings
+from service_kit.auth import MINIMUM_SECRET_BYTES, AuthSettings
+from service_kit.settings import ServiceSettings, is_local_host
 
 # The credentials of the development sinks (deploy/local/stack.sh), public in this repository.
 DEVELOPMENT_SMS_ACCOUNT: Final = "dev-account"

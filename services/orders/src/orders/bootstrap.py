@@ -7,16 +7,16 @@ import hmac
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from eventing.auth import AuthSettings
-from eventing.limits import RateLimit, RateSpec
+from contracts.topics import KITCHEN, TOPOLOGY
 from eventing.outbox import Outbox
-from eventing.service import ConsumingService
-from eventing.topics import KITCHEN
 from orders.adapters.notifications import HttpCodeSender
 from orders.service_layer.kitchen_events import kitchen_subscriptions
 from orders.service_layer.sign_in import CodeSender, SignInPolicy
 from orders.service_layer.unit_of_work import UnitOfWork
 from orders.settings import OrdersConsumerSettings, OrdersSettings
+from service_kit.auth import AuthSettings
+from service_kit.limits import RateLimit, RateSpec
+from service_kit.service import ConsumingService
 
 SOURCE = "/mariospizzeria/orders"
 
@@ -100,6 +100,7 @@ def bootstrap(settings: OrdersSettings | None = None) -> OrdersService:
         settings,
         group_id=settings.consumer_group,
         topics=[KITCHEN.name],
+        topology=TOPOLOGY,
         subscriptions=kitchen_subscriptions(outbox),
         consumer_settings=OrdersConsumerSettings(),
         outbox=outbox,

@@ -5,9 +5,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from eventing.auth import MINIMUM_SECRET_BYTES, AuthSettings
-from eventing.limits import Rate, RateSpec
-from eventing.settings import ConsumerSettings, RelaySettings, ServiceSettings, is_local_host
+from eventing.settings import ConsumerSettings, RelaySettings
+from service_kit.auth import MINIMUM_SECRET_BYTES, AuthSettings
+from service_kit.limits import Rate, RateSpec
+from service_kit.settings import ServiceSettings, is_local_host
 
 
 class OrdersSettings(ServiceSettings):

@@ -31,8 +31,8 @@ from analytics.entrypoints.schemas import (
     TimeBucket,
 )
 from analytics.settings import AnalyticsSettings
-from eventing.http import COMMON_ERRORS, error_responses, protect
-from eventing.service import ServiceDep, consuming_lifespan
+from service_kit.http import COMMON_ERRORS, error_responses, protect
+from service_kit.service import ServiceDep, consuming_lifespan
 
 _ANALYST_ERRORS: dict[str, Any] = {
     "_401": "No valid bearer token (`WWW-Authenticate: Bearer`).",

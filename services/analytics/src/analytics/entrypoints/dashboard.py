@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from eventing.pages import page_response, page_responses
+from service_kit.pages import page_response, page_responses
 
 router = APIRouter(tags=["dashboard"])
 

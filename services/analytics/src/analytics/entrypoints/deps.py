@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Path, Query
 
 from analytics.domain.window import Bucket, Window
-from eventing.auth import Principal, Role, require_roles
-from eventing.inputs import IDENTIFIER_CONSTRAINTS, Rfc3339
+from service_kit.auth import Principal, Role, require_roles
+from service_kit.inputs import IDENTIFIER_CONSTRAINTS, Rfc3339
 
 AnalystDep = Annotated[Principal, Depends(require_roles(Role.ANALYST, Role.MANAGER))]
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.adapters.orm import order_facts_table, order_lines_table
 from analytics.domain.facts import Milestones, derive_status, is_on_time
-from eventing.catalogue import (
+from contracts.catalogue import (
     KitchenCookingStarted,
     KitchenOrderReady,
     OrderCancelled,

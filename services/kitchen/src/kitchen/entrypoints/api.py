@@ -5,8 +5,6 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from eventing.http import COMMON_ERRORS, error_responses, protect
-from eventing.tracing import TracingMiddleware
 from kitchen.domain.estimates import KitchenAtCapacity
 from kitchen.domain.tickets import InvalidTransition
 from kitchen.entrypoints import display
@@ -14,6 +12,8 @@ from kitchen.entrypoints.lifespan import kitchen_lifespan
 from kitchen.entrypoints.routes import queue, tickets
 from kitchen.service_layer.cooks import TicketNotFound
 from kitchen.settings import KitchenSettings
+from service_kit.http import COMMON_ERRORS, error_responses, protect
+from service_kit.tracing import TracingMiddleware
 
 
 def create_app(settings: KitchenSettings | None = None) -> FastAPI:

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 
-from eventing.auth import Principal, Role, require_roles
-from eventing.http import error_responses
-from eventing.inputs import IDENTIFIER_CONSTRAINTS
 from kitchen.bootstrap import KitchenService
+from service_kit.auth import Principal, Role, require_roles
+from service_kit.http import error_responses
+from service_kit.inputs import IDENTIFIER_CONSTRAINTS
 
 
 def _service(request: Request) -> KitchenService:

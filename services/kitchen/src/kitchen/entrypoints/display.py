@@ -5,7 +5,7 @@ in with a token. It then reads ``GET /queue/stream`` (Server-Sent Events, read w
 so that it can send the token) and posts to ``/tickets/{id}/start`` and ``/tickets/{id}/ready``,
 each with ``Authorization: Bearer``. Everything it needs is inline in ``static/display.html``,
 so it works without internet access and without a build step, under a Content-Security-Policy
-that admits only those inline parts (``eventing.pages``).
+that admits only those inline parts (``service_kit.pages``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from eventing.pages import page_response, page_responses
+from service_kit.pages import page_response, page_responses
 
 router = APIRouter(tags=["display"])
 

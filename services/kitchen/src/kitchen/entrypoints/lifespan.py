@@ -19,10 +19,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from eventing.service import consuming_lifespan
 from kitchen.bootstrap import KitchenService, bootstrap
 from kitchen.service_layer.broadcast import QueueBroadcaster
 from kitchen.settings import KitchenSettings
+from service_kit.service import consuming_lifespan
 
 EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from eventing.catalogue import KitchenCookingStarted, KitchenOrderReady
+from contracts.catalogue import KitchenCookingStarted, KitchenOrderReady
 from kitchen import metrics
 from kitchen.adapters.repository import TicketRepository
 from kitchen.domain.tickets import Ticket, TicketStatus

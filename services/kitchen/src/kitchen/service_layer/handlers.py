@@ -29,7 +29,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eventing.catalogue import OrderCancelled, OrderConfirmed, TicketQueued, TicketWithdrawn
+from contracts.catalogue import OrderCancelled, OrderConfirmed, TicketQueued, TicketWithdrawn
 from eventing.consumer import ReceivedEvent, Subscription
 from kitchen import metrics
 from kitchen.domain.tickets import CancelOutcome, Ticket, TicketLine

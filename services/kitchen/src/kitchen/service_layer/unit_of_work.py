@@ -26,7 +26,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eventing.catalogue import EstimateChanged, EventData
+from contracts.catalogue import EstimateChanged
+from eventing.events import EventData
 from eventing.ids import uuid7
 from eventing.outbox import Outbox, OutboxEvent
 from kitchen.adapters.repository import TicketRepository

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from eventing.catalogue import is_tracking_token, tracking_token_sha256
+from contracts.catalogue import is_tracking_token, tracking_token_sha256
 
 
 class Channel(StrEnum):

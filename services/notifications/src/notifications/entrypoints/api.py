@@ -20,10 +20,6 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Req
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, JsonValue
 
-from eventing.auth import Principal, Role, optional_principal, require_roles
-from eventing.http import COMMON_ERRORS, error_responses, protect
-from eventing.inputs import IDENTIFIER_CONSTRAINTS
-from eventing.tracing import TracingMiddleware
 from notifications.bootstrap import NotificationsService
 from notifications.domain.messages import (
     Access,
@@ -36,6 +32,10 @@ from notifications.entrypoints import sign_in_codes
 from notifications.entrypoints.lifespan import notifications_lifespan
 from notifications.service_layer import queries
 from notifications.settings import NotificationsSettings
+from service_kit.auth import Principal, Role, optional_principal, require_roles
+from service_kit.http import COMMON_ERRORS, error_responses, protect
+from service_kit.inputs import IDENTIFIER_CONSTRAINTS
+from service_kit.tracing import TracingMiddleware
 
 
 def _service(request: Request) -> NotificationsService:

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 
-from eventing.service import consuming_lifespan
 from notifications.bootstrap import NotificationsService, bootstrap
 from notifications.service_layer.timers import run_timers
 from notifications.settings import NotificationsSettings
+from service_kit.service import consuming_lifespan
 
 
 def notifications_lifespan(

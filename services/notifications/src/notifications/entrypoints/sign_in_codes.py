@@ -12,10 +12,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from eventing.http import error_responses
 from notifications.bootstrap import NotificationsService
 from notifications.domain.messages import Channel
 from notifications.service_layer.ports import SendError
+from service_kit.http import error_responses
 
 router = APIRouter(tags=["sign-in codes"])
 

@@ -41,7 +41,7 @@ from sqlalchemy import delete, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eventing.catalogue import (
+from contracts.catalogue import (
     CustomerContactUpdated,
     EstimateChanged,
     KitchenCookingStarted,

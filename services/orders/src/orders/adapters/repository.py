@@ -10,7 +10,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eventing.catalogue import OrderLine
+from contracts.catalogue import OrderLine
 from orders.adapters.orm import orders_table
 from orders.domain.model import Order, OrderStatus
 

@@ -17,8 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from eventing.catalogue import (
-    EventData,
+from contracts.catalogue import (
     Fulfilment,
     OrderCancelled,
     OrderConfirmed,
@@ -30,6 +29,7 @@ from eventing.catalogue import (
     OrderPlaced,
     OrderReady,
 )
+from eventing.events import EventData
 from orders.domain.menu import Pizza, Size, unit_price
 
 MAX_PIZZAS_PER_ORDER = 50

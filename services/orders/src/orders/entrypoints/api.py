@@ -5,15 +5,15 @@ from __future__ import annotations
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from eventing.http import COMMON_ERRORS, error_responses, protect
-from eventing.service import consuming_lifespan
-from eventing.tracing import TracingMiddleware
 from orders.adapters.repository import ConcurrentUpdate
 from orders.bootstrap import bootstrap
 from orders.domain.model import DomainError, InvalidTransition
 from orders.entrypoints.routes import customers, inbound, menu, orders, sign_in
 from orders.service_layer.handlers import OrderNotFound
 from orders.settings import OrdersSettings
+from service_kit.http import COMMON_ERRORS, error_responses, protect
+from service_kit.service import consuming_lifespan
+from service_kit.tracing import TracingMiddleware
 
 
 def create_app(settings: OrdersSettings | None = None) -> FastAPI:

@@ -9,10 +9,10 @@ from typing import Annotated, Literal
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import APIKeyHeader
 
-from eventing.auth import Principal, Role, optional_principal, require_roles
-from eventing.inputs import IDENTIFIER_CONSTRAINTS
 from orders.bootstrap import OrdersService
 from orders.service_layer import handlers
+from service_kit.auth import Principal, Role, optional_principal, require_roles
+from service_kit.inputs import IDENTIFIER_CONSTRAINTS
 
 STAFF = (Role.MANAGER, Role.CHEF, Role.DRIVER)
 

@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy import RowMapping, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
-from eventing.catalogue import CustomerContactUpdated
+from contracts.catalogue import CustomerContactUpdated
+from contracts.topics import CUSTOMER_CONTACTS, CUSTOMER_CONTACTS_DEAD_LETTERS
 from eventing.ids import uuid7
-from eventing.topics import CUSTOMER_CONTACTS, CUSTOMER_CONTACTS_DEAD_LETTERS
 from orders.adapters.orm import customers_table
 from orders.domain.customers import ContactDetails, Profile
 from orders.domain.sign_in import Contact

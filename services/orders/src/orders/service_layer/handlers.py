@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from eventing.catalogue import Fulfilment, new_tracking_token, tracking_token_sha256
+from contracts.catalogue import Fulfilment, new_tracking_token, tracking_token_sha256
 from eventing.ids import uuid7
 from orders import metrics
 from orders.adapters.orm import idempotency_keys_table

@@ -21,7 +21,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from eventing.catalogue import EventData, PaymentSucceeded
+from contracts.catalogue import PaymentSucceeded
+from eventing.events import EventData
 from orders import metrics
 from orders.adapters.orm import inbound_events_table
 from orders.domain.model import OrderStatus

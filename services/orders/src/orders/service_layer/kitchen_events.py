@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eventing.catalogue import KitchenCookingStarted, KitchenOrderReady
+from contracts.catalogue import KitchenCookingStarted, KitchenOrderReady
 from eventing.consumer import PermanentHandlerError, ReceivedEvent, Subscription
 from eventing.outbox import Outbox
 from orders import metrics

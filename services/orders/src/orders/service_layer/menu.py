@@ -18,13 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eventing.catalogue import (
-    PizzaAdded,
-    PizzaChanged,
-    PizzaRetired,
-    ToppingAdded,
-    ToppingRetired,
-)
+from contracts.catalogue import PizzaAdded, PizzaChanged, PizzaRetired, ToppingAdded, ToppingRetired
 from orders.adapters.orm import extra_toppings_table, menu_table
 from orders.domain.menu import CENT, Pizza
 from orders.domain.model import DomainError

@@ -6,7 +6,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from eventing.catalogue import EventData
+from eventing.events import EventData
 from eventing.outbox import Outbox, OutboxEvent
 from orders.adapters.repository import SqlAlchemyOrderRepository
 

@@ -15,15 +15,15 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
 
-from eventing.auth import Principal
 from eventing.failpoints import error_point
-from eventing.http import SlottedStreamingResponse
 from eventing.outage import Outage, backoff
 from kitchen.bootstrap import KitchenService
 from kitchen.entrypoints.deps import CookDep, ServiceDep, cook_responses
 from kitchen.entrypoints.schemas import QueueOut
 from kitchen.service_layer import cooks
 from kitchen.service_layer.broadcast import Wake
+from service_kit.auth import Principal
+from service_kit.http import SlottedStreamingResponse
 
 router = APIRouter(tags=["queue"])
 

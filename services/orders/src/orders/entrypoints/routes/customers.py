@@ -11,8 +11,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from eventing.http import error_responses
-from eventing.inputs import IDENTIFIER_CONSTRAINTS, Rfc3339
 from orders.adapters.repository import OrderQuery
 from orders.bootstrap import OrdersService
 from orders.domain import customers as rules
@@ -40,6 +38,8 @@ from orders.service_layer.customers import (
     CustomerNotFound,
     StoredCustomer,
 )
+from service_kit.http import error_responses
+from service_kit.inputs import IDENTIFIER_CONSTRAINTS, Rfc3339
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 

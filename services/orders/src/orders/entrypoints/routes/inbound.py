@@ -32,14 +32,14 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import Headers
 
-from eventing.http import error_responses
-from eventing.limits import RateLimit, RateSpec
 from orders import inbound_signatures, metrics
 from orders.entrypoints.deps import ServiceDep
 from orders.inbound_signatures import SignatureRefused
 from orders.service_layer import inbound
 from orders.service_layer.inbound import InboundEvent, UnknownEventType
 from orders.settings import OrdersSettings
+from service_kit.http import error_responses
+from service_kit.limits import RateLimit, RateSpec
 
 log = logging.getLogger("orders.inbound")
 router = APIRouter(tags=["cloudevents"])
@@ -394,7 +394,7 @@ async def receive_cloudevent(request: Request, service: ServiceDep) -> InboundRe
     settings = service.settings
     if not isinstance(settings, OrdersSettings):
         raise RuntimeError("the orders service was built without OrdersSettings")
-    body = await request.body()  # at most <SERVICE>_HTTP_MAX_BODY_BYTES (eventing.http)
+    body = await request.body()  # at most <SERVICE>_HTTP_MAX_BODY_BYTES (service_kit.http)
     signed = _authenticate(request.headers, body, settings)
     event = _parse(request, body)
     # _signed_attributes reads the event as _parse does; should they ever differ, the key the

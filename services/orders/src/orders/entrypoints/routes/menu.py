@@ -13,8 +13,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
-from eventing.http import error_responses
-from eventing.inputs import Label
 from orders.domain.menu import TOPPING_PRICE, Size, unit_price
 from orders.entrypoints.deps import ManagerDep, ServiceDep
 from orders.service_layer import menu
@@ -28,6 +26,8 @@ from orders.service_layer.menu import (
     PizzaNotFound,
     ToppingNotFound,
 )
+from service_kit.http import error_responses
+from service_kit.inputs import Label
 
 router = APIRouter(prefix="/menu", tags=["menu"])
 

@@ -10,11 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from eventing.auth import Principal, Role
-from eventing.catalogue import Fulfilment
-from eventing.http import error_responses
-from eventing.inputs import IDENTIFIER, MultiLine, Rfc3339, SingleLine
-from eventing.limits import retry_after_header
+from contracts.catalogue import Fulfilment
 from orders import metrics
 from orders.adapters.repository import OrderQuery
 from orders.bootstrap import OrdersService
@@ -41,6 +37,10 @@ from orders.entrypoints.deps import (
 from orders.service_layer import handlers
 from orders.service_layer.customers import CustomerErased, CustomerNotFound
 from orders.service_layer.menu import MAX_NAME_LENGTH, MAX_TOPPING_LENGTH
+from service_kit.auth import Principal, Role
+from service_kit.http import error_responses
+from service_kit.inputs import IDENTIFIER, MultiLine, Rfc3339, SingleLine
+from service_kit.limits import retry_after_header
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 

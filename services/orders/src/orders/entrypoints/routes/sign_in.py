@@ -17,9 +17,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from eventing.auth import Role, audience_of, mint_token
-from eventing.http import error_responses
-from eventing.limits import RateLimit, retry_after_header
 from orders import metrics
 from orders.bootstrap import OrdersService, SignIn
 from orders.domain import customers as rules
@@ -27,6 +24,9 @@ from orders.domain.sign_in import CODE_PATTERN, Contact, ContactKind, Verdict
 from orders.entrypoints.deps import ServiceDep, client_address
 from orders.entrypoints.routes.orders import Email, Name, Phone
 from orders.service_layer import sign_in as codes
+from service_kit.auth import Role, audience_of, mint_token
+from service_kit.http import error_responses
+from service_kit.limits import RateLimit, retry_after_header
 
 log = logging.getLogger("orders.sign_in")
 

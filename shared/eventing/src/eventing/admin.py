@@ -1,0 +1,130 @@
+"""Creating topics and inspecting the outbox: operations shared by the CLI and the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from eventing.kafka_security import KafkaSecurity, kafka_security
+from eventing.topics import TopicSpec
+
+log = logging.getLogger("eventing.admin")
+
+
+async def ensure_topics(
+    bootstrap_servers: str,
+    topics: Sequence[TopicSpec],
+    *,
+    wait_seconds: float = 60,
+    security: KafkaSecurity | None = None,
+) -> list[str]:
+    """Create the topics that do not exist yet; returns the names created.
+
+    Waits up to ``wait_seconds`` for the broker, since this runs right after it starts.
+    """
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    while True:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap_servers,
+            **kafka_security(security).client_options(),
+            request_timeout_ms=10_000,
+        )
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [spec for spec in topics if spec.name not in existing]
+            if missing:
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            name=spec.name,
+                            num_partitions=spec.partitions,
+                            replication_factor=1,
+                            topic_configs=dict(spec.config),
+                        )
+                        for spec in missing
+                    ]
+                )
+            return [spec.name for spec in missing]
+        except (KafkaConnectionError, KafkaError) as error:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.info("waiting for Kafka (%s)", error)
+            await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The partitions of ``topic``, fetched from the broker.
+
+    ``partitions_for_topic`` only reads the consumer's metadata cache, which holds nothing for a
+    topic it neither subscribed to nor was assigned; aiokafka has no public call that fills it.
+    """
+    cluster = await consumer._client.fetch_all_metadata()
+    partitions = cluster.partitions_for_topic(topic)
+    if not partitions:
+        raise LookupError(f"topic {topic!r} does not exist")
+    return [TopicPartition(topic, partition) for partition in sorted(partitions)]
+
+
+async def outbox_status(dsn: str) -> dict[str, Any]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            """
+            SELECT count(*) FILTER (WHERE parked_at IS NULL) AS backlog,
+                   count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked,
+                   count(*) FILTER (WHERE attempts > 0 AND parked_at IS NULL) AS retrying,
+                   EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL))
+                       AS oldest_age_seconds
+            FROM outbox
+            """
+        )
+        relays = await conn.fetch(
+            "SELECT application_name, client_addr::text, backend_start FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name LIKE 'outbox-relay:%'"
+        )
+        assert row is not None
+        return {
+            "backlog": row["backlog"],
+            "parked": row["parked"],
+            "retrying": row["retrying"],
+            "oldest_age_seconds": float(row["oldest_age_seconds"] or 0.0),
+            "relays": [r["application_name"].split(":", 1)[1] for r in relays],
+        }
+    finally:
+        await conn.close()
+
+
+async def parked_rows(dsn: str) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT id, event_id::text, event_type, partition_key, attempts, last_error, parked_at "
+            "FROM outbox WHERE parked_at IS NOT NULL ORDER BY id"
+        )
+        return [dict(row) | {"parked_at": row["parked_at"].isoformat()} for row in rows]
+    finally:
+        await conn.close()
+
+
+async def unpark(dsn: str, ids: Sequence[int] | None = None) -> int:
+    """Give parked rows (all, or those with ``ids``) a fresh retry budget."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        result = await conn.execute(
+            "UPDATE outbox SET parked_at = NULL, attempts = 0, next_attempt_at = NULL "
+            "WHERE parked_at IS NOT NULL AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))",
+            list(ids) if ids is not None else None,
+        )
+        return int(result.split()[-1])
+    finally:
+        await conn.close()

@@ -1,0 +1,118 @@
+"""The shared code is three packages with arrows one way: services -> service_kit and contracts ->
+eventing. The runtime (eventing) is generic: it imports no web framework and names nothing of
+the pizzeria, so a reader can take it to another system as it is."""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT / "shared"
+SERVICES = ("orders", "kitchen", "notifications", "analytics")
+
+# What each shared package may import of the project's own packages.
+ALLOWED = {
+    "eventing": {"eventing"},
+    "service_kit": {"eventing", "service_kit"},
+    # The `pizzeria` CLI (contracts.cli) mints tokens with the kit's auth settings.
+    "contracts": {"eventing", "contracts", "service_kit"},
+}
+OWN = {"eventing", "contracts", "service_kit", *SERVICES, "tests", "bench"}
+WEB_FRAMEWORKS = {"fastapi", "starlette", "uvicorn", "jwt", "httpx"}
+# Words of the pizzeria's domain; the runtime's identifiers and string literals use none of them
+# ("driver" is left out: the runtime speaks of database drivers).
+DOMAIN_WORDS = re.compile(
+    r"(?i)(?<![a-z])(orders?|pizzas?|pizzeria|mariospizzeria|toppings?|kitchen|chef|"
+    r"customers?|roles?|menu|analytics|notifications)(?![a-z])"
+)
+
+
+SQL_ORDER_BY = re.compile(r"(?i)\border by\b")
+
+
+def modules(package: str) -> Iterator[Path]:
+    yield from sorted((SHARED / package / "src" / package).rglob("*.py"))
+
+
+def imported(path: Path) -> Iterator[str]:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_imports_point_one_way(package: str) -> None:
+    wrong = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in modules(package)
+        for name in imported(path)
+        if name.split(".")[0] in OWN and name.split(".")[0] not in ALLOWED[package]
+    ]
+    assert wrong == []
+
+
+def test_the_runtime_imports_no_web_framework() -> None:
+    wrong = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in modules("eventing")
+        for name in imported(path)
+        if name.split(".")[0] in WEB_FRAMEWORKS
+    ]
+    assert wrong == []
+
+
+def _names_and_literals(path: Path) -> Iterator[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            yield node.lineno, node.id
+        elif isinstance(node, ast.Attribute):
+            yield node.lineno, node.attr
+        elif isinstance(node, ast.arg):
+            yield node.lineno, node.arg
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            yield node.lineno, node.name
+        elif isinstance(node, ast.keyword) and node.arg:
+            yield node.lineno, node.arg
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+        ):
+            yield node.lineno, node.value
+
+
+def test_the_runtime_names_nothing_of_the_pizzeria() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}:{line}: {text!r}"
+        for path in modules("eventing")
+        for line, text in _names_and_literals(path)
+        if DOMAIN_WORDS.search(SQL_ORDER_BY.sub("", text.replace("_", " ")))
+    ]
+    assert found == []
+
+
+def test_no_service_imports_another() -> None:
+    wrong = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for service in SERVICES
+        for path in sorted((ROOT / "services" / service / "src").rglob("*.py"))
+        for name in imported(path)
+        if name.split(".")[0] in set(SERVICES) - {service}
+    ]
+    assert wrong == []

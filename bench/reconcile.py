@@ -45,7 +45,7 @@ from contracts.catalogue import (
     OrderCancelled,
     OrderConfirmed,
     OrderDelivered,
-    OrderOutForDelivery,
+    OrderDeparted,
     OrderPlaced,
     TicketQueued,
 )
@@ -238,7 +238,7 @@ async def check_kitchen(
 _NOTIFYING = {
     OrderPlaced.event_type,
     TicketQueued.event_type,
-    OrderOutForDelivery.event_type,
+    OrderDeparted.event_type,
     OrderDelivered.event_type,
     OrderCancelled.event_type,
 }

@@ -22,8 +22,8 @@ from contracts.catalogue import (
     OrderConfirmed,
     OrderCookingStarted,
     OrderDelivered,
+    OrderDeparted,
     OrderLine,
-    OrderOutForDelivery,
     OrderPickedUp,
     OrderPlaced,
     OrderReady,
@@ -247,9 +247,7 @@ def _events(order: Order, rng: random.Random, cooks: list[str], drivers: list[st
         return
     order.driver = rng.choice(drivers)
     order.departed_at = order.ready_at + timedelta(seconds=rng.randrange(30, 600))
-    o.append(
-        OrderOutForDelivery(order_id=oid, driver_id=order.driver, departed_at=order.departed_at)
-    )
+    o.append(OrderDeparted(order_id=oid, driver_id=order.driver, departed_at=order.departed_at))
     if order.fate == "out_for_delivery":
         return
     order.delivered_at = order.departed_at + timedelta(seconds=rng.randrange(300, 1800))

@@ -13,7 +13,7 @@ from contracts.catalogue import (
     OrderConfirmed,
     OrderCookingStarted,
     OrderDelivered,
-    OrderOutForDelivery,
+    OrderDeparted,
     OrderPickedUp,
     OrderPlaced,
     OrderReady,
@@ -51,7 +51,7 @@ ALLOWED = {
     (S.COOKING, "mark_ready"): (S.READY, OrderReady),
 }
 DELIVERY_ONLY = {
-    (S.READY, "depart"): (S.OUT_FOR_DELIVERY, OrderOutForDelivery),
+    (S.READY, "depart"): (S.OUT_FOR_DELIVERY, OrderDeparted),
     (S.OUT_FOR_DELIVERY, "deliver"): (S.DELIVERED, OrderDelivered),
 }
 PICKUP_ONLY = {(S.READY, "pick_up"): (S.PICKED_UP, OrderPickedUp)}

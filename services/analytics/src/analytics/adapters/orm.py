@@ -45,8 +45,8 @@ order_facts_table = Table(
     Column("cancelled_from", Text),  # OrderCancelled.previous_status
     Column("cooking_started_at", Timestamp),  # OrderCookingStarted
     Column("order_ready_at", Timestamp),  # OrderReady
-    Column("departed_at", Timestamp),  # OrderOutForDelivery
-    Column("driver_id", Text),  # OrderOutForDelivery
+    Column("departed_at", Timestamp),  # OrderDeparted
+    Column("driver_id", Text),  # OrderDeparted
     Column("delivered_at", Timestamp),  # OrderDelivered
     Column("picked_up_at", Timestamp),  # OrderPickedUp
     Column("queued_at", Timestamp),  # TicketQueued

@@ -25,8 +25,8 @@ from contracts.catalogue import (
     OrderConfirmed,
     OrderCookingStarted,
     OrderDelivered,
+    OrderDeparted,
     OrderLine,
-    OrderOutForDelivery,
     OrderPickedUp,
     OrderPlaced,
     OrderReady,
@@ -151,13 +151,13 @@ async def order_ready(session: AsyncSession, event: ReceivedEvent[OrderReady]) -
     await _fill(session, event.data.order_id, order_ready_at=event.data.ready_at)
 
 
-async def order_departed(session: AsyncSession, event: ReceivedEvent[OrderOutForDelivery]) -> None:
+async def order_departed(session: AsyncSession, event: ReceivedEvent[OrderDeparted]) -> None:
     data = event.data
     await _fill(session, data.order_id, driver_id=data.driver_id, departed_at=data.departed_at)
 
 
 async def order_delivered(session: AsyncSession, event: ReceivedEvent[OrderDelivered]) -> None:
-    # The driver is OrderOutForDelivery's (the same one hands the order over).
+    # The driver is OrderDeparted's (the same one hands the order over).
     await _fill(session, event.data.order_id, delivered_at=event.data.delivered_at)
 
 
@@ -203,7 +203,7 @@ SUBSCRIPTIONS: list[Subscription] = [
     Subscription("analytics.order_cancelled", OrderCancelled, order_cancelled),
     Subscription("analytics.order_cooking", OrderCookingStarted, order_cooking),
     Subscription("analytics.order_ready", OrderReady, order_ready),
-    Subscription("analytics.order_departed", OrderOutForDelivery, order_departed),
+    Subscription("analytics.order_departed", OrderDeparted, order_departed),
     Subscription("analytics.order_delivered", OrderDelivered, order_delivered),
     Subscription("analytics.order_picked_up", OrderPickedUp, order_picked_up),
     Subscription("analytics.ticket_queued", TicketQueued, ticket_queued),

@@ -12,7 +12,7 @@ OrderPlaced                             order_received
 TicketQueued (the kitchen's estimate)   order_confirmed, with the estimate; arms the late timer
 EstimateChanged, KitchenCookingStarted  (nothing) moves the late timer
 OrderReady (pickup)                     ready_for_pickup; cancels the late timer
-OrderOutForDelivery                     out_for_delivery
+OrderDeparted                     out_for_delivery
 OrderDelivered                          delivered
 OrderCancelled                          cancelled, with the reason; cancels the late timer
 KitchenOrderReady, TicketWithdrawn,     (nothing) cancel the late timer
@@ -49,7 +49,7 @@ from contracts.catalogue import (
     OrderCancelled,
     OrderConfirmed,
     OrderDelivered,
-    OrderOutForDelivery,
+    OrderDeparted,
     OrderPickedUp,
     OrderPlaced,
     OrderReady,
@@ -308,9 +308,7 @@ def notification_handlers(policy: Policy) -> dict[str, tuple[type[Any], Handler]
             )
             await record_notice(session, event.id, notice, policy)
 
-    async def out_for_delivery(
-        session: AsyncSession, event: ReceivedEvent[OrderOutForDelivery]
-    ) -> None:
+    async def out_for_delivery(session: AsyncSession, event: ReceivedEvent[OrderDeparted]) -> None:
         order_id = event.data.order_id
         await cancel_timer(session, order_id, policy)
         notice = Notice(Kind.OUT_FOR_DELIVERY, order_id, {"short_id": short_id(order_id)})
@@ -368,7 +366,7 @@ def notification_handlers(policy: Policy) -> dict[str, tuple[type[Any], Handler]
         "notifications.estimate_changed": (EstimateChanged, estimate_changed),
         "notifications.cooking_started": (KitchenCookingStarted, cooking_started),
         "notifications.order_ready": (OrderReady, order_ready),
-        "notifications.out_for_delivery": (OrderOutForDelivery, out_for_delivery),
+        "notifications.out_for_delivery": (OrderDeparted, out_for_delivery),
         "notifications.delivered": (OrderDelivered, delivered),
         "notifications.cancelled": (OrderCancelled, cancelled),
         "notifications.kitchen_ready": (KitchenOrderReady, no_late_warning),

@@ -23,8 +23,8 @@ from contracts.catalogue import (
     OrderConfirmed,
     OrderCookingStarted,
     OrderDelivered,
+    OrderDeparted,
     OrderLine,
-    OrderOutForDelivery,
     OrderPickedUp,
     OrderPlaced,
     OrderReady,
@@ -186,7 +186,7 @@ class Order:
             raise InvalidTransition(self.status, "send out", "the customer picks this order up")
         self.driver_id = driver_id
         self._record(
-            OrderOutForDelivery(order_id=self.id, driver_id=driver_id, departed_at=now),
+            OrderDeparted(order_id=self.id, driver_id=driver_id, departed_at=now),
             OrderStatus.OUT_FOR_DELIVERY,
             now,
         )

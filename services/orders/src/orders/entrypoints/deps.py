@@ -32,7 +32,7 @@ CustomerDep = Annotated[Principal, Depends(require_roles(Role.CUSTOMER))]
 ManagerDep = Annotated[Principal, Depends(require_roles(Role.MANAGER))]
 StaffDep = Annotated[Principal, Depends(require_roles(*STAFF))]
 DriverDep = Annotated[Principal, Depends(require_roles(Role.DRIVER))]
-HandOverDep = Annotated[Principal, Depends(require_roles(Role.MANAGER, Role.CHEF))]
+PickUpDep = Annotated[Principal, Depends(require_roles(Role.MANAGER, Role.CHEF))]
 OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]
 OrderId = Annotated[str, Path(**IDENTIFIER_CONSTRAINTS, description="The order's id.")]
 # The customer's credential for one order: declared as a security scheme (an alternative to a

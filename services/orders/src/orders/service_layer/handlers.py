@@ -229,7 +229,7 @@ async def cancel_order(order_id: str, reason: str, uow: UnitOfWork) -> Order:
     )
 
 
-async def send_out(order_id: str, driver_id: str, uow: UnitOfWork) -> Order:
+async def depart(order_id: str, driver_id: str, uow: UnitOfWork) -> Order:
     return await change_order(
         order_id, uow, lambda o: o.depart(driver_id=driver_id, now=datetime.now(UTC))
     )
@@ -241,5 +241,5 @@ async def deliver(order_id: str, driver_id: str, uow: UnitOfWork) -> Order:
     )
 
 
-async def hand_over(order_id: str, uow: UnitOfWork) -> Order:
+async def pick_up(order_id: str, uow: UnitOfWork) -> Order:
     return await change_order(order_id, uow, lambda o: o.pick_up(now=datetime.now(UTC)))

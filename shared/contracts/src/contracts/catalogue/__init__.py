@@ -1,5 +1,6 @@
 """The event catalogue: one typed payload per CloudEvents type, shared by all services."""
 
+from contracts.catalogue.base import TYPE_PREFIX, CatalogueEvent
 from contracts.catalogue.customers import CustomerContactUpdated
 from contracts.catalogue.kitchen import (
     EstimateChanged,
@@ -21,8 +22,8 @@ from contracts.catalogue.orders import (
     OrderConfirmed,
     OrderCookingStarted,
     OrderDelivered,
+    OrderDeparted,
     OrderLine,
-    OrderOutForDelivery,
     OrderPickedUp,
     OrderPlaced,
     OrderReady,
@@ -31,12 +32,12 @@ from contracts.catalogue.orders import (
     tracking_token_sha256,
 )
 from contracts.catalogue.payments import PaymentSucceeded
-from eventing.events import EventData, event_types, model_for
 
 __all__ = [
+    "TYPE_PREFIX",
+    "CatalogueEvent",
     "CustomerContactUpdated",
     "EstimateChanged",
-    "EventData",
     "Fulfilment",
     "KitchenCookingStarted",
     "KitchenOrderReady",
@@ -44,8 +45,8 @@ __all__ = [
     "OrderConfirmed",
     "OrderCookingStarted",
     "OrderDelivered",
+    "OrderDeparted",
     "OrderLine",
-    "OrderOutForDelivery",
     "OrderPickedUp",
     "OrderPlaced",
     "OrderReady",
@@ -57,9 +58,7 @@ __all__ = [
     "TicketWithdrawn",
     "ToppingAdded",
     "ToppingRetired",
-    "event_types",
     "is_tracking_token",
-    "model_for",
     "new_tracking_token",
     "tracking_token_sha256",
 ]

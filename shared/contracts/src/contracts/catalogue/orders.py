@@ -115,8 +115,12 @@ class OrderReady(_OrderEvent):
     fulfilment: Fulfilment
 
 
-class OrderOutForDelivery(_OrderEvent):
-    """A driver left with the order."""
+class OrderDeparted(_OrderEvent):
+    """A driver left with the order.
+
+    Its wire type keeps the name it was first published under (``out_for_delivery``, the status
+    it leads to); a new name would be a new type version for every consumer of the stream.
+    """
 
     event_type = "com.mariospizzeria.order.out_for_delivery.v1"
 

@@ -25,10 +25,10 @@ from orders.domain.model import (
 )
 from orders.entrypoints.deps import (
     DriverDep,
-    HandOverDep,
     OptionalPrincipalDep,
     OrderId,
     OwnerDep,
+    PickUpDep,
     ReaderDep,
     ServiceDep,
     StaffDep,
@@ -502,9 +502,9 @@ async def cancel_order(
 
 
 @router.post("/{order_id}/departure", response_model=OrderPublic, responses=STEP_RESPONSES)
-async def send_out(order_id: OrderId, service: ServiceDep, driver: DriverDep) -> OrderPublic:
+async def depart(order_id: OrderId, service: ServiceDep, driver: DriverDep) -> OrderPublic:
     """Driver: leave with a ready delivery order."""
-    order = await handlers.send_out(order_id, driver.subject, service.unit_of_work())
+    order = await handlers.depart(order_id, driver.subject, service.unit_of_work())
     return OrderPublic.of(order, shows_customer_id=True)
 
 
@@ -516,7 +516,7 @@ async def deliver(order_id: OrderId, service: ServiceDep, driver: DriverDep) -> 
 
 
 @router.post("/{order_id}/pickup", response_model=OrderPublic, responses=STEP_RESPONSES)
-async def hand_over(order_id: OrderId, service: ServiceDep, _: HandOverDep) -> OrderPublic:
+async def pick_up(order_id: OrderId, service: ServiceDep, _: PickUpDep) -> OrderPublic:
     """Staff: the customer collected a ready pickup order."""
-    order = await handlers.hand_over(order_id, service.unit_of_work())
+    order = await handlers.pick_up(order_id, service.unit_of_work())
     return OrderPublic.of(order, shows_customer_id=True)

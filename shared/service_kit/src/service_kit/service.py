@@ -151,12 +151,12 @@ def consuming_lifespan(
     return lifespan
 
 
-def _service(request: Request) -> ConsumingService:
-    service: ConsumingService = request.app.state.service
-    return service
+def _service(request: Request) -> Any:
+    return request.app.state.service
 
 
-ServiceDep = Annotated[ConsumingService, Depends(_service)]
+# The service a request is served by, as its own class: ``service: ServiceDep[OrdersService]``.
+ServiceDep = Annotated[Service, Depends(_service)]
 
 
 # sysexits.h's EX_CONFIG: deploy/local/supervise.sh does not restart a process that ends with it,

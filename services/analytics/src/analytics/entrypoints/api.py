@@ -32,7 +32,7 @@ from analytics.entrypoints.schemas import (
 )
 from analytics.settings import AnalyticsSettings
 from service_kit.http import COMMON_ERRORS, error_responses, protect
-from service_kit.service import ServiceDep, consuming_lifespan
+from service_kit.service import ConsumingService, ServiceDep, consuming_lifespan
 
 _ANALYST_ERRORS: dict[str, Any] = {
     "_401": "No valid bearer token (`WWW-Authenticate: Bearer`).",
@@ -68,14 +68,19 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
 
     @app.get("/overview", tags=["analytics"], responses=ANALYST_RESPONSES)
-    async def overview(service: ServiceDep, _: AnalystDep, window: WindowDep) -> Overview:
+    async def overview(
+        service: ServiceDep[ConsumingService], _: AnalystDep, window: WindowDep
+    ) -> Overview:
         """Orders, cancellations, revenue, average order value, pizzas, customers."""
         async with service.sessions() as session:
             return Overview.model_validate(await queries.overview(session, window))
 
     @app.get("/timeseries", tags=["analytics"], responses=ANALYST_RESPONSES)
     async def timeseries(
-        service: ServiceDep, _: AnalystDep, window: WindowDep, bucket: BucketQuery = Bucket.HOUR
+        service: ServiceDep[ConsumingService],
+        _: AnalystDep,
+        window: WindowDep,
+        bucket: BucketQuery = Bucket.HOUR,
     ) -> list[TimeBucket]:
         """Orders and revenue per hour or day (UTC), the buckets that have orders."""
         async with service.sessions() as session:
@@ -83,19 +88,25 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
         return [TimeBucket.model_validate(row) for row in rows]
 
     @app.get("/statuses", tags=["analytics"], responses=ANALYST_RESPONSES)
-    async def statuses(service: ServiceDep, _: AnalystDep, window: WindowDep) -> StatusCounts:
+    async def statuses(
+        service: ServiceDep[ConsumingService], _: AnalystDep, window: WindowDep
+    ) -> StatusCounts:
         """How many orders are in each status."""
         async with service.sessions() as session:
             return StatusCounts.model_validate(await queries.statuses(session, window))
 
     @app.get("/cancellations", tags=["analytics"], responses=ANALYST_RESPONSES)
-    async def cancellations(service: ServiceDep, _: AnalystDep, window: WindowDep) -> Cancellations:
+    async def cancellations(
+        service: ServiceDep[ConsumingService], _: AnalystDep, window: WindowDep
+    ) -> Cancellations:
         """Cancellations by reason and by the status they interrupted; pizzas wasted."""
         async with service.sessions() as session:
             return Cancellations.model_validate(await queries.cancellations(session, window))
 
     @app.get("/pizzas", tags=["analytics"], responses=ANALYST_RESPONSES)
-    async def pizzas(service: ServiceDep, _: AnalystDep, window: WindowDep) -> list[PizzaSales]:
+    async def pizzas(
+        service: ServiceDep[ConsumingService], _: AnalystDep, window: WindowDep
+    ) -> list[PizzaSales]:
         """Pizzas sold and their revenue by name and size (cancelled orders left out)."""
         async with service.sessions() as session:
             rows = await queries.pizzas(session, window)
@@ -103,7 +114,10 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
 
     @app.get("/preparation", tags=["analytics"], responses=ANALYST_RESPONSES)
     async def preparation(
-        service: ServiceDep, _: AnalystDep, window: WindowDep, bucket: BucketQuery = Bucket.HOUR
+        service: ServiceDep[ConsumingService],
+        _: AnalystDep,
+        window: WindowDep,
+        bucket: BucketQuery = Bucket.HOUR,
     ) -> Preparation:
         """Preparation time (cooking started → ready): average and 90th percentile."""
         async with service.sessions() as session:
@@ -111,28 +125,37 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
 
     @app.get("/on-time", tags=["analytics"], responses=ANALYST_RESPONSES)
     async def on_time(
-        service: ServiceDep, _: AnalystDep, window: WindowDep, bucket: BucketQuery = Bucket.HOUR
+        service: ServiceDep[ConsumingService],
+        _: AnalystDep,
+        window: WindowDep,
+        bucket: BucketQuery = Bucket.HOUR,
     ) -> OnTime:
         """Share of orders ready no later than the kitchen's estimate."""
         async with service.sessions() as session:
             return OnTime.model_validate(await queries.on_time(session, window, bucket))
 
     @app.get("/cooks", tags=["analytics"], responses=ANALYST_RESPONSES)
-    async def cooks(service: ServiceDep, _: AnalystDep, window: WindowDep) -> list[CookStats]:
+    async def cooks(
+        service: ServiceDep[ConsumingService], _: AnalystDep, window: WindowDep
+    ) -> list[CookStats]:
         """Per cook: orders started and ready, preparation time, on-time rate, waste."""
         async with service.sessions() as session:
             rows = await queries.cooks(session, window)
         return [CookStats.model_validate(row) for row in rows]
 
     @app.get("/drivers", tags=["analytics"], responses=ANALYST_RESPONSES)
-    async def drivers(service: ServiceDep, _: AnalystDep, window: WindowDep) -> list[DriverStats]:
+    async def drivers(
+        service: ServiceDep[ConsumingService], _: AnalystDep, window: WindowDep
+    ) -> list[DriverStats]:
         """Per driver: departures, deliveries, delivery time."""
         async with service.sessions() as session:
             rows = await queries.drivers(session, window)
         return [DriverStats.model_validate(row) for row in rows]
 
     @app.get("/peak-hours", tags=["analytics"], responses=ANALYST_RESPONSES)
-    async def peak_hours(service: ServiceDep, _: AnalystDep, window: WindowDep) -> list[HourOfDay]:
+    async def peak_hours(
+        service: ServiceDep[ConsumingService], _: AnalystDep, window: WindowDep
+    ) -> list[HourOfDay]:
         """Orders and revenue by hour of the day (UTC), the hours that have orders."""
         async with service.sessions() as session:
             rows = await queries.peak_hours(session, window)
@@ -140,7 +163,7 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
 
     @app.get("/top-customers", tags=["analytics"], responses=ANALYST_RESPONSES)
     async def top_customers(
-        service: ServiceDep,
+        service: ServiceDep[ConsumingService],
         _: AnalystDep,
         window: WindowDep,
         limit: Annotated[int, Query(ge=1, le=100, description="At most this many.")] = 10,
@@ -151,7 +174,9 @@ def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
         return [CustomerRevenue.model_validate(row) for row in rows]
 
     @app.get("/orders/{order_id}", tags=["analytics"], responses=FACT_RESPONSES)
-    async def order_fact(order_id: OrderId, service: ServiceDep, _: AnalystDep) -> OrderFact:
+    async def order_fact(
+        order_id: OrderId, service: ServiceDep[ConsumingService], _: AnalystDep
+    ) -> OrderFact:
         """What analytics knows of one order: its fact row and lines."""
         async with service.sessions() as session:
             fact = await queries.order_fact(session, order_id)

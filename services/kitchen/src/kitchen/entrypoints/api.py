@@ -12,12 +12,31 @@ from kitchen.entrypoints.lifespan import kitchen_lifespan
 from kitchen.entrypoints.routes import queue, tickets
 from kitchen.service_layer.cooks import TicketNotFound
 from kitchen.settings import KitchenSettings
-from service_kit.http import COMMON_ERRORS, error_responses, protect
-from service_kit.tracing import TracingMiddleware
+from service_kit.app import service_app
+
+
+async def _not_found(_: Request, error: TicketNotFound) -> JSONResponse:
+    return JSONResponse(
+        {"detail": f"no ticket for order {error.args[0]!r}"}, status.HTTP_404_NOT_FOUND
+    )
+
+
+async def _conflict(_: Request, error: InvalidTransition) -> JSONResponse:
+    return JSONResponse(
+        {"detail": str(error), "current_status": error.current.value, "reason": error.reason},
+        status.HTTP_409_CONFLICT,
+    )
+
+
+async def _at_capacity(_: Request, error: KitchenAtCapacity) -> JSONResponse:
+    return JSONResponse(
+        {"detail": "kitchen at capacity", "capacity": error.capacity, "cooking": error.cooking},
+        status.HTTP_409_CONFLICT,
+    )
 
 
 def create_app(settings: KitchenSettings | None = None) -> FastAPI:
-    app = FastAPI(
+    return service_app(
         title="Mario's Pizzeria — Kitchen",
         description=(
             "Tickets of confirmed orders, the queue with estimated ready times, and the cooks' "
@@ -25,32 +44,10 @@ def create_app(settings: KitchenSettings | None = None) -> FastAPI:
         ),
         version="1.0.0",
         lifespan=kitchen_lifespan(settings),
-        responses=error_responses(*COMMON_ERRORS),
+        routers=[queue.router, tickets.router, display.router],
+        error_answers={
+            TicketNotFound: _not_found,
+            InvalidTransition: _conflict,
+            KitchenAtCapacity: _at_capacity,
+        },
     )
-    protect(app)
-    app.add_middleware(TracingMiddleware)
-    app.include_router(queue.router)
-    app.include_router(tickets.router)
-    app.include_router(display.router)
-
-    @app.exception_handler(TicketNotFound)
-    async def not_found(_: Request, error: TicketNotFound) -> JSONResponse:
-        return JSONResponse(
-            {"detail": f"no ticket for order {error.args[0]!r}"}, status.HTTP_404_NOT_FOUND
-        )
-
-    @app.exception_handler(InvalidTransition)
-    async def conflict(_: Request, error: InvalidTransition) -> JSONResponse:
-        return JSONResponse(
-            {"detail": str(error), "current_status": error.current.value, "reason": error.reason},
-            status.HTTP_409_CONFLICT,
-        )
-
-    @app.exception_handler(KitchenAtCapacity)
-    async def at_capacity(_: Request, error: KitchenAtCapacity) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "kitchen at capacity", "capacity": error.capacity, "cooking": error.cooking},
-            status.HTTP_409_CONFLICT,
-        )
-
-    return app

@@ -32,10 +32,10 @@ from notifications.entrypoints import sign_in_codes
 from notifications.entrypoints.lifespan import notifications_lifespan
 from notifications.service_layer import queries
 from notifications.settings import NotificationsSettings
+from service_kit.app import service_app
 from service_kit.auth import Principal, Role, optional_principal, require_roles
-from service_kit.http import COMMON_ERRORS, error_responses, protect
+from service_kit.http import error_responses
 from service_kit.inputs import IDENTIFIER_CONSTRAINTS
-from service_kit.tracing import TracingMiddleware
 
 
 def _service(request: Request) -> NotificationsService:
@@ -444,7 +444,7 @@ async def order_deliveries(
 
 
 def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
-    app = FastAPI(
+    return service_app(
         title="Mario's Pizzeria — Notifications",
         description=(
             "Email, SMS and in-app messages for every step of an order, sent once per event "
@@ -453,11 +453,5 @@ def create_app(settings: NotificationsSettings | None = None) -> FastAPI:
         ),
         version="1.0.0",
         lifespan=notifications_lifespan(settings),
-        responses=error_responses(*COMMON_ERRORS),
+        routers=[messages, staff, sign_in_codes.router],
     )
-    protect(app)
-    app.add_middleware(TracingMiddleware)
-    app.include_router(messages)
-    app.include_router(staff)
-    app.include_router(sign_in_codes.router)
-    return app

@@ -11,13 +11,34 @@ from orders.domain.model import DomainError, InvalidTransition
 from orders.entrypoints.routes import customers, inbound, menu, orders, sign_in
 from orders.service_layer.handlers import OrderNotFound
 from orders.settings import OrdersSettings
-from service_kit.http import COMMON_ERRORS, error_responses, protect
+from service_kit.app import service_app
 from service_kit.service import consuming_lifespan
-from service_kit.tracing import TracingMiddleware
+
+
+async def _not_found(_: Request, error: OrderNotFound) -> JSONResponse:
+    return JSONResponse({"detail": f"no order {error.args[0]!r}"}, status.HTTP_404_NOT_FOUND)
+
+
+async def _conflict(_: Request, error: InvalidTransition) -> JSONResponse:
+    return JSONResponse(
+        {"detail": str(error), "current_status": error.current.value, "reason": error.reason},
+        status.HTTP_409_CONFLICT,
+    )
+
+
+async def _concurrent(_: Request, error: ConcurrentUpdate) -> JSONResponse:
+    return JSONResponse(
+        {"detail": "the order changed meanwhile; read it again and retry"},
+        status.HTTP_409_CONFLICT,
+    )
+
+
+async def _refused(_: Request, error: DomainError) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 def create_app(settings: OrdersSettings | None = None) -> FastAPI:
-    app = FastAPI(
+    return service_app(
         title="Mario's Pizzeria — Orders API",
         description=(
             "Place and track pizza orders. Every change of an order is committed together with "
@@ -25,36 +46,11 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         ),
         version="1.0.0",
         lifespan=consuming_lifespan(lambda: bootstrap(settings)),
-        responses=error_responses(*COMMON_ERRORS),
+        routers=[orders.router, menu.router, inbound.router, sign_in.router, customers.router],
+        error_answers={
+            OrderNotFound: _not_found,
+            InvalidTransition: _conflict,
+            ConcurrentUpdate: _concurrent,
+            DomainError: _refused,
+        },
     )
-    protect(app)
-    app.add_middleware(TracingMiddleware)
-    app.include_router(orders.router)
-    app.include_router(menu.router)
-    app.include_router(inbound.router)
-    app.include_router(sign_in.router)
-    app.include_router(customers.router)
-
-    @app.exception_handler(OrderNotFound)
-    async def not_found(_: Request, error: OrderNotFound) -> JSONResponse:
-        return JSONResponse({"detail": f"no order {error.args[0]!r}"}, status.HTTP_404_NOT_FOUND)
-
-    @app.exception_handler(InvalidTransition)
-    async def conflict(_: Request, error: InvalidTransition) -> JSONResponse:
-        return JSONResponse(
-            {"detail": str(error), "current_status": error.current.value, "reason": error.reason},
-            status.HTTP_409_CONFLICT,
-        )
-
-    @app.exception_handler(ConcurrentUpdate)
-    async def concurrent(_: Request, error: ConcurrentUpdate) -> JSONResponse:
-        return JSONResponse(
-            {"detail": "the order changed meanwhile; read it again and retry"},
-            status.HTTP_409_CONFLICT,
-        )
-
-    @app.exception_handler(DomainError)
-    async def refused(_: Request, error: DomainError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
-
-    return app

@@ -17,7 +17,7 @@
 #
 # The broker authenticates every client (SASL/SCRAM, one principal per process, ACLs from
 # contracts.access) and each service has a database role of its own; the passwords are made on
-# first start and kept under $STACK_DIR, readable by their owner only (README: Security).
+# first start and kept under $STACK_DIR, readable by their owner only (docs/operations.md: Security).
 # Everything lives under $STACK_DIR (default .local/stack): data, logs, pid files, stack.env.
 # Ports and the directory are environment variables, so tests run a second stack beside `make up`.
 # PG_EXTRA_OPTIONS adds server settings (the benchmarks turn on track_commit_timestamp).

@@ -30,7 +30,7 @@ from tests.support.system import SIGN_IN_TOKEN, migrated_database
 
 SEEDED_ORDERS = 12
 # Cases per operation and phase for the consumer services: all three runs together take about
-# three minutes on a 2-core machine (README "Tests").
+# three minutes on a 2-core machine (docs/development.md "Tests").
 MAX_EXAMPLES = 50
 
 

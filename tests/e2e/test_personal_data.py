@@ -1,4 +1,4 @@
-"""A customer's personal data is found only where the README says it may be.
+"""A customer's personal data is found only where docs/architecture.md says it may be.
 
 The whole system runs as real processes, each exporting its spans to a file of its own. A
 customer with a name, phone, email and address found nowhere else orders, and the order goes
@@ -41,7 +41,7 @@ from tests.support.metrics import scrape, value
 from tests.support.processes import LOG_DIR
 from tests.support.system import PROCESSES, System, start_system
 
-# Where the README's "Personal data" section allows these values on Kafka.
+# Where the "Personal data" section of docs/architecture.md allows these values on Kafka.
 ALLOWED_TOPICS = {CUSTOMER_CONTACTS.name, f"{CUSTOMER_CONTACTS.name}.deadletter"}
 # Fewer refusals than the consumer's retry budget (5 attempts): retried, never dead-lettered.
 REFUSALS = 2

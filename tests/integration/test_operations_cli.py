@@ -1,4 +1,4 @@
-"""The ``eventing`` operations CLI against real data."""
+"""The ``pizzeria`` operations CLI against real data."""
 
 from __future__ import annotations
 

@@ -24,8 +24,8 @@ ID = "pay-1"
 SOURCE = "https://payments.example.com/webhooks"
 TYPE = "com.mariospizzeria.payment.succeeded.v1"
 BODY = b'{"order_id":"ord-1","amount":"12.99"}'
-# The README's test vector, computed with openssl (printf '%s' "$CANONICAL" | openssl dgst
-# -sha256 -hmac "$SECRET"), not with the code under test.
+# The test vector of services/orders/README.md, computed with openssl
+# (printf '%s' "$CANONICAL" | openssl dgst -sha256 -hmac "$SECRET"), not with the code under test.
 VECTOR = "f320af4ba53bf1d62b412d5ec9ca835e0e07653b8e8d8ebeeceea72a21cf2739"
 
 

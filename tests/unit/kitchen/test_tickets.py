@@ -30,7 +30,7 @@ def ticket() -> Ticket:
 
 def cooking() -> Ticket:
     t = ticket()
-    t.start(cook="chef-mario", at=NOW, model=MODEL, cooking=0)
+    t.start_cooking(cook="chef-mario", at=NOW, model=MODEL, cooking=0)
     return t
 
 
@@ -54,7 +54,7 @@ def test_start_records_the_cook_and_fixes_the_estimate() -> None:
 def test_start_is_refused_at_capacity() -> None:
     t = ticket()
     with pytest.raises(KitchenAtCapacity):
-        t.start(cook="chef", at=NOW, model=MODEL, cooking=3)
+        t.start_cooking(cook="chef", at=NOW, model=MODEL, cooking=3)
     assert t.status is S.QUEUED
 
 
@@ -80,7 +80,7 @@ def test_refused_steps_name_the_status_and_why(
 ) -> None:
     t = make()  # type: ignore[operator]
     attempt = (
-        (lambda: t.start(cook="chef", at=NOW, model=MODEL, cooking=0))
+        (lambda: t.start_cooking(cook="chef", at=NOW, model=MODEL, cooking=0))
         if step == "start"
         else (lambda: t.mark_ready(at=NOW))
     )
@@ -95,7 +95,7 @@ def test_cancelling_a_queued_ticket_withdraws_it() -> None:
     assert t.cancel(at=NOW, reason="changed my mind") is CancelOutcome.WITHDRAWN
     assert (t.status, t.pizzas_wasted, t.cancel_reason) == (S.WITHDRAWN, 0, "changed my mind")
     with pytest.raises(InvalidTransition, match="cancelled before cooking"):
-        t.start(cook="chef", at=NOW, model=MODEL, cooking=0)
+        t.start_cooking(cook="chef", at=NOW, model=MODEL, cooking=0)
 
 
 def test_cancelling_a_cooking_ticket_wastes_its_pizzas() -> None:

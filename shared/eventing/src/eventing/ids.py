@@ -13,8 +13,15 @@ import uuid
 
 def uuid7() -> uuid.UUID:
     """A random UUID whose first 48 bits are the Unix time in milliseconds."""
-    unix_ms = time.time_ns() // 1_000_000
-    random_bits = int.from_bytes(os.urandom(10), "big")
+    return uuid7_from(time.time_ns() // 1_000_000, os.urandom(10))
+
+
+def uuid7_from(unix_ms: int, random: bytes) -> uuid.UUID:
+    """The UUIDv7 of ``unix_ms`` whose 74 random bits come from the 10 bytes ``random``: the same
+    inputs give the same id, for ids derived from what caused them."""
+    if len(random) != 10:
+        raise ValueError(f"a UUIDv7 takes 10 random bytes, not {len(random)}")
+    random_bits = int.from_bytes(random, "big")
     value = (unix_ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76  # version
     value |= ((random_bits >> 64) & 0x0FFF) << 64  # 12 random bits

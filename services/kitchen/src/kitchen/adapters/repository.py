@@ -1,12 +1,13 @@
-"""Loading and saving tickets, and the kitchen lock and clock, with SQLAlchemy."""
+"""Loading and saving tickets, and the kitchen lock and clock, with SQLAlchemy (the reads of
+the display and the cooks' listings are in ``queries``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,7 +61,7 @@ class TicketRepository:
             .mappings()
             .first()
         )
-        return None if row is None else _ticket(row)
+        return None if row is None else ticket_from_row(row)
 
     async def add(self, ticket: Ticket) -> bool:
         """Insert ``ticket``; False (and nothing written) when the order has a ticket already."""
@@ -116,41 +117,6 @@ class TicketRepository:
         )
         return int(counted.scalar_one())
 
-    async def board(self, ready_since: datetime) -> list[Ticket]:
-        """The kitchen display: queued in queue order, then cooking by start, then the ones
-        ready since ``ready_since`` by the time they became ready. One query, so one snapshot."""
-        rows = (
-            await self._session.execute(
-                select(tickets_table).where(
-                    or_(
-                        T.status.in_([TicketStatus.QUEUED.value, TicketStatus.COOKING.value]),
-                        and_(T.status == TicketStatus.READY.value, T.ready_at >= ready_since),
-                    )
-                )
-            )
-        ).mappings()
-        tickets = [_ticket(row) for row in rows]
-        rank = {TicketStatus.QUEUED: 0, TicketStatus.COOKING: 1, TicketStatus.READY: 2}
-
-        def position(ticket: Ticket) -> tuple[int, datetime, str]:
-            moment = {
-                TicketStatus.QUEUED: ticket.queued_at,
-                TicketStatus.COOKING: ticket.started_at,
-                TicketStatus.READY: ticket.ready_at,
-            }[ticket.status]
-            return rank[ticket.status], moment or ticket.queued_at, ticket.order_id
-
-        return sorted(tickets, key=position)
-
-    async def listing(self, statuses: Sequence[TicketStatus], limit: int) -> list[Ticket]:
-        statement = select(tickets_table)
-        if statuses:
-            statement = statement.where(T.status.in_([status.value for status in statuses]))
-        rows = (
-            await self._session.execute(statement.order_by(*QUEUE_ORDER).limit(limit))
-        ).mappings()
-        return [_ticket(row) for row in rows]
-
 
 def _row(ticket: Ticket) -> dict[str, Any]:
     return {
@@ -179,7 +145,7 @@ def _row(ticket: Ticket) -> dict[str, Any]:
     }
 
 
-def _ticket(row: Any) -> Ticket:
+def ticket_from_row(row: Any) -> Ticket:
     return Ticket(
         order_id=row["order_id"],
         lines=tuple(

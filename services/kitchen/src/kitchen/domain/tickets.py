@@ -37,6 +37,10 @@ class CancelOutcome(StrEnum):
     ALREADY_CANCELLED = "already_cancelled"
 
 
+class TicketNotFound(LookupError):
+    """No ticket for that order (not confirmed yet, or unknown)."""
+
+
 class InvalidTransition(Exception):
     """The ticket's status does not allow the step; ``reason`` says why."""
 
@@ -80,7 +84,7 @@ class Ticket:
     ) -> Ticket:
         return cls(order_id, lines, fulfilment, TicketStatus.QUEUED, queued_at=at)
 
-    def start(self, *, cook: str, at: datetime, model: KitchenModel, cooking: int) -> None:
+    def start_cooking(self, *, cook: str, at: datetime, model: KitchenModel, cooking: int) -> None:
         """A cook starts the ticket while ``cooking`` others cook; fixes its estimate."""
         if self.status is not TicketStatus.QUEUED:
             raise InvalidTransition(self.order_id, self.status, self._why_not("start"))

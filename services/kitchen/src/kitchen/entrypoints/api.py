@@ -6,11 +6,10 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from kitchen.domain.estimates import KitchenAtCapacity
-from kitchen.domain.tickets import InvalidTransition
+from kitchen.domain.tickets import InvalidTransition, TicketNotFound
 from kitchen.entrypoints import display
 from kitchen.entrypoints.lifespan import kitchen_lifespan
 from kitchen.entrypoints.routes import queue, tickets
-from kitchen.service_layer.cooks import TicketNotFound
 from kitchen.settings import KitchenSettings
 from service_kit.app import service_app
 

@@ -6,20 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path
 
+import service_kit.service
 from kitchen.bootstrap import KitchenService
 from service_kit.auth import Principal, Role, require_roles
 from service_kit.http import error_responses
 from service_kit.inputs import IDENTIFIER_CONSTRAINTS
 
-
-def _service(request: Request) -> KitchenService:
-    service: KitchenService = request.app.state.service
-    return service
-
-
-ServiceDep = Annotated[KitchenService, Depends(_service)]
+ServiceDep = service_kit.service.ServiceDep[KitchenService]
 CookDep = Annotated[Principal, Depends(require_roles(Role.CHEF, Role.MANAGER))]
 OrderId = Annotated[
     str,

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, PlainSerializer
 
+from kitchen.adapters.queries import Board
 from kitchen.domain.tickets import Ticket, TicketStatus
-from kitchen.service_layer.cooks import Board
 
 
 def _utc(moment: datetime) -> str:

@@ -1,6 +1,8 @@
 """One change of the kitchen: one transaction for the tickets, the estimates and the events.
 
-Every change — a consumed order event or a cook's action — goes through ``KitchenChange``:
+Every change — a consumed order event or a cook's action — goes through ``KitchenChange``
+(a cook's action in a transaction of its own, opened by ``UnitOfWork.change``; a consumed event's
+in the consumer's transaction, with its inbox row):
 
 1. ``begin`` locks the kitchen (one row; so two changes never race on capacity or estimates)
    and advances the kitchen's clock to the change's moment (it never goes back);
@@ -19,16 +21,18 @@ of the partitions, because the final re-estimate runs at the latest event time e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from contracts.catalogue import EstimateChanged
 from eventing.events import EventData
-from eventing.ids import uuid7
+from eventing.ids import uuid7, uuid7_from
 from eventing.outbox import Outbox, OutboxEvent
 from kitchen.adapters.repository import TicketRepository
 from kitchen.domain.estimates import (
@@ -44,7 +48,7 @@ SOURCE = "/mariospizzeria/kitchen"
 
 
 @dataclass(frozen=True)
-class Kitchen:
+class KitchenDependencies:
     """What every change needs: the estimate model, the outbox and the streams' broadcaster."""
 
     model: KitchenModel
@@ -54,7 +58,7 @@ class Kitchen:
 
 @dataclass
 class KitchenChange:
-    kitchen: Kitchen
+    deps: KitchenDependencies
     session: AsyncSession
     now: datetime
     cause: str | None  # the id of the consumed event behind this change, if any
@@ -65,7 +69,12 @@ class KitchenChange:
 
     @classmethod
     async def begin(
-        cls, kitchen: Kitchen, session: AsyncSession, *, at: datetime, cause: str | None = None
+        cls,
+        deps: KitchenDependencies,
+        session: AsyncSession,
+        *,
+        at: datetime,
+        cause: str | None = None,
     ) -> KitchenChange:
         """Lock the kitchen in ``session``'s transaction and move its clock to ``at``."""
         tickets = TicketRepository(session)
@@ -73,7 +82,7 @@ class KitchenChange:
         now = at if clock is None or at > clock else clock
         if now != clock:
             await tickets.set_clock(now)
-        return cls(kitchen, session, now, cause, at, tickets)
+        return cls(deps, session, now, cause, at, tickets)
 
     def emit(self, data: EventData, order_id: str) -> None:
         event_id = (
@@ -91,7 +100,7 @@ class KitchenChange:
         gets one stored but no ``EstimateChanged``: its ``TicketQueued`` carries it.
         """
         cooking, queued = await self.tickets.line_up()
-        estimates = self.kitchen.model.estimate(
+        estimates = self.deps.model.estimate(
             [CookingOrder(t.order_id, t.pizzas, t.at or self.now) for t in cooking],
             [QueuedOrder(t.order_id, t.pizzas) for t in queued],
             self.now,
@@ -123,9 +132,9 @@ class KitchenChange:
         Every change of a ticket the display shows comes with an event or a moved estimate, so
         a change without either (a cancellation of an unknown order) wakes no stream.
         """
-        await self.kitchen.outbox.enqueue(self.session, self.events)
+        await self.deps.outbox.enqueue(self.session, self.events)
         if self.changed:
-            self.kitchen.broadcaster.notify_after_commit(self.session)
+            self.deps.broadcaster.notify_after_commit(self.session)
 
 
 def derived_event_id(cause: str, data: EventData, order_id: str, at: datetime) -> uuid.UUID:
@@ -137,11 +146,21 @@ def derived_event_id(cause: str, data: EventData, order_id: str, at: datetime) -
     downstream inboxes drop it.
     """
     digest = hashlib.sha256(f"{cause}\x1f{data.event_type}\x1f{order_id}".encode()).digest()
-    unix_ms = int(at.timestamp() * 1000)
-    random_bits = int.from_bytes(digest[:10], "big")
-    value = (unix_ms & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76  # version
-    value |= ((random_bits >> 64) & 0x0FFF) << 64
-    value |= 0b10 << 62  # RFC 4122 variant
-    value |= random_bits & ((1 << 62) - 1)
-    return uuid.UUID(int=value)
+    return uuid7_from(int(at.timestamp() * 1000), digest[:10])
+
+
+@dataclass(frozen=True)
+class UnitOfWork:
+    """What a cook's command changes the kitchen with: a transaction of its own each time."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    deps: KitchenDependencies
+
+    @contextlib.asynccontextmanager
+    async def change(self) -> AsyncIterator[KitchenChange]:
+        """A change at the wall clock. Leaving the block finishes it and commits; an error
+        rolls it all back (tickets, estimates and events)."""
+        async with self.sessions() as session, session.begin():
+            change = await KitchenChange.begin(self.deps, session, at=datetime.now(UTC))
+            yield change
+            await change.finish()

@@ -17,10 +17,10 @@ from fastapi import APIRouter
 
 from eventing.failpoints import error_point
 from eventing.outage import Outage, backoff
+from kitchen.adapters import queries
 from kitchen.bootstrap import KitchenService
 from kitchen.entrypoints.deps import CookDep, ServiceDep, cook_responses
 from kitchen.entrypoints.schemas import QueueOut
-from kitchen.service_layer import cooks
 from kitchen.service_layer.broadcast import Wake
 from service_kit.auth import Principal
 from service_kit.http import SlottedStreamingResponse
@@ -33,7 +33,7 @@ QUEUE_READS = Outage(logging.getLogger("kitchen.queue"), "queue stream reads")
 
 
 async def _queue(service: KitchenService) -> QueueOut:
-    return QueueOut.of(await cooks.board(service.sessions, service.deps))
+    return QueueOut.of(await queries.board(service.sessions, service.deps.model.capacity))
 
 
 @router.get("/queue", response_model=QueueOut, responses=cook_responses())

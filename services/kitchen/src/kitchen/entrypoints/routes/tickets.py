@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from kitchen.adapters import queries
+from kitchen.domain.commands import MarkReady, StartCooking
 from kitchen.domain.tickets import TicketStatus
 from kitchen.entrypoints.deps import CookDep, OrderId, ServiceDep, cook_responses
 from kitchen.entrypoints.schemas import TicketOut
-from kitchen.service_layer import cooks
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 
@@ -42,7 +43,7 @@ async def list_tickets(
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many tickets.")] = 200,
 ) -> list[TicketOut]:
     """Chef or manager: tickets in queue order (oldest confirmation first)."""
-    found = await cooks.list_tickets(status or [], limit, service.sessions)
+    found = await queries.list_tickets(service.sessions, status or [], limit)
     return [TicketOut.of(ticket) for ticket in found]
 
 
@@ -57,18 +58,16 @@ async def list_tickets(
 )
 async def get_ticket(order_id: OrderId, service: ServiceDep, _: CookDep) -> TicketOut:
     """Chef or manager: the ticket of one order, in any status."""
-    return TicketOut.of(await cooks.get_ticket(order_id, service.sessions))
+    return TicketOut.of(await queries.get_ticket(service.sessions, order_id))
 
 
 @router.post("/{order_id}/start", response_model=TicketOut, responses=STEP_RESPONSES)
 async def start_cooking(order_id: OrderId, service: ServiceDep, cook: CookDep) -> TicketOut:
     """Chef or manager: start cooking a queued ticket (the caller is recorded as its cook)."""
-    return TicketOut.of(
-        await cooks.start_cooking(order_id, cook.subject, service.sessions, service.deps)
-    )
+    return TicketOut.of(await service.commands.handle(StartCooking(order_id, cook.subject)))
 
 
 @router.post("/{order_id}/ready", response_model=TicketOut, responses=STEP_RESPONSES)
 async def mark_ready(order_id: OrderId, service: ServiceDep, _: CookDep) -> TicketOut:
     """Chef or manager: the pizzas of a cooking ticket are done."""
-    return TicketOut.of(await cooks.mark_ready(order_id, service.sessions, service.deps))
+    return TicketOut.of(await service.commands.handle(MarkReady(order_id)))

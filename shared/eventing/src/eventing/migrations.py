@@ -24,10 +24,19 @@ from eventing.database import new_engine
 
 def upgrade(database_url: str, script_location: Path, revision: str = "head") -> None:
     """Bring the database at ``database_url`` to ``revision`` (synchronous; runs its own loop)."""
+    command.upgrade(_config(database_url, script_location), revision)
+
+
+def downgrade(database_url: str, script_location: Path, revision: str) -> None:
+    """Take the database at ``database_url`` back to ``revision`` (``"base"``: nothing left)."""
+    command.downgrade(_config(database_url, script_location), revision)
+
+
+def _config(database_url: str, script_location: Path) -> Config:
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
-    command.upgrade(config, revision)
+    return config
 
 
 def run_env(target_metadata: MetaData | None = None) -> None:

@@ -16,7 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    create_eventing_tables(op.get_bind())
+    create_eventing_tables()
     op.create_table(
         "tickets",
         sa.Column("order_id", sa.Text, primary_key=True),
@@ -29,4 +29,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("tickets")
-    drop_eventing_tables(op.get_bind())
+    drop_eventing_tables()

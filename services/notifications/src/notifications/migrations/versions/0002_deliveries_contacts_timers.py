@@ -27,8 +27,8 @@ def _timestamp(name: str, *, nullable: bool = True, default: bool = False) -> sa
 
 
 def upgrade() -> None:
-    # 0001 creates ``messages`` from the current model (it was not frozen), so on a fresh
-    # database these columns exist already; on one migrated before this revision they do not.
+    # 0001 used to create ``messages`` from the model of its day, so a database made at 0001
+    # by that code may have these columns already.
     op.execute("ALTER TABLE messages ADD COLUMN IF NOT EXISTS read_at timestamptz")
     op.execute("ALTER TABLE messages ADD COLUMN IF NOT EXISTS dismissed_at timestamptz")
     op.create_table(

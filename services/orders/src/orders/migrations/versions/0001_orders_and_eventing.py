@@ -16,7 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    create_eventing_tables(op.get_bind())
+    create_eventing_tables()
     op.create_table(
         "orders",
         sa.Column("id", sa.Text, primary_key=True),
@@ -34,4 +34,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("orders")
-    drop_eventing_tables(op.get_bind())
+    drop_eventing_tables()

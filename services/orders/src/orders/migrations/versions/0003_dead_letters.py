@@ -4,8 +4,6 @@ redelivered after a crash is dead-lettered once, and one the broker refuses is k
 Revision ID: 0003
 """
 
-from alembic import op
-
 from eventing.migrations import create_dead_letters_table, drop_dead_letters_table
 
 revision = "0003"
@@ -15,8 +13,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    create_dead_letters_table(op.get_bind())
+    create_dead_letters_table()
 
 
 def downgrade() -> None:
-    drop_dead_letters_table(op.get_bind())
+    drop_dead_letters_table()

@@ -17,7 +17,7 @@ from service_kit.service import service_main
 
 
 async def _rebuild(settings: AnalyticsSettings) -> dict[str, object]:
-    from analytics.bootstrap import projected_topics
+    from analytics.bootstrap import projected_topics, projections
     from analytics.service_layer.rebuild import rebuild
     from eventing.database import create_engine
 
@@ -29,6 +29,7 @@ async def _rebuild(settings: AnalyticsSettings) -> dict[str, object]:
             engine,
             settings.kafka_bootstrap_servers,
             projected_topics(settings),
+            projections(),
             security=settings.kafka_security,
         )
     finally:

@@ -1,9 +1,10 @@
 """The analytics questions, answered by SQL over ``order_facts`` and ``order_lines``.
 
 Every answer is computed from the fact rows at query time, so it does not depend on the order the
-events were read in, and a rebuilt database answers exactly like the live one. Answers are
-JSON-ready: money is a decimal string (EUR, two places), durations are seconds (float, 3
-places), time buckets are ISO 8601 in UTC.
+events were read in, and a rebuilt database answers exactly like the live one. Each question
+returns its own typed read model: money is a Decimal in EUR (zero where nothing was sold),
+durations are seconds (3 places), rates are fractions (4 places), and time buckets are aware
+datetimes in UTC; the API's response models say how each is written in JSON.
 
 What counts where:
 
@@ -17,6 +18,7 @@ What counts where:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -39,6 +41,157 @@ from analytics.adapters.orm import order_facts_table, order_lines_table
 from analytics.domain.facts import Status
 from analytics.domain.window import Bucket, Window
 
+
+@dataclass(frozen=True)
+class OverviewRow:
+    orders: int
+    cancelled: int
+    revenue: Decimal
+    average_order_value: Decimal
+    pizzas: int
+    customers: int
+
+
+@dataclass(frozen=True)
+class TimeBucketRow:
+    bucket: datetime
+    orders: int
+    cancelled: int
+    revenue: Decimal
+
+
+@dataclass(frozen=True)
+class ReasonCountRow:
+    reason: str | None
+    orders: int
+
+
+@dataclass(frozen=True)
+class CancellationsRow:
+    cancelled: int
+    by_reason: list[ReasonCountRow]
+    by_previous_status: dict[str, int]
+    pizzas_wasted: int
+
+
+@dataclass(frozen=True)
+class PizzaSalesRow:
+    pizza: str
+    size: str
+    quantity: int
+    revenue: Decimal
+
+
+@dataclass(frozen=True)
+class PreparationBucketRow:
+    bucket: datetime
+    orders: int
+    average_seconds: float | None
+    p90_seconds: float | None
+
+
+@dataclass(frozen=True)
+class PreparationRow:
+    orders: int
+    average_seconds: float | None
+    p90_seconds: float | None
+    series: list[PreparationBucketRow]
+
+
+@dataclass(frozen=True)
+class OnTimeBucketRow:
+    bucket: datetime
+    measured: int
+    on_time: int
+    rate: float | None
+
+
+@dataclass(frozen=True)
+class OnTimeRow:
+    measured: int
+    on_time: int
+    rate: float | None
+    series: list[OnTimeBucketRow]
+
+
+@dataclass(frozen=True)
+class CookStatsRow:
+    cook: str
+    started: int
+    ready: int
+    average_preparation_seconds: float | None
+    p90_preparation_seconds: float | None
+    on_time: int
+    on_time_rate: float | None
+    pizzas_wasted: int
+
+
+@dataclass(frozen=True)
+class DriverStatsRow:
+    driver_id: str
+    departures: int
+    deliveries: int
+    average_delivery_seconds: float | None
+    longest_delivery_seconds: float | None
+
+
+@dataclass(frozen=True)
+class HourOfDayRow:
+    hour: int
+    orders: int
+    revenue: Decimal
+
+
+@dataclass(frozen=True)
+class CustomerRevenueRow:
+    customer_id: str
+    orders: int
+    revenue: Decimal
+
+
+@dataclass(frozen=True)
+class FactLineRow:
+    pizza: str
+    size: str
+    quantity: int
+    toppings: list[str]
+    unit_price: Decimal
+
+
+@dataclass(frozen=True)
+class OrderFactRow:
+    """One order's fact row (the columns of ``order_facts``) and its lines."""
+
+    order_id: str
+    status: Status
+    customer_id: str | None
+    fulfilment: str | None
+    placed_at: datetime | None
+    total: Decimal | None
+    pizzas: int | None
+    confirmed_at: datetime | None
+    confirmed_by: str | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+    cancelled_from: str | None
+    cooking_started_at: datetime | None
+    order_ready_at: datetime | None
+    departed_at: datetime | None
+    driver_id: str | None
+    delivered_at: datetime | None
+    picked_up_at: datetime | None
+    queued_at: datetime | None
+    cook: str | None
+    kitchen_started_at: datetime | None
+    kitchen_ready_at: datetime | None
+    estimated_ready_at: datetime | None
+    lateness_seconds: int | None
+    on_time: bool | None
+    withdrawn_at: datetime | None
+    pizzas_wasted: int | None
+    lines: list[FactLineRow]
+
+
 facts = order_facts_table.c
 lines = order_lines_table.c
 CENT = Decimal("0.01")
@@ -50,16 +203,17 @@ not_cancelled = facts.status != Status.CANCELLED.value
 sale = case((not_cancelled, facts.total), else_=None)
 
 
-def money(value: Decimal | None) -> str:
-    return str((value or Decimal(0)).quantize(CENT))
+def cents(value: Decimal | None) -> Decimal:
+    return (value or Decimal(0)).quantize(CENT)
 
 
 def seconds(value: Any) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
-def utc(value: datetime) -> str:
-    return value.replace(tzinfo=UTC).isoformat()
+def utc(value: datetime) -> datetime:
+    """A bucket's start: ``date_trunc`` over the UTC wall time gives it without its zone."""
+    return value.replace(tzinfo=UTC)
 
 
 def rate(part: int, whole: int) -> float | None:
@@ -83,7 +237,7 @@ async def _rows(session: AsyncSession, statement: Executable) -> list[Any]:
     return list((await session.execute(statement)).all())
 
 
-async def overview(session: AsyncSession, window: Window) -> dict[str, Any]:
+async def overview(session: AsyncSession, window: Window) -> OverviewRow:
     row = (
         await session.execute(
             select(
@@ -98,17 +252,17 @@ async def overview(session: AsyncSession, window: Window) -> dict[str, Any]:
     ).one()
     revenue = row.revenue or Decimal(0)
     average = (revenue / row.sales) if row.sales else Decimal(0)
-    return {
-        "orders": row.orders,
-        "cancelled": row.cancelled,
-        "revenue": money(revenue),
-        "average_order_value": money(average),
-        "pizzas": int(row.pizzas or 0),
-        "customers": row.customers,
-    }
+    return OverviewRow(
+        orders=row.orders,
+        cancelled=row.cancelled,
+        revenue=cents(revenue),
+        average_order_value=cents(average),
+        pizzas=int(row.pizzas or 0),
+        customers=row.customers,
+    )
 
 
-async def timeseries(session: AsyncSession, window: Window, bucket: Bucket) -> list[dict[str, Any]]:
+async def timeseries(session: AsyncSession, window: Window, bucket: Bucket) -> list[TimeBucketRow]:
     start = _bucket(bucket).label("bucket")
     rows = await _rows(
         session,
@@ -123,17 +277,17 @@ async def timeseries(session: AsyncSession, window: Window, bucket: Bucket) -> l
         .order_by(start),
     )
     return [
-        {
-            "bucket": utc(row.bucket),
-            "orders": row.orders,
-            "cancelled": row.cancelled,
-            "revenue": money(row.revenue),
-        }
+        TimeBucketRow(
+            bucket=utc(row.bucket),
+            orders=row.orders,
+            cancelled=row.cancelled,
+            revenue=cents(row.revenue),
+        )
         for row in rows
     ]
 
 
-async def statuses(session: AsyncSession, window: Window) -> dict[str, int]:
+async def statuses(session: AsyncSession, window: Window) -> dict[Status, int]:
     rows = await _rows(
         session,
         select(facts.status, func.count().label("orders"))
@@ -141,10 +295,10 @@ async def statuses(session: AsyncSession, window: Window) -> dict[str, int]:
         .group_by(facts.status)
         .order_by(facts.status),
     )
-    return {row.status: row.orders for row in rows}
+    return {Status(row.status): row.orders for row in rows}
 
 
-async def cancellations(session: AsyncSession, window: Window) -> dict[str, Any]:
+async def cancellations(session: AsyncSession, window: Window) -> CancellationsRow:
     cancelled = and_(_in(window), ~not_cancelled)
     rows = await _rows(
         session,
@@ -165,15 +319,15 @@ async def cancellations(session: AsyncSession, window: Window) -> dict[str, Any]
             select(func.coalesce(func.sum(facts.pizzas_wasted), 0)).where(_in(window))
         )
     ).scalar_one()
-    return {
-        "cancelled": sum(row.orders for row in rows),
-        "by_reason": [{"reason": row.cancel_reason, "orders": row.orders} for row in rows],
-        "by_previous_status": {row.cancelled_from: row.orders for row in by_stage},
-        "pizzas_wasted": int(wasted),
-    }
+    return CancellationsRow(
+        cancelled=sum(row.orders for row in rows),
+        by_reason=[ReasonCountRow(reason=row.cancel_reason, orders=row.orders) for row in rows],
+        by_previous_status={row.cancelled_from: row.orders for row in by_stage},
+        pizzas_wasted=int(wasted),
+    )
 
 
-async def pizzas(session: AsyncSession, window: Window) -> list[dict[str, Any]]:
+async def pizzas(session: AsyncSession, window: Window) -> list[PizzaSalesRow]:
     quantity = func.sum(lines.quantity).label("quantity")
     rows = await _rows(
         session,
@@ -189,12 +343,12 @@ async def pizzas(session: AsyncSession, window: Window) -> list[dict[str, Any]]:
         .order_by(desc(quantity), lines.pizza, lines.size),
     )
     return [
-        {
-            "pizza": row.pizza,
-            "size": row.size,
-            "quantity": int(row.quantity),
-            "revenue": money(row.revenue),
-        }
+        PizzaSalesRow(
+            pizza=row.pizza,
+            size=row.size,
+            quantity=int(row.quantity),
+            revenue=cents(row.revenue),
+        )
         for row in rows
     ]
 
@@ -203,7 +357,7 @@ def _prepared(window: Window) -> ColumnElement[bool]:
     return and_(_in(window), started.is_not(None), ready.is_not(None))
 
 
-async def preparation(session: AsyncSession, window: Window, bucket: Bucket) -> dict[str, Any]:
+async def preparation(session: AsyncSession, window: Window, bucket: Bucket) -> PreparationRow:
     summary = (
         await session.execute(
             select(
@@ -226,23 +380,23 @@ async def preparation(session: AsyncSession, window: Window, bucket: Bucket) -> 
         .group_by(start)
         .order_by(start),
     )
-    return {
-        "orders": summary.orders,
-        "average_seconds": seconds(summary.average),
-        "p90_seconds": seconds(summary.p90),
-        "series": [
-            {
-                "bucket": utc(row.bucket),
-                "orders": row.orders,
-                "average_seconds": seconds(row.average),
-                "p90_seconds": seconds(row.p90),
-            }
+    return PreparationRow(
+        orders=summary.orders,
+        average_seconds=seconds(summary.average),
+        p90_seconds=seconds(summary.p90),
+        series=[
+            PreparationBucketRow(
+                bucket=utc(row.bucket),
+                orders=row.orders,
+                average_seconds=seconds(row.average),
+                p90_seconds=seconds(row.p90),
+            )
             for row in rows
         ],
-    }
+    )
 
 
-async def on_time(session: AsyncSession, window: Window, bucket: Bucket) -> dict[str, Any]:
+async def on_time(session: AsyncSession, window: Window, bucket: Bucket) -> OnTimeRow:
     measured = and_(_in(window), facts.on_time.is_not(None))
     on_time_count = func.count().filter(facts.on_time.is_(True))
     summary = (
@@ -258,23 +412,23 @@ async def on_time(session: AsyncSession, window: Window, bucket: Bucket) -> dict
         .group_by(start)
         .order_by(start),
     )
-    return {
-        "measured": summary.measured,
-        "on_time": summary.on_time,
-        "rate": rate(summary.on_time, summary.measured),
-        "series": [
-            {
-                "bucket": utc(row.bucket),
-                "measured": row.measured,
-                "on_time": row.on_time,
-                "rate": rate(row.on_time, row.measured),
-            }
+    return OnTimeRow(
+        measured=summary.measured,
+        on_time=summary.on_time,
+        rate=rate(summary.on_time, summary.measured),
+        series=[
+            OnTimeBucketRow(
+                bucket=utc(row.bucket),
+                measured=row.measured,
+                on_time=row.on_time,
+                rate=rate(row.on_time, row.measured),
+            )
             for row in rows
         ],
-    }
+    )
 
 
-async def cooks(session: AsyncSession, window: Window) -> list[dict[str, Any]]:
+async def cooks(session: AsyncSession, window: Window) -> list[CookStatsRow]:
     prepared = and_(started.is_not(None), ready.is_not(None))
     rows = await _rows(
         session,
@@ -293,21 +447,21 @@ async def cooks(session: AsyncSession, window: Window) -> list[dict[str, Any]]:
         .order_by(facts.cook),
     )
     return [
-        {
-            "cook": row.cook,
-            "started": row.started,
-            "ready": row.ready,
-            "average_preparation_seconds": seconds(row.average),
-            "p90_preparation_seconds": seconds(row.p90),
-            "on_time": row.on_time,
-            "on_time_rate": rate(row.on_time, row.measured),
-            "pizzas_wasted": int(row.wasted),
-        }
+        CookStatsRow(
+            cook=row.cook,
+            started=row.started,
+            ready=row.ready,
+            average_preparation_seconds=seconds(row.average),
+            p90_preparation_seconds=seconds(row.p90),
+            on_time=row.on_time,
+            on_time_rate=rate(row.on_time, row.measured),
+            pizzas_wasted=int(row.wasted),
+        )
         for row in rows
     ]
 
 
-async def drivers(session: AsyncSession, window: Window) -> list[dict[str, Any]]:
+async def drivers(session: AsyncSession, window: Window) -> list[DriverStatsRow]:
     trip = extract("epoch", facts.delivered_at - facts.departed_at)
     rows = await _rows(
         session,
@@ -323,18 +477,18 @@ async def drivers(session: AsyncSession, window: Window) -> list[dict[str, Any]]
         .order_by(facts.driver_id),
     )
     return [
-        {
-            "driver_id": row.driver_id,
-            "departures": row.departures,
-            "deliveries": row.deliveries,
-            "average_delivery_seconds": seconds(row.average),
-            "longest_delivery_seconds": seconds(row.longest),
-        }
+        DriverStatsRow(
+            driver_id=row.driver_id,
+            departures=row.departures,
+            deliveries=row.deliveries,
+            average_delivery_seconds=seconds(row.average),
+            longest_delivery_seconds=seconds(row.longest),
+        )
         for row in rows
     ]
 
 
-async def peak_hours(session: AsyncSession, window: Window) -> list[dict[str, Any]]:
+async def peak_hours(session: AsyncSession, window: Window) -> list[HourOfDayRow]:
     hour = cast(extract("hour", func.timezone("UTC", facts.placed_at)), Integer).label("hour")
     rows = await _rows(
         session,
@@ -343,10 +497,14 @@ async def peak_hours(session: AsyncSession, window: Window) -> list[dict[str, An
         .group_by(hour)
         .order_by(hour),
     )
-    return [{"hour": row.hour, "orders": row.orders, "revenue": money(row.revenue)} for row in rows]
+    return [
+        HourOfDayRow(hour=row.hour, orders=row.orders, revenue=cents(row.revenue)) for row in rows
+    ]
 
 
-async def top_customers(session: AsyncSession, window: Window, limit: int) -> list[dict[str, Any]]:
+async def top_customers(
+    session: AsyncSession, window: Window, limit: int
+) -> list[CustomerRevenueRow]:
     revenue = func.coalesce(func.sum(sale), 0).label("revenue")
     orders = func.count().label("orders")
     rows = await _rows(
@@ -358,12 +516,14 @@ async def top_customers(session: AsyncSession, window: Window, limit: int) -> li
         .limit(limit),
     )
     return [
-        {"customer_id": row.customer_id, "orders": row.orders, "revenue": money(row.revenue)}
+        CustomerRevenueRow(
+            customer_id=row.customer_id, orders=row.orders, revenue=cents(row.revenue)
+        )
         for row in rows
     ]
 
 
-async def order_fact(session: AsyncSession, order_id: str) -> dict[str, Any] | None:
+async def order_fact(session: AsyncSession, order_id: str) -> OrderFactRow | None:
     row = (
         (await session.execute(select(order_facts_table).where(facts.order_id == order_id)))
         .mappings()
@@ -375,22 +535,20 @@ async def order_fact(session: AsyncSession, order_id: str) -> dict[str, Any] | N
         session,
         select(order_lines_table).where(lines.order_id == order_id).order_by(lines.line_no),
     )
-    fact: dict[str, Any] = {}
-    for name, value in row.items():
-        if isinstance(value, Decimal):
-            fact[name] = money(value)
-        elif isinstance(value, datetime):
-            fact[name] = value.isoformat()
-        else:
-            fact[name] = value
-    fact["lines"] = [
-        {
-            "pizza": line.pizza,
-            "size": line.size,
-            "quantity": line.quantity,
-            "toppings": list(line.toppings),
-            "unit_price": money(line.unit_price),
-        }
-        for line in line_rows
-    ]
-    return fact
+    columns: dict[str, Any] = {
+        name: cents(value) if isinstance(value, Decimal) else value for name, value in row.items()
+    }
+    columns["status"] = Status(columns["status"])
+    return OrderFactRow(
+        **columns,
+        lines=[
+            FactLineRow(
+                pizza=line.pizza,
+                size=line.size,
+                quantity=line.quantity,
+                toppings=list(line.toppings),
+                unit_price=cents(line.unit_price),
+            )
+            for line in line_rows
+        ],
+    )

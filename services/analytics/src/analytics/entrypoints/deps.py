@@ -1,15 +1,21 @@
-"""FastAPI dependencies of the analytics API, as ``Annotated`` aliases."""
+"""FastAPI dependencies of the analytics API, as ``Annotated`` aliases, and what its routes may
+answer besides success."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query
 
+from analytics.bootstrap import AnalyticsService
 from analytics.domain.window import Bucket, Window
+from service_kit import service
 from service_kit.auth import Principal, Role, require_roles
+from service_kit.http import error_responses
 from service_kit.inputs import IDENTIFIER_CONSTRAINTS, Rfc3339
 
+ServiceDep = service.ServiceDep[AnalyticsService]
 AnalystDep = Annotated[Principal, Depends(require_roles(Role.ANALYST, Role.MANAGER))]
 
 
@@ -45,3 +51,25 @@ OrderId = Annotated[
         **IDENTIFIER_CONSTRAINTS,
     ),
 ]
+
+
+def analyst_responses(
+    *codes: int, examples: Mapping[int, Mapping[str, Any]] | None = None, **descriptions: str
+) -> dict[int | str, dict[str, Any]]:
+    """Every analytics route but the dashboard needs an analyst's token and reads a window of
+    time: 401, 403 and 422, plus ``codes``."""
+    return error_responses(
+        401,
+        403,
+        *codes,
+        422,
+        examples={
+            403: {"detail": "requires one of the roles: analyst, manager"},
+            **(examples or {}),
+        },
+        _401="No valid bearer token (`WWW-Authenticate: Bearer`).",
+        _403="The token has neither the analyst nor the manager role.",
+        _422="A bad `from`, `to`, `bucket` or `limit` (the detail names it): times must be "
+        "RFC 3339 with their offset.",
+        **descriptions,
+    )

@@ -1,27 +1,52 @@
 """What the analytics API answers: one model per question, with an example each.
 
-The JSON is what ``analytics.adapters.queries`` computes (the dashboard and the tests read these
-fields): money is a decimal string in EUR with two places, durations are seconds, rates are
-fractions between 0 and 1, and time buckets are RFC 3339 times in UTC.
+Each model is read from its typed read model of ``analytics.adapters.queries`` (the dashboard
+and the tests read these fields): money is a decimal string in EUR with two places, durations
+are seconds, rates are fractions between 0 and 1, and time buckets are RFC 3339 times in UTC.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, RootModel, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    PlainSerializer,
+    RootModel,
+    WithJsonSchema,
+)
 
 from analytics.domain.facts import Status
 
-Money = Annotated[str, Field(pattern=r"^-?[0-9]+\.[0-9]{2}$", description="EUR, a decimal string.")]
-Moment = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+# The read models hold money to the cent (analytics.adapters.queries.cents).
+Money = Annotated[
+    Decimal,
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^-?[0-9]+\.[0-9]{2}$",
+            "description": "EUR, a decimal string.",
+        }
+    ),
+]
+Moment = Annotated[
+    datetime,
+    PlainSerializer(datetime.isoformat, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 Count = Annotated[int, Field(ge=0)]
 Seconds = Annotated[float | None, Field(description="Seconds; null when nothing was measured.")]
 Rate = Annotated[float | None, Field(ge=0, le=1, description="A fraction; null without data.")]
 
 
 def _example(example: JsonValue) -> ConfigDict:
-    return ConfigDict(json_schema_extra={"examples": [example]})
+    return ConfigDict(from_attributes=True, json_schema_extra={"examples": [example]})
 
 
 class Overview(BaseModel):
@@ -62,6 +87,8 @@ class StatusCounts(RootModel[dict[Status, Count]]):
 
 
 class ReasonCount(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     reason: str | None
     orders: Count
 
@@ -96,6 +123,8 @@ class PizzaSales(BaseModel):
 
 
 class PreparationBucket(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     bucket: Moment
     orders: Count
     average_seconds: Seconds
@@ -126,6 +155,8 @@ class Preparation(BaseModel):
 
 
 class OnTimeBucket(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     bucket: Moment
     measured: Count
     on_time: Count
@@ -216,6 +247,8 @@ class CustomerRevenue(BaseModel):
 
 
 class FactLine(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     pizza: str
     size: str
     quantity: Count

@@ -27,7 +27,6 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from analytics.adapters.orm import metadata
-from analytics.service_layer.handlers import SUBSCRIPTIONS
 from eventing.cloudevents_kafka import UndecodableRecord, decode
 from eventing.consumer import ReceivedEvent, Subscription
 from eventing.database import session_factory
@@ -126,17 +125,19 @@ async def rebuild(
     engine: AsyncEngine,
     bootstrap_servers: str,
     topics: Sequence[str],
+    subscriptions: Sequence[Subscription],
     *,
     security: KafkaSecurity | None = None,
 ) -> RebuildReport:
-    """Rebuild the projections from ``topics`` and swap them in; see the module's docstring."""
+    """Rebuild the projections from ``topics`` with the live consumer's ``subscriptions`` and
+    swap them in; see the module's docstring."""
     started = time.monotonic()
     async with engine.begin() as connection:
         await connection.execute(text(f"DROP SCHEMA IF EXISTS {SCRATCH_SCHEMA} CASCADE"))
         await connection.execute(text(f"CREATE SCHEMA {SCRATCH_SCHEMA}"))
         await connection.run_sync(_create_scratch_tables)
     scratch = session_factory(engine.execution_options(schema_translate_map={None: SCRATCH_SCHEMA}))
-    replayer = _Replayer(scratch, SUBSCRIPTIONS)
+    replayer = _Replayer(scratch, subscriptions)
     async with TopicReader(bootstrap_servers, topics, security=security) as reader:
         await reader.start_at(beginning=True)
         await _replay(reader, replayer, await reader.end_offsets())

@@ -1,4 +1,4 @@
-"""Projections of the analytics service: each event fills its own columns of the order's fact.
+"""What the analytics service does with events: each fills its own columns of the order's fact.
 
 Every handler is an idempotent upsert, keyed by order id, of the columns that only its event type
 fills; so an order's row is the same whatever order its events arrive in (an order's kitchen
@@ -33,7 +33,8 @@ from contracts.catalogue import (
     TicketQueued,
     TicketWithdrawn,
 )
-from eventing.consumer import ReceivedEvent, Subscription
+from eventing.consumer import ReceivedEvent
+from service_kit.handlers import EventHandler
 
 facts = order_facts_table.c
 _MILESTONES = (
@@ -109,7 +110,7 @@ def _pizzas(lines: tuple[OrderLine, ...]) -> int:
     return sum(line.quantity for line in lines)
 
 
-async def order_placed(session: AsyncSession, event: ReceivedEvent[OrderPlaced]) -> None:
+async def order_placed(session: AsyncSession, event: ReceivedEvent[OrderPlaced], _: None) -> None:
     order = event.data
     await _fill(
         session,
@@ -124,7 +125,9 @@ async def order_placed(session: AsyncSession, event: ReceivedEvent[OrderPlaced])
         await _lines(session, order.order_id, order.lines)
 
 
-async def order_confirmed(session: AsyncSession, event: ReceivedEvent[OrderConfirmed]) -> None:
+async def order_confirmed(
+    session: AsyncSession, event: ReceivedEvent[OrderConfirmed], _: None
+) -> None:
     # Customer, lines and fulfilment repeat OrderPlaced's: they are taken from there only.
     data = event.data
     await _fill(
@@ -132,7 +135,9 @@ async def order_confirmed(session: AsyncSession, event: ReceivedEvent[OrderConfi
     )
 
 
-async def order_cancelled(session: AsyncSession, event: ReceivedEvent[OrderCancelled]) -> None:
+async def order_cancelled(
+    session: AsyncSession, event: ReceivedEvent[OrderCancelled], _: None
+) -> None:
     data = event.data
     await _fill(
         session,
@@ -143,40 +148,50 @@ async def order_cancelled(session: AsyncSession, event: ReceivedEvent[OrderCance
     )
 
 
-async def order_cooking(session: AsyncSession, event: ReceivedEvent[OrderCookingStarted]) -> None:
+async def order_cooking_started(
+    session: AsyncSession, event: ReceivedEvent[OrderCookingStarted], _: None
+) -> None:
     await _fill(session, event.data.order_id, cooking_started_at=event.data.started_at)
 
 
-async def order_ready(session: AsyncSession, event: ReceivedEvent[OrderReady]) -> None:
+async def order_ready(session: AsyncSession, event: ReceivedEvent[OrderReady], _: None) -> None:
     await _fill(session, event.data.order_id, order_ready_at=event.data.ready_at)
 
 
-async def order_departed(session: AsyncSession, event: ReceivedEvent[OrderDeparted]) -> None:
+async def order_departed(
+    session: AsyncSession, event: ReceivedEvent[OrderDeparted], _: None
+) -> None:
     data = event.data
     await _fill(session, data.order_id, driver_id=data.driver_id, departed_at=data.departed_at)
 
 
-async def order_delivered(session: AsyncSession, event: ReceivedEvent[OrderDelivered]) -> None:
+async def order_delivered(
+    session: AsyncSession, event: ReceivedEvent[OrderDelivered], _: None
+) -> None:
     # The driver is OrderDeparted's (the same one hands the order over).
     await _fill(session, event.data.order_id, delivered_at=event.data.delivered_at)
 
 
-async def order_picked_up(session: AsyncSession, event: ReceivedEvent[OrderPickedUp]) -> None:
+async def order_picked_up(
+    session: AsyncSession, event: ReceivedEvent[OrderPickedUp], _: None
+) -> None:
     await _fill(session, event.data.order_id, picked_up_at=event.data.picked_up_at)
 
 
-async def ticket_queued(session: AsyncSession, event: ReceivedEvent[TicketQueued]) -> None:
+async def ticket_queued(session: AsyncSession, event: ReceivedEvent[TicketQueued], _: None) -> None:
     await _fill(session, event.data.order_id, queued_at=event.data.queued_at)
 
 
-async def kitchen_cooking(
-    session: AsyncSession, event: ReceivedEvent[KitchenCookingStarted]
+async def kitchen_cooking_started(
+    session: AsyncSession, event: ReceivedEvent[KitchenCookingStarted], _: None
 ) -> None:
     data = event.data
     await _fill(session, data.order_id, cook=data.cook, kitchen_started_at=data.started_at)
 
 
-async def kitchen_ready(session: AsyncSession, event: ReceivedEvent[KitchenOrderReady]) -> None:
+async def kitchen_order_ready(
+    session: AsyncSession, event: ReceivedEvent[KitchenOrderReady], _: None
+) -> None:
     data = event.data
     await _fill(
         session,
@@ -188,7 +203,9 @@ async def kitchen_ready(session: AsyncSession, event: ReceivedEvent[KitchenOrder
     )
 
 
-async def ticket_withdrawn(session: AsyncSession, event: ReceivedEvent[TicketWithdrawn]) -> None:
+async def ticket_withdrawn(
+    session: AsyncSession, event: ReceivedEvent[TicketWithdrawn], _: None
+) -> None:
     data = event.data
     await _fill(
         session, data.order_id, withdrawn_at=data.withdrawn_at, pizzas_wasted=data.pizzas_wasted
@@ -196,18 +213,19 @@ async def ticket_withdrawn(session: AsyncSession, event: ReceivedEvent[TicketWit
 
 
 # The whole projection at a glance: each event type and the handler that applies it. The names
-# key the consumer's inbox (one row per handler and event id).
-SUBSCRIPTIONS: list[Subscription] = [
-    Subscription("analytics.order_placed", OrderPlaced, order_placed),
-    Subscription("analytics.order_confirmed", OrderConfirmed, order_confirmed),
-    Subscription("analytics.order_cancelled", OrderCancelled, order_cancelled),
-    Subscription("analytics.order_cooking", OrderCookingStarted, order_cooking),
-    Subscription("analytics.order_ready", OrderReady, order_ready),
-    Subscription("analytics.order_departed", OrderDeparted, order_departed),
-    Subscription("analytics.order_delivered", OrderDelivered, order_delivered),
-    Subscription("analytics.order_picked_up", OrderPickedUp, order_picked_up),
-    Subscription("analytics.ticket_queued", TicketQueued, ticket_queued),
-    Subscription("analytics.kitchen_cooking", KitchenCookingStarted, kitchen_cooking),
-    Subscription("analytics.kitchen_ready", KitchenOrderReady, kitchen_ready),
-    Subscription("analytics.ticket_withdrawn", TicketWithdrawn, ticket_withdrawn),
-]
+# key the consumer's inbox (one row per handler and event id), so they never change, even where
+# a handler's own name has since followed its event's. The handlers need no dependencies.
+EVENT_HANDLERS: tuple[EventHandler[Any, None], ...] = (
+    EventHandler("analytics.order_placed", OrderPlaced, order_placed),
+    EventHandler("analytics.order_confirmed", OrderConfirmed, order_confirmed),
+    EventHandler("analytics.order_cancelled", OrderCancelled, order_cancelled),
+    EventHandler("analytics.order_cooking", OrderCookingStarted, order_cooking_started),
+    EventHandler("analytics.order_ready", OrderReady, order_ready),
+    EventHandler("analytics.order_departed", OrderDeparted, order_departed),
+    EventHandler("analytics.order_delivered", OrderDelivered, order_delivered),
+    EventHandler("analytics.order_picked_up", OrderPickedUp, order_picked_up),
+    EventHandler("analytics.ticket_queued", TicketQueued, ticket_queued),
+    EventHandler("analytics.kitchen_cooking", KitchenCookingStarted, kitchen_cooking_started),
+    EventHandler("analytics.kitchen_ready", KitchenOrderReady, kitchen_order_ready),
+    EventHandler("analytics.ticket_withdrawn", TicketWithdrawn, ticket_withdrawn),
+)

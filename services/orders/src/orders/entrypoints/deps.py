@@ -127,7 +127,31 @@ def parse_cursor(cursor: str) -> tuple[datetime, str]:
     return position, order_id
 
 
-def _order_filters(
+@dataclass(frozen=True)
+class OrderFilters:
+    """The query parameters of a list of orders (`GET /orders`, `GET /customers/me/orders`):
+    which orders, from where (a cursor, parsed only by ``query``), how many."""
+
+    statuses: tuple[OrderStatus, ...]
+    placed_from: datetime | None
+    placed_until: datetime | None
+    limit: int
+    cursor: str | None
+
+    def query(self, *, customer_id: str | None = None) -> OrderQuery:
+        """The read model's query; a malformed cursor is answered 422."""
+        return OrderQuery(
+            customer_id=customer_id,
+            statuses=self.statuses,
+            placed_from=self.placed_from,
+            placed_until=self.placed_until,
+            after=parse_cursor(self.cursor) if self.cursor else None,
+            limit=self.limit,
+        )
+
+
+# async: FastAPI would run a plain function in a worker thread, for no work worth one.
+async def _order_filters(
     status_filter: Annotated[
         list[OrderStatus] | None, Query(alias="status", max_length=len(OrderStatus))
     ] = None,
@@ -142,16 +166,8 @@ def _order_filters(
             description="`next_cursor` of the previous page, as it came.",
         ),
     ] = None,
-) -> OrderQuery:
-    return OrderQuery(
-        statuses=tuple(status_filter or ()),
-        placed_from=placed_from,
-        placed_until=placed_until,
-        after=parse_cursor(cursor) if cursor else None,
-        limit=limit,
-    )
+) -> OrderFilters:
+    return OrderFilters(tuple(status_filter or ()), placed_from, placed_until, limit, cursor)
 
 
-# The query parameters of a list of orders (`GET /orders`, `GET /customers/me/orders`): which
-# orders, from where (a cursor), how many.
-OrderFilters = Annotated[OrderQuery, Depends(_order_filters)]
+OrderFiltersDep = Annotated[OrderFilters, Depends(_order_filters)]

@@ -3,7 +3,6 @@ manager may see and do about any customer or guest contact: read, correct, erase
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -27,7 +26,7 @@ from orders.domain.sign_in import CODE_PATTERN, Contact, ContactKind
 from orders.entrypoints.deps import (
     CustomerDep,
     ManagerDep,
-    OrderFilters,
+    OrderFiltersDep,
     ServiceDep,
     client_address,
 )
@@ -290,15 +289,15 @@ async def _change(
 
 @router.get("/me/orders", response_model=OrderPage, responses=ME_RESPONSES)
 async def my_orders(
-    service: ServiceDep, me: CustomerDep, filters: OrderFilters
+    service: ServiceDep, me: CustomerDep, filters: OrderFiltersDep
 ) -> OrderPage | JSONResponse:
     """The signed-in customer: the orders they placed signed in, newest first, one page at a
     time (as `GET /orders`). Guest orders are not theirs: nothing proves who placed them."""
     customer = await _own(service, me.subject)
     if customer.erased_at is not None:
         return _gone(customer.erased_at)
-    theirs = replace(filters, customer_id=customer.id)
-    return OrderPage.of(await queries.list_orders(service.sessions, theirs), theirs)
+    query = filters.query(customer_id=customer.id)
+    return OrderPage.of(await queries.list_orders(service.sessions, query), query)
 
 
 @router.delete(

@@ -38,7 +38,7 @@ from orders.domain.model import (
 from orders.entrypoints.deps import (
     DriverDep,
     OptionalPrincipalDep,
-    OrderFilters,
+    OrderFiltersDep,
     OrderId,
     OwnerDep,
     PickUpDep,
@@ -248,11 +248,11 @@ class OrderPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page.")
 
     @classmethod
-    def of(cls, page: list[Order], filters: queries.OrderQuery) -> OrderPage:
+    def of(cls, page: list[Order], query: queries.OrderQuery) -> OrderPage:
         """The page as staff and the orders' own customer see it (with the customer id)."""
         return cls(
             orders=[OrderPublic.of(order, shows_customer_id=True) for order in page],
-            next_cursor=next_cursor(page, filters.limit),
+            next_cursor=next_cursor(page, query.limit),
         )
 
 
@@ -444,9 +444,10 @@ def _not_on_the_menu(location: list[str | int], error: Exception) -> HTTPExcepti
 
 
 @router.get("", response_model=OrderPage, responses=error_responses(401, 403))
-async def list_orders(service: ServiceDep, _: StaffDep, filters: OrderFilters) -> OrderPage:
+async def list_orders(service: ServiceDep, _: StaffDep, filters: OrderFiltersDep) -> OrderPage:
     """Staff: orders, newest first, filtered by status and placement time, one page at a time."""
-    return OrderPage.of(await queries.list_orders(service.sessions, filters), filters)
+    query = filters.query()
+    return OrderPage.of(await queries.list_orders(service.sessions, query), query)
 
 
 READ_RESPONSES = error_responses(

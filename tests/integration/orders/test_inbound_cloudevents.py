@@ -21,7 +21,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from orders import inbound_signatures
+from orders.entrypoints import inbound_signatures
 from orders.entrypoints.api import create_app
 from orders.settings import OrdersSettings
 from service_kit.auth import Role

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from orders.inbound_signatures import (
+from orders.entrypoints.inbound_signatures import (
     SignatureRefused,
     body_only_matches,
     canonical,

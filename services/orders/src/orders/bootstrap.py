@@ -9,12 +9,14 @@ from datetime import timedelta
 
 from contracts.topics import KITCHEN, TOPOLOGY
 from eventing.outbox import Outbox
-from orders.adapters.notifications import HttpCodeSender
-from orders.service_layer.kitchen_events import kitchen_subscriptions
-from orders.service_layer.sign_in import CodeSender, SignInPolicy
-from orders.service_layer.unit_of_work import UnitOfWork
+from orders.adapters.notifications import CodeSender, HttpCodeSender
+from orders.domain.sign_in import SignInPolicy
+from orders.service_layer.commands import COMMAND_HANDLERS
+from orders.service_layer.events import EVENT_HANDLERS
+from orders.service_layer.unit_of_work import OrdersDependencies, UnitOfWork
 from orders.settings import OrdersConsumerSettings, OrdersSettings
 from service_kit.auth import AuthSettings
+from service_kit.handlers import CommandBus, subscriptions
 from service_kit.limits import RateLimit, RateSpec
 from service_kit.service import ConsumingService
 
@@ -26,7 +28,7 @@ def _unlimited() -> RateLimit:
 
 
 @dataclass
-class SignIn:
+class SignInSetup:
     """What the sign-in endpoints need: the code rules, where codes go, the token's life and
     the limits; ``unavailable`` says why sign-in is off, when it is."""
 
@@ -41,19 +43,28 @@ class SignIn:
 
 @dataclass
 class OrdersService(ConsumingService):
-    """The orders API's database, kitchen-event consumer, token verifier and outbox."""
+    """The orders API's database, kitchen-event consumer, token verifier and outbox, and the
+    command bus its routes send their commands to."""
 
     outbox: Outbox | None = None
     placements_per_client: RateLimit = field(default_factory=_unlimited)
     placements_per_contact: RateLimit = field(default_factory=_unlimited)
-    sign_in: SignIn | None = None
+    sign_in: SignInSetup | None = None
+    commands: CommandBus[OrdersDependencies] = field(init=False)
 
-    def unit_of_work(self) -> UnitOfWork:
+    def __post_init__(self) -> None:
+        self.commands = CommandBus(COMMAND_HANDLERS, self.dependencies)
+
+    def dependencies(self) -> OrdersDependencies:
+        """What one command's handler is given: a unit of work of its own, and sign-in's."""
         assert self.outbox is not None
-        return UnitOfWork(self.sessions, self.outbox)
+        assert self.sign_in is not None
+        return OrdersDependencies(
+            UnitOfWork(self.sessions, self.outbox), self.sign_in.policy, self.sign_in.sender
+        )
 
 
-def sign_in_of(settings: OrdersSettings, auth: AuthSettings) -> SignIn:
+def sign_in_of(settings: OrdersSettings, auth: AuthSettings) -> SignInSetup:
     if settings.sign_in_code_secret is not None:
         secret = settings.sign_in_code_secret.get_secret_value().encode()
     else:
@@ -78,7 +89,7 @@ def sign_in_of(settings: OrdersSettings, auth: AuthSettings) -> SignIn:
             settings.notifications_token.get_secret_value(),
             timeout_seconds=settings.notifications_timeout_seconds,
         )
-    return SignIn(
+    return SignInSetup(
         policy=SignInPolicy(
             secret=secret,
             code_ttl=timedelta(seconds=settings.sign_in_code_ttl_seconds),
@@ -101,7 +112,7 @@ def bootstrap(settings: OrdersSettings | None = None) -> OrdersService:
         group_id=settings.consumer_group,
         topics=[KITCHEN.name],
         topology=TOPOLOGY,
-        subscriptions=kitchen_subscriptions(outbox),
+        subscriptions=subscriptions(EVENT_HANDLERS, outbox),
         consumer_settings=OrdersConsumerSettings(),
         outbox=outbox,
         placements_per_client=RateLimit(settings.placements_per_client),

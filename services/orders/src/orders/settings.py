@@ -28,7 +28,7 @@ class OrdersSettings(ServiceSettings):
     inbound_hmac_secret: SecretStr | None = Field(
         default=None,
         description="Shared secret of the X-Signature: t=<unix seconds>,v1=<hex> HMAC "
-        "(orders.inbound_signatures).",
+        "(orders.entrypoints.inbound_signatures).",
     )
     inbound_bearer_token: SecretStr | None = Field(
         default=None, description="Token a sender presents as Authorization: Bearer <token>."

@@ -6,10 +6,26 @@ Not through Kafka: a code must not be stored anywhere in clear, and a topic keep
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import httpx
 
 from orders.domain.sign_in import Contact
-from orders.service_layer.sign_in import CodeNotSent
+
+
+class CodeNotSent(Exception):
+    """The code could not be handed over for delivery. ``retriable``: asking again may work."""
+
+    def __init__(self, reason: str, *, retriable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retriable = retriable
+
+
+class CodeSender(Protocol):
+    async def send(self, contact: Contact, code: str, expires_in_seconds: int) -> None:
+        """Send ``code`` to ``contact`` by SMS or email; raises ``CodeNotSent``."""
+        ...
 
 
 class HttpCodeSender:

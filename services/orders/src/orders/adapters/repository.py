@@ -1,35 +1,24 @@
-"""Loading and saving orders with SQLAlchemy."""
+"""Loading and saving orders with SQLAlchemy, and the rows of the orders database read as
+domain values (by the repository, the other command handlers and the queries alike)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import RowMapping, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import OrderLine
 from orders.adapters.orm import orders_table
+from orders.domain.customers import StoredCustomer
+from orders.domain.menu import MenuEntry
 from orders.domain.model import Order, OrderStatus
 
 
 class ConcurrentUpdate(Exception):
     """The order changed since it was loaded (optimistic version check failed)."""
-
-
-@dataclass(frozen=True)
-class OrderQuery:
-    """List filters (staff: every order; a customer: ``customer_id``, theirs); ``after`` is the
-    cursor (placed_at, id) of the last order seen."""
-
-    customer_id: str | None = None
-    statuses: tuple[OrderStatus, ...] = ()
-    placed_from: datetime | None = None
-    placed_until: datetime | None = None
-    after: tuple[datetime, str] | None = None
-    limit: int = 50
 
 
 class SqlAlchemyOrderRepository:
@@ -52,41 +41,10 @@ class SqlAlchemyOrderRepository:
         row = (await self._session.execute(query)).mappings().first()
         if row is None:
             return None
-        order = _order(row)
+        order = order_from_row(row)
         self._loaded_versions[order.id] = order.version
         self.seen.append(order)
         return order
-
-    async def tracking_token_sha256(self, order_id: str) -> str | None:
-        return (
-            await self._session.execute(
-                select(orders_table.c.tracking_token_sha256).where(orders_table.c.id == order_id)
-            )
-        ).scalar_one_or_none()
-
-    async def list(self, query: OrderQuery) -> list[Order]:
-        statement = select(orders_table)
-        if query.customer_id is not None:
-            statement = statement.where(orders_table.c.customer_id == query.customer_id)
-        if query.statuses:
-            statement = statement.where(
-                orders_table.c.status.in_([s.value for s in query.statuses])
-            )
-        if query.placed_from is not None:
-            statement = statement.where(orders_table.c.placed_at >= query.placed_from)
-        if query.placed_until is not None:
-            statement = statement.where(orders_table.c.placed_at < query.placed_until)
-        if query.after is not None:
-            placed_at, order_id = query.after
-            statement = statement.where(
-                or_(
-                    orders_table.c.placed_at < placed_at,
-                    and_(orders_table.c.placed_at == placed_at, orders_table.c.id < order_id),
-                )
-            )
-        statement = statement.order_by(orders_table.c.placed_at.desc(), orders_table.c.id.desc())
-        rows = (await self._session.execute(statement.limit(query.limit))).mappings()
-        return [_order(row) for row in rows]
 
     async def save_changes(self) -> None:
         """Write back every loaded order whose version moved, checking nobody else did."""
@@ -126,7 +84,7 @@ def _row(order: Order) -> dict[str, Any]:
     }
 
 
-def _order(row: Any) -> Order:
+def order_from_row(row: RowMapping) -> Order:
     return Order(
         id=row["id"],
         customer_id=row["customer_id"],
@@ -139,4 +97,30 @@ def _order(row: Any) -> Order:
         updated_at=row["updated_at"],
         cancel_reason=row["cancel_reason"],
         driver_id=row["driver_id"],
+    )
+
+
+def customer_from_row(row: RowMapping) -> StoredCustomer:
+    return StoredCustomer(
+        id=str(row["id"]),
+        name=row["name"],
+        phone=row["phone"],
+        email=row["email"],
+        address=row["address"],
+        sms_opt_in=row["sms_opt_in"],
+        email_opt_in=row["email_opt_in"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        erased_at=row["erased_at"],
+        guest=row["guest"],
+    )
+
+
+def menu_entry_from_row(row: RowMapping) -> MenuEntry:
+    return MenuEntry(
+        name=row["name"],
+        base_price=Decimal(row["base_price"]),
+        toppings=tuple(row["toppings"]),
+        version=row["version"],
+        retired_at=row["retired_at"],
     )

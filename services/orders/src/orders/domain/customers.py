@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")  # E.164
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -52,6 +53,27 @@ def normalise_email(email: str) -> str:
 PROFILE_FIELDS = frozenset({"name", "phone", "email", "address", "sms_opt_in", "email_opt_in"})
 
 
+class CustomerNotFound(LookupError):
+    pass
+
+
+class CustomerErased(LookupError):
+    """The customer's personal data was erased: nothing of them may be used any more."""
+
+    def __init__(self, customer_id: str, erased_at: datetime) -> None:
+        super().__init__(customer_id)
+        self.erased_at = erased_at
+
+
+class ContactTaken(Exception):
+    """The phone number or email address is another customer's (whose, it does not say)."""
+
+    def __init__(self, field: str) -> None:
+        what = "phone number" if field == "phone" else "email address"
+        super().__init__(f"this {what} belongs to another customer")
+        self.field = field
+
+
 class Unreachable(ValueError):
     """A change would leave the customer with neither a phone number nor an email address."""
 
@@ -89,3 +111,36 @@ class Profile:
             for field, value in (("phone", self.phone), ("email", self.email))
             if value is not None and value != getattr(before, field)
         ]
+
+
+@dataclass(frozen=True)
+class StoredCustomer:
+    """What the orders database holds about a customer or a guest (the details are None once
+    erased; a customer's name is None until they give one)."""
+
+    id: str
+    name: str | None
+    phone: str | None
+    email: str | None
+    address: str | None
+    sms_opt_in: bool
+    email_opt_in: bool
+    created_at: datetime
+    updated_at: datetime
+    erased_at: datetime | None
+    guest: bool
+
+    @property
+    def erased(self) -> bool:
+        return self.erased_at is not None
+
+    @property
+    def profile(self) -> Profile:
+        return Profile(
+            name=self.name,
+            phone=self.phone,
+            email=self.email,
+            address=self.address,
+            sms_opt_in=self.sms_opt_in,
+            email_opt_in=self.email_opt_in,
+        )

@@ -7,6 +7,7 @@ cent (half up), + 1.50 per extra topping. Sizes: small × 0.80, medium × 1.00, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
@@ -31,6 +32,21 @@ class Pizza:
     name: str
     base_price: Decimal
     toppings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MenuEntry:
+    """A pizza as the menu stores it: with its version, and when it was retired (if it was)."""
+
+    name: str
+    base_price: Decimal
+    toppings: tuple[str, ...]
+    version: int
+    retired_at: datetime | None
+
+    @property
+    def pizza(self) -> Pizza:
+        return Pizza(self.name, self.base_price, self.toppings)
 
 
 SEED_MENU: tuple[Pizza, ...] = (

@@ -52,6 +52,10 @@ class DomainError(Exception):
     """A request the domain refuses; the message says why."""
 
 
+class OrderNotFound(LookupError):
+    pass
+
+
 class InvalidTransition(DomainError):
     def __init__(self, current: OrderStatus, action: str, reason: str) -> None:
         super().__init__(f"cannot {action} an order that is {current.value}: {reason}")

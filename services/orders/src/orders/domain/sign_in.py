@@ -23,14 +23,27 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
 CODE_DIGITS: Final = 6
 CODE_PATTERN: Final = rf"^[0-9]{{{CODE_DIGITS}}}$"
 _CODE = re.compile(CODE_PATTERN)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SignInPolicy:
+    secret: bytes  # the key of the codes' and contacts' hashes
+    code_ttl: timedelta
+    max_attempts: int
+    clock: Callable[[], datetime] = utc_now
 
 
 class ContactKind(StrEnum):

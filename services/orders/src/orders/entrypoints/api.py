@@ -7,9 +7,8 @@ from fastapi.responses import JSONResponse
 
 from orders.adapters.repository import ConcurrentUpdate
 from orders.bootstrap import bootstrap
-from orders.domain.model import DomainError, InvalidTransition
+from orders.domain.model import DomainError, InvalidTransition, OrderNotFound
 from orders.entrypoints.routes import customers, inbound, menu, orders, sign_in
-from orders.service_layer.handlers import OrderNotFound
 from orders.settings import OrdersSettings
 from service_kit.app import service_app
 from service_kit.service import consuming_lifespan

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import Depends, HTTPException, Path, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.security import APIKeyHeader
 
+import service_kit.service
+from orders.adapters import queries
+from orders.adapters.queries import OrderQuery
 from orders.bootstrap import OrdersService
-from orders.service_layer import handlers
+from orders.domain.model import OrderStatus
 from service_kit.auth import Principal, Role, optional_principal, require_roles
-from service_kit.inputs import IDENTIFIER_CONSTRAINTS
+from service_kit.inputs import IDENTIFIER, IDENTIFIER_CONSTRAINTS, Rfc3339
 
 STAFF = (Role.MANAGER, Role.CHEF, Role.DRIVER)
 
@@ -22,12 +27,7 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _service(request: Request) -> OrdersService:
-    service: OrdersService = request.app.state.service
-    return service
-
-
-ServiceDep = Annotated[OrdersService, Depends(_service)]
+ServiceDep = service_kit.service.ServiceDep[OrdersService]
 CustomerDep = Annotated[Principal, Depends(require_roles(Role.CUSTOMER))]
 ManagerDep = Annotated[Principal, Depends(require_roles(Role.MANAGER))]
 StaffDep = Annotated[Principal, Depends(require_roles(*STAFF))]
@@ -82,7 +82,7 @@ def order_access(*staff_roles: Role) -> Callable[..., Awaitable[OrderAccess]]:
             return OrderAccess("staff", principal.subject)
         if tracking_token is None:
             if principal is not None and principal.has_any(Role.CUSTOMER):
-                owner = await handlers.customer_of(order_id, service.unit_of_work())
+                owner = await queries.customer_of(service.sessions, order_id)
                 if owner is not None and owner == principal.subject:
                     return OrderAccess("customer", principal.subject)
                 raise HTTPException(
@@ -98,8 +98,7 @@ def order_access(*staff_roles: Role) -> Callable[..., Awaitable[OrderAccess]]:
                 f"{roles}",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        uow = service.unit_of_work()
-        if not await handlers.tracking_token_matches(order_id, tracking_token, uow):
+        if not await queries.tracking_token_matches(service.sessions, order_id, tracking_token):
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 "the X-Tracking-Token does not fit this order",
@@ -112,3 +111,63 @@ def order_access(*staff_roles: Role) -> Callable[..., Awaitable[OrderAccess]]:
 
 ReaderDep = Annotated[OrderAccess, Depends(order_access(*STAFF))]
 OwnerDep = Annotated[OrderAccess, Depends(order_access(Role.MANAGER))]
+
+
+def parse_cursor(cursor: str) -> tuple[datetime, str]:
+    malformed = HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, "malformed cursor: pass next_cursor as it came"
+    )
+    try:
+        placed_at, order_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        position = datetime.fromisoformat(placed_at)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise malformed from error
+    if position.tzinfo is None or not IDENTIFIER.fullmatch(order_id):
+        raise malformed
+    return position, order_id
+
+
+@dataclass(frozen=True)
+class OrderFilters:
+    """The query parameters of a list of orders (`GET /orders`, `GET /customers/me/orders`):
+    which orders, from where (a cursor, parsed only by ``query``), how many."""
+
+    statuses: tuple[OrderStatus, ...]
+    placed_from: datetime | None
+    placed_until: datetime | None
+    limit: int
+    cursor: str | None
+
+    def query(self, *, customer_id: str | None = None) -> OrderQuery:
+        """The read model's query; a malformed cursor is answered 422."""
+        return OrderQuery(
+            customer_id=customer_id,
+            statuses=self.statuses,
+            placed_from=self.placed_from,
+            placed_until=self.placed_until,
+            after=parse_cursor(self.cursor) if self.cursor else None,
+            limit=self.limit,
+        )
+
+
+# async: FastAPI would run a plain function in a worker thread, for no work worth one.
+async def _order_filters(
+    status_filter: Annotated[
+        list[OrderStatus] | None, Query(alias="status", max_length=len(OrderStatus))
+    ] = None,
+    placed_from: Annotated[Rfc3339 | None, Query(description="Inclusive.")] = None,
+    placed_until: Annotated[Rfc3339 | None, Query(description="Exclusive.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=500,
+            pattern=r"^[A-Za-z0-9_=-]+$",
+            description="`next_cursor` of the previous page, as it came.",
+        ),
+    ] = None,
+) -> OrderFilters:
+    return OrderFilters(tuple(status_filter or ()), placed_from, placed_until, limit, cursor)
+
+
+OrderFiltersDep = Annotated[OrderFilters, Depends(_order_filters)]

@@ -1,5 +1,6 @@
 """Customers and guests: who an order is for, their contact details shared only on the
-restricted contacts topic, a customer's own profile, a manager's view, and erasure.
+restricted contacts topic, changes to a profile, and erasure (reads are in
+``adapters.queries``).
 
 Two kinds of row hold contact details (``customers``):
 
@@ -15,20 +16,28 @@ Both are published the same way on the contacts topic, keyed by their id, and er
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from contracts.catalogue import CustomerContactUpdated
 from contracts.topics import CUSTOMER_CONTACTS, CUSTOMER_CONTACTS_DEAD_LETTERS
 from eventing.ids import uuid7
 from orders.adapters.orm import customers_table
-from orders.domain.customers import ContactDetails, Profile
+from orders.adapters.repository import customer_from_row
+from orders.domain.commands import ChangeProfile, EraseCustomer
+from orders.domain.customers import (
+    ContactDetails,
+    ContactTaken,
+    CustomerErased,
+    CustomerNotFound,
+    StoredCustomer,
+)
 from orders.domain.sign_in import Contact
-from orders.service_layer.unit_of_work import UnitOfWork
+from orders.service_layer.unit_of_work import OrdersDependencies, UnitOfWork
 
 # Advisory lock namespace (two-int form) for one phone number or email address, held until
 # commit by a transaction that gives it to a customer: two sign-ins with the same new phone
@@ -37,60 +46,6 @@ from orders.service_layer.unit_of_work import UnitOfWork
 CONTACT_LOCK = 0x4355
 
 _CONTACT_LOCK = text("SELECT pg_advisory_xact_lock(:namespace, hashtext(:contact))")
-
-
-class CustomerNotFound(LookupError):
-    pass
-
-
-class CustomerErased(LookupError):
-    """The customer's personal data was erased: nothing of them may be used any more."""
-
-    def __init__(self, customer_id: str, erased_at: datetime) -> None:
-        super().__init__(customer_id)
-        self.erased_at = erased_at
-
-
-class ContactTaken(Exception):
-    """The phone number or email address is another customer's (whose, it does not say)."""
-
-    def __init__(self, field: str) -> None:
-        what = "phone number" if field == "phone" else "email address"
-        super().__init__(f"this {what} belongs to another customer")
-        self.field = field
-
-
-@dataclass(frozen=True)
-class StoredCustomer:
-    """What the orders database holds about a customer or a guest (the details are None once
-    erased; a customer's name is None until they give one)."""
-
-    id: str
-    name: str | None
-    phone: str | None
-    email: str | None
-    address: str | None
-    sms_opt_in: bool
-    email_opt_in: bool
-    created_at: datetime
-    updated_at: datetime
-    erased_at: datetime | None
-    guest: bool
-
-    @property
-    def erased(self) -> bool:
-        return self.erased_at is not None
-
-    @property
-    def profile(self) -> Profile:
-        return Profile(
-            name=self.name,
-            phone=self.phone,
-            email=self.email,
-            address=self.address,
-            sms_opt_in=self.sms_opt_in,
-            email_opt_in=self.email_opt_in,
-        )
 
 
 async def record_guest(uow: UnitOfWork, details: ContactDetails) -> str:
@@ -127,7 +82,7 @@ async def signed_in_customer(uow: UnitOfWork, customer_id: str) -> StoredCustome
     )
     if row is None:
         raise CustomerNotFound(customer_id)
-    customer = _stored(row)
+    customer = customer_from_row(row)
     if customer.erased_at is not None:
         raise CustomerErased(customer_id, customer.erased_at)
     return customer
@@ -156,7 +111,7 @@ async def customer_with(
         .first()
     )
     if row is not None:
-        return _stored(row), False
+        return customer_from_row(row), False
     customer_id = str(uuid7())
     now = datetime.now(UTC)
     values = _details({"name": name, contact.kind.value: contact.value})
@@ -172,22 +127,21 @@ async def customer_with(
         .one()
     )
     _publish(uow, customer_id, values, now)
-    return _stored(created), True
+    return customer_from_row(created), True
 
 
-async def change_profile(
-    uow: UnitOfWork, customer_id: str, changes: Mapping[str, object]
-) -> StoredCustomer:
-    """Apply ``changes`` to the customer's (or a guest's) details and publish them.
+async def change_profile(command: ChangeProfile, deps: OrdersDependencies) -> StoredCustomer:
+    """Apply the changes to the customer's (or a guest's) details and publish them.
 
-    Whoever calls this decided the caller may (the customer themselves, a new phone or email
-    proven, or a manager). Raises ``CustomerNotFound``, ``CustomerErased``, ``ContactTaken``
+    Whoever issues the command decided the caller may (the customer themselves, a new phone or
+    email proven, or a manager). Raises ``CustomerNotFound``, ``CustomerErased``, ``ContactTaken``
     when a new phone or email is another customer's, and ``Unreachable`` when neither would be
     left. No change stores and publishes nothing.
     """
-    async with uow:
+    customer_id = command.customer_id
+    async with deps.uow as uow:
         current = await _locked(uow, customer_id)
-        wanted = current.profile.changed(changes)
+        wanted = current.profile.changed(command.changes)
         if not current.guest:
             fresh = wanted.new_contacts(current.profile)
             await _lock_contacts(uow, fresh)
@@ -219,27 +173,10 @@ async def change_profile(
         )
         _publish(uow, customer_id, values, now)
         await uow.commit()
-    return _stored(row)
+    return customer_from_row(row)
 
 
-async def get_customer(uow: UnitOfWork, customer_id: str) -> StoredCustomer:
-    """Everything stored about the customer or guest, e.g. to answer a subject-access request."""
-    async with uow:
-        row = (
-            (
-                await uow.session.execute(
-                    select(customers_table).where(customers_table.c.id == customer_id)
-                )
-            )
-            .mappings()
-            .first()
-        )
-    if row is None:
-        raise CustomerNotFound(customer_id)
-    return _stored(row)
-
-
-async def erase_customer(uow: UnitOfWork, customer_id: str) -> StoredCustomer:
+async def erase_customer(command: EraseCustomer, deps: OrdersDependencies) -> StoredCustomer:
     """Erase the customer's (or guest's) personal data; the id stays, so their orders keep
     pointing at it.
 
@@ -249,8 +186,9 @@ async def erase_customer(uow: UnitOfWork, customer_id: str) -> StoredCustomer:
     no personal data). Erasing an erased customer changes nothing and publishes nothing. Raises
     ``CustomerNotFound``.
     """
+    customer_id = command.customer_id
     now = datetime.now(UTC)
-    async with uow:
+    async with deps.uow as uow:
         row = (
             (
                 await uow.session.execute(
@@ -265,7 +203,7 @@ async def erase_customer(uow: UnitOfWork, customer_id: str) -> StoredCustomer:
         if row is None:
             raise CustomerNotFound(customer_id)
         if row["erased_at"] is not None:
-            return _stored(row)
+            return customer_from_row(row)
         erased = (
             (
                 await uow.session.execute(
@@ -291,7 +229,7 @@ async def erase_customer(uow: UnitOfWork, customer_id: str) -> StoredCustomer:
                 uow.session, topic, customer_id, aggregate_type=CustomerContactUpdated.aggregate
             )
         await uow.commit()
-    return _stored(erased)
+    return customer_from_row(erased)
 
 
 async def _locked(uow: UnitOfWork, customer_id: str) -> StoredCustomer:
@@ -306,7 +244,7 @@ async def _locked(uow: UnitOfWork, customer_id: str) -> StoredCustomer:
     )
     if row is None:
         raise CustomerNotFound(customer_id)
-    customer = _stored(row)
+    customer = customer_from_row(row)
     if customer.erased_at is not None:
         raise CustomerErased(customer_id, customer.erased_at)
     return customer
@@ -337,20 +275,4 @@ def _publish(uow: UnitOfWork, customer_id: str, values: Mapping[str, Any], now: 
             customer_id=customer_id, updated_at=now, **{**values, "name": values["name"] or ""}
         ),
         aggregate_id=customer_id,
-    )
-
-
-def _stored(row: RowMapping) -> StoredCustomer:
-    return StoredCustomer(
-        id=str(row["id"]),
-        name=row["name"],
-        phone=row["phone"],
-        email=row["email"],
-        address=row["address"],
-        sms_opt_in=row["sms_opt_in"],
-        email_opt_in=row["email_opt_in"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        erased_at=row["erased_at"],
-        guest=row["guest"],
     )

@@ -9,7 +9,6 @@ pizza's name, in the same transaction (``uow.emit``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -20,9 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import PizzaAdded, PizzaChanged, PizzaRetired, ToppingAdded, ToppingRetired
 from orders.adapters.orm import extra_toppings_table, menu_table
-from orders.domain.menu import CENT, Pizza
+from orders.adapters.repository import menu_entry_from_row
+from orders.domain.commands import (
+    AddExtraTopping,
+    AddPizza,
+    ChangePizza,
+    RetireExtraTopping,
+    RetirePizza,
+)
+from orders.domain.menu import CENT, MenuEntry, Pizza
 from orders.domain.model import DomainError
-from orders.service_layer.unit_of_work import UnitOfWork
+from orders.service_layer.unit_of_work import OrdersDependencies, UnitOfWork
 
 MAX_NAME_LENGTH = 100
 MAX_TOPPINGS = 20
@@ -51,19 +58,6 @@ class InvalidMenuEntry(DomainError):
     """A name, price or topping list the menu does not accept."""
 
 
-@dataclass(frozen=True)
-class MenuEntry:
-    name: str
-    base_price: Decimal
-    toppings: tuple[str, ...]
-    version: int
-    retired_at: datetime | None
-
-    @property
-    def pizza(self) -> Pizza:
-        return Pizza(self.name, self.base_price, self.toppings)
-
-
 async def pizzas_on_the_menu(session: AsyncSession, names: Iterable[str]) -> dict[str, Pizza]:
     """The pizzas of these names that are on the menu now, read in the caller's transaction
     (an order is priced from the menu as it is when the order commits)."""
@@ -80,29 +74,15 @@ async def pizzas_on_the_menu(session: AsyncSession, names: Iterable[str]) -> dic
     }
 
 
-async def active_entries(uow: UnitOfWork) -> list[MenuEntry]:
-    """The pizzas on the menu now, by name."""
-    async with uow:
-        rows = (
-            await uow.session.execute(
-                select(menu_table)
-                .where(menu_table.c.retired_at.is_(None))
-                .order_by(menu_table.c.name)
-            )
-        ).mappings()
-        return [_entry(row) for row in rows]
-
-
-async def add_pizza(
-    name: str, base_price: Decimal, toppings: Iterable[str], uow: UnitOfWork
-) -> MenuEntry:
+async def add_pizza(command: AddPizza, deps: OrdersDependencies) -> MenuEntry:
     """Put a new pizza on the menu (version 1), or bring a retired one back (next version).
 
     Raises ``MenuConflict`` when a pizza of that name is on the menu already.
     """
-    name, base_price, topping_list = _name(name), _price(base_price), _toppings(toppings)
+    name = _name(command.name)
+    base_price, topping_list = _price(command.base_price), _toppings(command.toppings)
     now = datetime.now(UTC)
-    async with uow:
+    async with deps.uow as uow:
         inserted = await uow.session.execute(
             insert(menu_table)
             .values(
@@ -137,18 +117,17 @@ async def add_pizza(
     return MenuEntry(name, base_price, topping_list, version, None)
 
 
-async def change_pizza(
-    name: str, base_price: Decimal, toppings: Iterable[str], uow: UnitOfWork
-) -> MenuEntry:
+async def change_pizza(command: ChangePizza, deps: OrdersDependencies) -> MenuEntry:
     """Replace the base price and toppings of a pizza on the menu.
 
     Orders already placed keep the prices they were placed with. Changing nothing is a no-op
     (no new version, no event). Raises ``PizzaNotFound`` or ``MenuConflict`` (retired, or
     changed concurrently).
     """
-    base_price, topping_list = _price(base_price), _toppings(toppings)
+    name = command.name
+    base_price, topping_list = _price(command.base_price), _toppings(command.toppings)
     now = datetime.now(UTC)
-    async with uow:
+    async with deps.uow as uow:
         current = await _active(uow, name, "change")
         if current.base_price == base_price and current.toppings == topping_list:
             return current
@@ -164,13 +143,14 @@ async def change_pizza(
     return MenuEntry(name, base_price, topping_list, version, None)
 
 
-async def retire_pizza(name: str, uow: UnitOfWork) -> MenuEntry:
+async def retire_pizza(command: RetirePizza, deps: OrdersDependencies) -> MenuEntry:
     """Take a pizza off the menu: it can no longer be ordered; placed orders are unaffected.
 
     Raises ``PizzaNotFound`` or ``MenuConflict`` (already retired, or changed concurrently).
     """
+    name = command.name
     now = datetime.now(UTC)
-    async with uow:
+    async with deps.uow as uow:
         current = await _active(uow, name, "retire")
         version = await _update(uow, current, retired_at=now, updated_at=now)
         uow.emit(PizzaRetired(name=name, at=now), aggregate_id=name, version=version)
@@ -194,21 +174,11 @@ async def extra_toppings_on_the_menu(session: AsyncSession, names: Iterable[str]
     return {row[0] for row in rows}
 
 
-async def active_extra_toppings(uow: UnitOfWork) -> list[str]:
-    """The extra toppings that can be ordered now, by name."""
-    async with uow:
-        rows = await uow.session.execute(
-            select(extra_toppings_table.c.name)
-            .where(extra_toppings_table.c.retired_at.is_(None))
-            .order_by(extra_toppings_table.c.name)
-        )
-        return [row[0] for row in rows]
-
-
-async def add_extra_topping(name: str, uow: UnitOfWork) -> bool:
+async def add_extra_topping(command: AddExtraTopping, deps: OrdersDependencies) -> bool:
     """Offer an extra topping (a retired one comes back). False if it is offered already."""
+    name = command.name
     now = datetime.now(UTC)
-    async with uow:
+    async with deps.uow as uow:
         version = (
             await uow.session.execute(
                 insert(extra_toppings_table)
@@ -232,13 +202,14 @@ async def add_extra_topping(name: str, uow: UnitOfWork) -> bool:
     return True
 
 
-async def retire_extra_topping(name: str, uow: UnitOfWork) -> None:
+async def retire_extra_topping(command: RetireExtraTopping, deps: OrdersDependencies) -> None:
     """Stop offering an extra topping; orders placed with it keep it.
 
     Raises ``ToppingNotFound`` or ``MenuConflict`` (retired already).
     """
+    name = command.name
     now = datetime.now(UTC)
-    async with uow:
+    async with deps.uow as uow:
         row = (
             (
                 await uow.session.execute(
@@ -273,7 +244,7 @@ async def _load(uow: UnitOfWork, name: str) -> MenuEntry | None:
         .mappings()
         .first()
     )
-    return None if row is None else _entry(row)
+    return None if row is None else menu_entry_from_row(row)
 
 
 async def _active(uow: UnitOfWork, name: str, action: str) -> MenuEntry:
@@ -299,16 +270,6 @@ async def _update(uow: UnitOfWork, current: MenuEntry, **values: Any) -> int:
     if result.scalar_one_or_none() is None:
         raise MenuConflict(f"{current.name!r} changed meanwhile; read the menu again and retry")
     return version
-
-
-def _entry(row: Any) -> MenuEntry:
-    return MenuEntry(
-        name=row["name"],
-        base_price=Decimal(row["base_price"]),
-        toppings=tuple(row["toppings"]),
-        version=row["version"],
-        retired_at=row["retired_at"],
-    )
 
 
 def _name(name: str) -> str:

@@ -9,49 +9,30 @@ the customers are, so the answer and the work are the same for a known contact a
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from datetime import timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 
 from orders.adapters.orm import sign_in_codes_table
+from orders.domain.commands import ProveContact, SendSignInCode, SignIn
+from orders.domain.customers import StoredCustomer
 from orders.domain.sign_in import (
     Check,
     Contact,
     IssuedCode,
+    SignInPolicy,
     check_code,
     code_digest,
     contact_key,
     new_code,
     refusal,
 )
-from orders.service_layer.customers import StoredCustomer, customer_with
-from orders.service_layer.unit_of_work import UnitOfWork
+from orders.service_layer.customers import customer_with
+from orders.service_layer.unit_of_work import OrdersDependencies, UnitOfWork
 
 # Expired codes are kept this long, so that a late try hears "expired" rather than "no code".
 KEEP_EXPIRED = timedelta(days=1)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class CodeNotSent(Exception):
-    """The code could not be handed over for delivery. ``retriable``: asking again may work."""
-
-    def __init__(self, reason: str, *, retriable: bool) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retriable = retriable
-
-
-class CodeSender(Protocol):
-    async def send(self, contact: Contact, code: str, expires_in_seconds: int) -> None:
-        """Send ``code`` to ``contact`` by SMS or email; raises ``CodeNotSent``."""
-        ...
 
 
 class CodeRefused(Exception):
@@ -62,27 +43,19 @@ class CodeRefused(Exception):
         self.check = check
 
 
-@dataclass(frozen=True)
-class SignInPolicy:
-    secret: bytes  # the key of the codes' and contacts' hashes
-    code_ttl: timedelta
-    max_attempts: int
-    clock: Callable[[], datetime] = utc_now
-
-
-async def send_code(
-    uow: UnitOfWork, policy: SignInPolicy, sender: CodeSender, contact: Contact
-) -> None:
-    """Issue a new code for ``contact`` (its previous one is dead from now on) and send it.
+async def send_sign_in_code(command: SendSignInCode, deps: OrdersDependencies) -> None:
+    """Issue a new code for the contact (its previous one is dead from now on) and send it.
 
     Raises ``CodeNotSent`` when the notifications service did not take it.
     """
+    policy, sender, contact = deps.sign_in, deps.code_sender, command.contact
+    assert sender is not None, "the API asks for codes only when sign-in is set up"
     code = new_code()
     now = policy.clock()
     issued = IssuedCode.issue(
         code_digest(policy.secret, contact, code), now=now, ttl=policy.code_ttl
     )
-    async with uow:
+    async with deps.uow as uow:
         await uow.session.execute(
             delete(sign_in_codes_table).where(sign_in_codes_table.c.expires_at < now - KEEP_EXPIRED)
         )
@@ -105,31 +78,29 @@ async def send_code(
     await sender.send(contact, code, int(policy.code_ttl.total_seconds()))
 
 
-async def sign_in(
-    uow: UnitOfWork, policy: SignInPolicy, contact: Contact, code: str, *, name: str | None
-) -> tuple[StoredCustomer, bool]:
-    """The customer whose phone or email ``contact`` is, made if new, for the right code.
+async def sign_in(command: SignIn, deps: OrdersDependencies) -> tuple[StoredCustomer, bool]:
+    """The customer whose phone or email the contact is, made if new, for the right code.
 
-    Returns the customer and whether they are new (``name`` is then theirs). Raises
-    ``CodeRefused`` (the try is counted all the same).
+    Returns the customer and whether they are new (the command's ``name`` is then theirs).
+    Raises ``CodeRefused`` (the try is counted all the same).
     """
-    async with uow:
-        check = await _judge(uow, policy, contact, code)
+    async with deps.uow as uow:
+        check = await _judge(uow, deps.sign_in, command.contact, command.code)
         if not check.accepted:
             await uow.commit()
             raise CodeRefused(check)
-        customer, created = await customer_with(uow, contact, name=name)
+        customer, created = await customer_with(uow, command.contact, name=command.name)
         await uow.commit()
     return customer, created
 
 
-async def prove(uow: UnitOfWork, policy: SignInPolicy, contact: Contact, code: str) -> None:
-    """Use up the code sent to ``contact``: its holder receives that contact's messages.
+async def prove_contact(command: ProveContact, deps: OrdersDependencies) -> None:
+    """Use up the code sent to the contact: its holder receives that contact's messages.
 
     Raises ``CodeRefused`` (the try is counted all the same).
     """
-    async with uow:
-        check = await _judge(uow, policy, contact, code)
+    async with deps.uow as uow:
+        check = await _judge(uow, deps.sign_in, command.contact, command.code)
         await uow.commit()
     if not check.accepted:
         raise CodeRefused(check)

@@ -1,14 +1,18 @@
-"""The unit of work: one transaction for a state change and the events it produced."""
+"""The unit of work: one transaction for a state change and the events it produced; and
+what else a command handler is given with it (``OrdersDependencies``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from eventing.events import EventData
 from eventing.outbox import Outbox, OutboxEvent
+from orders.adapters.notifications import CodeSender
 from orders.adapters.repository import SqlAlchemyOrderRepository
+from orders.domain.sign_in import SignInPolicy
 
 
 class UnitOfWork:
@@ -80,3 +84,14 @@ async def save_orders(
     await outbox.enqueue(session, [*events, *(extra or [])])
     for order in orders.seen:
         order.events.clear()
+
+
+@dataclass(frozen=True)
+class OrdersDependencies:
+    """What ``bootstrap`` gives each command's handler: a unit of work of its own, the rules of
+    sign-in codes, and where codes go (None when sign-in is not set up: the API refuses to ask
+    for a code then)."""
+
+    uow: UnitOfWork
+    sign_in: SignInPolicy
+    code_sender: CodeSender | None

@@ -6,40 +6,43 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from orders.adapters.repository import OrderQuery
+from orders.adapters import queries
 from orders.bootstrap import OrdersService
 from orders.domain import customers as rules
-from orders.domain.customers import Unreachable
-from orders.domain.model import OrderStatus
+from orders.domain.commands import ChangeProfile, EraseCustomer, ProveContact
+from orders.domain.customers import (
+    ContactTaken,
+    CustomerErased,
+    CustomerNotFound,
+    StoredCustomer,
+    Unreachable,
+)
 from orders.domain.sign_in import CODE_PATTERN, Contact, ContactKind
-from orders.entrypoints.deps import CustomerDep, ManagerDep, ServiceDep, client_address
+from orders.entrypoints.deps import (
+    CustomerDep,
+    ManagerDep,
+    OrderFiltersDep,
+    ServiceDep,
+    client_address,
+)
 from orders.entrypoints.routes.orders import (
     Address,
     Email,
     Name,
     OrderPage,
-    OrderPublic,
     Phone,
+    WithContacts,
     customer_refused,
-    next_cursor,
-    parse_cursor,
 )
 from orders.entrypoints.routes.sign_in import code_refused, sign_in_setup, too_many
-from orders.service_layer import customers, handlers
-from orders.service_layer import sign_in as codes
-from orders.service_layer.customers import (
-    ContactTaken,
-    CustomerErased,
-    CustomerNotFound,
-    StoredCustomer,
-)
+from orders.service_layer.sign_in import CodeRefused
 from service_kit.http import error_responses
-from service_kit.inputs import IDENTIFIER_CONSTRAINTS, Rfc3339
+from service_kit.inputs import IDENTIFIER_CONSTRAINTS
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
@@ -88,7 +91,7 @@ class CustomerPublic(BaseModel):
         )
 
 
-class ProfileChange(BaseModel):
+class ProfileChange(WithContacts):
     """The fields to change; those left out stay as they are. `null` removes a phone number,
     an email address or the address (one way to reach the customer must stay)."""
 
@@ -103,16 +106,6 @@ class ProfileChange(BaseModel):
     address: Address | None = None
     sms_opt_in: StrictBool | SkipJsonSchema[None] = None
     email_opt_in: StrictBool | SkipJsonSchema[None] = None
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        return None if value is None else rules.normalise_phone(value)
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        return None if value is None else rules.normalise_email(value)
 
     @model_validator(mode="after")
     def _only_what_may_be_removed(self) -> ProfileChange:
@@ -197,7 +190,7 @@ def _not_found(customer_id: str) -> HTTPException:
 async def _own(service: OrdersService, customer_id: str) -> StoredCustomer:
     """The signed-in customer: 404 if the token names none (or a guest), 410 if erased."""
     try:
-        customer = await customers.get_customer(service.unit_of_work(), customer_id)
+        customer = await queries.get_customer(service.sessions, customer_id)
     except CustomerNotFound as error:
         raise customer_refused(error, not_found=status.HTTP_404_NOT_FOUND) from error
     if customer.guest:
@@ -269,10 +262,10 @@ async def change_my_profile(
             client = client_address(request)
             too_many(setup.attempts_per_client, client, "attempts")
             try:
-                await codes.prove(
-                    service.unit_of_work(), setup.policy, Contact(ContactKind(field), value), code
+                await service.commands.handle(
+                    ProveContact(Contact(ContactKind(field), value), code)
                 )
-            except codes.CodeRefused as refused:
+            except CodeRefused as refused:
                 return code_refused(refused, field=f"{field}_code")
             setup.attempts_per_client.give_back(client)  # the limit is on wrong tries
     return await _change(service, me.subject, changes)
@@ -282,7 +275,7 @@ async def _change(
     service: OrdersService, customer_id: str, changes: dict[str, Any]
 ) -> CustomerPublic | JSONResponse:
     try:
-        changed = await customers.change_profile(service.unit_of_work(), customer_id, changes)
+        changed = await service.commands.handle(ChangeProfile(customer_id, changes))
     except CustomerNotFound as error:
         raise _not_found(customer_id) from error
     except CustomerErased as error:
@@ -296,41 +289,15 @@ async def _change(
 
 @router.get("/me/orders", response_model=OrderPage, responses=ME_RESPONSES)
 async def my_orders(
-    service: ServiceDep,
-    me: CustomerDep,
-    status_filter: Annotated[
-        list[OrderStatus] | None, Query(alias="status", max_length=len(OrderStatus))
-    ] = None,
-    placed_from: Annotated[Rfc3339 | None, Query(description="Inclusive.")] = None,
-    placed_until: Annotated[Rfc3339 | None, Query(description="Exclusive.")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=500,
-            pattern=r"^[A-Za-z0-9_=-]+$",
-            description="`next_cursor` of the previous page, as it came.",
-        ),
-    ] = None,
+    service: ServiceDep, me: CustomerDep, filters: OrderFiltersDep
 ) -> OrderPage | JSONResponse:
     """The signed-in customer: the orders they placed signed in, newest first, one page at a
     time (as `GET /orders`). Guest orders are not theirs: nothing proves who placed them."""
     customer = await _own(service, me.subject)
     if customer.erased_at is not None:
         return _gone(customer.erased_at)
-    query = OrderQuery(
-        customer_id=customer.id,
-        statuses=tuple(status_filter or ()),
-        placed_from=placed_from,
-        placed_until=placed_until,
-        after=parse_cursor(cursor) if cursor else None,
-        limit=limit,
-    )
-    found = await handlers.list_orders(query, service.unit_of_work())
-    return OrderPage(
-        orders=[OrderPublic.of(order, shows_customer_id=True) for order in found],
-        next_cursor=next_cursor(found, limit),
-    )
+    query = filters.query(customer_id=customer.id)
+    return OrderPage.of(await queries.list_orders(service.sessions, query), query)
 
 
 @router.delete(
@@ -349,7 +316,7 @@ async def erase_me(service: ServiceDep, me: CustomerDep) -> Response:
     """The signed-in customer: erase their personal data, as a manager's erasure does (the
     orders stay, under the same id; the contacts topic gets a tombstone). Again: 204 again."""
     await _own(service, me.subject)
-    await customers.erase_customer(service.unit_of_work(), me.subject)
+    await service.commands.handle(EraseCustomer(me.subject))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -365,7 +332,7 @@ async def get_customer(
     """Manager: the contact details stored for a customer or a guest order (e.g. for a
     subject-access request)."""
     try:
-        customer = await customers.get_customer(service.unit_of_work(), customer_id)
+        customer = await queries.get_customer(service.sessions, customer_id)
     except CustomerNotFound as error:
         raise _not_found(customer_id) from error
     if customer.erased_at is not None:
@@ -408,7 +375,7 @@ async def erase_customer(customer_id: CustomerId, service: ServiceDep, _: Manage
     """Manager: erase the customer's (or guest's) personal data. Their orders stay, under the
     same id; the contacts topic gets a tombstone. Erasing again changes nothing (204 again)."""
     try:
-        await customers.erase_customer(service.unit_of_work(), customer_id)
+        await service.commands.handle(EraseCustomer(customer_id))
     except CustomerNotFound as error:
         raise _not_found(customer_id) from error
     return Response(status_code=status.HTTP_204_NO_CONTENT)

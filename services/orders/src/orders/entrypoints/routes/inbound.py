@@ -9,8 +9,8 @@ Both content modes are accepted, chosen by the Content-Type as the binding presc
 The sender authenticates with ``Authorization: Bearer <token>`` or with ``X-Signature:
 t=<unix seconds>,v1=<hex>`` under the shared secret (``ORDERS_INBOUND_BEARER_TOKEN`` /
 ``ORDERS_INBOUND_HMAC_SECRET``). The signature covers the timestamp, the event's id, source and
-type, and the raw body (``orders.inbound_signatures`` defines the form), and is admitted within
-``ORDERS_INBOUND_SIGNATURE_TOLERANCE_SECONDS`` of our clock.
+type, and the raw body (``entrypoints.inbound_signatures`` defines the form), and is admitted
+within ``ORDERS_INBOUND_SIGNATURE_TOLERANCE_SECONDS`` of our clock.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import Headers
 
-from orders import inbound_signatures, metrics
+from orders import metrics
+from orders.domain.commands import ReceiveInboundEvent
+from orders.entrypoints import inbound_signatures
 from orders.entrypoints.deps import ServiceDep
-from orders.inbound_signatures import SignatureRefused
-from orders.service_layer import inbound
-from orders.service_layer.inbound import InboundEvent, UnknownEventType
+from orders.entrypoints.inbound_signatures import SignatureRefused
+from orders.service_layer.commands import UnknownEventType
 from orders.settings import OrdersSettings
 from service_kit.http import error_responses
 from service_kit.limits import RateLimit, RateSpec
@@ -237,7 +238,7 @@ def _check_structured(body: bytes) -> None:
         )
 
 
-def _parse(request: Request, body: bytes) -> InboundEvent:
+def _parse(request: Request, body: bytes) -> ReceiveInboundEvent:
     mode = _mode(request.headers)
     if mode == "batch":
         raise HTTPException(
@@ -264,7 +265,7 @@ def _parse(request: Request, body: bytes) -> InboundEvent:
     data = event.get_data()
     if not isinstance(data, dict):
         raise _bad_request("the event data must be a JSON object (datacontenttype JSON)")
-    received = InboundEvent(
+    received = ReceiveInboundEvent(
         source=event.get_source(),
         id=event.get_id(),
         type=event.get_type(),
@@ -275,7 +276,7 @@ def _parse(request: Request, body: bytes) -> InboundEvent:
     return received
 
 
-def _check_storable(event: InboundEvent) -> None:
+def _check_storable(event: ReceiveInboundEvent) -> None:
     """Refuse what PostgreSQL could not store: an over-long key (its index has a size limit),
     NUL characters or unpaired surrogates (JSON allows both, text columns do not)."""
     for name, value, limit in (
@@ -402,7 +403,7 @@ async def receive_cloudevent(request: Request, service: ServiceDep) -> InboundRe
     if signed is not None and signed != (event.id, event.source, event.type):
         raise _unauthorized("the signature does not cover this event's id, source and type")
     try:
-        receipt = await inbound.receive(event, service.unit_of_work())
+        receipt = await service.commands.handle(event)
     except UnknownEventType as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
     except ValidationError as error:

@@ -13,16 +13,22 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Path, Response, status
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
-from orders.domain.menu import TOPPING_PRICE, Size, unit_price
+from orders.adapters import queries
+from orders.domain.commands import (
+    AddExtraTopping,
+    AddPizza,
+    ChangePizza,
+    RetireExtraTopping,
+    RetirePizza,
+)
+from orders.domain.menu import TOPPING_PRICE, MenuEntry, Size, unit_price
 from orders.entrypoints.deps import ManagerDep, ServiceDep
-from orders.service_layer import menu
 from orders.service_layer.menu import (
     MAX_NAME_LENGTH,
     MAX_PRICE,
     MAX_TOPPING_LENGTH,
     MAX_TOPPINGS,
     MenuConflict,
-    MenuEntry,
     PizzaNotFound,
     ToppingNotFound,
 )
@@ -176,12 +182,11 @@ _RETIRED = {409: {"detail": "cannot change 'Hawaiian': it was retired at 2026-11
 async def read_menu(service: ServiceDep) -> MenuPublic:
     """What can be ordered now: the pizzas with the price of each size, and the extra toppings
     (public)."""
-    uow = service.unit_of_work()
-    entries = await menu.active_entries(uow)
+    entries = await queries.active_pizzas(service.sessions)
     return MenuPublic(
         topping_price=TOPPING_PRICE,
         pizzas=[MenuPizza.of(entry) for entry in entries],
-        extra_toppings=await menu.active_extra_toppings(uow),
+        extra_toppings=await queries.active_extra_toppings(service.sessions),
     )
 
 
@@ -201,8 +206,8 @@ async def read_menu(service: ServiceDep) -> MenuPublic:
 async def add_pizza(body: PizzaCreate, service: ServiceDep, _: ManagerDep) -> MenuPizza:
     """Manager: put a new pizza on the menu (a retired name comes back). Publishes PizzaAdded."""
     try:
-        entry = await menu.add_pizza(
-            body.name, body.base_price, body.toppings, service.unit_of_work()
+        entry = await service.commands.handle(
+            AddPizza(body.name, body.base_price, tuple(body.toppings))
         )
     except MenuConflict as error:
         raise _refused(error) from error
@@ -231,8 +236,8 @@ async def change_pizza(
     Orders already placed keep their prices.
     """
     try:
-        entry = await menu.change_pizza(
-            name, body.base_price, body.toppings, service.unit_of_work()
+        entry = await service.commands.handle(
+            ChangePizza(name, body.base_price, tuple(body.toppings))
         )
     except (PizzaNotFound, MenuConflict) as error:
         raise _refused(error) from error
@@ -256,7 +261,7 @@ async def change_pizza(
 async def retire_pizza(name: PizzaName, service: ServiceDep, _: ManagerDep) -> Response:
     """Manager: retire a pizza; it can no longer be ordered. Publishes PizzaRetired."""
     try:
-        await menu.retire_pizza(name, service.unit_of_work())
+        await service.commands.handle(RetirePizza(name))
     except (PizzaNotFound, MenuConflict) as error:
         raise _refused(error) from error
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -275,7 +280,7 @@ async def add_extra_topping(
 ) -> ExtraTopping:
     """Manager: offer an extra topping (201), or confirm it is offered (200). Publishes
     ToppingAdded when it changes the menu."""
-    added = await menu.add_extra_topping(name, service.unit_of_work())
+    added = await service.commands.handle(AddExtraTopping(name))
     if added:
         response.status_code = status.HTTP_201_CREATED
     return ExtraTopping(name=name, added=added)
@@ -299,7 +304,7 @@ async def retire_extra_topping(name: ToppingName, service: ServiceDep, _: Manage
     """Manager: stop offering an extra topping; placed orders keep theirs. Publishes
     ToppingRetired."""
     try:
-        await menu.retire_extra_topping(name, service.unit_of_work())
+        await service.commands.handle(RetireExtraTopping(name))
     except (ToppingNotFound, MenuConflict) as error:
         raise _refused(error) from error
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,14 +7,26 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.catalogue import Fulfilment
 from orders import metrics
-from orders.adapters.repository import OrderQuery
+from orders.adapters import queries
 from orders.bootstrap import OrdersService
 from orders.domain import customers
+from orders.domain.commands import (
+    AsCustomer,
+    AsGuest,
+    CancelOrder,
+    ConfirmOrder,
+    Deliver,
+    Depart,
+    LineOrder,
+    PickUp,
+    PlaceOrder,
+)
+from orders.domain.customers import CustomerErased, CustomerNotFound
 from orders.domain.menu import Size
 from orders.domain.model import (
     MAX_EXTRA_TOPPINGS,
@@ -26,6 +38,7 @@ from orders.domain.model import (
 from orders.entrypoints.deps import (
     DriverDep,
     OptionalPrincipalDep,
+    OrderFiltersDep,
     OrderId,
     OwnerDep,
     PickUpDep,
@@ -34,12 +47,11 @@ from orders.entrypoints.deps import (
     StaffDep,
     client_address,
 )
-from orders.service_layer import handlers
-from orders.service_layer.customers import CustomerErased, CustomerNotFound
+from orders.service_layer.commands import UnknownPizza, UnknownTopping, fingerprint
 from orders.service_layer.menu import MAX_NAME_LENGTH, MAX_TOPPING_LENGTH
 from service_kit.auth import Principal, Role
 from service_kit.http import error_responses
-from service_kit.inputs import IDENTIFIER, MultiLine, Rfc3339, SingleLine
+from service_kit.inputs import MultiLine, SingleLine
 from service_kit.limits import retry_after_header
 
 router = APIRouter(prefix="/orders", tags=["orders"])
@@ -68,7 +80,22 @@ Address = Annotated[str, MultiLine, Field(max_length=500, examples=["Via Roma 1,
 Topping = Annotated[str, SingleLine, Field(max_length=MAX_TOPPING_LENGTH, examples=["olives"])]
 
 
-class CustomerIn(BaseModel):
+class WithContacts(BaseModel):
+    """A body with ``phone`` and ``email`` fields (``Phone``, ``Email``): each normalised once
+    valid, wherever a phone number or an email address comes in."""
+
+    @field_validator("phone", check_fields=False)
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return None if value is None else customers.normalise_phone(value)
+
+    @field_validator("email", check_fields=False)
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return None if value is None else customers.normalise_email(value)
+
+
+class CustomerIn(WithContacts):
     """Who the order is for; a phone number or an email address (or both) to reach them."""
 
     model_config = ConfigDict(
@@ -88,16 +115,6 @@ class CustomerIn(BaseModel):
     # Strict: JSON true or false, not 0, 1 or "yes", as the document says.
     sms_opt_in: bool = Field(default=True, strict=True)
     email_opt_in: bool = Field(default=True, strict=True)
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        return None if value is None else customers.normalise_phone(value)
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        return None if value is None else customers.normalise_email(value)
 
     @model_validator(mode="after")
     def _reachable(self) -> CustomerIn:
@@ -230,6 +247,14 @@ class OrderPage(BaseModel):
     orders: list[OrderPublic]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page.")
 
+    @classmethod
+    def of(cls, page: list[Order], query: queries.OrderQuery) -> OrderPage:
+        """The page as staff and the orders' own customer see it (with the customer id)."""
+        return cls(
+            orders=[OrderPublic.of(order, shows_customer_id=True) for order in page],
+            next_cursor=next_cursor(page, query.limit),
+        )
+
 
 def next_cursor(page: list[Order], limit: int) -> str | None:
     """The cursor after a full page (None after the last one): where the page ended."""
@@ -237,20 +262,6 @@ def next_cursor(page: list[Order], limit: int) -> str | None:
         return None
     last = page[-1]
     return base64.urlsafe_b64encode(f"{last.placed_at.isoformat()}|{last.id}".encode()).decode()
-
-
-def parse_cursor(cursor: str) -> tuple[datetime, str]:
-    malformed = HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT, "malformed cursor: pass next_cursor as it came"
-    )
-    try:
-        placed_at, order_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        position = datetime.fromisoformat(placed_at)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise malformed from error
-    if position.tzinfo is None or not IDENTIFIER.fullmatch(order_id):
-        raise malformed
-    return position, order_id
 
 
 IdempotencyKey = Annotated[
@@ -303,7 +314,7 @@ def _give_back(service: OrdersService, contacts: list[str]) -> None:
 
 def _placer(
     body: OrderCreate, principal: Principal | None
-) -> tuple[handlers.AsGuest | handlers.AsCustomer, list[str]]:
+) -> tuple[AsGuest | AsCustomer, list[str]]:
     """Who the order is for, and the keys its contact limit is charged to."""
     if principal is not None and principal.has_any(Role.CUSTOMER):
         if body.customer is not None:
@@ -318,7 +329,7 @@ def _placer(
                     }
                 ],
             )
-        return handlers.AsCustomer(principal.subject), [f"customer:{principal.subject}"]
+        return AsCustomer(principal.subject), [f"customer:{principal.subject}"]
     if body.customer is None:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -332,7 +343,7 @@ def _placer(
             ],
         )
     contact = customers.ContactDetails(**body.customer.model_dump())
-    return handlers.AsGuest(contact), [c for c in (contact.phone, contact.email) if c]
+    return AsGuest(contact), [c for c in (contact.phone, contact.email) if c]
 
 
 @router.post(
@@ -381,28 +392,28 @@ async def place_order(
     changes; with a customer token it is for the customer's stored details (no `customer`)."""
     placer, contacts = _placer(body, principal)
     charged = _admit(service, request, contacts)
-    signed_in = isinstance(placer, handlers.AsCustomer)
+    signed_in = isinstance(placer, AsCustomer)
     document = body.model_dump(mode="json")
-    command = handlers.PlaceOrder(
+    command = PlaceOrder(
         placer=placer,
         lines=[
-            handlers.LineOrder(line.pizza, line.size, line.quantity, tuple(line.toppings))
+            LineOrder(line.pizza, line.size, line.quantity, tuple(line.toppings))
             for line in body.lines
         ],
         fulfilment=body.fulfilment,
         idempotency_key=idempotency_key,
         # A key reused by anyone but whoever placed its order is "another request".
-        request_fingerprint=handlers.fingerprint(
+        request_fingerprint=fingerprint(
             {**document, "signed_in_as": principal.subject} if signed_in and principal else document
         ),
     )
     try:
-        placed = await handlers.place_order(command, service.unit_of_work())
+        placed = await service.commands.handle(command)
     except BaseException as error:
         _give_back(service, charged)
-        if isinstance(error, handlers.UnknownPizza):
+        if isinstance(error, UnknownPizza):
             raise _not_on_the_menu(["body", "lines", error.line, "pizza"], error) from error
-        if isinstance(error, handlers.UnknownTopping):
+        if isinstance(error, UnknownTopping):
             location: list[str | int] = ["body", "lines", error.line, "toppings", error.position]
             raise _not_on_the_menu(location, error) from error
         if isinstance(error, CustomerNotFound | CustomerErased):
@@ -433,37 +444,10 @@ def _not_on_the_menu(location: list[str | int], error: Exception) -> HTTPExcepti
 
 
 @router.get("", response_model=OrderPage, responses=error_responses(401, 403))
-async def list_orders(
-    service: ServiceDep,
-    _: StaffDep,
-    status_filter: Annotated[
-        list[OrderStatus] | None, Query(alias="status", max_length=len(OrderStatus))
-    ] = None,
-    placed_from: Annotated[Rfc3339 | None, Query(description="Inclusive.")] = None,
-    placed_until: Annotated[Rfc3339 | None, Query(description="Exclusive.")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=500,
-            pattern=r"^[A-Za-z0-9_=-]+$",
-            description="`next_cursor` of the previous page, as it came.",
-        ),
-    ] = None,
-) -> OrderPage:
+async def list_orders(service: ServiceDep, _: StaffDep, filters: OrderFiltersDep) -> OrderPage:
     """Staff: orders, newest first, filtered by status and placement time, one page at a time."""
-    query = OrderQuery(
-        statuses=tuple(status_filter or ()),
-        placed_from=placed_from,
-        placed_until=placed_until,
-        after=parse_cursor(cursor) if cursor else None,
-        limit=limit,
-    )
-    found = await handlers.list_orders(query, service.unit_of_work())
-    return OrderPage(
-        orders=[OrderPublic.of(order, shows_customer_id=True) for order in found],
-        next_cursor=next_cursor(found, limit),
-    )
+    query = filters.query()
+    return OrderPage.of(await queries.list_orders(service.sessions, query), query)
 
 
 READ_RESPONSES = error_responses(
@@ -476,7 +460,7 @@ STEP_RESPONSES = error_responses(401, 403, 404, 409)
 @router.get("/{order_id}", response_model=OrderPublic, responses=READ_RESPONSES)
 async def get_order(order_id: OrderId, service: ServiceDep, who: ReaderDep) -> OrderPublic:
     """One order: for the holder of its tracking token, its signed-in customer, or staff."""
-    order = await handlers.get_order(order_id, service.unit_of_work())
+    order = await queries.get_order(service.sessions, order_id)
     return OrderPublic.of(order, shows_customer_id=who.shows_customer_id)
 
 
@@ -484,7 +468,7 @@ async def get_order(order_id: OrderId, service: ServiceDep, who: ReaderDep) -> O
 async def confirm_order(order_id: OrderId, service: ServiceDep, who: OwnerDep) -> OrderPublic:
     """Confirm a pending order (its customer or a manager); it goes to the kitchen."""
     by = who.subject if who.kind == "staff" and who.subject else "customer"
-    order = await handlers.confirm_order(order_id, by, service.unit_of_work())
+    order = await service.commands.handle(ConfirmOrder(order_id, by))
     return OrderPublic.of(order, shows_customer_id=who.shows_customer_id)
 
 
@@ -497,26 +481,26 @@ async def cancel_order(
     order_id: OrderId, body: CancelRequest, service: ServiceDep, who: OwnerDep
 ) -> OrderPublic:
     """Cancel a pending or confirmed order, with a reason (its customer or a manager)."""
-    order = await handlers.cancel_order(order_id, body.reason, service.unit_of_work())
+    order = await service.commands.handle(CancelOrder(order_id, body.reason))
     return OrderPublic.of(order, shows_customer_id=who.shows_customer_id)
 
 
 @router.post("/{order_id}/departure", response_model=OrderPublic, responses=STEP_RESPONSES)
 async def depart(order_id: OrderId, service: ServiceDep, driver: DriverDep) -> OrderPublic:
     """Driver: leave with a ready delivery order."""
-    order = await handlers.depart(order_id, driver.subject, service.unit_of_work())
+    order = await service.commands.handle(Depart(order_id, driver.subject))
     return OrderPublic.of(order, shows_customer_id=True)
 
 
 @router.post("/{order_id}/delivery", response_model=OrderPublic, responses=STEP_RESPONSES)
 async def deliver(order_id: OrderId, service: ServiceDep, driver: DriverDep) -> OrderPublic:
     """Driver: the order was handed to the customer."""
-    order = await handlers.deliver(order_id, driver.subject, service.unit_of_work())
+    order = await service.commands.handle(Deliver(order_id, driver.subject))
     return OrderPublic.of(order, shows_customer_id=True)
 
 
 @router.post("/{order_id}/pickup", response_model=OrderPublic, responses=STEP_RESPONSES)
 async def pick_up(order_id: OrderId, service: ServiceDep, _: PickUpDep) -> OrderPublic:
     """Staff: the customer collected a ready pickup order."""
-    order = await handlers.pick_up(order_id, service.unit_of_work())
+    order = await service.commands.handle(PickUp(order_id))
     return OrderPublic.of(order, shows_customer_id=True)

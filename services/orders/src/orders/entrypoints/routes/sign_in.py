@@ -14,16 +14,17 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from orders import metrics
-from orders.bootstrap import OrdersService, SignIn
-from orders.domain import customers as rules
+from orders.adapters.notifications import CodeNotSent
+from orders.bootstrap import OrdersService, SignInSetup
+from orders.domain.commands import SendSignInCode, SignIn
 from orders.domain.sign_in import CODE_PATTERN, Contact, ContactKind, Verdict
 from orders.entrypoints.deps import ServiceDep, client_address
-from orders.entrypoints.routes.orders import Email, Name, Phone
-from orders.service_layer import sign_in as codes
+from orders.entrypoints.routes.orders import Email, Name, Phone, WithContacts
+from orders.service_layer.sign_in import CodeRefused
 from service_kit.auth import Role, audience_of, mint_token
 from service_kit.http import error_responses
 from service_kit.limits import RateLimit, retry_after_header
@@ -40,21 +41,11 @@ _ONE_CONTACT: dict[str, JsonValue] = {
 }
 
 
-class _ToContact(BaseModel):
+class _ToContact(WithContacts):
     """A phone number or an email address: exactly one."""
 
     phone: Phone | SkipJsonSchema[None] = None
     email: Email | SkipJsonSchema[None] = None
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        return None if value is None else rules.normalise_phone(value)
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        return None if value is None else rules.normalise_email(value)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> _ToContact:
@@ -127,7 +118,7 @@ class CustomerToken(BaseModel):
     new_customer: bool = Field(description="Whether this code made a new customer.")
 
 
-def sign_in_setup(service: OrdersService) -> SignIn:
+def sign_in_setup(service: OrdersService) -> SignInSetup:
     """How sign-in works here, or a 503 saying why it does not (not set up, or JWKS mode)."""
     setup = service.sign_in
     if setup is None or setup.unavailable is not None:
@@ -155,7 +146,7 @@ def too_many(limit: RateLimit, key: str, kind: Literal["client", "contact", "att
     )
 
 
-def code_refused(refused: codes.CodeRefused, *, field: str = "code") -> JSONResponse:
+def code_refused(refused: CodeRefused, *, field: str = "code") -> JSONResponse:
     metrics.signed_in("refused")
     check = refused.check
     document: dict[str, Any] = {
@@ -191,14 +182,13 @@ async def ask_for_code(body: CodeRequest, service: ServiceDep, request: Request)
     """Anyone: send a sign-in code to this phone number (SMS) or email address. The answer is
     the same whether or not the contact is a customer's."""
     setup = sign_in_setup(service)
-    assert setup.sender is not None
     contact = body.contact()
     too_many(setup.codes_per_client, client_address(request), "client")
     too_many(setup.codes_per_contact, str(contact), "contact")
     minutes = setup.policy.code_ttl.total_seconds() / 60
     try:
-        await codes.send_code(service.unit_of_work(), setup.policy, setup.sender, contact)
-    except codes.CodeNotSent as error:
+        await service.commands.handle(SendSignInCode(contact))
+    except CodeNotSent as error:
         if error.retriable:
             setup.codes_per_contact.give_back(str(contact))
             metrics.code_sent("not_sent")
@@ -256,10 +246,10 @@ async def trade_code(
     client = client_address(request)
     too_many(setup.attempts_per_client, client, "attempts")
     try:
-        customer, created = await codes.sign_in(
-            service.unit_of_work(), setup.policy, body.contact(), body.code, name=body.name
+        customer, created = await service.commands.handle(
+            SignIn(body.contact(), body.code, name=body.name)
         )
-    except codes.CodeRefused as refused:
+    except CodeRefused as refused:
         return code_refused(refused)
     setup.attempts_per_client.give_back(client)  # the limit is on wrong tries
     try:

@@ -10,8 +10,8 @@ import pytest
 from eventing.cloudevents_kafka import Envelope
 from eventing.consumer import ReceivedEvent, Tombstone
 from eventing.events import EventData
+from service_kit.commands import Command
 from service_kit.handlers import (
-    Command,
     CommandBus,
     EventHandler,
     TombstoneHandler,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,3 +117,42 @@ def test_no_service_imports_another() -> None:
         if name.split(".")[0] in set(SERVICES) - {service}
     ]
     assert wrong == []
+
+
+# A domain layer is rules on values: the standard library, the contracts' payloads, pydantic for
+# them, and the kit's Command base; never a database, a broker or a web framework.
+DOMAIN_MAY_IMPORT = {"contracts", "eventing.events", "service_kit.commands", "pydantic"}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_domain_layer_is_pure(service: str) -> None:
+    domain = ROOT / "services" / service / "src" / service / "domain"
+    stdlib = sys.stdlib_module_names
+    wrong = [
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted(domain.rglob("*.py"))
+        for name in imported(path)
+        if name.split(".")[0] not in stdlib
+        and not name.startswith(f"{service}.domain")
+        and not any(
+            name == allowed or name.startswith(allowed + ".") for allowed in DOMAIN_MAY_IMPORT
+        )
+    ]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_has_the_same_shape(service: str) -> None:
+    package = ROOT / "services" / service / "src" / service
+    for part in (
+        "domain",
+        "adapters",
+        "service_layer/commands.py",
+        "service_layer/events.py",
+        "entrypoints",
+        "entrypoints/routes",
+        "bootstrap.py",
+        "settings.py",
+    ):
+        assert (package / part).exists(), f"{service} has no {part}"
+    assert not (package / "service_layer" / "handlers.py").exists()

@@ -10,7 +10,7 @@ from contracts.catalogue import KitchenCookingStarted, KitchenOrderReady
 from orders.domain import commands
 from orders.service_layer.commands import COMMAND_HANDLERS
 from orders.service_layer.events import EVENT_HANDLERS
-from service_kit.handlers import Command
+from service_kit.commands import Command
 
 
 def test_the_subscription_names_stay_the_inbox_keys_they_were() -> None:

@@ -25,15 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from eventing.consumer import ReceivedEvent, Subscription, Tombstone, TombstoneSubscription
 from eventing.events import EventData
+from service_kit.commands import Command
 
-Result = TypeVar("Result", covariant=True)
+Result = TypeVar("Result")
 Dependencies = TypeVar("Dependencies")
 Event = TypeVar("Event", bound=EventData)
-
-
-class Command(Generic[Result]):
-    """A request to change something, named in the imperative; ``Result`` is what its handler
-    returns. Subclasses are frozen dataclasses."""
 
 
 class UnknownCommand(LookupError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service_kit.handlers import Command, CommandHandler
+from service_kit.commands import Command
+from service_kit.handlers import CommandHandler
 
 COMMAND_HANDLERS: dict[type[Command[Any]], CommandHandler[None]] = {}

@@ -13,7 +13,8 @@ from kitchen import metrics
 from kitchen.domain.commands import MarkReady, StartCooking
 from kitchen.domain.tickets import Ticket, TicketNotFound, TicketStatus
 from kitchen.service_layer.unit_of_work import KitchenChange, UnitOfWork
-from service_kit.handlers import Command, CommandHandler
+from service_kit.commands import Command
+from service_kit.handlers import CommandHandler
 
 
 async def start_cooking(command: StartCooking, uow: UnitOfWork) -> Ticket:

@@ -13,7 +13,7 @@ from orders.domain.customers import ContactDetails, StoredCustomer
 from orders.domain.menu import MenuEntry, Size
 from orders.domain.model import Order
 from orders.domain.sign_in import Contact
-from service_kit.handlers import Command
+from service_kit.commands import Command
 
 # ------------------------------------------------------------------------------ orders
 

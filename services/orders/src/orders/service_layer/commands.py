@@ -49,7 +49,8 @@ from orders.domain.commands import (
 from orders.domain.model import DomainError, LineRequest, Order, OrderNotFound, OrderStatus
 from orders.service_layer import customers, menu, sign_in
 from orders.service_layer.unit_of_work import OrdersDependencies, UnitOfWork
-from service_kit.handlers import Command, CommandHandler
+from service_kit.commands import Command
+from service_kit.handlers import CommandHandler
 
 log = logging.getLogger("orders.inbound")
 

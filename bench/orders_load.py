@@ -88,7 +88,7 @@ def cpu_meter() -> CpuMeter:
     """Components by command line: the services, their relays, the sinks, this process."""
     names = {f"-m {service} relay": f"{service} relay" for service in ("orders", "kitchen")}
     names |= {f"-m {service} serve": service for service in MEASURED_HOPS | {"orders": ()}}
-    names |= {"notifications.sinks": "notification sinks", "-m bench": "load generator"}
+    names |= {"notifications.adapters.sinks": "notification sinks", "-m bench": "load generator"}
     return CpuMeter(names)
 
 

@@ -34,7 +34,7 @@ async def sinks_process(directory: Path) -> AsyncIterator[dict[str, str]]:
     """Run the sinks; yields the notifications service's environment that points at them."""
     smtp_port, sms_port = free_port(), free_port()
     directory.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "notifications.sinks", "--dir", str(directory)]
+    command = [sys.executable, "-m", "notifications.adapters.sinks", "--dir", str(directory)]
     process = subprocess.Popen(
         [*command, "--smtp-port", str(smtp_port), "--sms-port", str(sms_port)],
         stdout=subprocess.DEVNULL,

@@ -572,7 +572,7 @@ cmd_up() {
     done
     # What the notifications service sends lands here: $STACK_DIR/sinks/{emails,sms}.jsonl.
     # Every process of the system is supervised: `make status` shows the restarts.
-    spawn_supervised notification-sinks "$PYTHON" -m notifications.sinks \
+    spawn_supervised notification-sinks "$PYTHON" -m notifications.adapters.sinks \
         --smtp-port "$SMTP_SINK_PORT" --sms-port "$SMS_SINK_PORT" --dir "$STACK_DIR/sinks"
     spawn_as_principal orders-relay "$PYTHON" -m orders relay --log-format "$LOG_FORMAT"
     spawn_as_principal kitchen-relay "$PYTHON" -m kitchen relay --log-format "$LOG_FORMAT"

@@ -63,7 +63,7 @@ def sinks() -> Iterator[dict[str, str]]:
     log = (LOG_DIR / "contract-sinks.log").open("ab")
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "notifications.sinks"),
+            *(sys.executable, "-m", "notifications.adapters.sinks"),
             *("--smtp-port", str(smtp), "--sms-port", str(sms), "--dir", str(directory)),
         ],
         stdout=log,

@@ -16,15 +16,18 @@ from eventing.cloudevents_kafka import Envelope
 from eventing.consumer import ReceivedEvent
 from eventing.database import create_engine, session_factory
 from notifications.adapters.orm import deliveries_table
-from notifications.domain.messages import Channel
+from notifications.adapters.repository import SqlAlchemyRepository
+from notifications.domain.messages import Channel, Policy
 from notifications.service_layer.dispatch import Dispatcher, RetryPolicy
-from notifications.service_layer.handlers import Policy, notification_handlers
+from notifications.service_layer.events import EVENT_HANDLERS, EventDependencies
 from notifications.service_layer.ports import (
     Outgoing,
     PermanentSendError,
     SendError,
     TransientSendError,
 )
+from notifications.service_layer.unit_of_work import SqlAlchemyUnitOfWork
+from service_kit.handlers import subscriptions
 from tests.support.infra import Infra
 from tests.support.metrics import parse, value
 from tests.support.system import migrated_database
@@ -80,25 +83,28 @@ async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra
     url = await migrated_database(infra, "notifications")
     engine = create_engine(url, application_name="notifications-metrics-test")
     sessions = session_factory(engine)
-    _, order_received = notification_handlers(Policy())["notifications.order_received"]
+    [order_received] = subscriptions(
+        [h for h in EVENT_HANDLERS if h.name == "notifications.order_received"],
+        EventDependencies(Policy(), SqlAlchemyRepository),
+    )
     customer = f"cust-{uuid.uuid4()}"
     event = received(str(uuid.uuid4()), customer)
     try:
         queued = metric("notifications_queued_total", channel="in_app")
         async with sessions() as session, session.begin():
-            await order_received(session, event)
+            await order_received.handler(session, event)
             assert metric("notifications_queued_total", channel="in_app") == queued
         assert metric("notifications_queued_total", channel="in_app") == queued + 1
 
         # The same event again: its deliveries exist, nothing new is queued or counted.
         async with sessions() as session, session.begin():
-            await order_received(session, event)
+            await order_received.handler(session, event)
         assert metric("notifications_queued_total", channel="in_app") == queued + 1
 
         # Rolled back: never queued.
         async with sessions() as session:
             await session.begin()
-            await order_received(session, received(str(uuid.uuid4()), customer))
+            await order_received.handler(session, received(str(uuid.uuid4()), customer))
             await session.rollback()
         assert metric("notifications_queued_total", channel="in_app") == queued + 1
         async with sessions() as session:
@@ -106,7 +112,9 @@ async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra
 
         # In-app: written and counted sent.
         in_app = sent("in_app")
-        assert await Dispatcher(Channel.IN_APP, sessions, None, RetryPolicy()).dispatch_one()
+        assert await Dispatcher(
+            Channel.IN_APP, SqlAlchemyUnitOfWork(sessions), None, RetryPolicy()
+        ).dispatch_one()
         assert sent("in_app") == in_app + 1
 
         async with sessions() as session, session.begin():
@@ -120,7 +128,7 @@ async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra
         # SMS without a phone number: skipped, with the reason.
         skipped = sent("sms", "skipped")
         assert await Dispatcher(
-            Channel.SMS, sessions, FakeSender(Channel.SMS), RetryPolicy()
+            Channel.SMS, SqlAlchemyUnitOfWork(sessions), FakeSender(Channel.SMS), RetryPolicy()
         ).dispatch_one()
         assert sent("sms", "skipped") == skipped + 1
 
@@ -128,7 +136,9 @@ async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra
         retries = metric("notifications_retries_total", channel="email")
         flaky = FakeSender(Channel.EMAIL, TransientSendError("421 try later"))
         retry = RetryPolicy(base_seconds=0.01, cap_seconds=0.01, max_attempts=5)
-        assert await Dispatcher(Channel.EMAIL, sessions, flaky, retry).dispatch_one()
+        assert await Dispatcher(
+            Channel.EMAIL, SqlAlchemyUnitOfWork(sessions), flaky, retry
+        ).dispatch_one()
         assert metric("notifications_retries_total", channel="email") == retries + 1
         failed = sent("email", "failed")
         refusing = FakeSender(Channel.EMAIL, PermanentSendError("550 no such user"))
@@ -136,7 +146,9 @@ async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra
         for _ in range(10_000):  # until its (10 ms) back-off is over
             if row is not None and row["status"] != "pending":
                 break
-            await Dispatcher(Channel.EMAIL, sessions, refusing, retry).dispatch_one()
+            await Dispatcher(
+                Channel.EMAIL, SqlAlchemyUnitOfWork(sessions), refusing, retry
+            ).dispatch_one()
             async with sessions() as session:
                 row = (
                     (

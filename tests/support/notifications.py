@@ -25,9 +25,9 @@ from contracts.catalogue import (
 from contracts.topics import CUSTOMER_CONTACTS, KITCHEN, ORDERS
 from eventing.cloudevents_kafka import Envelope, encode
 from eventing.events import EventData
+from notifications.adapters.sinks import SmsSink, SmtpSink
 from notifications.entrypoints.api import create_app
 from notifications.settings import NotificationsSettings
-from notifications.sinks import SmsSink, SmtpSink
 from service_kit.auth import AuthSettings, Role, mint_token
 from tests.support.eventing import create_topic, unique_prefix
 from tests.support.infra import Infra

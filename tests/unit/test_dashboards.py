@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 
 import eventing.metrics
 import kitchen.metrics
-import notifications.metrics
+import notifications.adapters.metrics
 import orders.metrics
 from analytics.settings import AnalyticsSettings
 from kitchen.settings import KitchenRelaySettings, KitchenSettings
@@ -25,7 +25,12 @@ PROMETHEUS_LOCAL = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 PROMETHEUS_COMPOSE = ROOT / "deploy" / "prometheus" / "prometheus-compose.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "mario-pizzeria-dashboard.json"
 
-METRICS_MODULES = (eventing.metrics, orders.metrics, kitchen.metrics, notifications.metrics)
+METRICS_MODULES = (
+    eventing.metrics,
+    orders.metrics,
+    kitchen.metrics,
+    notifications.adapters.metrics,
+)
 
 
 def default(settings: type[Any], field: str) -> int:

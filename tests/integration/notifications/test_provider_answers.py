@@ -11,11 +11,14 @@ from sqlalchemy import text
 from eventing.cloudevents_kafka import Envelope
 from eventing.consumer import ReceivedEvent
 from eventing.database import create_engine, session_factory
-from notifications.domain.messages import Channel
+from notifications.adapters.repository import SqlAlchemyRepository
+from notifications.domain.messages import Channel, Policy
 from notifications.service_layer.dispatch import Dispatcher, RetryPolicy, UnexpectedProviderError
-from notifications.service_layer.handlers import Policy, notification_handlers
+from notifications.service_layer.events import EVENT_HANDLERS, EventDependencies
 from notifications.service_layer.ports import Outgoing
+from notifications.service_layer.unit_of_work import SqlAlchemyUnitOfWork
 from service_kit.auth import Role
+from service_kit.handlers import subscriptions
 from tests.support.infra import Infra
 from tests.support.notifications import (
     Notifications,
@@ -75,7 +78,10 @@ async def test_an_unforeseen_provider_failure_reaches_the_log_without_the_number
     engine = create_engine(url, pool_size=1, application_name="provider-answers-test")
     sessions = session_factory(engine)
     customer, order, phone = f"cust-{new_order_id()}", new_order_id(), "+393470001122"
-    _, order_received = notification_handlers(Policy())["notifications.order_received"]
+    [order_received] = subscriptions(
+        [h for h in EVENT_HANDLERS if h.name == "notifications.order_received"],
+        EventDependencies(Policy(), SqlAlchemyRepository),
+    )
     event, _ = placed(order, customer)
     envelope = Envelope(
         id=str(uuid.uuid4()), type=event.event_type, source="/test", data={}, subject=order
@@ -89,8 +95,10 @@ async def test_an_unforeseen_provider_failure_reaches_the_log_without_the_number
                 ),
                 {"customer": customer, "phone": phone},
             )
-            await order_received(session, ReceivedEvent(event, envelope, "orders", 0, 0))
-        dispatcher = Dispatcher(Channel.SMS, sessions, UnforeseenFailure(), RetryPolicy())
+            await order_received.handler(session, ReceivedEvent(event, envelope, "orders", 0, 0))
+        dispatcher = Dispatcher(
+            Channel.SMS, SqlAlchemyUnitOfWork(sessions), UnforeseenFailure(), RetryPolicy()
+        )
         with pytest.raises(UnexpectedProviderError) as raised:
             await dispatcher.dispatch_one()
         # What the dispatcher's loop logs (log.exception): the message and the traceback.

@@ -9,9 +9,9 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from notifications.adapters.providers import SmtpEmailSender, message_id
+from notifications.adapters.sinks import SmtpSink
 from notifications.service_layer.ports import Outgoing, TransientSendError
 from notifications.settings import NotificationsSettings
-from notifications.sinks import SmtpSink
 
 
 class CountingSmtpSink(SmtpSink):

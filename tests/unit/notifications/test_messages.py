@@ -20,8 +20,12 @@ from notifications.domain.messages import (
     Channel,
     Contact,
     Kind,
+    Message,
+    Notice,
+    Policy,
     Skip,
     address_for,
+    deliveries_for,
     give_up,
     idempotency_key,
     late_due_at,
@@ -29,7 +33,7 @@ from notifications.domain.messages import (
     pizzas_text,
     retry_delay,
 )
-from notifications.service_layer.handlers import Policy, notification_handlers
+from notifications.service_layer.events import EVENT_HANDLERS
 from notifications.templates import render
 
 VARIABLES = {
@@ -138,7 +142,33 @@ def test_pizzas_text() -> None:
 
 
 def test_the_handlers_cover_the_events_that_tell_the_customer_something() -> None:
-    handled = {event for event, _ in notification_handlers(Policy()).values()}
+    handled = {handler.event for handler in EVENT_HANDLERS}
     for event in (OrderPlaced, TicketQueued, OrderReady, OrderCancelled, CustomerContactUpdated):
         assert event in handled
     assert Policy().late_grace == timedelta(minutes=5)
+
+
+def test_a_notice_becomes_one_pending_delivery_per_channel() -> None:
+    now = datetime(2026, 1, 1, 19, 30, tzinfo=UTC)
+    policy = Policy(contact_wait=timedelta(minutes=10), clock=lambda: now)
+    notice = Notice(Kind.DELIVERED, "o-1", {"short_id": "o-1"})
+    deliveries = deliveries_for("evt-1", notice, None, policy)
+    assert [d.channel for d in deliveries] == list(CHANNELS)
+    for delivery in deliveries:
+        assert delivery.idempotency_key == idempotency_key("evt-1", delivery.channel)
+        assert (delivery.next_attempt_at, delivery.wait_until) == (now, now + timedelta(minutes=10))
+        assert (delivery.kind, delivery.customer_id) == (Kind.DELIVERED, None)
+
+
+def test_a_message_keeps_the_first_time_it_was_read_or_dismissed() -> None:
+    first, later = (datetime(2026, 1, 1, hour, tzinfo=UTC) for hour in (19, 20))
+    message = Message(1, "o-1", "c-1", Channel.IN_APP, Kind.DELIVERED, "Enjoy!", first)
+    read = message.mark_read(first)
+    assert (
+        read.mark_read(later)
+        == read
+        == Message(1, "o-1", "c-1", Channel.IN_APP, Kind.DELIVERED, "Enjoy!", first, read_at=first)
+    )
+    dismissed = read.dismiss(later)
+    assert (dismissed.read_at, dismissed.dismissed_at) == (first, later)
+    assert dismissed.dismiss(first) == dismissed

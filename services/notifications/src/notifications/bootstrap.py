@@ -8,39 +8,51 @@ from datetime import timedelta
 
 import httpx
 from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.topics import CUSTOMER_CONTACTS_DEAD_LETTERS, TOPOLOGY
+from contracts.topics import CUSTOMER_CONTACTS, CUSTOMER_CONTACTS_DEAD_LETTERS, TOPOLOGY
 from eventing.database import create_engine, session_factory
 from notifications.adapters.providers import HttpSmsSender, SmtpEmailSender
-from notifications.domain.messages import Channel
+from notifications.adapters.repository import SqlAlchemyRepository
+from notifications.domain.messages import Channel, Policy
+from notifications.service_layer.commands import COMMAND_HANDLERS, CommandDependencies
 from notifications.service_layer.dispatch import Dispatcher, RetryPolicy
-from notifications.service_layer.handlers import (
-    Policy,
-    notification_subscriptions,
-    tombstone_subscriptions,
+from notifications.service_layer.events import (
+    EVENT_HANDLERS,
+    TOMBSTONE_HANDLERS,
+    EventDependencies,
 )
 from notifications.service_layer.sign_in_codes import CodeMessenger
+from notifications.service_layer.timers import LateTimers
+from notifications.service_layer.unit_of_work import SqlAlchemyUnitOfWork
 from notifications.settings import NotificationsConsumerSettings, NotificationsSettings
+from service_kit.handlers import CommandBus, subscriptions, tombstone_subscriptions
 from service_kit.service import ConsumingService
 
 
 @dataclass(kw_only=True)
 class NotificationsService(ConsumingService):
-    """The consumer and database, plus one dispatcher per channel and the late-timer policy.
+    """The consumer and database, plus one dispatcher per channel and the late timers.
 
-    The dispatchers and the timer have their own pool (``worker_engine``): a flood of API
+    The dispatchers and the timers have their own pool (``worker_engine``): a flood of API
     requests can take every API connection, and must not stop messages from going out."""
 
     worker_engine: AsyncEngine
-    worker_sessions: async_sessionmaker[AsyncSession]
     http_client: httpx.AsyncClient
-    policy: Policy = field(default_factory=Policy)
-    dispatchers: list[Dispatcher] = field(default_factory=list)
+    dispatchers: list[Dispatcher]
+    timers: LateTimers
     poll_seconds: float = 0.5
     # Sign-in codes for the orders service, sent at once with senders of their own.
     code_messenger: CodeMessenger = field(default_factory=lambda: CodeMessenger({}))
     sign_in_token: SecretStr | None = None
+    commands: CommandBus[CommandDependencies] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # The API's commands run in its own pool, a unit of work each.
+        self.commands = CommandBus(
+            COMMAND_HANDLERS,
+            lambda: CommandDependencies(SqlAlchemyUnitOfWork(self.sessions), self.code_messenger),
+        )
 
 
 def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsService:
@@ -63,26 +75,35 @@ def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsSer
         application_name=f"{settings.service_name}-workers",
     )
     workers = session_factory(worker_engine)
+    deps = EventDependencies(policy=policy, repository=SqlAlchemyRepository)
+    deployed = {CUSTOMER_CONTACTS.name: settings.contacts_topic}
     return NotificationsService.build(
         settings,
         group_id=settings.consumer_group,
         topics=[settings.orders_topic, settings.kitchen_topic, settings.contacts_topic],
         topology=TOPOLOGY,
-        subscriptions=notification_subscriptions(policy),
-        tombstones=tombstone_subscriptions(settings.contacts_topic),
+        subscriptions=subscriptions(EVENT_HANDLERS, deps),
+        tombstones=tombstone_subscriptions(TOMBSTONE_HANDLERS, deps, deployed.__getitem__),
         # Whatever the contacts topic is called here, its records are personal data.
         dead_letter_topics={settings.contacts_topic: CUSTOMER_CONTACTS_DEAD_LETTERS.name},
         consumer_settings=NotificationsConsumerSettings(),
-        policy=policy,
         poll_seconds=settings.dispatcher_poll_seconds,
         http_client=http_client,
         worker_engine=worker_engine,
-        worker_sessions=workers,
+        # Each worker has a unit of work of its own: it is used by one task at a time.
         dispatchers=[
-            Dispatcher(Channel.EMAIL, workers, SmtpEmailSender(settings), retry),
-            Dispatcher(Channel.SMS, workers, HttpSmsSender(settings, http_client), retry),
-            Dispatcher(Channel.IN_APP, workers, None, retry),
+            Dispatcher(
+                Channel.EMAIL, SqlAlchemyUnitOfWork(workers), SmtpEmailSender(settings), retry
+            ),
+            Dispatcher(
+                Channel.SMS,
+                SqlAlchemyUnitOfWork(workers),
+                HttpSmsSender(settings, http_client),
+                retry,
+            ),
+            Dispatcher(Channel.IN_APP, SqlAlchemyUnitOfWork(workers), None, retry),
         ],
+        timers=LateTimers(SqlAlchemyUnitOfWork(workers), policy),
         sign_in_token=settings.sign_in_token,
         code_messenger=CodeMessenger(
             {

@@ -1,10 +1,11 @@
 """What the notifications service tells customers, and the rules for telling it. No infrastructure.
 
 An event becomes a ``Notice`` (what happened to which order, with the template variables that are
-no personal data); a notice becomes one delivery per channel. At send time a delivery is either
-addressed (a contact with an address on that channel, who did not opt out) or skipped with a
-reason. Transient provider failures are retried with capped exponential back-off. Who may read
-an order's in-app messages is decided here too (``order_messages_access``).
+no personal data); a notice becomes one delivery per channel (``deliveries_for``). At send time
+a delivery is either addressed (a contact with an address on that channel, who did not opt out)
+or skipped with a reason. Transient provider failures are retried with capped exponential
+back-off. An in-app message keeps the first time it was read and dismissed. Who may read an
+order's in-app messages is decided here too (``order_messages_access``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import hmac
 import random
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from contracts.catalogue import is_tracking_token, tracking_token_sha256
@@ -49,7 +51,28 @@ class TimerStatus(StrEnum):
 
 
 CHANNELS: tuple[Channel, ...] = (Channel.EMAIL, Channel.SMS, Channel.IN_APP)
+# The channels whose deliveries hold personal data (the address, a text with the name): an
+# erasure skips and empties them. In-app messages carry none.
+PERSONAL_CHANNELS: tuple[Channel, ...] = (Channel.EMAIL, Channel.SMS)
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c2f3e-3c43-4e5b-9a59-5b7f3a1d0c11")
+
+# Why a delivery of an erased customer is not sent.
+CONTACT_ERASED = "contact erased"
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The service's delivery rules that handlers need (from settings)."""
+
+    late_grace: timedelta = timedelta(minutes=5)
+    contact_wait: timedelta = timedelta(minutes=10)
+    clock: Clock = utc_now
 
 
 @dataclass(frozen=True)
@@ -69,6 +92,113 @@ class Contact:
     phone: str | None
     email_opt_in: bool = True
     sms_opt_in: bool = True
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """A notice to send on one channel, as recorded: ``pending``, due at once, waiting for the
+    order's customer or contact until ``wait_until``."""
+
+    event_id: str
+    channel: Channel
+    order_id: str
+    customer_id: str | None
+    kind: Kind
+    params: dict[str, str]
+    next_attempt_at: datetime
+    wait_until: datetime
+    idempotency_key: str
+
+
+def deliveries_for(
+    event_id: str, notice: Notice, customer_id: str | None, policy: Policy
+) -> list[NewDelivery]:
+    """One delivery of ``notice`` per channel; ``customer_id`` None: resolved when sent."""
+    now = policy.clock()
+    return [
+        NewDelivery(
+            event_id=event_id,
+            channel=channel,
+            order_id=notice.order_id,
+            customer_id=customer_id,
+            kind=notice.kind,
+            params=notice.params,
+            next_attempt_at=now,
+            wait_until=now + policy.contact_wait,
+            idempotency_key=idempotency_key(event_id, channel),
+        )
+        for channel in CHANNELS
+    ]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A recorded delivery: what to send, to whom once sent, and how it went."""
+
+    id: int
+    event_id: str
+    channel: Channel
+    order_id: str
+    customer_id: str | None
+    kind: Kind
+    params: dict[str, str]
+    status: DeliveryStatus
+    reason: str | None
+    attempts: int
+    next_attempt_at: datetime
+    wait_until: datetime
+    idempotency_key: str
+    recipient: str | None
+    subject: str | None
+    body: str | None
+    provider_id: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """What a provider accepted for a delivery: where it went, what it said, the provider's id."""
+
+    recipient: str
+    subject: str | None
+    body: str
+    provider_id: str
+
+
+@dataclass(frozen=True)
+class Message:
+    """An in-app message, as its customer reads it."""
+
+    id: int
+    order_id: str
+    customer_id: str
+    channel: Channel
+    kind: Kind
+    body: str
+    created_at: datetime
+    read_at: datetime | None = None
+    dismissed_at: datetime | None = None
+
+    def mark_read(self, at: datetime) -> Message:
+        """Read at ``at``; a message read before keeps its first time."""
+        return self if self.read_at is not None else replace(self, read_at=at)
+
+    def dismiss(self, at: datetime) -> Message:
+        """Dismissed at ``at``; a message dismissed before keeps its first time."""
+        return self if self.dismissed_at is not None else replace(self, dismissed_at=at)
+
+
+class MessageNotFound(Exception):
+    """No such in-app message for that customer."""
+
+
+@dataclass(frozen=True)
+class DueTimer:
+    """A late timer that came due: the order and the estimate it was armed with."""
+
+    order_id: str
+    estimated_ready_at: datetime
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The notifications app's lifespan: the shared consuming lifespan, plus the background workers
-(one dispatcher per channel and the late timer), stopped before the consumer and database."""
+(one dispatcher per channel and the late timers), stopped before the consumer and database."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import FastAPI
 
 from notifications.bootstrap import NotificationsService, bootstrap
-from notifications.service_layer.timers import run_timers
 from notifications.settings import NotificationsSettings
 from service_kit.service import consuming_lifespan
 
@@ -34,9 +33,7 @@ def notifications_lifespan(
             ]
             workers.append(
                 asyncio.create_task(
-                    run_timers(
-                        service.worker_sessions,
-                        service.policy,
+                    service.timers.run(
                         service.poll_seconds,
                         stopping,
                         caught_up=lambda: service.consumer.drained,

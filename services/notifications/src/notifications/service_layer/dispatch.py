@@ -31,36 +31,28 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
-
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from datetime import datetime, timedelta
 
 from eventing.failpoints import crash_point, error_point
 from eventing.outage import Outage, backoff
-from notifications import metrics
-from notifications.adapters.orm import contacts_table, deliveries_table, messages_table
+from notifications.adapters import metrics
+from notifications.adapters.repository import AbstractRepository
 from notifications.domain.messages import (
+    CONTACT_ERASED,
     Channel,
-    Contact,
+    Clock,
+    Delivery,
     DeliveryStatus,
-    Kind,
+    SentMessage,
     Skip,
     address_for,
     give_up,
     retry_delay,
-)
-from notifications.domain.privacy import without_recipient
-from notifications.service_layer.handlers import (
-    CONTACT_ERASED,
-    Clock,
-    customer_of,
-    is_erased,
     utc_now,
 )
+from notifications.domain.privacy import without_recipient
 from notifications.service_layer.ports import Outgoing, Sender, SendError
+from notifications.service_layer.unit_of_work import AbstractUnitOfWork
 from notifications.templates import render
 
 log = logging.getLogger("notifications.dispatch")
@@ -84,7 +76,7 @@ class Dispatcher:
     def __init__(
         self,
         channel: Channel,
-        sessions: async_sessionmaker[AsyncSession],
+        uow: AbstractUnitOfWork,
         sender: Sender | None,
         retry: RetryPolicy,
         clock: Clock = utc_now,
@@ -92,7 +84,7 @@ class Dispatcher:
         if (sender is None) != (channel is Channel.IN_APP):
             raise ValueError("email and sms need a sender; in-app messages need none")
         self.channel = channel
-        self._sessions = sessions
+        self._uow = uow
         self._sender = sender
         self._retry = retry
         self._clock = clock
@@ -123,120 +115,91 @@ class Dispatcher:
                 await self._sender.close()
 
     async def refresh_queue_depth(self) -> None:
-        async with self._sessions() as session:
-            pending = await session.scalar(
-                select(func.count())
-                .select_from(deliveries_table)
-                .where(
-                    deliveries_table.c.channel == self.channel.value,
-                    deliveries_table.c.status == DeliveryStatus.PENDING.value,
-                )
-            )
-        metrics.queue_depth(self.channel, int(pending or 0))
+        async with self._uow as uow:
+            pending = await uow.repository.count_pending(self.channel)
+        metrics.queue_depth(self.channel, pending)
 
     async def dispatch_one(self) -> bool:
         """Handle the oldest due delivery of the channel, if any. True if there was one."""
-        async with self._sessions() as session, session.begin():
-            now = self._clock()
-            row = (
-                (
-                    await session.execute(
-                        select(deliveries_table)
-                        .where(
-                            deliveries_table.c.channel == self.channel.value,
-                            deliveries_table.c.status == DeliveryStatus.PENDING.value,
-                            deliveries_table.c.next_attempt_at <= now,
-                        )
-                        .order_by(deliveries_table.c.next_attempt_at, deliveries_table.c.id)
-                        .limit(1)
-                        .with_for_update(skip_locked=True)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            if row is None:
+        async with self._uow as uow:
+            delivery = await uow.repository.next_due(self.channel, self._clock())
+            if delivery is None:
                 return False
-            await self._deliver(session, row)
+            await self._deliver(uow.repository, delivery)
+            await uow.commit()
             return True
 
-    async def _deliver(self, session: AsyncSession, row: Any) -> None:
+    async def _deliver(self, repository: AbstractRepository, delivery: Delivery) -> None:
         now = self._clock()
-        customer_id = row["customer_id"] or await customer_of(session, row["order_id"])
+        customer_id = delivery.customer_id or await repository.customer_of(delivery.order_id)
         if customer_id is None:
-            await self._wait_or_skip(session, row, "order not known")
+            await self._wait_or_skip(repository, delivery, "order not known")
             return
-        kind, params = Kind(row["kind"]), dict(row["params"])
         if self.channel is Channel.IN_APP:
-            rendered = render(kind, self.channel, params)
-            await session.execute(
-                insert(messages_table)
-                .values(
-                    order_id=row["order_id"],
-                    customer_id=customer_id,
-                    channel=self.channel.value,
-                    kind=kind.value,
-                    body=rendered.body,
-                    event_id=row["event_id"],
-                )
-                .on_conflict_do_nothing()
+            rendered = render(delivery.kind, self.channel, delivery.params)
+            await repository.add_message(
+                event_id=delivery.event_id,
+                order_id=delivery.order_id,
+                customer_id=customer_id,
+                channel=self.channel,
+                kind=delivery.kind,
+                body=rendered.body,
             )
             await self._finish(
-                session, row, DeliveryStatus.SENT, customer_id=customer_id, sent_at=now
+                repository, delivery, DeliveryStatus.SENT, customer_id=customer_id, sent_at=now
             )
             return
-        contact = await _contact(session, customer_id)
+        contact = await repository.contact(customer_id)
         address = address_for(self.channel, contact)
         if isinstance(address, Skip):
-            if contact is None and await is_erased(session, customer_id):
+            if contact is None and await repository.is_erased(customer_id):
                 # No contact will ever come: an order placed before the erasure, going on after.
                 await self._finish(
-                    session, row, DeliveryStatus.SKIPPED, customer_id=customer_id,
+                    repository, delivery, DeliveryStatus.SKIPPED, customer_id=customer_id,
                     reason=CONTACT_ERASED,
                 )  # fmt: skip
             elif contact is None:
-                await self._wait_or_skip(session, row, address.reason, customer_id=customer_id)
+                await self._wait_or_skip(
+                    repository, delivery, address.reason, customer_id=customer_id
+                )
             else:
                 await self._finish(
-                    session, row, DeliveryStatus.SKIPPED, customer_id=customer_id,
+                    repository, delivery, DeliveryStatus.SKIPPED, customer_id=customer_id,
                     reason=address.reason,
                 )  # fmt: skip
             return
         assert contact is not None
         assert self._sender is not None
-        rendered = render(kind, self.channel, {**params, "name": contact.name})
-        outgoing = Outgoing(row["idempotency_key"], address, rendered.subject, rendered.body)
-        attempts = row["attempts"] + 1
+        rendered = render(delivery.kind, self.channel, {**delivery.params, "name": contact.name})
+        outgoing = Outgoing(delivery.idempotency_key, address, rendered.subject, rendered.body)
+        attempts = delivery.attempts + 1
         try:
             provider_id = await self._sender.send(outgoing)
         except SendError as error:
             reason = without_recipient(error.reason, address)
             if error.retriable and not give_up(attempts, self._retry.max_attempts):
                 delay = retry_delay(attempts, self._retry.base_seconds, self._retry.cap_seconds)
-                await session.execute(
-                    update(deliveries_table)
-                    .where(deliveries_table.c.id == row["id"])
-                    .values(
-                        attempts=attempts,
-                        customer_id=customer_id,
-                        next_attempt_at=self._clock() + timedelta(seconds=delay),
-                        reason=f"attempt {attempts} failed: {reason}"[:1000],
-                        updated_at=self._clock(),
-                    )
+                await repository.postpone(
+                    delivery.id,
+                    attempts=attempts,
+                    customer_id=customer_id,
+                    next_attempt_at=self._clock() + timedelta(seconds=delay),
+                    reason=f"attempt {attempts} failed: {reason}"[:1000],
+                    now=self._clock(),
                 )
                 log.warning(
                     "%s delivery %d: attempt %d failed, next in %.1f s: %s",
-                    self.channel.value, row["id"], attempts, delay, reason,
+                    self.channel.value, delivery.id, attempts, delay, reason,
                 )  # fmt: skip
-                metrics.after_commit(session, lambda: metrics.retried(self.channel))
+                repository.after_commit(lambda: metrics.retried(self.channel))
                 return
             prefix = f"gave up after {attempts} attempts: " if error.retriable else ""
             await self._finish(
-                session, row, DeliveryStatus.FAILED, customer_id=customer_id,
+                repository, delivery, DeliveryStatus.FAILED, customer_id=customer_id,
                 reason=(prefix + reason)[:1000], attempts=attempts,
             )  # fmt: skip
             log.warning(
-                "%s delivery %d failed: %s%s", self.channel.value, row["id"], prefix, reason
+                "%s delivery %d failed: %s%s", self.channel.value, delivery.id, prefix, reason
             )
             return
         except Exception as error:  # noqa: BLE001 - re-raised, with a text fit for the log
@@ -247,62 +210,47 @@ class Dispatcher:
             raise UnexpectedProviderError(text) from None
         crash_point("after_provider_accepted")  # the documented window, for the crash test
         await self._finish(
-            session, row, DeliveryStatus.SENT, customer_id=customer_id, attempts=attempts,
-            recipient=address, subject=rendered.subject, body=rendered.body,
-            provider_id=provider_id, sent_at=self._clock(),
+            repository, delivery, DeliveryStatus.SENT, customer_id=customer_id,
+            attempts=attempts, sent_at=self._clock(),
+            sent=SentMessage(address, rendered.subject, rendered.body, provider_id),
         )  # fmt: skip
 
     async def _wait_or_skip(
-        self, session: AsyncSession, row: Any, reason: str, customer_id: str | None = None
+        self,
+        repository: AbstractRepository,
+        delivery: Delivery,
+        reason: str,
+        customer_id: str | None = None,
     ) -> None:
         now = self._clock()
-        if now < row["wait_until"]:
-            await session.execute(
-                update(deliveries_table)
-                .where(deliveries_table.c.id == row["id"])
-                .values(
-                    customer_id=customer_id,
-                    next_attempt_at=now + timedelta(seconds=self._retry.wait_poll_seconds),
-                    reason=f"waiting: {reason}",
-                    updated_at=now,
-                )
+        if now < delivery.wait_until:
+            await repository.postpone(
+                delivery.id,
+                customer_id=customer_id,
+                next_attempt_at=now + timedelta(seconds=self._retry.wait_poll_seconds),
+                reason=f"waiting: {reason}",
+                now=now,
             )
             return
         await self._finish(
-            session, row, DeliveryStatus.SKIPPED, customer_id=customer_id, reason=reason
+            repository, delivery, DeliveryStatus.SKIPPED, customer_id=customer_id, reason=reason
         )
 
     async def _finish(
-        self, session: AsyncSession, row: Any, status: DeliveryStatus, **values: Any
+        self,
+        repository: AbstractRepository,
+        delivery: Delivery,
+        status: DeliveryStatus,
+        *,
+        customer_id: str | None,
+        reason: str | None = None,
+        attempts: int | None = None,
+        sent_at: datetime | None = None,
+        sent: SentMessage | None = None,
     ) -> None:
-        if status is DeliveryStatus.SENT:
-            values.setdefault("reason", None)
-        await session.execute(
-            update(deliveries_table)
-            .where(deliveries_table.c.id == row["id"])
-            .values(status=status.value, updated_at=self._clock(), **values)
-        )
+        await repository.finish(
+            delivery.id, status, customer_id=customer_id, reason=reason, now=self._clock(),
+            attempts=attempts, sent_at=sent_at, sent=sent,
+        )  # fmt: skip
         channel = self.channel
-        metrics.after_commit(session, lambda: metrics.notification(channel, status.value))
-
-
-async def _contact(session: AsyncSession, customer_id: str) -> Contact | None:
-    row = (
-        (
-            await session.execute(
-                select(contacts_table).where(contacts_table.c.customer_id == customer_id)
-            )
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
-        return None
-    return Contact(
-        customer_id=row["customer_id"],
-        name=row["name"],
-        email=row["email"],
-        phone=row["phone"],
-        email_opt_in=row["email_opt_in"],
-        sms_opt_in=row["sms_opt_in"],
-    )
+        repository.after_commit(lambda: metrics.notification(channel, status.value))

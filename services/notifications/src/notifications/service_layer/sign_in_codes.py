@@ -11,7 +11,7 @@ import asyncio
 import logging
 import uuid
 
-from notifications import metrics
+from notifications.adapters import metrics
 from notifications.domain.messages import Channel
 from notifications.domain.privacy import without_recipient
 from notifications.domain.sign_in_codes import code_message, without_code

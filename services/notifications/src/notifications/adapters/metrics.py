@@ -19,7 +19,6 @@ from collections.abc import Iterable
 
 from prometheus_client import Counter, Gauge
 
-from eventing.metrics import after_commit as after_commit
 from notifications.domain.messages import Channel
 
 OUTCOMES = ("sent", "failed", "skipped")
@@ -76,6 +75,10 @@ def queued(channels: Iterable[Channel]) -> None:
 
 def queue_depth(channel: Channel, pending: int) -> None:
     DISPATCH_QUEUE.labels(channel=channel.value).set(pending)
+
+
+def late_warnings(fired: int) -> None:
+    LATE_WARNINGS.inc(fired)
 
 
 def sign_in_code(channel: Channel, outcome: str) -> None:

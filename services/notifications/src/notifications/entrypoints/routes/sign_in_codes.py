@@ -7,13 +7,14 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from notifications.bootstrap import NotificationsService
+from notifications.domain.commands import SendSignInCode
 from notifications.domain.messages import Channel
+from notifications.entrypoints.deps import ServiceDep
 from notifications.service_layer.ports import SendError
 from service_kit.http import error_responses
 
@@ -67,14 +68,6 @@ class CodeSent(BaseModel):
     provider_id: str = Field(description="The provider's id for the message.")
 
 
-def _service(request: Request) -> NotificationsService:
-    service: NotificationsService = request.app.state.service
-    return service
-
-
-ServiceDep = Annotated[NotificationsService, Depends(_service)]
-
-
 def _orders_service(service: ServiceDep, credentials: Credentials) -> None:
     """401 unless the bearer token is the configured one (and one is configured)."""
     expected = service.sign_in_token
@@ -115,10 +108,9 @@ async def send_sign_in_code(body: SignInCode, service: ServiceDep) -> CodeSent:
     channel = Channel.SMS if body.phone is not None else Channel.EMAIL
     recipient = body.phone if body.phone is not None else body.email
     assert recipient is not None
+    command = SendSignInCode(channel, recipient, body.code, body.expires_in_seconds)
     try:
-        provider_id = await service.code_messenger.send(
-            channel, recipient, body.code, body.expires_in_seconds
-        )
+        provider_id = await service.commands.handle(command)
     except SendError as error:
         if error.retriable:
             raise HTTPException(

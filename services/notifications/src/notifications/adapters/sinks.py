@@ -1,6 +1,6 @@
 """Development and test sinks: a real SMTP server and a Twilio-style HTTP SMS receiver.
 
-``python -m notifications.sinks --smtp-port 2525 --sms-port 8025 --dir .local/stack/sinks``
+``python -m notifications.adapters.sinks --smtp-port 2525 --sms-port 8025 --dir .local/stack/sinks``
 runs both until SIGTERM/SIGINT and appends what they receive, one JSON object a line, to
 ``emails.jsonl`` and ``sms.jsonl`` in ``--dir`` (deploy/local/stack.sh starts it for ``make up``).
 Tests run them in their own event loop and read ``received`` directly.
@@ -289,7 +289,7 @@ async def _serve(args: argparse.Namespace, directory: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m notifications.sinks")
+    parser = argparse.ArgumentParser(prog="python -m notifications.adapters.sinks")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--smtp-port", type=int, default=2525)
     parser.add_argument("--sms-port", type=int, default=8025)

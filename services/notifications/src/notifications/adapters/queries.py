@@ -1,19 +1,13 @@
-"""What the API reads and changes: customers' in-app messages and the staff's delivery view."""
+"""What the API reads: customers' in-app messages, who an order's are, the staff's deliveries."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from notifications.adapters.orm import deliveries_table, messages_table, orders_table
-from notifications.domain.messages import Channel, DeliveryStatus, OrderOwner
-
-
-class MessageNotFound(Exception):
-    """No such in-app message for that customer."""
+from notifications.adapters.repository import delivery_from_row, message_from_row
+from notifications.domain.messages import Channel, Delivery, DeliveryStatus, Message, OrderOwner
 
 
 async def order_owner(
@@ -33,14 +27,14 @@ async def order_owner(
 
 async def order_messages(
     sessions: async_sessionmaker[AsyncSession], order_id: str
-) -> list[dict[str, Any]]:
+) -> list[Message]:
     async with sessions() as session:
         rows = await session.execute(
             select(messages_table)
             .where(messages_table.c.order_id == order_id)
             .order_by(messages_table.c.id)
         )
-        return [dict(row) for row in rows.mappings()]
+        return [message_from_row(row) for row in rows.mappings()]
 
 
 async def customer_messages(
@@ -50,7 +44,7 @@ async def customer_messages(
     include_dismissed: bool,
     unread_only: bool,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[Message]:
     query = select(messages_table).where(messages_table.c.customer_id == customer_id)
     if not include_dismissed:
         query = query.where(messages_table.c.dismissed_at.is_(None))
@@ -58,27 +52,7 @@ async def customer_messages(
         query = query.where(messages_table.c.read_at.is_(None))
     async with sessions() as session:
         rows = await session.execute(query.order_by(messages_table.c.id.desc()).limit(limit))
-        return [dict(row) for row in rows.mappings()]
-
-
-async def mark_message(
-    sessions: async_sessionmaker[AsyncSession], customer_id: str, message_id: int, column: str
-) -> dict[str, Any]:
-    """Set ``read_at`` or ``dismissed_at`` (first time only); raises MessageNotFound."""
-    if column not in {"read_at", "dismissed_at"}:
-        raise ValueError(column)
-    mine = (messages_table.c.id == message_id) & (messages_table.c.customer_id == customer_id)
-    values: dict[str, Any] = {column: datetime.now(UTC)}
-    async with sessions() as session, session.begin():
-        await session.execute(
-            update(messages_table)
-            .where(mine, getattr(messages_table.c, column).is_(None))
-            .values(**values)
-        )
-        row = (await session.execute(select(messages_table).where(mine))).mappings().first()
-    if row is None:
-        raise MessageNotFound(message_id)
-    return dict(row)
+        return [message_from_row(row) for row in rows.mappings()]
 
 
 async def deliveries(
@@ -88,7 +62,7 @@ async def deliveries(
     status: DeliveryStatus | None,
     channel: Channel | None,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[Delivery]:
     query = select(deliveries_table)
     if order_id is not None:
         query = query.where(deliveries_table.c.order_id == order_id)
@@ -98,4 +72,4 @@ async def deliveries(
         query = query.where(deliveries_table.c.channel == channel.value)
     async with sessions() as session:
         rows = await session.execute(query.order_by(deliveries_table.c.id).limit(limit))
-        return [dict(row) for row in rows.mappings()]
+        return [delivery_from_row(row) for row in rows.mappings()]

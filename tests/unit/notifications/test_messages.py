@@ -33,8 +33,8 @@ from notifications.domain.messages import (
     pizzas_text,
     retry_delay,
 )
+from notifications.domain.templates import render
 from notifications.service_layer.events import EVENT_HANDLERS
-from notifications.templates import render
 
 VARIABLES = {
     "short_id": "abcd1234",
@@ -77,7 +77,7 @@ def test_every_kind_has_a_template_per_channel(kind: Kind, channel: Channel) -> 
 def test_no_template_file_is_left_unused() -> None:
     names = {
         path.name
-        for path in resources.files("notifications.templates").iterdir()
+        for path in resources.files("notifications.domain.templates").iterdir()
         if path.name.endswith(".txt")
     }
     assert names == {f"{kind.value}.{channel.value}.txt" for kind in Kind for channel in CHANNELS}

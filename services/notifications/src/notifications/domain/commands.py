@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from notifications.domain.messages import Channel, Message
-from service_kit.handlers import Command
+from service_kit.commands import Command
 
 
 @dataclass(frozen=True)

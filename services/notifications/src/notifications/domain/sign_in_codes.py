@@ -8,7 +8,7 @@ managers), not in a log line, not in an error text (``without_code``).
 from __future__ import annotations
 
 from notifications.domain.messages import Channel
-from notifications.templates import Rendered
+from notifications.domain.templates import Rendered
 
 CODE = "[code]"
 

@@ -14,7 +14,8 @@ from notifications.domain.commands import Dismiss, MarkRead, SendSignInCode
 from notifications.domain.messages import Clock, Message, MessageNotFound, utc_now
 from notifications.service_layer.sign_in_codes import CodeMessenger
 from notifications.service_layer.unit_of_work import AbstractUnitOfWork
-from service_kit.handlers import Command, CommandHandler
+from service_kit.commands import Command
+from service_kit.handlers import CommandHandler
 
 
 @dataclass(frozen=True)

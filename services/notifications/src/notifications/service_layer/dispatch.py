@@ -51,9 +51,9 @@ from notifications.domain.messages import (
     utc_now,
 )
 from notifications.domain.privacy import without_recipient
+from notifications.domain.templates import render
 from notifications.service_layer.ports import Outgoing, Sender, SendError
 from notifications.service_layer.unit_of_work import AbstractUnitOfWork
-from notifications.templates import render
 
 log = logging.getLogger("notifications.dispatch")
 

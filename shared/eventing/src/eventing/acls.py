@@ -16,6 +16,7 @@ from typing import Final
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.admin import CreateAclsRequest, DescribeAclsRequest
 
+from eventing.errors import AccessError
 from eventing.kafka_security import KafkaSecurity, kafka_security
 from eventing.topics import TopicSpec
 
@@ -83,10 +84,6 @@ class Access:
                 self.group_prefix,
                 PatternType.PREFIXED,
             )
-
-
-class AccessError(RuntimeError):
-    """The broker refused to create or describe an ACL."""
 
 
 def grants_of(principals: Iterable[Access]) -> list[Grant]:

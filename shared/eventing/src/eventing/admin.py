@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from eventing.errors import UnknownTopicError
 from eventing.kafka_security import KafkaSecurity, kafka_security
 from eventing.topics import TopicSpec
 
@@ -63,7 +64,7 @@ async def ensure_topics(
 
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    """The partitions of ``topic``, fetched from the broker.
+    """The partitions of ``topic``, fetched from the broker; ``UnknownTopicError`` if it has none.
 
     ``partitions_for_topic`` only reads the consumer's metadata cache, which holds nothing for a
     topic it neither subscribed to nor was assigned; aiokafka has no public call that fills it.
@@ -71,7 +72,7 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
     cluster = await consumer._client.fetch_all_metadata()
     partitions = cluster.partitions_for_topic(topic)
     if not partitions:
-        raise LookupError(f"topic {topic!r} does not exist")
+        raise UnknownTopicError(f"topic {topic!r} does not exist")
     return [TopicPartition(topic, partition) for partition in sorted(partitions)]
 
 

@@ -42,6 +42,7 @@ from eventing.database import (
     DEAD_LETTER_PUBLISHED,
     dead_letters_table,
 )
+from eventing.errors import TruncatedDeadLetterError
 from eventing.kafka_security import KafkaSecurity, kafka_security
 from eventing.record_reader import new_consumer
 from eventing.topics import Topology
@@ -302,10 +303,6 @@ async def dead_letter_on_topic(
         return None
     finally:
         await consumer.stop()
-
-
-class TruncatedDeadLetterError(ValueError):
-    """A truncated copy holds only the start of the original record: it cannot be replayed."""
 
 
 async def replay_dead_letters(

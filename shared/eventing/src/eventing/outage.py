@@ -11,10 +11,11 @@ long the outage lasted and how many attempts it took.
 from __future__ import annotations
 
 import logging
-import random
 import time
 
 from eventing import metrics
+
+__all__ = ["Outage"]
 
 
 class Outage:
@@ -54,9 +55,3 @@ class Outage:
             )
             self._since = None
         self.failures_in_a_row = 0
-
-
-def backoff(attempt: int, base: float = 0.2, cap: float = 5.0) -> float:
-    """Seconds to wait before attempt ``attempt + 1``: exponential, with full jitter, so that
-    processes that failed together do not all come back in the same instant."""
-    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))

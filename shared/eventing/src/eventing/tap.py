@@ -20,17 +20,14 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from eventing.admin import topic_partitions
-from eventing.cloudevents_kafka import UndecodableRecord, decode
+from eventing.cloudevents_kafka import decode
+from eventing.errors import RestrictedTopicError, UndecodableRecord
 from eventing.kafka_security import KafkaSecurity, kafka_security
 from eventing.record_reader import new_consumer
 
 __all__ = ["RestrictedTopicError", "TapFilter", "TopicReader", "as_event", "check_topics", "tap"]
 
 Offsets = dict[TopicPartition, int]
-
-
-class RestrictedTopicError(ValueError):
-    """The topic carries personal data and is not available through the tap."""
 
 
 class TopicReader:

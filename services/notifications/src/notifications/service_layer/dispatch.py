@@ -38,8 +38,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from eventing.backoff import backoff
 from eventing.failpoints import crash_point, error_point
-from eventing.outage import Outage, backoff
+from eventing.outage import Outage
 from notifications import metrics
 from notifications.adapters.orm import contacts_table, deliveries_table, messages_table
 from notifications.domain.messages import (

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from eventing.outage import Outage, backoff
+from eventing.backoff import backoff
+from eventing.outage import Outage
 from notifications.adapters.orm import late_timers_table
 from notifications.domain.messages import (
     Kind,

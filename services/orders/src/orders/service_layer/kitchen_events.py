@@ -7,7 +7,8 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import KitchenCookingStarted, KitchenOrderReady
-from eventing.consumer import PermanentHandlerError, ReceivedEvent, Subscription
+from eventing.consumer import ReceivedEvent, Subscription
+from eventing.errors import PermanentHandlerError
 from eventing.outbox import Outbox
 from orders import metrics
 from orders.adapters.repository import SqlAlchemyOrderRepository

@@ -31,6 +31,23 @@ from cloudevents.core.v1.event import CloudEvent
 from eventing.errors import UndecodableRecord, UnencodableEvent
 from eventing.record_reader import UNREADABLE_BATCH_HEADER
 
+__all__ = [
+    "AGGREGATE_VERSION",
+    "DEFAULT_LIMITS",
+    "JSON_CONTENT_TYPE",
+    "PARTITIONKEY",
+    "SPEC_VERSION",
+    "STRUCTURED_CONTENT_TYPE",
+    "TRACEPARENT",
+    "DecodeLimits",
+    "Envelope",
+    "KafkaRecord",
+    "Mode",
+    "decode",
+    "encode",
+    "json_nesting_exceeds",
+]
+
 SPEC_VERSION = "1.0"
 JSON_CONTENT_TYPE = "application/json"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"

@@ -87,6 +87,17 @@ from eventing.settings import ConsumerSettings
 from eventing.topics import Topology
 from eventing.tracing import open_span, start_span, traceparent_from_headers
 
+__all__ = [
+    "TOMBSTONE_TYPE",
+    "EventConsumer",
+    "Handler",
+    "ReceivedEvent",
+    "Subscription",
+    "Tombstone",
+    "TombstoneHandler",
+    "TombstoneSubscription",
+]
+
 log = logging.getLogger("eventing.consumer")
 
 E = TypeVar("E", bound=EventData)

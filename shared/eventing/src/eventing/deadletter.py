@@ -46,6 +46,33 @@ from eventing.kafka_security import KafkaSecurity, kafka_security
 from eventing.tap import TopicReader
 from eventing.topics import Topology
 
+__all__ = [
+    "DLQ_PREFIX",
+    "HEADERS_TRUNCATED_HEADER",
+    "TRUNCATED_VALUE_BYTES",
+    "TRUNCATION_HEADERS",
+    "VALUE_BYTES_HEADER",
+    "VALUE_SHA256_HEADER",
+    "VALUE_TRUNCATED_HEADER",
+    "DeadLetter",
+    "DeadLetterPublisher",
+    "DeadLetterRecord",
+    "PublishOutcome",
+    "RecordedDeadLetter",
+    "attempt_seconds",
+    "dead_letter_headers",
+    "dead_letter_on_topic",
+    "forget_dead_letters",
+    "kept_dead_letters",
+    "mark_dead_letter_kept",
+    "mark_dead_letter_published",
+    "parse_dead_letter",
+    "read_dead_letters",
+    "record_dead_letter",
+    "replay_dead_letters",
+    "truncated_copy",
+]
+
 log = logging.getLogger("eventing.deadletter")
 
 DLQ_PREFIX = "dlq_"
@@ -274,9 +301,10 @@ async def replay_dead_letters(
     *,
     security: KafkaSecurity | None = None,
 ) -> int:
-    """Produce each dead letter's original record to its original topic again.
+    """Produce each dead letter's original record to its original topic again; returns how many.
 
-    Refuses (``TruncatedDeadLetterError``, nothing produced) if any of them is a truncated copy.
+    Refuses (``TruncatedDeadLetterError``, nothing produced) if any of them is a truncated copy;
+    raises aiokafka's ``KafkaError`` when the broker cannot be reached or refuses a record.
     """
     truncated = [letter for letter in letters if letter.truncated]
     if truncated:
@@ -536,6 +564,11 @@ class DeadLetterPublisher:
         self._on_blocked = on_blocked
 
     async def publish(self, letter: DeadLetterRecord, recorded_at: datetime) -> PublishOutcome:
+        """Publish ``letter`` (recorded at ``recorded_at``), truncated if it is too large.
+
+        Never raises for the letter's sake: what could not be published, and why, is in the
+        outcome. Retries while the broker's errors are retriable, up to the timeout.
+        """
         spec = self._topology.named(letter.dead_letter_topic)
         if spec is not None and spec.compacted and not letter.key:
             return PublishOutcome(

@@ -18,6 +18,15 @@ from sqlalchemy import Connection, MetaData, pool
 
 from eventing.database import dead_letters_table, inbox_table, new_engine, outbox_table
 
+__all__ = [
+    "create_dead_letters_table",
+    "create_eventing_tables",
+    "drop_dead_letters_table",
+    "drop_eventing_tables",
+    "run_env",
+    "upgrade",
+]
+
 
 def upgrade(database_url: str, script_location: Path, revision: str = "head") -> None:
     """Bring the database at ``database_url`` to ``revision`` (synchronous; runs its own loop)."""

@@ -19,6 +19,8 @@ __all__ = ["Outage"]
 
 
 class Outage:
+    """The failures of one loop (``loop`` names it in the log): counted always, logged once."""
+
     def __init__(self, log: logging.Logger, loop: str, *, level: int = logging.WARNING) -> None:
         self._log = log
         self._loop = loop

@@ -40,6 +40,15 @@ from aiokafka.record.memory_records import MemoryRecords as AiokafkaMemoryRecord
 
 from eventing.errors import UnreadableBatch
 
+__all__ = [
+    "UNREADABLE_BATCH_HEADER",
+    "BatchRecord",
+    "LenientMemoryRecords",
+    "install",
+    "new_consumer",
+    "parse_record_batch",
+]
+
 log = logging.getLogger("eventing.record_reader")
 
 UNREADABLE_BATCH_HEADER = "x-eventing-unreadable-batch"

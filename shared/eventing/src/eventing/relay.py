@@ -72,6 +72,7 @@ from eventing.failpoints import crash_point, error_point
 from eventing.kafka_security import KafkaSecurity, kafka_security
 from eventing.outage import Outage
 from eventing.outbox import (
+    LOCK_APPLICATION_PREFIX,
     NOTIFY_CHANNEL,
     SHARD_BUSY_LOCK,
     SHARD_COUNT,
@@ -88,9 +89,15 @@ from eventing.tracing import (
     with_traceparent_header,
 )
 
+__all__ = [
+    "OutboxRelay",
+    "ProducerFactory",
+    "kafka_producer_factory",
+    "run_relay",
+]
+
 log = logging.getLogger("eventing.relay")
 
-LOCK_APPLICATION_PREFIX = "outbox-relay:"
 
 _FETCH = """
 SELECT id, event_id, topic, partition_key, event_type, source, subject, payload::text AS payload,
@@ -695,7 +702,11 @@ async def run_relay(
     service_name: str,
     security: KafkaSecurity | None = None,
 ) -> None:
-    """Run a relay with its health endpoint until SIGTERM or SIGINT."""
+    """Run a relay with its health endpoint until SIGTERM or SIGINT.
+
+    Raises ``OSError`` when the health endpoint cannot listen on its port; once it runs, no
+    failure ends it (see ``OutboxRelay.run``).
+    """
     import signal
 
     relay = OutboxRelay(

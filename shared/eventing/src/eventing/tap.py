@@ -84,6 +84,7 @@ class TopicReader:
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
+        """The reader's Kafka consumer; ``RuntimeError`` outside ``async with``."""
         if self._consumer is None:
             raise RuntimeError("use the reader inside `async with`")
         return self._consumer

@@ -38,6 +38,7 @@ from bench.load import Http, RunResult, Timing, fixed_rate
 from bench.relay_drain import fill_outbox
 from bench.report import write_reliability_doc
 from eventing.admin import topic_partitions
+from eventing.database import asyncpg_dsn
 from eventing.kafka_security import KafkaSecurity
 from tests.support.infra import ROOT, Infra
 from tests.support.kafka import read_whole_topic
@@ -107,7 +108,7 @@ def _postgres_restarted_mid_burst() -> Fault:
 
     async def inject(system: System, infra: Infra) -> None:
         topic = await new_topic(infra.kafka_bootstrap, "chaos-burst")
-        conn = await asyncpg.connect(_dsn(system.databases["orders"]))
+        conn = await asyncpg.connect(asyncpg_dsn(system.databases["orders"]))
         try:
             ids = await fill_outbox(conn, BURST_EVENTS, topic)
             burst.update(topic=topic, ids={str(event_id) for event_id in ids})
@@ -253,10 +254,6 @@ FAULTS: dict[str, Fault] = {
 }
 
 
-def _dsn(url: str) -> str:
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 async def group_lags(bootstrap: str) -> dict[str, int]:
     """Records not yet committed by each of the services' consumer groups, over their topics."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **KafkaSecurity().client_options())
@@ -285,7 +282,7 @@ async def group_lags(bootstrap: str) -> dict[str, int]:
 
 
 async def _count(url: str, sql: str, *args: object) -> int:
-    conn = await asyncpg.connect(_dsn(url), timeout=5)
+    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=5)
     try:
         return int(await conn.fetchval(sql, *args, timeout=5))
     finally:

@@ -24,6 +24,7 @@ from bench.load import Http, RunResult, Timing, fixed_concurrency, fixed_rate
 from bench.stats import latency_summary_ms
 from contracts.catalogue import OrderConfirmed, OrderPlaced
 from contracts.topics import ORDERS
+from eventing.database import asyncpg_dsn
 from tests.support.system import System
 
 _serial = itertools.count()
@@ -165,7 +166,7 @@ async def _events_of(
 
 async def _commit_times(database_url: str, event_type: str) -> dict[str, float]:
     """Event id -> when the consumer's last handler of that event committed (epoch seconds)."""
-    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         rows = await conn.fetch(
             "SELECT event_id, max(extract(epoch FROM pg_xact_commit_timestamp(xmin))) AS at "

@@ -50,10 +50,9 @@ from contracts.catalogue import (
     TicketQueued,
 )
 from contracts.topics import KITCHEN, ORDERS
-from eventing.admin import topic_partitions
 from eventing.cloudevents_kafka import AGGREGATE_VERSION
-from eventing.kafka_security import KafkaSecurity
-from eventing.record_reader import new_consumer
+from eventing.database import asyncpg_dsn
+from eventing.tap import TopicReader
 
 # Kafka records are stamped by the relay after the order's commit: read from a little earlier.
 _READ_MARGIN = timedelta(minutes=5)
@@ -109,30 +108,11 @@ async def read_events(
     bootstrap: str, topic: str, since: datetime, order_ids: set[str]
 ) -> tuple[list[TopicEvent], int]:
     """The CloudEvents of these orders on ``topic`` (from ``since`` on); and wire duplicates."""
-    consumer = new_consumer(
-        bootstrap_servers=bootstrap,
-        **KafkaSecurity().client_options(),
-        group_id=None,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        partitions = await topic_partitions(consumer, topic)
-        consumer.assign(partitions)
-        start_ms = int((since - _READ_MARGIN).timestamp() * 1000)
-        starts = await consumer.offsets_for_times(dict.fromkeys(partitions, start_ms))
-        ends = await consumer.end_offsets(partitions)
-        for partition in partitions:
-            found = starts.get(partition)
-            consumer.seek(partition, found.offset if found is not None else ends[partition])
-        records: list[ConsumerRecord[Any, Any]] = []
-        remaining = [p for p in partitions if await consumer.position(p) < ends[p]]
-        while remaining:
-            for batch in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
-                records.extend(batch)
-            remaining = [p for p in remaining if await consumer.position(p) < ends[p]]
-    finally:
-        await consumer.stop()
+    records: list[ConsumerRecord[Any, Any]] = []
+    async with TopicReader(bootstrap, [topic]) as reader:
+        await reader.start_at_time(since - _READ_MARGIN)
+        async for batch in reader.read_to_end(batch=10_000):
+            records.extend(batch)
     seen: set[str] = set()
     events: list[TopicEvent] = []
     duplicates = 0
@@ -163,7 +143,7 @@ async def read_events(
 
 
 async def _fetch(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         return list(await conn.fetch(query, *args))
     finally:

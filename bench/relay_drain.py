@@ -14,7 +14,7 @@ import asyncpg
 
 from bench.ceilings import ORDER_KEYS, new_topic, order_placed
 from contracts.catalogue import OrderPlaced
-from eventing.database import eventing_metadata, new_engine
+from eventing.database import asyncpg_dsn, eventing_metadata, new_engine
 from eventing.outbox import shard_of
 from tests.support.infra import ROOT, Infra
 from tests.support.processes import free_port
@@ -41,7 +41,7 @@ async def prefilled_outbox(infra: Infra, events: int, topic: str) -> str:
     async with engine.begin() as connection:
         await connection.run_sync(eventing_metadata.create_all)
     await engine.dispose()
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         await fill_outbox(conn, events, topic)
         await conn.execute("VACUUM ANALYZE outbox")
@@ -91,7 +91,7 @@ async def drain_rate(infra: Infra, events: int, relays: int) -> float:
         )
         for _ in range(relays)
     ]
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         while await conn.fetchval("SELECT count(*) FROM outbox") == events:
             await asyncio.sleep(0.01)

@@ -26,6 +26,7 @@ from bench import ceilings, orders_load, relay_drain
 from bench.chaos import settled
 from bench.report import write_performance_doc
 from bench.sinks import sinks_process
+from eventing.database import asyncpg_dsn
 from tests.support import processes
 from tests.support.infra import ROOT, Infra, start_infra
 from tests.support.system import System, start_system
@@ -114,7 +115,7 @@ async def run(quick: bool, sections: list[str]) -> dict[str, Any]:
             )
         commit: float | None = None  # measured with placement, which compares with it
         if "ceilings" in sections or "placement" in sections:
-            dsn = (await infra.create_database("commit")).replace("+asyncpg", "")
+            dsn = asyncpg_dsn(await infra.create_database("commit"))
             commit = await ceilings.commit_ceiling(dsn, concurrency=32, seconds=seconds)
             results["commit_ceiling_transactions_per_second"] = _progress(
                 "commit ceiling", round(commit)

@@ -1,39 +1,16 @@
-"""Reading topics in tests without joining any consumer group."""
+"""Reading topics in tests without joining any consumer group (``eventing.tap.TopicReader``)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
-from eventing.admin import topic_partitions
 from eventing.kafka_security import KafkaSecurity
-from eventing.record_reader import new_consumer
-
-
-@contextlib.asynccontextmanager
-async def _from_the_beginning(
-    bootstrap: str, topic: str
-) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
-    """A group-less consumer assigned to every partition of ``topic``, at offset 0."""
-    consumer = new_consumer(
-        bootstrap_servers=bootstrap,
-        **KafkaSecurity().client_options(),
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
-    try:
-        partitions = await topic_partitions(consumer, topic)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        yield consumer, partitions
-    finally:
-        await consumer.stop()
+from eventing.tap import TopicReader
 
 
 async def read_topic(
@@ -45,21 +22,23 @@ async def read_topic(
 ) -> list[ConsumerRecord[Any, Any]]:
     """Every record of ``topic`` from the beginning, read until ``until(records)`` holds."""
     records: list[ConsumerRecord[Any, Any]] = []
-    async with _from_the_beginning(bootstrap, topic) as (consumer, _):
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not until(records):
-            if loop.time() > deadline:
-                raise TimeoutError(f"{topic}: condition not met after {len(records)} records")
-            for batch in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
-                records.extend(batch)
+    async with TopicReader(bootstrap, [topic]) as reader:
+        await reader.start_at(beginning=True)
+        try:
+            async with asyncio.timeout(timeout):
+                if not until(records):
+                    async for batch in reader.read(batch=5000):
+                        records.extend(batch)
+                        if until(records):
+                            break
+        except TimeoutError:
+            raise TimeoutError(f"{topic}: condition not met after {len(records)} records") from None
     return records
 
 
 async def read_whole_topic(bootstrap: str, topic: str) -> list[ConsumerRecord[Any, Any]]:
     """Every record currently in ``topic`` (up to the end offsets at the time of the call)."""
-    async with _from_the_beginning(bootstrap, topic) as (consumer, partitions):
-        return await _read_to_the_end(consumer, partitions)
+    return await _read_to_the_end(bootstrap, [topic])
 
 
 async def read_every_topic(bootstrap: str) -> list[ConsumerRecord[Any, Any]]:
@@ -70,32 +49,13 @@ async def read_every_topic(bootstrap: str) -> list[ConsumerRecord[Any, Any]]:
         topics = sorted(await admin.list_topics())
     finally:
         await admin.close()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        **KafkaSecurity().client_options(),
-        enable_auto_commit=False,
-        group_id=None,
-    )
-    await consumer.start()
-    try:
-        partitions = [
-            partition for topic in topics for partition in await topic_partitions(consumer, topic)
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        return await _read_to_the_end(consumer, partitions)
-    finally:
-        await consumer.stop()
+    return await _read_to_the_end(bootstrap, topics)
 
 
-async def _read_to_the_end(
-    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
-) -> list[ConsumerRecord[Any, Any]]:
+async def _read_to_the_end(bootstrap: str, topics: list[str]) -> list[ConsumerRecord[Any, Any]]:
     records: list[ConsumerRecord[Any, Any]] = []
-    ends = await consumer.end_offsets(partitions)
-    remaining = [tp for tp in partitions if ends[tp] > 0]
-    while remaining:
-        for batch in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+    async with TopicReader(bootstrap, topics) as reader:
+        await reader.start_at(beginning=True)
+        async for batch in reader.read_to_end(batch=5000):
             records.extend(batch)
-        remaining = [tp for tp in remaining if await consumer.position(tp) < ends[tp]]
     return records

@@ -12,7 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import OrderPlaced
-from eventing.consumer import PermanentHandlerError, ReceivedEvent
+from eventing.consumer import ReceivedEvent
+from eventing.errors import PermanentHandlerError
 
 EFFECTS_DDL = (
     "CREATE TABLE effects (handler text NOT NULL, event_id text NOT NULL, order_id text NOT NULL, "

@@ -11,7 +11,8 @@ from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from eventing.cloudevents_kafka import Envelope, UndecodableRecord, decode, encode
+from eventing.cloudevents_kafka import Envelope, decode, encode
+from eventing.errors import UndecodableRecord
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 EVENT = Envelope(

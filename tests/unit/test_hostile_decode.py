@@ -18,14 +18,13 @@ from pydantic import ValidationError
 from contracts.catalogue import OrderPlaced
 from eventing.cloudevents_kafka import (
     DEFAULT_LIMITS,
-    REASON_MAX_CHARS,
     DecodeLimits,
     Envelope,
-    UndecodableRecord,
     decode,
     encode,
     json_nesting_exceeds,
 )
+from eventing.errors import REASON_MAX_CHARS, UndecodableRecord
 from eventing.events import model_for
 from tests.support.eventing import order_placed
 from tests.support.hostile import DEEP, as_read, hostile_records

@@ -7,7 +7,10 @@ from __future__ import annotations
 import ast
 import re
 import sys
+import tomllib
 from collections.abc import Iterator
+from functools import cache
+from importlib.metadata import distribution, packages_distributions
 from pathlib import Path
 
 import pytest
@@ -156,3 +159,89 @@ def test_every_service_has_the_same_shape(service: str) -> None:
     ):
         assert (package / part).exists(), f"{service} has no {part}"
     assert not (package / "service_layer" / "handlers.py").exists()
+
+
+# The distribution each of the project's own packages is.
+OWN_DISTRIBUTIONS = {
+    "eventing": "mario-eventing",
+    "contracts": "mario-contracts",
+    "service_kit": "mario-service-kit",
+}
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def declared(package: str) -> set[str]:
+    """The distributions ``shared/<package>/pyproject.toml`` depends on (extras dropped)."""
+    pyproject = tomllib.loads((SHARED / package / "pyproject.toml").read_text(encoding="utf-8"))
+    found = (
+        re.match(r"[A-Za-z0-9._-]+", dependency)
+        for dependency in pyproject["project"]["dependencies"]
+    )
+    return {_normalised(match.group()) for match in found if match}
+
+
+def imported_names(path: Path) -> Iterator[str]:
+    """Every absolute import, with the name taken (``from a.b import c``: ``a.b.c``)."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+@cache
+def _providers(top: str) -> list[str]:
+    return sorted(set(packages_distributions().get(top, ())))
+
+
+@cache
+def _files_of(name: str) -> frozenset[str]:
+    return frozenset(str(file) for file in distribution(name).files or ())
+
+
+def distribution_of(name: str) -> str | None:
+    """The installed distribution that provides the module ``name`` (or the module holding it).
+
+    A namespace package (``opentelemetry``) is spread over several distributions: the one whose
+    files hold the longest leading part of ``name`` provides it.
+    """
+    top = name.split(".")[0]
+    if top in OWN_DISTRIBUTIONS:
+        return OWN_DISTRIBUTIONS[top]
+    candidates = _providers(top)
+    if len(candidates) == 1:
+        return _normalised(candidates[0])
+    parts = name.split(".")
+    for end in range(len(parts), 1, -1):
+        prefix = "/".join(parts[:end])
+        owners = [
+            candidate
+            for candidate in candidates
+            if any(
+                file == f"{prefix}.py" or file.startswith(f"{prefix}/")
+                for file in _files_of(candidate)
+            )
+        ]
+        if len(owners) == 1:
+            return _normalised(owners[0])
+    return None
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_each_package_declares_what_it_imports(package: str) -> None:
+    """Every distribution a package imports is a dependency in its own pyproject.toml, not one
+    it happens to get through another package (service_kit once got FastAPI that way)."""
+    dependencies = declared(package) | {OWN_DISTRIBUTIONS[package]}
+    undeclared = sorted(
+        {
+            f"{name.split('.')[0]} ({distribution_of(name) or 'no installed distribution'})"
+            for path in modules(package)
+            for name in imported_names(path)
+            if name.split(".")[0] not in sys.stdlib_module_names | {"__future__"}
+            and distribution_of(name) not in dependencies
+        }
+    )
+    assert undeclared == []

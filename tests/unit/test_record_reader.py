@@ -13,11 +13,11 @@ from aiokafka import TopicPartition
 from aiokafka.consumer import fetcher
 from aiokafka.record.memory_records import MemoryRecords
 
-from eventing.cloudevents_kafka import UndecodableRecord, decode
+from eventing.cloudevents_kafka import decode
+from eventing.errors import UndecodableRecord, UnreadableBatch
 from eventing.record_reader import (
     UNREADABLE_BATCH_HEADER,
     LenientMemoryRecords,
-    UnreadableBatch,
     install,
     new_consumer,
     parse_record_batch,

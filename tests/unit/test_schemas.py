@@ -1,6 +1,6 @@
 """Guards on the event catalogue: generated docs in sync, schemas backward compatible.
 
-The baselines in ``schema_baselines/`` are the data schemas of each event type as first
+The baselines (``contracts.schemas.BASELINES``) are the data schemas of each event type as first
 released. A type version may only evolve compatibly (new optional fields); anything else needs a
 new type version (``...v2``) with its own baseline.
 """
@@ -26,7 +26,7 @@ from contracts.topics import (
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCS = REPO_ROOT / "docs"
-BASELINES = Path(__file__).resolve().parent / "schema_baselines"
+BASELINES = schemas.BASELINES
 EVENT_TYPES = sorted(schemas.catalogue_types())
 
 
@@ -98,7 +98,7 @@ def test_schema_is_backward_compatible_with_its_baseline(event_type: str) -> Non
     assert baseline.is_file(), (
         f"No schema baseline for {event_type}. Add the schema as first released: run "
         f"`uv run pizzeria schemas generate` and copy docs/events/{event_type}.json to "
-        f"tests/unit/schema_baselines/."
+        f"{BASELINES.relative_to(REPO_ROOT)}/."
     )
     old = json.loads(baseline.read_text(encoding="utf-8"))
     new = schemas.json_schema(schemas.catalogue_types()[event_type])

@@ -12,7 +12,8 @@ from aiokafka import ConsumerRecord
 from contracts.cli import main
 from contracts.topics import TOPOLOGY
 from eventing.cloudevents_kafka import AGGREGATE_VERSION, Envelope, encode
-from eventing.tap import RestrictedTopicError, TapFilter, as_event, check_topics
+from eventing.errors import RestrictedTopicError
+from eventing.tap import TapFilter, as_event, check_topics
 
 WHEN = datetime(2026, 3, 1, 18, 30, tzinfo=UTC)
 

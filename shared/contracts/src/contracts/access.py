@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Final
 
 from contracts.topics import (
+    ALL_TOPICS,
     CUSTOMER_CONTACTS,
     CUSTOMER_CONTACTS_DEAD_LETTERS,
     DEAD_LETTERS,
@@ -72,7 +73,7 @@ PRINCIPALS: Final[tuple[Access, ...]] = (
     Access(
         "analyst",
         "`pizzeria tap`: the open topics, read only",
-        reads=(ORDERS, KITCHEN, MENU, DEAD_LETTERS),
+        reads=tuple(topic for topic in ALL_TOPICS if not topic.restricted),
         group_prefix=ANALYST_GROUP_PREFIX,
     ),
 )

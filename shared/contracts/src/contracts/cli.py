@@ -64,6 +64,7 @@ from contracts.topics import ALL_TOPICS, KITCHEN, OPEN_DEAD_LETTERS, ORDERS, TOP
 from eventing import admin, deadletter, tap
 from eventing.acls import Grant
 from eventing.database import asyncpg_dsn
+from eventing.errors import RestrictedTopicError, UnknownTopicError
 from service_kit import auth
 
 
@@ -123,7 +124,7 @@ async def _dead_letters(bootstrap: str, args: argparse.Namespace) -> int:
     topic, source = _dead_letter_topic(args.topic)
     try:
         letters = await deadletter.read_dead_letters(bootstrap, group=args.group, topic=topic)
-    except LookupError as error:
+    except UnknownTopicError as error:
         raise SystemExit(f"{error}; --topic takes a topic or a dead-letter topic") from error
     if source is not None:
         letters = [letter for letter in letters if letter.original_topic == source]
@@ -168,7 +169,7 @@ async def _tap(bootstrap: str, args: argparse.Namespace) -> int:
     topics = args.topic or [ORDERS.name, KITCHEN.name]
     try:
         tap.check_topics(topics, TOPOLOGY.restricted)
-    except tap.RestrictedTopicError as error:
+    except RestrictedTopicError as error:
         sys.stderr.write(f"refused: {error}\n")
         return 2
     where = tap.TapFilter(

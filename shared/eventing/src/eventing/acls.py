@@ -16,8 +16,20 @@ from typing import Final
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.admin import CreateAclsRequest, DescribeAclsRequest
 
+from eventing.errors import AccessError
 from eventing.kafka_security import KafkaSecurity, kafka_security
 from eventing.topics import TopicSpec
+
+__all__ = [
+    "Access",
+    "Grant",
+    "Operation",
+    "PatternType",
+    "ResourceType",
+    "described_grants",
+    "ensure_acls",
+    "grants_of",
+]
 
 
 # The protocol's codes (org.apache.kafka.common.acl / resource), as CreateAcls carries them.
@@ -85,10 +97,6 @@ class Access:
             )
 
 
-class AccessError(RuntimeError):
-    """The broker refused to create or describe an ACL."""
-
-
 def grants_of(principals: Iterable[Access]) -> list[Grant]:
     return [grant for access in principals for grant in access.grants()]
 
@@ -96,7 +104,11 @@ def grants_of(principals: Iterable[Access]) -> list[Grant]:
 async def ensure_acls(
     bootstrap_servers: str, grants: Sequence[Grant], *, security: KafkaSecurity | None = None
 ) -> list[Grant]:
-    """Create ``grants`` (the broker keeps one copy of each); returns them."""
+    """Create ``grants`` (the broker keeps one copy of each); returns them.
+
+    Raises ``AccessError`` when the broker refuses one (nothing after it is created), and
+    aiokafka's ``KafkaError`` when it cannot be reached.
+    """
     client = AIOKafkaClient(
         bootstrap_servers=bootstrap_servers,
         **kafka_security(security).client_options(),
@@ -130,7 +142,11 @@ async def ensure_acls(
 async def described_grants(
     bootstrap_servers: str, principals: Collection[str], *, security: KafkaSecurity | None = None
 ) -> set[Grant]:
-    """The ACLs of the broker that allow something to one of ``principals``."""
+    """The ACLs of the broker that allow something to one of ``principals``.
+
+    Raises ``AccessError`` when the broker refuses to describe them, and aiokafka's
+    ``KafkaError`` when it cannot be reached.
+    """
     client = AIOKafkaClient(
         bootstrap_servers=bootstrap_servers,
         **kafka_security(security).client_options(),

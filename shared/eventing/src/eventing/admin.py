@@ -12,8 +12,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from eventing.errors import UnknownTopicError
 from eventing.kafka_security import KafkaSecurity, kafka_security
+from eventing.outbox import LOCK_APPLICATION_PREFIX
 from eventing.topics import TopicSpec
+
+__all__ = ["ensure_topics", "outbox_status", "parked_rows", "topic_partitions", "unpark"]
 
 log = logging.getLogger("eventing.admin")
 
@@ -27,7 +31,8 @@ async def ensure_topics(
 ) -> list[str]:
     """Create the topics that do not exist yet; returns the names created.
 
-    Waits up to ``wait_seconds`` for the broker, since this runs right after it starts.
+    Waits up to ``wait_seconds`` for the broker, since this runs right after it starts; then
+    raises the broker's last error (aiokafka's ``KafkaError``).
     """
     deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
@@ -63,7 +68,7 @@ async def ensure_topics(
 
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    """The partitions of ``topic``, fetched from the broker.
+    """The partitions of ``topic``, fetched from the broker; ``UnknownTopicError`` if it has none.
 
     ``partitions_for_topic`` only reads the consumer's metadata cache, which holds nothing for a
     topic it neither subscribed to nor was assigned; aiokafka has no public call that fills it.
@@ -71,11 +76,17 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[Topic
     cluster = await consumer._client.fetch_all_metadata()
     partitions = cluster.partitions_for_topic(topic)
     if not partitions:
-        raise LookupError(f"topic {topic!r} does not exist")
+        raise UnknownTopicError(f"topic {topic!r} does not exist")
     return [TopicPartition(topic, partition) for partition in sorted(partitions)]
 
 
 async def outbox_status(dsn: str) -> dict[str, Any]:
+    """The outbox's backlog, parked and retrying rows, oldest age and live relays (by instance).
+
+    Like every function here that takes a ``dsn`` (an asyncpg URL, see
+    ``eventing.database.asyncpg_dsn``), it raises asyncpg's errors when the database cannot be
+    reached.
+    """
     conn = await asyncpg.connect(dsn)
     try:
         row = await conn.fetchrow(
@@ -90,7 +101,8 @@ async def outbox_status(dsn: str) -> dict[str, Any]:
         )
         relays = await conn.fetch(
             "SELECT application_name, client_addr::text, backend_start FROM pg_stat_activity "
-            "WHERE datname = current_database() AND application_name LIKE 'outbox-relay:%'"
+            "WHERE datname = current_database() AND application_name LIKE $1",
+            f"{LOCK_APPLICATION_PREFIX}%",
         )
         assert row is not None
         return {
@@ -105,6 +117,7 @@ async def outbox_status(dsn: str) -> dict[str, Any]:
 
 
 async def parked_rows(dsn: str) -> list[dict[str, Any]]:
+    """The outbox rows parked after their last attempt, with their error, in id order."""
     conn = await asyncpg.connect(dsn)
     try:
         rows = await conn.fetch(

@@ -28,7 +28,25 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
+from eventing.errors import UndecodableRecord, UnencodableEvent
 from eventing.record_reader import UNREADABLE_BATCH_HEADER
+
+__all__ = [
+    "AGGREGATE_VERSION",
+    "DEFAULT_LIMITS",
+    "JSON_CONTENT_TYPE",
+    "PARTITIONKEY",
+    "SPEC_VERSION",
+    "STRUCTURED_CONTENT_TYPE",
+    "TRACEPARENT",
+    "DecodeLimits",
+    "Envelope",
+    "KafkaRecord",
+    "Mode",
+    "decode",
+    "encode",
+    "json_nesting_exceeds",
+]
 
 SPEC_VERSION = "1.0"
 JSON_CONTENT_TYPE = "application/json"
@@ -49,33 +67,6 @@ _EXTENSION_NAME = re.compile(r"[a-z0-9]+")
 _KNOWN_ATTRIBUTES = frozenset({*_CORE_ATTRIBUTES, PARTITIONKEY, TRACEPARENT, AGGREGATE_VERSION})
 
 Mode = Literal["binary", "structured"]
-
-
-REASON_MAX_CHARS = 500
-
-
-def bounded_reason(reason: str, limit: int = REASON_MAX_CHARS) -> str:
-    """A dead-letter reason as it may be stored and sent: printable, at most ``limit`` chars.
-
-    Reasons are built from error messages, never from a record's value, but an error message
-    can quote a little of what it choked on: this keeps it short and free of control bytes.
-    """
-    if len(reason) > limit:
-        reason = reason[: limit - 3] + "..."
-    if not reason.isprintable():
-        reason = "".join(char if char.isprintable() else repr(char)[1:-1] for char in reason)
-        if len(reason) > limit:
-            reason = reason[: limit - 3] + "..."
-    return reason
-
-
-class UndecodableRecord(Exception):
-    """A Kafka record that is not a valid CloudEvent; ``reason`` says why, for a dead letter."""
-
-    def __init__(self, reason: str) -> None:
-        reason = bounded_reason(reason)
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -135,7 +126,7 @@ def _binary_record(envelope: Envelope, data: bytes) -> KafkaRecord:
     """
     for name in _REQUIRED:
         if not getattr(envelope, name):
-            raise ValueError(f"CloudEvent attribute {name!r} must not be empty")
+            raise UnencodableEvent(f"CloudEvent attribute {name!r} must not be empty")
     headers = [
         ("ce_id", envelope.id.encode()),
         ("ce_type", envelope.type.encode()),
@@ -153,7 +144,7 @@ def _binary_record(envelope: Envelope, data: bytes) -> KafkaRecord:
         headers.append(("ce_traceparent", envelope.traceparent.encode()))
     for name, value in envelope.extensions.items():
         if not _EXTENSION_NAME.fullmatch(name) or name == "data":
-            raise ValueError(f"invalid CloudEvent extension name {name!r}")
+            raise UnencodableEvent(f"invalid CloudEvent extension name {name!r}")
         headers.append((f"ce_{name}", str(value).encode()))
     key = envelope.partition_key.encode() if envelope.partition_key is not None else None
     return KafkaRecord(key=key, value=data, headers=headers)
@@ -170,7 +161,9 @@ def encode(
     """Encode an envelope as a Kafka record.
 
     ``data_json`` lets the relay pass the payload exactly as it is stored (already JSON) instead
-    of serialising it again; otherwise ``envelope.data`` is serialised.
+    of serialising it again; otherwise ``envelope.data`` is serialised. Raises
+    ``UnencodableEvent`` in binary mode when a required attribute (id, type, source) is empty or
+    an extension name is not a CloudEvents attribute name.
     """
     if mode == "binary":
         return _binary_record(

@@ -18,7 +18,8 @@ For each record of its topics, in partition order:
    handler at a time, each in its own transaction: one handler failing never holds back or
    repeats another's effect.
 3. A failing handler is retried alone with exponential back-off and jitter; past the retry
-   budget (or at once for ``PermanentHandlerError``) the record is dead-lettered for that
+   budget (or at once for an error that says it is not retriable, such as
+   ``PermanentHandlerError``: see ``eventing.errors``) the record is dead-lettered for that
    handler. While the database itself is unreachable, the handler waits instead: that is no
    fault of the event and dead-lettering everything would be worse than pausing.
 4. A tombstone (a record with a key and no value: erasure on a compacted topic) is not a
@@ -62,7 +63,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from eventing import metrics
-from eventing.cloudevents_kafka import Envelope, UndecodableRecord, bounded_reason, decode
+from eventing.backoff import backoff, pause
+from eventing.cloudevents_kafka import Envelope, decode
 from eventing.database import DEAD_LETTER_PENDING, inbox_table, is_database_unavailable
 from eventing.deadletter import (
     DeadLetterPublisher,
@@ -75,23 +77,31 @@ from eventing.deadletter import (
     mark_dead_letter_published,
     record_dead_letter,
 )
+from eventing.errors import EventingError, UndecodableRecord, bounded_reason
 from eventing.events import EventData, model_for
 from eventing.failpoints import crash_point, error_point
 from eventing.kafka_security import KafkaSecurity, kafka_security
-from eventing.outage import Outage, backoff
+from eventing.outage import Outage
 from eventing.record_reader import new_consumer
 from eventing.settings import ConsumerSettings
 from eventing.topics import Topology
 from eventing.tracing import open_span, start_span, traceparent_from_headers
 
+__all__ = [
+    "TOMBSTONE_TYPE",
+    "EventConsumer",
+    "Handler",
+    "ReceivedEvent",
+    "Subscription",
+    "Tombstone",
+    "TombstoneHandler",
+    "TombstoneSubscription",
+]
+
 log = logging.getLogger("eventing.consumer")
 
 E = TypeVar("E", bound=EventData)
 T = TypeVar("T")
-
-
-class PermanentHandlerError(Exception):
-    """Raised by a handler when retrying cannot help: the event goes to the dead-letter topic."""
 
 
 @dataclass(frozen=True)
@@ -295,7 +305,7 @@ class EventConsumer:
                 restarts = 0
             restarts += 1
             metrics.CONSUMER_RESTARTS.labels(self.group_id).inc()
-            await self._sleep(backoff(restarts, 0.5, self._settings.restart_max_seconds))
+            await pause(backoff(restarts, 0.5, self._settings.restart_max_seconds), self._stopping)
 
     async def _watch(self, task: asyncio.Task[None]) -> bool:
         """Wait for the consume task; cancel it if it stops making progress. True if stalled."""
@@ -324,10 +334,6 @@ class EventConsumer:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
                 return True
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     def _progress(self) -> None:
         self._state.last_progress = time.monotonic()
@@ -662,7 +668,7 @@ class EventConsumer:
                         return
                     except Exception as raised:  # noqa: BLE001 - a handler bug must not kill us
                         error = raised
-                if isinstance(error, PermanentHandlerError):
+                if isinstance(error, EventingError) and not error.retriable:
                     metrics.CONSUMER_HANDLER_FAILURES.labels(self.group_id, step.name).inc()
                     await self._dead_letter(
                         record, "rejected", f"rejected by handler: {error}", handler=step.name

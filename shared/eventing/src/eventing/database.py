@@ -31,6 +31,24 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+__all__ = [
+    "DATABASE_UNAVAILABLE_ERRORS",
+    "DEAD_LETTER_KEPT",
+    "DEAD_LETTER_PENDING",
+    "DEAD_LETTER_PUBLISHED",
+    "asyncpg_dsn",
+    "create_engine",
+    "dead_letters_table",
+    "eventing_metadata",
+    "inbox_table",
+    "is_database_unavailable",
+    "is_driver_fault",
+    "is_unavailable_sqlstate",
+    "new_engine",
+    "outbox_table",
+    "session_factory",
+]
+
 eventing_metadata = MetaData()
 
 # Unpublished events. A row exists until Kafka acknowledged it, then it is deleted: the relay

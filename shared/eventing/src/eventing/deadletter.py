@@ -29,22 +29,49 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, RecordListTooLargeError
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from eventing.admin import topic_partitions
 from eventing.database import (
     DEAD_LETTER_KEPT,
     DEAD_LETTER_PENDING,
     DEAD_LETTER_PUBLISHED,
     dead_letters_table,
 )
+from eventing.errors import TruncatedDeadLetterError
 from eventing.kafka_security import KafkaSecurity, kafka_security
-from eventing.record_reader import new_consumer
+from eventing.tap import TopicReader
 from eventing.topics import Topology
+
+__all__ = [
+    "DLQ_PREFIX",
+    "HEADERS_TRUNCATED_HEADER",
+    "TRUNCATED_VALUE_BYTES",
+    "TRUNCATION_HEADERS",
+    "VALUE_BYTES_HEADER",
+    "VALUE_SHA256_HEADER",
+    "VALUE_TRUNCATED_HEADER",
+    "DeadLetter",
+    "DeadLetterPublisher",
+    "DeadLetterRecord",
+    "PublishOutcome",
+    "RecordedDeadLetter",
+    "attempt_seconds",
+    "dead_letter_headers",
+    "dead_letter_on_topic",
+    "forget_dead_letters",
+    "kept_dead_letters",
+    "mark_dead_letter_kept",
+    "mark_dead_letter_published",
+    "parse_dead_letter",
+    "read_dead_letters",
+    "record_dead_letter",
+    "replay_dead_letters",
+    "truncated_copy",
+]
 
 log = logging.getLogger("eventing.deadletter")
 
@@ -201,39 +228,24 @@ async def read_dead_letters(
 ) -> list[DeadLetter]:
     """Every dead letter currently in the dead-letter topic ``topic`` (optionally of one group).
 
-    Reads with manually assigned partitions and no consumer group, so it disturbs nobody.
+    Reads as no consumer group (``TopicReader``), so it disturbs nobody. Raises
+    ``UnknownTopicError`` when the broker has no such topic.
     """
-    consumer = new_consumer(
-        bootstrap_servers=bootstrap_servers,
-        **kafka_security(security).client_options(),
-        enable_auto_commit=False,
-        group_id=None,
+    letters: list[DeadLetter] = []
+    async with TopicReader(bootstrap_servers, [topic], security=security) as reader:
+        await reader.start_at(beginning=True)
+        async for records in reader.read_to_end():
+            for record in records:
+                letter = _parsed(record)
+                if group is None or letter.group == group:
+                    letters.append(letter)
+    return letters
+
+
+def _parsed(record: ConsumerRecord[Any, Any]) -> DeadLetter:
+    return parse_dead_letter(
+        record.partition, record.offset, record.key, record.value, list(record.headers)
     )
-    await consumer.start()
-    try:
-        assignment = await topic_partitions(consumer, topic)
-        consumer.assign(assignment)
-        await consumer.seek_to_beginning(*assignment)
-        end_offsets = await consumer.end_offsets(assignment)
-        letters: list[DeadLetter] = []
-        remaining = {tp for tp in assignment if end_offsets[tp] > 0}
-        while remaining:
-            batches = await consumer.getmany(timeout_ms=1000)
-            for tp, records in batches.items():
-                for record in records:
-                    letter = parse_dead_letter(
-                        tp.partition, record.offset, record.key, record.value, list(record.headers)
-                    )
-                    if group is None or letter.group == group:
-                        letters.append(letter)
-                if records and records[-1].offset + 1 >= end_offsets[tp]:
-                    remaining.discard(tp)
-            for tp in list(remaining):
-                if await consumer.position(tp) >= end_offsets[tp]:
-                    remaining.discard(tp)
-        return letters
-    finally:
-        await consumer.stop()
 
 
 # How long a look for an earlier copy of a dead letter may take before it is sent anyway.
@@ -254,12 +266,6 @@ async def dead_letter_on_topic(
     the row's time, to the end: a few records at most) keeps it from going twice. If the topic
     cannot be read in time, the answer is None, and the dead letter goes (at least once).
     """
-    consumer = new_consumer(
-        bootstrap_servers=bootstrap_servers,
-        **kafka_security(security).client_options(),
-        enable_auto_commit=False,
-        group_id=None,
-    )
 
     def is_it(found: DeadLetter) -> bool:
         return (
@@ -271,41 +277,22 @@ async def dead_letter_on_topic(
         )
 
     async def look() -> DeadLetter | None:
-        assignment = await topic_partitions(consumer, letter.dead_letter_topic)
-        consumer.assign(assignment)
-        starts = await consumer.offsets_for_times(
-            {tp: int(since.timestamp() * 1000) for tp in assignment}
-        )
-        ends = await consumer.end_offsets(assignment)
-        remaining = {tp for tp, start in starts.items() if start is not None}
-        for tp in remaining:
-            consumer.seek(tp, starts[tp].offset)
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=500)
-            for tp, records in batches.items():
+        async with TopicReader(
+            bootstrap_servers, [letter.dead_letter_topic], security=security
+        ) as reader:
+            await reader.start_at_time(since)
+            async for records in reader.read_to_end():
                 for record in records:
-                    found = parse_dead_letter(
-                        tp.partition, record.offset, record.key, record.value, list(record.headers)
-                    )
+                    found = _parsed(record)
                     if is_it(found):
                         return found
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
         return None
 
     try:
-        await consumer.start()
         return await asyncio.wait_for(look(), LOOK_UP_SECONDS)
     except Exception as error:  # noqa: BLE001 - not known to be there: send it
         log.warning("could not look for the dead letter of %s: %s", letter.where, error)
         return None
-    finally:
-        await consumer.stop()
-
-
-class TruncatedDeadLetterError(ValueError):
-    """A truncated copy holds only the start of the original record: it cannot be replayed."""
 
 
 async def replay_dead_letters(
@@ -314,9 +301,10 @@ async def replay_dead_letters(
     *,
     security: KafkaSecurity | None = None,
 ) -> int:
-    """Produce each dead letter's original record to its original topic again.
+    """Produce each dead letter's original record to its original topic again; returns how many.
 
-    Refuses (``TruncatedDeadLetterError``, nothing produced) if any of them is a truncated copy.
+    Refuses (``TruncatedDeadLetterError``, nothing produced) if any of them is a truncated copy;
+    raises aiokafka's ``KafkaError`` when the broker cannot be reached or refuses a record.
     """
     truncated = [letter for letter in letters if letter.truncated]
     if truncated:
@@ -576,6 +564,11 @@ class DeadLetterPublisher:
         self._on_blocked = on_blocked
 
     async def publish(self, letter: DeadLetterRecord, recorded_at: datetime) -> PublishOutcome:
+        """Publish ``letter`` (recorded at ``recorded_at``), truncated if it is too large.
+
+        Never raises for the letter's sake: what could not be published, and why, is in the
+        outcome. Retries while the broker's errors are retriable, up to the timeout.
+        """
         spec = self._topology.named(letter.dead_letter_topic)
         if spec is not None and spec.compacted and not letter.key:
             return PublishOutcome(

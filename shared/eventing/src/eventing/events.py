@@ -11,6 +11,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+__all__ = ["EventData", "event_types", "model_for", "register"]
+
 
 class EventData(BaseModel):
     """A versioned event payload. Subclasses set ``event_type``, ``topic`` and ``aggregate``.
@@ -35,6 +37,8 @@ _REGISTRY: dict[str, type[EventData]] = {}
 
 
 def register(model: type[EventData]) -> None:
+    """Add ``model`` to the registry (declaring a subclass does it). Raises ``ValueError`` when
+    its type is not ``<reverse-dns>.<event>.v<N>`` or another class declared the same type."""
     event_type = model.event_type
     version = event_type.rsplit(".", 1)[-1]
     if "." not in event_type or not (version.startswith("v") and version[1:].isdigit()):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+__all__ = ["arm_error", "armed_errors", "crash_point", "disarm_errors", "error_point"]
+
 _COUNTS: dict[str, int] = {}
 
 

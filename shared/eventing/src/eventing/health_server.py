@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+__all__ = ["ReadinessCheck", "serve_health"]
+
 ReadinessCheck = Callable[[], Awaitable[tuple[bool, str]]]
 
 

@@ -10,6 +10,8 @@ import os
 import time
 import uuid
 
+__all__ = ["uuid7"]
+
 
 def uuid7() -> uuid.UUID:
     """A random UUID whose first 48 bits are the Unix time in milliseconds."""

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 from opentelemetry import trace
 
+__all__ = ["JsonFormatter", "RepeatsFilter", "TraceContextFilter", "configure_logging"]
+
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 

@@ -13,6 +13,35 @@ from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+__all__ = [
+    "BACKGROUND_FAILURES",
+    "CONSUMER_DEAD_LETTERS",
+    "CONSUMER_DEAD_LETTERS_KEPT",
+    "CONSUMER_DEAD_LETTERS_TRUNCATED",
+    "CONSUMER_DUPLICATES",
+    "CONSUMER_EVENTS",
+    "CONSUMER_HANDLER_FAILURES",
+    "CONSUMER_HANDLER_SECONDS",
+    "CONSUMER_LAG",
+    "CONSUMER_RESTARTS",
+    "CONSUMER_RETRIES",
+    "HTTP_REQUESTS_SHED",
+    "LATENCY_BUCKETS",
+    "OUTBOX_BACKLOG",
+    "OUTBOX_BATCH_SIZE",
+    "OUTBOX_OLDEST_AGE",
+    "OUTBOX_PARKED",
+    "OUTBOX_PARKINGS",
+    "OUTBOX_PUBLISHED",
+    "OUTBOX_PUBLISH_FAILURES",
+    "OUTBOX_PUBLISH_LATENCY",
+    "PROCESS_RESTARTS",
+    "RELAY_OUTAGES",
+    "RELAY_RECONNECTS",
+    "RELAY_SHARDS_OWNED",
+    "after_commit",
+]
+
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 OUTBOX_BACKLOG = Gauge("outbox_backlog_events", "Events in the outbox not yet published.")

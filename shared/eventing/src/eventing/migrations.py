@@ -21,6 +21,15 @@ from sqlalchemy.dialects.postgresql import BYTEA, JSONB, UUID
 
 from eventing.database import new_engine
 
+__all__ = [
+    "create_dead_letters_table",
+    "create_eventing_tables",
+    "drop_dead_letters_table",
+    "drop_eventing_tables",
+    "run_env",
+    "upgrade",
+]
+
 
 def upgrade(database_url: str, script_location: Path, revision: str = "head") -> None:
     """Bring the database at ``database_url`` to ``revision`` (synchronous; runs its own loop)."""

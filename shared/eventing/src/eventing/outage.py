@@ -11,13 +11,16 @@ long the outage lasted and how many attempts it took.
 from __future__ import annotations
 
 import logging
-import random
 import time
 
 from eventing import metrics
 
+__all__ = ["Outage"]
+
 
 class Outage:
+    """The failures of one loop (``loop`` names it in the log): counted always, logged once."""
+
     def __init__(self, log: logging.Logger, loop: str, *, level: int = logging.WARNING) -> None:
         self._log = log
         self._loop = loop
@@ -54,9 +57,3 @@ class Outage:
             )
             self._since = None
         self.failures_in_a_row = 0
-
-
-def backoff(attempt: int, base: float = 0.2, cap: float = 5.0) -> float:
-    """Seconds to wait before attempt ``attempt + 1``: exponential, with full jitter, so that
-    processes that failed together do not all come back in the same instant."""
-    return random.uniform(0, min(cap, base * 2 ** max(0, attempt - 1)))

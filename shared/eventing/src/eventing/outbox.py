@@ -29,6 +29,19 @@ from eventing.ids import uuid7
 from eventing.topics import TopicSpec
 from eventing.tracing import current_traceparent, start_span
 
+__all__ = [
+    "KEY_SEQUENCE_LOCK",
+    "LOCK_APPLICATION_PREFIX",
+    "NOTIFY_CHANNEL",
+    "SHARD_BUSY_LOCK",
+    "SHARD_COUNT",
+    "SHARD_OWNER_LOCK",
+    "TOMBSTONE",
+    "Outbox",
+    "OutboxEvent",
+    "shard_of",
+]
+
 # Relays divide the outbox by shard of the partition key (see eventing.relay). The count is part
 # of the stored data: change it only with every relay stopped and the outbox drained.
 SHARD_COUNT = 16
@@ -38,6 +51,9 @@ NOTIFY_CHANNEL = "outbox"
 KEY_SEQUENCE_LOCK = 0x4F42  # per partition key, held by enqueueing transactions until they commit
 SHARD_OWNER_LOCK = 0x4F43  # per shard, held by the relay that publishes it
 SHARD_BUSY_LOCK = 0x4F44  # per shard, held while its relay is draining: no wake-up needed
+# The application name of a relay's lock session, followed by its instance id: relays count the
+# live ones by it, and ``eventing.admin`` lists them.
+LOCK_APPLICATION_PREFIX = "outbox-relay:"
 
 # ``event_type`` of a tombstone row. Not a CloudEvents type (those are reverse-DNS names ending in
 # ``.v<N>``, see eventing.events), so it cannot collide with one; its payload is JSON ``null``.
@@ -145,6 +161,7 @@ class Outbox:
         (the returned id) to trace it by; it is not a CloudEvent, so it has no other ``ce_``
         headers. Same per-key lock and order as ``enqueue``: the tombstone follows every event of
         ``key`` enqueued before it, and events of ``key`` enqueued later follow it. Never commits.
+        Raises ``ValueError`` for an empty key.
         """
         if not key:
             raise ValueError("a tombstone needs a non-empty key (compaction drops keyless records)")

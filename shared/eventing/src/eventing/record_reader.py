@@ -38,6 +38,17 @@ from aiokafka import AIOKafkaConsumer, codec
 from aiokafka.consumer import fetcher as aiokafka_fetcher
 from aiokafka.record.memory_records import MemoryRecords as AiokafkaMemoryRecords
 
+from eventing.errors import UnreadableBatch
+
+__all__ = [
+    "UNREADABLE_BATCH_HEADER",
+    "BatchRecord",
+    "LenientMemoryRecords",
+    "install",
+    "new_consumer",
+    "parse_record_batch",
+]
+
 log = logging.getLogger("eventing.record_reader")
 
 UNREADABLE_BATCH_HEADER = "x-eventing-unreadable-batch"
@@ -59,10 +70,6 @@ _DECOMPRESSORS: dict[int, tuple[str, Callable[[], bool], Callable[[bytes], bytes
     3: ("lz4", codec.has_lz4, codec.lz4_decode),
     4: ("zstd", codec.has_zstd, codec.zstd_decode),
 }
-
-
-class UnreadableBatch(ValueError):
-    """The bytes are not a record batch v2 this parser can read."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -65,11 +65,14 @@ from aiokafka.errors import (
 from opentelemetry.trace import Span, SpanKind
 
 from eventing import metrics
+from eventing.backoff import backoff, pause
 from eventing.cloudevents_kafka import AGGREGATE_VERSION, Envelope, encode
+from eventing.errors import EventingError, UnencodableEvent
 from eventing.failpoints import crash_point, error_point
 from eventing.kafka_security import KafkaSecurity, kafka_security
-from eventing.outage import Outage, backoff
+from eventing.outage import Outage
 from eventing.outbox import (
+    LOCK_APPLICATION_PREFIX,
     NOTIFY_CHANNEL,
     SHARD_BUSY_LOCK,
     SHARD_COUNT,
@@ -86,9 +89,15 @@ from eventing.tracing import (
     with_traceparent_header,
 )
 
+__all__ = [
+    "OutboxRelay",
+    "ProducerFactory",
+    "kafka_producer_factory",
+    "run_relay",
+]
+
 log = logging.getLogger("eventing.relay")
 
-LOCK_APPLICATION_PREFIX = "outbox-relay:"
 
 _FETCH = """
 SELECT id, event_id, topic, partition_key, event_type, source, subject, payload::text AS payload,
@@ -151,6 +160,38 @@ class _Failure:
     row_id: int
     error: str
     permanent: bool
+
+
+@dataclass
+class _Batch:
+    """One poll's rows on their way through the producer, and what became of each."""
+
+    rows: list[asyncpg.Record]
+    in_flight: list[tuple[asyncpg.Record, asyncio.Future[Any]]] = field(default_factory=list)
+    failures: list[_Failure] = field(default_factory=list)
+    held_back_keys: set[str] = field(default_factory=set)
+    # A PRODUCER span per traced row, from send to ack; none at all while nothing exports.
+    spans: dict[int, Span] = field(default_factory=dict)
+    published: list[int] = field(default_factory=list)
+    published_per_topic: Counter[str] = field(default_factory=Counter)
+    producer_broken: bool = False
+
+    def failed(
+        self, row: asyncpg.Record, error: str, raised: BaseException, *, permanent: bool
+    ) -> None:
+        """``row`` could not be sent: it fails, and its key's later rows wait for the next poll."""
+        self.failures.append(_Failure(row["id"], error, permanent))
+        self.held_back_keys.add(row["partition_key"])
+        _end_publish_span(self.spans, row["id"], raised)
+
+    @property
+    def kafka_unreachable(self) -> bool:
+        """Nothing got through and nothing is the rows' fault."""
+        return (
+            bool(self.failures)
+            and not self.published
+            and not any(failure.permanent for failure in self.failures)
+        )
 
 
 ProducerFactory = Callable[[], AIOKafkaProducer]
@@ -245,7 +286,10 @@ class OutboxRelay:
                     failures = self._outage.failed(error)
                     await self._close_database()
                     await self._restart_producer()
-                    await self._sleep(backoff(failures, cap=self._settings.reconnect_max_seconds))
+                    await pause(
+                        backoff(failures, cap=self._settings.reconnect_max_seconds),
+                        self._stopping,
+                    )
         finally:
             await self._restart_producer()
             await self._close_database()
@@ -264,15 +308,15 @@ class OutboxRelay:
                 next_gauges = now + 5.0
             if self._producer is None and not await self._start_producer():
                 failures_in_a_row += 1
-                await self._sleep(backoff(failures_in_a_row))
+                await pause(backoff(failures_in_a_row), self._stopping)
                 continue
             if not self._owned:
-                await self._sleep(self._rebalance_interval)
+                await pause(self._rebalance_interval, self._stopping)
                 continue
             published_any = await self._publish_once()
             if published_any is None:  # Kafka unreachable
                 failures_in_a_row += 1
-                await self._sleep(backoff(failures_in_a_row))
+                await pause(backoff(failures_in_a_row), self._stopping)
                 if failures_in_a_row % 5 == 0:
                     await self._restart_producer()
                 continue
@@ -340,10 +384,6 @@ class OutboxRelay:
             # Closing the session releases every advisory lock it holds.
             with contextlib.suppress(Exception):  # a session being dropped is dropped anyway
                 await asyncio.wait_for(conn.close(), timeout=5)
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     # ------------------------------------------------------------------ shards
     async def _rebalance(self) -> None:
@@ -427,125 +467,156 @@ class OutboxRelay:
     # ------------------------------------------------------------------ publishing
     async def _publish_once(self) -> bool | None:
         """Publish one batch. True: published something; False: nothing to do; None: outage."""
+        rows = await self._next_rows()
+        if not rows:
+            return False
+        metrics.OUTBOX_BATCH_SIZE.observe(len(rows))
+        batch = _Batch(rows)
+        await self._send_rows(batch)
+        prefetch = self._prefetch_after(batch)
+        await self._collect_acks(batch)
+        # The window a crash test aims at: Kafka has the batch, the outbox still has it too.
+        crash_point("relay_after_ack")
+        await self._delete_published(batch)
+        if prefetch is not None:
+            next_rows = await prefetch
+            self._prefetching = None
+            if not batch.failures and not batch.producer_broken:
+                self._prefetched = next_rows
+        if batch.producer_broken:
+            await self._replace_broken_producer()
+            return True
+        if batch.kafka_unreachable:
+            self._report_outage(batch.failures)
+            return None
+        await self._record_failures(batch.failures)
+        return True
+
+    async def _next_rows(self) -> list[asyncpg.Record]:
+        """The batch read ahead while the previous one waited for its acks, else a fresh read."""
         assert self._pool is not None
-        assert self._producer is not None
         rows, self._prefetched = self._prefetched, None
         if rows is None:
             owned = sorted(self._owned)
             error_point("relay.fetch")
             rows = await self._pool.fetch(_FETCH, owned, self._settings.batch_size, [])
-        if not rows:
-            return False
-        metrics.OUTBOX_BATCH_SIZE.observe(len(rows))
-        failures: list[_Failure] = []
-        held_back_keys: set[str] = set()
-        in_flight: list[tuple[asyncpg.Record, asyncio.Future[Any]]] = []
-        # A PRODUCER span per traced row, from send to ack; none at all while nothing exports.
+        return rows
+
+    async def _send_rows(self, batch: _Batch) -> None:
+        """Hand the rows to the producer in id order; a key's rows after one that failed wait."""
         traced = exporting()
-        spans: dict[int, Span] = {}
         error_point("relay.send")
-        for row in rows:
-            key = row["partition_key"]
-            if key in held_back_keys:
+        for row in batch.rows:
+            if row["partition_key"] in batch.held_back_keys:
                 continue  # an earlier event of this key failed: keep the order, try later
             try:
-                record_key, value, headers = _record(row)
-                if traced and row["traceparent"]:
-                    span = _publish_span(row)
-                    spans[row["id"]] = span
-                    # ce_traceparent keeps the origin; the per-hop header names this span.
-                    with_traceparent_header(headers, format_traceparent(span.get_span_context()))
-                future = await self._producer.send(
-                    row["topic"], value=value, key=record_key, headers=headers
-                )
+                future = await self._send_row(row, batch.spans if traced else None)
             except _ROW_FAULTS as error:
-                failures.append(_Failure(row["id"], f"cannot be published: {error!r}", True))
-                held_back_keys.add(key)
-                _end_publish_span(spans, row["id"], error)
-                continue
+                batch.failed(row, f"cannot be published: {error!r}", error, permanent=True)
             except KafkaTimeoutError as error:
                 # send() waits for the topic's metadata; a timeout means the broker is down or
-                # the topic does not exist. Decided below from whether anything else got out.
-                failures.append(_Failure(row["id"], f"{type(error).__name__}: {error}", False))
-                held_back_keys.add(key)
-                _end_publish_span(spans, row["id"], error)
-                continue
-            except (ValueError, TypeError, UnicodeError) as error:
-                failures.append(_Failure(row["id"], f"cannot encode: {error}", True))
-                held_back_keys.add(key)
-                _end_publish_span(spans, row["id"], error)
-                continue
-            in_flight.append((row, future))
+                # the topic does not exist. Decided later from whether anything else got out.
+                batch.failed(row, f"{type(error).__name__}: {error}", error, permanent=False)
+            except EventingError as error:
+                batch.failed(row, str(error), error, permanent=not error.retriable)
+            else:
+                batch.in_flight.append((row, future))
 
-        # Under load (a full batch), read the next batch while this one waits for its acks: the
-        # database round trip then costs no time. It excludes this batch's rows, is used only if
-        # all of them got through (a failed key's later events must wait), and cannot miss a
-        # key's earlier event: a key's events commit in id order (see eventing.outbox).
-        prefetch: asyncio.Task[list[asyncpg.Record]] | None = None
-        if len(rows) == self._settings.batch_size and not failures:
-            prefetch = self._prefetching = asyncio.create_task(
-                self._pool.fetch(
-                    _FETCH,
-                    sorted(self._owned),
-                    self._settings.batch_size,
-                    [row["id"] for row in rows],
-                )
+    async def _send_row(
+        self, row: asyncpg.Record, spans: dict[int, Span] | None
+    ) -> asyncio.Future[Any]:
+        """Hand one row to the producer (with a PRODUCER span in ``spans`` when tracing); the
+        future is its ack. Raises ``UnencodableEvent`` for a row that cannot become a record,
+        and what the producer raises for one it refuses."""
+        assert self._producer is not None
+        try:
+            key, value, headers = _record(row)
+            if spans is not None and row["traceparent"]:
+                span = spans[row["id"]] = _publish_span(row)
+                # ce_traceparent keeps the origin; the per-hop header names this span.
+                with_traceparent_header(headers, format_traceparent(span.get_span_context()))
+            future: asyncio.Future[Any] = await self._producer.send(
+                row["topic"], value=value, key=key, headers=headers
             )
+        except (ValueError, TypeError, UnicodeError) as error:
+            raise UnencodableEvent(f"cannot encode: {error}") from error
+        return future
+
+    def _prefetch_after(self, batch: _Batch) -> asyncio.Task[list[asyncpg.Record]] | None:
+        """Under load (a full batch), read the next batch while this one waits for its acks.
+
+        The database round trip then costs no time. The read excludes this batch's rows, is used
+        only if all of them got through (a failed key's later events must wait), and cannot miss
+        a key's earlier event: a key's events commit in id order (see eventing.outbox).
+        """
+        if len(batch.rows) != self._settings.batch_size or batch.failures:
+            return None
+        assert self._pool is not None
+        self._prefetching = asyncio.create_task(
+            self._pool.fetch(
+                _FETCH,
+                sorted(self._owned),
+                self._settings.batch_size,
+                [row["id"] for row in batch.rows],
+            )
+        )
+        return self._prefetching
+
+    async def _collect_acks(self, batch: _Batch) -> None:
+        """Wait for every row in flight: each is published, failed, or (the producer's fault)
+        left for a new producer."""
         error_point("relay.acks")
-        results = await asyncio.gather(*(future for _, future in in_flight), return_exceptions=True)
-        published: list[int] = []
-        published_per_topic: Counter[str] = Counter()
-        producer_broken = False
+        results = await asyncio.gather(
+            *(future for _, future in batch.in_flight), return_exceptions=True
+        )
         acked_at = time.time()
-        for (row, _), result in zip(in_flight, results, strict=True):
-            if spans:
-                _end_publish_span(
-                    spans, row["id"], result if isinstance(result, BaseException) else None
-                )
-            if isinstance(result, _PRODUCER_FAULTS):
-                producer_broken = True
-            elif isinstance(result, BaseException):
-                permanent = isinstance(result, _ROW_FAULTS)
-                failures.append(
-                    _Failure(row["id"], f"{type(result).__name__}: {result}", permanent)
+        for (row, _), result in zip(batch.in_flight, results, strict=True):
+            error = result if isinstance(result, BaseException) else None
+            if batch.spans:
+                _end_publish_span(batch.spans, row["id"], error)
+            if isinstance(error, _PRODUCER_FAULTS):
+                batch.producer_broken = True
+            elif error is not None:
+                permanent = isinstance(error, _ROW_FAULTS)
+                batch.failures.append(
+                    _Failure(row["id"], f"{type(error).__name__}: {error}", permanent)
                 )
             else:
-                published.append(row["id"])
-                published_per_topic[row["topic"]] += 1
+                batch.published.append(row["id"])
+                batch.published_per_topic[row["topic"]] += 1
                 metrics.OUTBOX_PUBLISH_LATENCY.observe(
                     max(0.0, acked_at - row["created_at"].timestamp())
                 )
 
-        # The window a crash test aims at: Kafka has the batch, the outbox still has it too.
-        crash_point("relay_after_ack")
-        for topic, count in published_per_topic.items():
+    async def _delete_published(self, batch: _Batch) -> None:
+        """Count the rows Kafka acknowledged and delete them from the outbox."""
+        assert self._pool is not None
+        for topic, count in batch.published_per_topic.items():
             metrics.OUTBOX_PUBLISHED.labels(topic).inc(count)
-        if published:
-            error_point("relay.delete")
-            await self._pool.execute(_DELETE_PUBLISHED, published)
-            error_point("relay.deleted")  # as when the pool failed to reset the connection after
-            self.published += len(published)
-            self._broker_ok = True
-        if prefetch is not None:
-            next_rows = await prefetch
-            self._prefetching = None
-            if not failures and not producer_broken:
-                self._prefetched = next_rows
-        if producer_broken:
-            # Rows that did not get through stay as they are and go out with a new producer.
-            log.warning("Kafka rejected the producer's sequence; starting a new producer")
-            metrics.OUTBOX_PUBLISH_FAILURES.labels("producer_reset").inc()
-            await self._restart_producer()
-            return True
-        if failures and not published and not any(failure.permanent for failure in failures):
-            # Nothing got through and nothing is the rows' fault: Kafka is unreachable.
-            self._broker_ok = False
-            metrics.RELAY_OUTAGES.inc()
-            metrics.OUTBOX_PUBLISH_FAILURES.labels("broker_unavailable").inc(len(failures))
-            log.warning(
-                "Kafka unreachable, %d events held back: %s", len(failures), failures[0].error
-            )
-            return None
+        if not batch.published:
+            return
+        error_point("relay.delete")
+        await self._pool.execute(_DELETE_PUBLISHED, batch.published)
+        error_point("relay.deleted")  # as when the pool failed to reset the connection after
+        self.published += len(batch.published)
+        self._broker_ok = True
+
+    async def _replace_broken_producer(self) -> None:
+        # Rows that did not get through stay as they are and go out with a new producer.
+        log.warning("Kafka rejected the producer's sequence; starting a new producer")
+        metrics.OUTBOX_PUBLISH_FAILURES.labels("producer_reset").inc()
+        await self._restart_producer()
+
+    def _report_outage(self, failures: list[_Failure]) -> None:
+        self._broker_ok = False
+        metrics.RELAY_OUTAGES.inc()
+        metrics.OUTBOX_PUBLISH_FAILURES.labels("broker_unavailable").inc(len(failures))
+        log.warning("Kafka unreachable, %d events held back: %s", len(failures), failures[0].error)
+
+    async def _record_failures(self, failures: list[_Failure]) -> None:
+        """Count an attempt against each failed row, with back-off; park those out of attempts
+        (and at once those that can never be published)."""
+        assert self._pool is not None
         for failure in failures:
             metrics.OUTBOX_PUBLISH_FAILURES.labels(
                 "permanent" if failure.permanent else "transient"
@@ -566,7 +637,6 @@ class OutboxRelay:
                     parked["attempts"],
                     failure.error,
                 )
-        return True
 
 
 def _record(row: asyncpg.Record) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
@@ -632,7 +702,11 @@ async def run_relay(
     service_name: str,
     security: KafkaSecurity | None = None,
 ) -> None:
-    """Run a relay with its health endpoint until SIGTERM or SIGINT."""
+    """Run a relay with its health endpoint until SIGTERM or SIGINT.
+
+    Raises ``OSError`` when the health endpoint cannot listen on its port; once it runs, no
+    failure ends it (see ``OutboxRelay.run``).
+    """
     import signal
 
     relay = OutboxRelay(

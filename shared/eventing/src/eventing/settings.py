@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventing.cloudevents_kafka import DEFAULT_LIMITS, DecodeLimits
 
+__all__ = ["ConsumerSettings", "RelaySettings"]
+
 
 class RelaySettings(BaseSettings):
     """Tuning of an outbox relay process; read with the producing service's prefix + ``RELAY_``."""

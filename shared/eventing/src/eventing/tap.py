@@ -3,8 +3,10 @@
 ``TopicReader`` assigns itself every partition of the topics (no consumer group membership, so
 no rebalance of any service's group) and reads committed records only. By default it belongs to
 no group and commits nothing; given a group it resumes from, and commits to, that group's
-offsets. ``tap`` turns records into JSON-ready CloudEvents with their Kafka coordinates, filtered
-by type, key and event time.
+offsets. It starts at the beginning, the end or a point in time, and reads either for ever or
+up to the end offsets taken when asked: every reader of whole topics in the project (the tap,
+the dead-letter reader, replays, reconciliation, the tests) is one. ``tap`` turns records into
+JSON-ready CloudEvents with their Kafka coordinates, filtered by type, key and event time.
 
 A topology's restricted topics (personal data) are never tapped: ``tap`` refuses them. Records
 aiokafka cannot parse are read anyway (``eventing.record_reader``) and shown as undecodable.
@@ -20,17 +22,14 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from eventing.admin import topic_partitions
-from eventing.cloudevents_kafka import UndecodableRecord, decode
+from eventing.cloudevents_kafka import decode
+from eventing.errors import RestrictedTopicError, UndecodableRecord
 from eventing.kafka_security import KafkaSecurity, kafka_security
 from eventing.record_reader import new_consumer
 
-__all__ = ["RestrictedTopicError", "TapFilter", "TopicReader", "as_event", "check_topics", "tap"]
+__all__ = ["Offsets", "TapFilter", "TopicReader", "as_event", "check_topics", "tap"]
 
 Offsets = dict[TopicPartition, int]
-
-
-class RestrictedTopicError(ValueError):
-    """The topic carries personal data and is not available through the tap."""
 
 
 class TopicReader:
@@ -39,6 +38,8 @@ class TopicReader:
     ``group``: None (default) reads as no group and commits nothing; a group name starts from
     that group's committed offsets (where it has some) and ``commit`` stores positions there.
     Partitions are assigned, never subscribed, so no group ever rebalances because of a reader.
+    Entering raises ``UnknownTopicError`` for a topic the broker does not have, and aiokafka's
+    ``KafkaError`` when the broker cannot be reached.
     """
 
     def __init__(
@@ -83,6 +84,7 @@ class TopicReader:
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
+        """The reader's Kafka consumer; ``RuntimeError`` outside ``async with``."""
         if self._consumer is None:
             raise RuntimeError("use the reader inside `async with`")
         return self._consumer
@@ -101,6 +103,20 @@ class TopicReader:
                 consumer.seek(tp, committed)
             elif beginning:
                 await consumer.seek_to_beginning(tp)
+            else:
+                await consumer.seek_to_end(tp)
+
+    async def start_at_time(self, moment: datetime) -> None:
+        """Position every partition at its first record stamped at or after ``moment`` (the end
+        where there is none), whatever a group has committed."""
+        consumer = self.consumer
+        found = await consumer.offsets_for_times(
+            dict.fromkeys(self.partitions, int(moment.timestamp() * 1000))
+        )
+        for tp in self.partitions:
+            at = found.get(tp)
+            if at is not None:
+                consumer.seek(tp, at.offset)
             else:
                 await consumer.seek_to_end(tp)
 
@@ -125,6 +141,13 @@ class TopicReader:
             ]
             if records:
                 yield records
+
+    async def read_to_end(
+        self, *, batch: int = 500
+    ) -> AsyncIterator[list[ConsumerRecord[Any, Any]]]:
+        """Batches of records up to the end offsets taken now (see ``end_offsets``), then stop."""
+        async for records in self.read(await self.end_offsets(), batch=batch):
+            yield records
 
     async def commit(self) -> None:
         if self._group is None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+__all__ = ["TopicSpec", "Topology"]
+
 
 @dataclass(frozen=True)
 class TopicSpec:

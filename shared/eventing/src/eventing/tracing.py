@@ -58,6 +58,26 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+__all__ = [
+    "CE_TRACEPARENT_HEADER",
+    "INSTRUMENTATION",
+    "TRACEPARENT_HEADER",
+    "TRACE_FILE_ENV",
+    "JsonLinesSpanExporter",
+    "configure_tracing",
+    "context_from_traceparent",
+    "current_traceparent",
+    "end_span",
+    "exporting",
+    "format_traceparent",
+    "open_span",
+    "span_document",
+    "start_span",
+    "traceparent_from_headers",
+    "tracer",
+    "with_traceparent_header",
+]
+
 log = logging.getLogger("eventing.tracing")
 
 TRACEPARENT_HEADER = "traceparent"  # the per-hop W3C header on Kafka records and HTTP requests

@@ -27,9 +27,10 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from analytics.adapters.orm import metadata
-from eventing.cloudevents_kafka import UndecodableRecord, decode
+from eventing.cloudevents_kafka import decode
 from eventing.consumer import ReceivedEvent, Subscription
 from eventing.database import session_factory
+from eventing.errors import UndecodableRecord
 from eventing.events import model_for
 from eventing.kafka_security import KafkaSecurity
 from eventing.tap import Offsets, TopicReader

@@ -33,8 +33,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from eventing.backoff import backoff
 from eventing.failpoints import crash_point, error_point
-from eventing.outage import Outage, backoff
+from eventing.outage import Outage
 from notifications.adapters import metrics
 from notifications.adapters.repository import AbstractRepository
 from notifications.domain.messages import (

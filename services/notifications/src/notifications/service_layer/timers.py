@@ -14,7 +14,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from eventing.outage import Outage, backoff
+from eventing.backoff import backoff
+from eventing.outage import Outage
 from notifications.adapters import metrics
 from notifications.domain.messages import Kind, Notice, Policy, format_time, late_event_id, short_id
 from notifications.service_layer.notices import record_notice

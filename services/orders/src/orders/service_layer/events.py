@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import KitchenCookingStarted, KitchenOrderReady
-from eventing.consumer import PermanentHandlerError, ReceivedEvent
+from eventing.consumer import ReceivedEvent
+from eventing.errors import PermanentHandlerError
 from eventing.outbox import Outbox
 from orders import metrics
 from orders.adapters.repository import SqlAlchemyOrderRepository

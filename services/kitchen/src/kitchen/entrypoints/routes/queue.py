@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
 
+from eventing.backoff import backoff
 from eventing.failpoints import error_point
-from eventing.outage import Outage, backoff
+from eventing.outage import Outage
 from kitchen.adapters import queries
 from kitchen.bootstrap import KitchenService
 from kitchen.entrypoints.deps import CookDep, ServiceDep, cook_responses

@@ -69,4 +69,4 @@ sustained: install
 	$(UV) python -m bench.sustained
 
 reconcile:
-	@. .local/stack/stack.env && $(UV) python -m bench.reconcile
+	@. .local/stack/stack.env && $(UV) python -m tests.support.reconcile

@@ -4,7 +4,7 @@
 STACK := deploy/local/stack.sh
 UV := uv run --frozen
 
-.PHONY: help install run up down status test lint format schemas bench chaos sustained reconcile
+.PHONY: help install python-env run up down status test test-unit lint format schemas bench chaos sustained reconcile
 
 help:
 	@echo "make run       the whole system in the foreground (Ctrl-C stops everything)"
@@ -12,7 +12,8 @@ help:
 	@echo "make down      stop everything started by make up"
 	@echo "make status    what is running"
 	@echo "make test      the whole suite against real Kafka and PostgreSQL"
-	@echo "make lint      ruff and mypy"
+	@echo "make test-unit the unit tests only, with no infrastructure"
+	@echo "make lint      ruff and mypy (strict, over the code, tests and bench)"
 	@echo "make format    ruff format and safe fixes"
 	@echo "make schemas   regenerate docs/ (JSON Schemas, AsyncAPI) from the event catalogue"
 	@echo "make bench     benchmarks beside the machine's ceilings -> bench/results, docs/performance.md"
@@ -22,6 +23,10 @@ help:
 
 install:
 	@bash $(STACK) install
+
+# uv and the Python environment only: what lint and the unit tests need.
+python-env:
+	@bash $(STACK) python-env
 
 run:
 	@bash $(STACK) run
@@ -38,10 +43,13 @@ status:
 test: install
 	$(UV) pytest
 
-lint: install
+test-unit: python-env
+	$(UV) pytest tests/unit
+
+lint: python-env
 	$(UV) ruff check .
 	$(UV) ruff format --check .
-	$(UV) mypy shared/eventing/src shared/contracts/src shared/service_kit/src services/orders/src services/kitchen/src services/notifications/src services/analytics/src
+	$(UV) mypy
 
 format:
 	$(UV) ruff check --fix .
@@ -61,4 +69,4 @@ sustained: install
 	$(UV) python -m bench.sustained
 
 reconcile:
-	@. .local/stack/stack.env && $(UV) python -m bench.reconcile
+	@. .local/stack/stack.env && $(UV) python -m tests.support.reconcile

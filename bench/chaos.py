@@ -18,87 +18,39 @@ import argparse
 import asyncio
 import json
 import random
-import signal
+import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 
-from bench import reconcile
 from bench.ceilings import new_topic
-from bench.lifecycle import Clients, whole_life
-from bench.load import Http, RunResult, Timing, fixed_rate
 from bench.relay_drain import fill_outbox
 from bench.report import write_reliability_doc
-from eventing.admin import topic_partitions
+from bench.stack import bench_infra, log_dir
 from eventing.database import asyncpg_dsn
-from eventing.kafka_security import KafkaSecurity
+from tests.support import processes
+from tests.support.chaos import (
+    Fault,
+    broker_killed,
+    fetch_count,
+    killed,
+    on_stack,
+    paused,
+    run_scenario,
+)
 from tests.support.infra import ROOT, Infra
 from tests.support.kafka import read_whole_topic
-from tests.support.system import System
+from tests.support.polling import NotReached, eventually
+from tests.support.system import System, start_system
 
 RESULTS = ROOT / "bench" / "results" / "chaos.json"
-CONSUMER_GROUPS = ("orders", "kitchen", "notifications", "analytics")
-# aiokafka's default session timeout is 10 s: a consumer frozen longer is expelled.
-PAUSE_SECONDS = 25.0
 BURST_EVENTS = 10_000
 # The chaos stack's ports; the services reach PostgreSQL and Kafka through Toxiproxy.
 PG_PORT, KAFKA_PORT = 25472, 29132
 PG_PROXY_PORT, KAFKA_PROXIED_PORT, KAFKA_PROXY_PORT, TOXIPROXY_PORT = 25473, 29134, 29135, 28474
-
-
-@dataclass
-class Fault:
-    name: str
-    description: str
-    inject: Callable[[System, Infra], Awaitable[None]]  # returns when the fault is in place
-    heal: Callable[[System, Infra], Awaitable[None]]  # returns when the victim is back
-    # How long the fault lasts before ``heal``: None is the scenario's ``fault_seconds``; 0 heals
-    # at once (a killed process: ``heal`` only waits for its supervisor to bring it back).
-    hold: float | None = None
-    # Checks of its own after the system settled: figures to add to the scenario's.
-    verify: Callable[[System, Infra], Awaitable[dict[str, int]]] | None = None
-
-
-def _kill(process: str) -> Fault:
-    async def inject(system: System, _: Infra) -> None:
-        await asyncio.to_thread(system.processes[process].crash)
-
-    async def heal(system: System, _: Infra) -> None:
-        await system.processes[process].wait_ready(timeout=120)
-
-    return Fault(process, f"{process}: SIGKILL, back by its supervisor", inject, heal, hold=0)
-
-
-def _stack(*commands: str) -> Callable[[System, Infra], Awaitable[None]]:
-    async def run(_: System, infra: Infra) -> None:
-        for command in commands:
-            await asyncio.to_thread(infra.stack, command)
-
-    return run
-
-
-def _pause(process: str) -> Fault:
-    async def inject(system: System, _: Infra) -> None:
-        system.processes[process].signal_service(signal.SIGSTOP)
-
-    async def heal(system: System, _: Infra) -> None:
-        system.processes[process].signal_service(signal.SIGCONT)
-
-    return Fault(
-        f"{process}-paused",
-        f"{process}: frozen (SIGSTOP) {PAUSE_SECONDS:.0f} s, expelled from its group, resumed",
-        inject,
-        heal,
-        hold=PAUSE_SECONDS,
-    )
 
 
 def _postgres_restarted_mid_burst() -> Fault:
@@ -112,21 +64,30 @@ def _postgres_restarted_mid_burst() -> Fault:
         try:
             ids = await fill_outbox(conn, BURST_EVENTS, topic)
             burst.update(topic=topic, ids={str(event_id) for event_id in ids})
+
+            async def left() -> int:
+                return int(
+                    await conn.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", topic)
+                )
+
             # Down when the relay is about half-way through (stopping takes a moment more).
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                left = await conn.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", topic)
-                if left <= BURST_EVENTS * 0.6:
-                    break
-                await asyncio.sleep(0.01)
-            burst["left_at_stop"] = left
+            try:
+                burst["left_at_stop"] = await eventually(
+                    left,
+                    until=lambda n: n <= BURST_EVENTS * 0.6,
+                    timeout=30,
+                    interval=0.01,
+                    what="the relay half-way through the burst",
+                )
+            except NotReached as late:  # stopped all the same: the figures say where it was
+                burst["left_at_stop"] = late.last
         finally:
             await conn.close()
         await asyncio.to_thread(infra.stack, "pg-stop")
 
     async def heal(system: System, infra: Infra) -> None:
         await asyncio.to_thread(infra.stack, "pg-start")
-        burst["left_after_restart"] = await _count(
+        burst["left_after_restart"] = await fetch_count(
             system.databases["orders"],
             "SELECT count(*) FROM outbox WHERE topic = $1",
             burst["topic"],
@@ -202,11 +163,9 @@ def _network(name: str, description: str, toxic: dict[str, Any], hold: float) ->
 
 
 FAULTS: dict[str, Fault] = {
-    "kafka": Fault(
-        "kafka", "Kafka broker: SIGKILL, restarted", _stack("kafka-kill"), _stack("kafka-start")
-    ),
+    "kafka": broker_killed(),
     **{
-        name: _kill(name)
+        name: killed(name)
         for name in (
             "orders-relay",
             "kitchen-relay",
@@ -216,23 +175,23 @@ FAULTS: dict[str, Fault] = {
             "orders",
         )
     },
-    "postgres": Fault(
-        "postgres", "PostgreSQL: stopped (fast), restarted", _stack("pg-stop"), _stack("pg-start")
+    "postgres": on_stack(
+        "postgres", "PostgreSQL: stopped (fast), restarted", ("pg-stop",), ("pg-start",)
     ),
-    "postgres-killed": Fault(
+    "postgres-killed": on_stack(
         "postgres-killed",
         "PostgreSQL: SIGKILL (postmaster and backends), restarted (crash recovery)",
-        _stack("pg-kill"),
-        _stack("pg-start"),
+        ("pg-kill",),
+        ("pg-start",),
     ),
     "postgres-mid-burst": _postgres_restarted_mid_burst(),
-    "kafka-while-postgres-down": Fault(
+    "kafka-while-postgres-down": on_stack(
         "kafka-while-postgres-down",
         "Kafka broker SIGKILLed and restarted while PostgreSQL is stopped; then PostgreSQL",
-        _stack("pg-stop", "kafka-kill"),
-        _stack("kafka-start", "pg-start"),
+        ("pg-stop", "kafka-kill"),
+        ("kafka-start", "pg-start"),
     ),
-    "notifications-paused": _pause("notifications"),
+    "notifications-paused": paused("notifications"),
     "network-latency": _network(
         "network-latency",
         "Network to PostgreSQL and Kafka: +250 ms (±100 ms) each way for 15 s",
@@ -252,272 +211,6 @@ FAULTS: dict[str, Fault] = {
         hold=8,
     ),
 }
-
-
-async def group_lags(bootstrap: str) -> dict[str, int]:
-    """Records not yet committed by each of the services' consumer groups, over their topics."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **KafkaSecurity().client_options())
-    reader = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, **KafkaSecurity().client_options(), group_id=None
-    )
-    await admin.start()
-    await reader.start()
-    try:
-        lags = {}
-        for group in CONSUMER_GROUPS:
-            committed = await admin.list_consumer_group_offsets(group)
-            lag = 0
-            # A group's topics are those it has committed on; all of their partitions count.
-            for topic in {partition.topic for partition in committed}:
-                partitions = await topic_partitions(reader, topic)
-                ends = await reader.end_offsets(partitions)
-                for partition in partitions:
-                    meta = committed.get(partition)
-                    lag += ends[partition] - (meta.offset if meta is not None else 0)
-            lags[group] = lag
-        return lags
-    finally:
-        await reader.stop()
-        await admin.close()
-
-
-async def _count(url: str, sql: str, *args: object) -> int:
-    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=5)
-    try:
-        return int(await conn.fetchval(sql, *args, timeout=5))
-    finally:
-        await conn.close()
-
-
-async def outbox_backlogs(system: System) -> dict[str, int]:
-    return {
-        service: await _count(
-            system.databases[service], "SELECT count(*) FROM outbox WHERE parked_at IS NULL"
-        )
-        for service in ("orders", "kitchen")
-    }
-
-
-async def pending_deliveries(system: System) -> int:
-    """Notifications waiting to be sent (its dispatchers work behind the consumer)."""
-    return await _count(
-        system.databases["notifications"],
-        "SELECT count(*) FROM deliveries WHERE status = 'pending'",
-    )
-
-
-async def processes_down(system: System) -> list[str]:
-    """The processes not answering their readiness check (dead, or not yet back)."""
-    down = []
-    async with httpx.AsyncClient(timeout=3) as client:
-        for name, process in system.processes.items():
-            try:
-                ready = (await client.get(process.ready_url)).status_code == 200
-            except httpx.HTTPError:
-                ready = False
-            if not ready:
-                down.append(name)
-    return down
-
-
-async def waiting_work(system: System, infra: Infra) -> dict[str, int] | None:
-    """Events in each outbox and records behind each consumer group; None if not answerable."""
-    try:
-        outboxes = await outbox_backlogs(system)
-        lags = await group_lags(infra.kafka_bootstrap)
-    except Exception:  # noqa: BLE001 - whatever fails, it has not recovered yet
-        return None
-    return {
-        **{f"outbox {service}": n for service, n in outboxes.items()},
-        **{f"lag {group}": n for group, n in lags.items()},
-    }
-
-
-def _within(work: dict[str, int] | None, slack: int) -> bool:
-    """No more than ``slack`` events in the outboxes together, nor behind the groups together."""
-    return work is not None and all(
-        sum(n for name, n in work.items() if name.startswith(kind)) <= slack
-        for kind in ("outbox", "lag")
-    )
-
-
-async def caught_up(system: System, infra: Infra, *, slack: int = 0) -> bool:
-    return _within(await waiting_work(system, infra), slack)
-
-
-async def settled(system: System, infra: Infra) -> bool:
-    """Nothing left to do anywhere: outboxes empty, groups caught up, notifications sent."""
-    try:
-        return await caught_up(system, infra) and await pending_deliveries(system) == 0
-    except Exception:  # noqa: BLE001 - whatever fails, it has not settled yet
-        return False
-
-
-async def what_is_stuck(system: System, infra: Infra) -> dict[str, Any]:
-    """Where the work is waiting: per outbox, per consumer group, deliveries, processes."""
-    report: dict[str, Any] = {}
-    probes: dict[str, Callable[[], Awaitable[Any]]] = {
-        "outbox_backlog": lambda: outbox_backlogs(system),
-        "group_lag": lambda: group_lags(infra.kafka_bootstrap),
-        "pending_deliveries": lambda: pending_deliveries(system),
-        "processes_down": lambda: processes_down(system),
-    }
-    for name, probe in probes.items():
-        try:
-            report[name] = await asyncio.wait_for(probe(), 15)
-        except Exception as error:  # noqa: BLE001 - what could not be asked is part of the answer
-            report[name] = f"unknown ({type(error).__name__}: {error})"
-    return report
-
-
-async def run_scenario(
-    system: System,
-    infra: Infra,
-    fault: Fault,
-    *,
-    rate: float,
-    warm_seconds: float = 3,
-    fault_seconds: float = 8,
-    after_seconds: float = 10,
-    stuck_after: float = 120,
-    patience: float = 300,
-) -> dict[str, Any]:
-    """One fault under a steady flow of orders; returns the scenario's figures.
-
-    A scenario that has not recovered ``stuck_after`` seconds after the heal is reported as
-    stuck at once, with what is stuck; the flow stops, the system gets as long again to settle,
-    and the next scenario begins. An order's lifecycle gives up after ``patience`` seconds.
-    """
-    started_at = datetime.now(UTC)
-    resends_before = _resends(system)
-    marks: dict[str, float] = {}
-    stuck: dict[str, Any] | None = None
-    recovery_trace: list[dict[str, Any]] = []
-    stop_flow = asyncio.Event()
-    async with (
-        Http(system.url("orders"), timeout=10) as orders,
-        Http(system.url("kitchen"), timeout=10) as kitchen,
-    ):
-        clients = Clients(orders, kitchen)
-
-        async def operation(_: Http, timing: Timing) -> str:
-            return await whole_life(clients, timing, patience=patience)
-
-        flow = asyncio.create_task(
-            fixed_rate(orders, operation, rate=rate, seconds=24 * 3600, stop=stop_flow)
-        )
-        try:
-            await asyncio.sleep(warm_seconds)
-            marks["fault"] = time.time()
-            await fault.inject(system, infra)
-            await asyncio.sleep(fault_seconds if fault.hold is None else fault.hold)
-            await fault.heal(system, infra)
-            marks["healed"] = time.time()
-            recovered_at = await _recovery(
-                system, infra, rate, timeout=stuck_after, trace=recovery_trace
-            )
-            if recovered_at is None:
-                stuck = await what_is_stuck(system, infra)
-                print(f"chaos: {fault.name} stuck: {json.dumps(stuck)}", file=sys.stderr)
-            else:
-                await asyncio.sleep(max(0.0, marks["healed"] + after_seconds - time.time()))
-            stop_flow.set()
-            run: RunResult = await flow
-        finally:
-            flow.cancel()  # a scenario cut short leaves no orders flowing into the next one
-    deadline = time.monotonic() + stuck_after
-    while not await settled(system, infra) and time.monotonic() < deadline:
-        await asyncio.sleep(0.5)
-    finished_at = datetime.now(UTC)
-    if not await settled(system, infra) and stuck is None:
-        stuck = await what_is_stuck(system, infra)
-        print(f"chaos: {fault.name} did not settle: {json.dumps(stuck)}", file=sys.stderr)
-    report = await reconcile.reconcile(
-        _urls(system), infra.kafka_bootstrap, started_at - timedelta(seconds=1), finished_at
-    )
-    extra = await fault.verify(system, infra) if fault.verify is not None else {}
-    accepted_during = sum(
-        1 for t in run.timings if marks["fault"] <= t.responses.get("placed", 0) < marks["healed"]
-    )
-    return {
-        "scenario": fault.name,
-        "fault": fault.description,
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "orders": len(run.timings) + len(run.errors),
-        "completed_lifecycles": len(run.timings),
-        "gave_up": len(run.errors),
-        "first_gave_up": run.errors[:3],
-        "accepted_during_fault": accepted_during,
-        "victim_down_seconds": round(marks["healed"] - marks["fault"], 1),
-        "recovery_seconds": round(recovered_at - marks["healed"], 1)
-        if recovered_at is not None
-        else None,
-        "events_lost": len(report.missing) + extra.pop("events_lost", 0),
-        "effects_doubled": len(report.doubled),
-        "wire_duplicates": report.wire_duplicates + extra.pop("wire_duplicates", 0),
-        # The documented window of the notifications service (crash after the provider
-        # accepted, before the commit): the message goes again with the same Message-ID /
-        # idempotency key. The SMS provider drops such a resend; an SMTP server cannot.
-        **{
-            name: after - before
-            for (name, after), before in zip(
-                _resends(system).items(), resends_before.values(), strict=True
-            )
-        },
-        "processes_left_down": await _left_down(system),
-        "restarts": {name: process.restarts for name, process in system.processes.items()},
-        "stuck": stuck,
-        "recovery_trace": recovery_trace,
-        "reconciled_orders": report.orders,
-        "findings": [str(f) for f in (report.missing + report.doubled)[:20]],
-        **extra,
-    }
-
-
-async def _left_down(system: System, patience: float = 30) -> list[str]:
-    """Processes still not serving ``patience`` seconds after everything settled."""
-    deadline = time.monotonic() + patience
-    while (down := await processes_down(system)) and time.monotonic() < deadline:
-        await asyncio.sleep(1)
-    return down
-
-
-async def _recovery(
-    system: System, infra: Infra, rate: float, *, timeout: float, trace: list[dict[str, Any]]
-) -> float | None:
-    """When the work that piled up during the fault is done, with orders still flowing.
-
-    With orders flowing, "caught up" means no more waiting than about a second of orders makes.
-    What is waiting is added to ``trace`` every 5 s, so a slow recovery says what held it up.
-    """
-    slack = int(rate * 6)  # events per order
-    started = time.monotonic()
-    deadline = started + timeout
-    next_sample = started
-    while time.monotonic() < deadline:
-        work = await waiting_work(system, infra)
-        if _within(work, slack):
-            return time.time()
-        if time.monotonic() >= next_sample:
-            trace.append({"after_seconds": round(time.monotonic() - started, 1), "waiting": work})
-            next_sample += 5
-        await asyncio.sleep(0.25)
-    return None
-
-
-def _resends(system: System) -> dict[str, int]:
-    if system.sinks is None:
-        return {"email_resends_same_message_id": 0, "sms_resends_dropped_by_provider": 0}
-    emails = system.sinks.smtp.by_message_id().values()
-    sms = system.sinks.sms
-    return {
-        "email_resends_same_message_id": sum(len(copies) - 1 for copies in emails),
-        "sms_resends_dropped_by_provider": sms.posts - len(sms.delivered),
-    }
-
-
-def _urls(system: System) -> dict[str, str]:
-    return {service: system.databases[service] for service in system.databases}
 
 
 def clean(run: dict[str, Any]) -> bool:
@@ -557,11 +250,6 @@ def worst(runs: list[dict[str, Any]]) -> dict[str, Any]:
 async def main_async(
     scenarios: list[str], rate: float, repeat: int, seed: int
 ) -> list[dict[str, Any]]:
-    from bench.run import bench_infra  # the benchmarks' own stack
-    from tests.support import processes
-    from tests.support.system import start_system
-
-    processes.LOG_DIR = ROOT / ".local" / "chaos-logs"
     infra = await bench_infra(
         "chaos",
         pg_port=PG_PORT,
@@ -584,6 +272,7 @@ async def main_async(
             env={"kitchen": {"KITCHEN_CAPACITY": "100000"}},
             database_port=PG_PROXY_PORT,
             kafka_bootstrap=f"127.0.0.1:{KAFKA_PROXY_PORT}",
+            log_dir=log_dir("chaos"),
         )
         try:
             for i, name in enumerate(order, 1):
@@ -633,8 +322,6 @@ def main() -> None:
 
 
 def _commit() -> str:
-    import subprocess
-
     described = subprocess.run(
         ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True
     )

@@ -9,8 +9,6 @@ delay and no load. Client and server share the machine's clock.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -18,16 +16,16 @@ from typing import Any
 
 import asyncpg
 
-from bench import reconcile
 from bench.cpu import CpuMeter
-from bench.load import Http, RunResult, Timing, fixed_concurrency, fixed_rate
 from bench.stats import latency_summary_ms
 from contracts.catalogue import OrderConfirmed, OrderPlaced
 from contracts.topics import ORDERS
 from eventing.database import asyncpg_dsn
+from tests.support import reconcile
+from tests.support.lifecycle import new_order
+from tests.support.load import Http, RunResult, Timing, fixed_concurrency, fixed_rate
+from tests.support.polling import NotReached, eventually
 from tests.support.system import System
-
-_serial = itertools.count()
 
 # consumer service -> (event type it applies, topic it comes from, HTTP step that caused it)
 MEASURED_HOPS: dict[str, tuple[str, str, str]] = {
@@ -35,22 +33,6 @@ MEASURED_HOPS: dict[str, tuple[str, str, str]] = {
     "notifications": (OrderPlaced.event_type, ORDERS.name, "placed"),
     "analytics": (OrderPlaced.event_type, ORDERS.name, "placed"),
 }
-
-
-def new_order() -> dict[str, Any]:
-    n = next(_serial)
-    return {
-        "customer": {
-            "name": f"Bench Customer {n}",
-            "phone": f"+39 333 {n:07d}",
-            "email": f"bench{n}@example.com",
-            "address": f"Via del Corso {n}, Roma",
-        },
-        "lines": [
-            {"pizza": "Margherita", "size": "large", "quantity": 1},
-            {"pizza": "Pepperoni", "size": "medium", "quantity": 1, "toppings": ["olives"]},
-        ],
-    }
 
 
 async def place(http: Http, timing: Timing) -> dict[str, Any]:
@@ -133,7 +115,11 @@ async def end_to_end_latency(
     deadline = time.monotonic() + settle_timeout
     known: dict[tuple[str, str], dict[str, str]] = {}  # (topic, type) -> event id -> order id
     for service, (event_type, topic, step) in MEASURED_HOPS.items():
-        while True:
+
+        async def applied_events(
+            service: str = service, event_type: str = event_type, topic: str = topic
+        ) -> tuple[dict[str, str], dict[str, float]]:
+            """Event id -> order id of the events applied, and when each was applied."""
             # Event ids are made by the services: the topic says which event is whose.
             if len(known.get((topic, event_type), {})) < len(responses):
                 known[(topic, event_type)] = await _events_of(
@@ -142,9 +128,18 @@ async def end_to_end_latency(
             events = known[(topic, event_type)]
             applied = await _commit_times(system.databases[service], event_type)
             done = {event_id: order for event_id, order in events.items() if event_id in applied}
-            if len(done) >= len(responses) or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(1)
+            return done, applied
+
+        try:
+            done, applied = await eventually(
+                applied_events,
+                until=lambda found: len(found[0]) >= len(responses),
+                timeout=max(0.0, deadline - time.monotonic()),
+                interval=1,
+                what=f"every order's {event_type} applied by {service}",
+            )
+        except NotReached as late:  # the figures say how many were applied
+            done, applied = late.last
         latencies = [applied[event_id] - responses[order][step] for event_id, order in done.items()]
         result["consumers"][service] = {
             "event": event_type,

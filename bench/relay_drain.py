@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -17,6 +16,7 @@ from contracts.catalogue import OrderPlaced
 from eventing.database import asyncpg_dsn, eventing_metadata, new_engine
 from eventing.outbox import shard_of
 from tests.support.infra import ROOT, Infra
+from tests.support.polling import eventually
 from tests.support.processes import free_port
 
 _COLUMNS = (
@@ -92,14 +92,20 @@ async def drain_rate(infra: Infra, events: int, relays: int) -> float:
         for _ in range(relays)
     ]
     conn = await asyncpg.connect(asyncpg_dsn(url))
+
+    async def left() -> int:
+        return int(await conn.fetchval("SELECT count(*) FROM outbox"))
+
     try:
-        while await conn.fetchval("SELECT count(*) FROM outbox") == events:
-            await asyncio.sleep(0.01)
+        await eventually(
+            left, until=lambda n: n < events, interval=0.01, timeout=120, what="a first batch"
+        )
         # From the first deleted batch on: process start-up and imports are not the relay's rate.
         started = time.perf_counter()
-        first_left = await conn.fetchval("SELECT count(*) FROM outbox")
-        while (left := await conn.fetchval("SELECT count(*) FROM outbox")) > 0:
-            await asyncio.sleep(0.05)
+        first_left = await left()
+        await eventually(
+            left, until=lambda n: n == 0, interval=0.05, timeout=1800, what="the outbox drained"
+        )
         elapsed = time.perf_counter() - started
     finally:
         await conn.close()
@@ -107,6 +113,4 @@ async def drain_rate(infra: Infra, events: int, relays: int) -> float:
             process.terminate()
         for process in processes:
             process.wait(30)
-    if left:
-        raise RuntimeError(f"{left} events were not drained")
     return float(first_left) / elapsed

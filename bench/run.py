@@ -20,15 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from bench import ceilings, orders_load, relay_drain
-from bench.chaos import settled
 from bench.report import write_performance_doc
-from bench.sinks import sinks_process
+from bench.stack import bench_infra, log_dir
 from eventing.database import asyncpg_dsn
 from tests.support import processes
-from tests.support.infra import ROOT, Infra, start_infra
+from tests.support.chaos import settled
+from tests.support.infra import ROOT, Infra
+from tests.support.polling import eventually
+from tests.support.sinks import sinks_process
 from tests.support.system import System, start_system
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
@@ -67,40 +67,9 @@ def machine() -> dict[str, Any]:
     }
 
 
-async def bench_infra(
-    name: str = "bench",
-    *,
-    pg_port: int = 25462,
-    kafka_port: int = 29122,
-    extra_env: dict[str, str] | None = None,
-) -> Infra:
-    """A stack of its own (``.local/<name>-stack``, fresh Kafka), PostgreSQL recording commit
-    times (``track_commit_timestamp``, for end-to-end latency); ``extra_env`` for stack.sh."""
-    infra = start_infra(
-        {
-            "STACK_DIR": str(ROOT / ".local" / f"{name}-stack"),
-            "PG_PORT": str(pg_port),
-            "KAFKA_PORT": str(kafka_port),
-            "KAFKA_CONTROLLER_PORT": str(kafka_port + 1),
-            "PG_EXTRA_OPTIONS": "-c track_commit_timestamp=on",
-            **(extra_env or {}),
-        }
-    )
-    conn = await asyncpg.connect(infra.postgres_dsn)
-    try:
-        tracked = await conn.fetchval("SHOW track_commit_timestamp")
-    finally:
-        await conn.close()
-    if tracked != "on":  # started earlier without it: restart with the bench's settings
-        infra.stack("pg-stop")
-        infra.stack("infra-up")
-    return infra
-
-
 async def run(quick: bool, sections: list[str]) -> dict[str, Any]:
     events = 20_000 if quick else 100_000
     seconds = 5 if quick else 20
-    processes.LOG_DIR = ROOT / ".local" / "bench-logs"
     infra = await bench_infra()
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -144,11 +113,12 @@ async def _through_the_system(
     infra: Infra, sections: list[str], seconds: float, quick: bool, commit: float | None
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    async with sinks_process(ROOT / ".local" / "bench-stack" / "sinks") as sinks_env:
+    sinks = ROOT / ".local" / "bench-stack" / "sinks"
+    with sinks_process(sinks, sinks / "sinks.log") as sinks_env:
         # Capacity: nobody cooks in these runs, and a full kitchen would refuse nothing here,
         # but its estimates simulate the queue on capacity slots.
         env = {"notifications": sinks_env, "kitchen": {"KITCHEN_CAPACITY": "100000"}}
-        system = await start_system(infra, env=env)
+        system = await start_system(infra, env=env, log_dir=log_dir("bench"))
         try:
             # Latency first, on a fresh system: placement leaves work behind (thousands of
             # notifications to send) that would otherwise be measured with it.
@@ -199,11 +169,9 @@ async def _placement(system: System, infra: Infra, seconds: float, commit: float
 
 
 async def _settle(system: System, infra: Infra, timeout: float = 600) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await settled(system, infra):
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("the system did not settle")
-        await asyncio.sleep(1)
+    await eventually(
+        lambda: settled(system, infra), timeout=timeout, interval=1, what="the system settled"
+    )
 
 
 def _progress(what: str, figures: Any = None) -> Any:

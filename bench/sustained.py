@@ -18,14 +18,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench import reconcile
-from bench.chaos import settled
-from bench.lifecycle import Clients, whole_life
-from bench.load import Http, Timing, fixed_rate
 from bench.report import write_reliability_doc
+from bench.stack import bench_infra, log_dir
 from bench.stats import latency_summary_ms
+from tests.support import processes, reconcile
+from tests.support.chaos import wait_settled
 from tests.support.infra import ROOT, Infra
-from tests.support.system import System
+from tests.support.lifecycle import Clients, whole_life
+from tests.support.load import Http, Timing, fixed_rate
+from tests.support.system import System, start_system
 
 RESULTS = ROOT / "bench" / "results" / "sustained.json"
 
@@ -83,9 +84,8 @@ async def sustained(
         run = await fixed_rate(orders, operation, rate=rate, seconds=seconds)
         done.set()
         await sampler
-    deadline = time.monotonic() + 300
-    while not await settled(system, infra) and time.monotonic() < deadline:
-        await asyncio.sleep(1)
+    # Reconciled whether or not it settled: what is missing then is in the report.
+    await wait_settled(system, infra, timeout=300)
     report = await reconcile.reconcile(
         {service: system.databases[service] for service in system.databases},
         infra.kafka_bootstrap,
@@ -119,11 +119,6 @@ async def sustained(
 
 
 async def main_async(rate: float, minutes: float) -> dict[str, Any]:
-    from bench.run import bench_infra
-    from tests.support import processes
-    from tests.support.system import start_system
-
-    processes.LOG_DIR = ROOT / ".local" / "sustained-logs"
     infra = await bench_infra("sustained", pg_port=25482, kafka_port=29142)
     try:
         system = await start_system(
@@ -132,6 +127,7 @@ async def main_async(rate: float, minutes: float) -> dict[str, Any]:
                 "kitchen": {"KITCHEN_CAPACITY": "100000"},
                 "orders": {"ORDERS_LOG_LEVEL": "WARNING"},
             },
+            log_dir=log_dir("sustained"),
         )
         try:
             return await sustained(system, infra, rate=rate, seconds=minutes * 60)

@@ -4,6 +4,8 @@
 #
 #   stack.sh install        install what is missing (postgres, java, maven, uv, python env, kafka jars,
 #                           chromium for the browser tests)
+#   stack.sh python-env     only uv and the Python environment (what `make lint` and `make test-unit`
+#                           need)
 #   stack.sh infra-up       start postgres and kafka, create databases and topics, wait until healthy
 #   stack.sh infra-down     stop kafka and postgres
 #   stack.sh up             infra-up, migrate, start every service in the background, write stack.env
@@ -652,6 +654,7 @@ cmd_status() {
 
 case "${1:-}" in
     install) cmd_install ;;
+    python-env) install_python ;;
     infra-up) cmd_infra_up ;;
     infra-down) cmd_infra_down ;;
     up) cmd_up ;;
@@ -667,5 +670,5 @@ case "${1:-}" in
     kafka-stop) cmd_kafka_stop ;;
     kafka-kill) cmd_kafka_kill ;;
     kafka-env) cmd_kafka_env "${2:-}" ;;
-    *) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bench.chaos import FAULTS, run_scenario
+from tests.support.chaos import broker_killed, killed, run_scenario
 from tests.support.infra import Infra
 from tests.support.system import System, start_system
 
@@ -53,7 +53,7 @@ async def test_broker_killed_while_orders_flow(infra: Infra, chaos_system: Syste
     result = await run_scenario(
         chaos_system,
         infra,
-        FAULTS["kafka"],
+        broker_killed(),
         rate=RATE,
         warm_seconds=3,
         fault_seconds=5,
@@ -71,7 +71,7 @@ async def test_kitchen_killed_while_orders_flow(infra: Infra, chaos_system: Syst
     result = await run_scenario(
         chaos_system,
         infra,
-        FAULTS["kitchen"],
+        killed("kitchen"),
         rate=RATE,
         warm_seconds=3,
         fault_seconds=3,

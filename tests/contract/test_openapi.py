@@ -9,9 +9,6 @@ messages and facts, not only empty lists.
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,11 +19,14 @@ import pytest
 from contracts.topics import CUSTOMER_CONTACTS, KITCHEN, ORDERS
 from service_kit.auth import Role
 from tests.support.analytics import generate, publish
-from tests.support.contract import run_schemathesis, staff_token
+from tests.support.contract import run_schemathesis
 from tests.support.eventing import create_topic, unique_prefix
 from tests.support.infra import Infra
-from tests.support.processes import LOG_DIR, ServiceProcess, base_url, free_port, service_process
+from tests.support.polling import eventually_blocking
+from tests.support.processes import TEST_LOG_DIR, ServiceProcess, base_url, service_process
+from tests.support.sinks import sinks_process
 from tests.support.system import SIGN_IN_TOKEN, migrated_database
+from tests.support.tokens import authorization, staff_token
 
 SEEDED_ORDERS = 12
 # Cases per operation and phase for the consumer services: all three runs together take about
@@ -38,57 +38,26 @@ def started(infra: Infra, service: str, env: dict[str, str]) -> ServiceProcess:
     url = asyncio.run(migrated_database(infra, service))
     process = service_process(infra, service, url, env)
     process.start()
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(process.ready_url, timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or not process.alive:
-            process.terminate()
-            raise RuntimeError(f"{service} did not start:\n{process.log_tail()}")
-        time.sleep(0.2)
+    try:
+        asyncio.run(process.wait_ready(60))
+    except BaseException:
+        process.terminate()
+        raise
+    return process
 
 
-ORDERS_STAFF = staff_token(Role.MANAGER, Role.CHEF, Role.DRIVER)
+# One principal holding every role the service knows, so every route is reachable.
+TESTER = "contract-tester"
+ORDERS_STAFF = staff_token(Role.MANAGER, Role.CHEF, Role.DRIVER, subject=TESTER)
 
 
 @contextmanager
 def sinks() -> Iterator[dict[str, str]]:
     """The development SMTP and SMS sinks as a process of their own (schemathesis has codes
     sent for real); yields the notifications service's settings that reach them."""
-    smtp, sms = free_port(), free_port()
-    directory = LOG_DIR / f"contract-sinks-{time.time_ns()}"
-    log = (LOG_DIR / "contract-sinks.log").open("ab")
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "notifications.adapters.sinks"),
-            *("--smtp-port", str(smtp), "--sms-port", str(sms), "--dir", str(directory)),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        for port in (smtp, sms):
-            while True:
-                with socket.socket() as probe:
-                    if probe.connect_ex(("127.0.0.1", port)) == 0:
-                        break
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the sinks did not start: see contract-sinks.log")
-                time.sleep(0.1)
-        yield {
-            "NOTIFICATIONS_SMTP_HOST": "127.0.0.1",
-            "NOTIFICATIONS_SMTP_PORT": str(smtp),
-            "NOTIFICATIONS_SMS_ENDPOINT_URL": f"http://127.0.0.1:{sms}/2010-04-01/Accounts/"
-            "{account_sid}/Messages.json",
-        }
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
+    directory = TEST_LOG_DIR / f"contract-sinks-{time.time_ns()}"
+    with sinks_process(directory, TEST_LOG_DIR / "contract-sinks.log") as env:
+        yield env
 
 
 @pytest.fixture
@@ -152,15 +121,19 @@ def until_answered(
     process: ServiceProcess, path: str, token: str, done: Callable[[object], bool]
 ) -> None:
     """Wait until the service has read the seeded events (its answer at ``path`` says so)."""
-    deadline = time.monotonic() + 60
-    headers = {"Authorization": f"Bearer {token}"}
-    while True:
-        answer = httpx.get(base_url(process) + path, headers=headers, timeout=5)
-        if answer.status_code == 200 and done(answer.json()):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path}: {answer.status_code} {answer.text[:500]}")
-        time.sleep(0.2)
+
+    def answer() -> tuple[int, object]:
+        response = httpx.get(base_url(process) + path, headers=authorization(token), timeout=5)
+        ok = response.status_code == 200
+        return response.status_code, response.json() if ok else response.text[:500]
+
+    eventually_blocking(
+        answer,
+        until=lambda status_body: status_body[0] == 200 and done(status_body[1]),
+        timeout=60,
+        interval=0.2,
+        what=f"{path} showing the seeded events",
+    )
 
 
 def consumer_env(service: str) -> dict[str, str]:
@@ -186,14 +159,14 @@ def kitchen(infra: Infra) -> Iterator[ServiceProcess]:
         },
     )
     try:
-        until_answered(process, "/tickets", staff_token(Role.CHEF), bool)
+        until_answered(process, "/tickets", staff_token(Role.CHEF, subject=TESTER), bool)
         yield process
     finally:
         process.terminate()
 
 
 # A manager who is also a customer (of no orders): the /customers/me routes answer too.
-NOTIFICATIONS_STAFF = staff_token(Role.MANAGER, Role.CUSTOMER)
+NOTIFICATIONS_STAFF = staff_token(Role.MANAGER, Role.CUSTOMER, subject=TESTER)
 
 
 @pytest.fixture
@@ -238,7 +211,7 @@ def analytics(infra: Infra) -> Iterator[ServiceProcess]:
         until_answered(
             process,
             "/overview",
-            staff_token(Role.ANALYST),
+            staff_token(Role.ANALYST, subject=TESTER),
             lambda overview: isinstance(overview, dict) and overview["orders"] == SEEDED_ORDERS,
         )
         yield process
@@ -247,7 +220,7 @@ def analytics(infra: Infra) -> Iterator[ServiceProcess]:
 
 
 def test_the_kitchen_api_keeps_its_contract(kitchen: ServiceProcess) -> None:
-    token = staff_token(Role.CHEF, Role.MANAGER)
+    token = staff_token(Role.CHEF, Role.MANAGER, subject=TESTER)
     run_schemathesis("kitchen", base_url(kitchen), token=token, max_examples=MAX_EXAMPLES)
 
 
@@ -261,5 +234,5 @@ def test_the_notifications_api_keeps_its_contract(notifications: ServiceProcess)
 
 
 def test_the_analytics_api_keeps_its_contract(analytics: ServiceProcess) -> None:
-    token = staff_token(Role.ANALYST)
+    token = staff_token(Role.ANALYST, subject=TESTER)
     run_schemathesis("analytics", base_url(analytics), token=token, max_examples=MAX_EXAMPLES)

@@ -10,15 +10,15 @@ from typing import Any
 import httpx
 import pytest
 
-from service_kit.auth import AuthSettings, Role, mint_token
+from service_kit.auth import Role
 from tests.support.customers import Person, ask_for_code, bearer, sign_in
-from tests.support.notifications import eventually
+from tests.support.polling import eventually
 from tests.support.system import System
+from tests.support.tokens import staff
 
 
 def manager() -> dict[str, str]:
-    token = mint_token(AuthSettings(), subject="manager-anna", roles=[Role.MANAGER])
-    return {"Authorization": f"Bearer {token}"}
+    return staff(Role.MANAGER, subject="manager-anna")
 
 
 @pytest.mark.parametrize("by", ["phone", "email"])
@@ -50,8 +50,8 @@ async def test_a_customer_signs_in_orders_and_reads_their_messages(system: Syste
         # The same token reads the customer's in-app messages from the notifications service.
         messages = await eventually(
             lambda: notifications.get("/customers/me/messages", headers=me),
-            lambda r: r.status_code == 200 and len(r.json()) >= 1,
-            60,
+            until=lambda r: r.status_code == 200 and len(r.json()) >= 1,
+            timeout=60,
             what="the customer's order_received message",
         )
         [received] = messages.json()
@@ -90,7 +90,9 @@ async def test_a_customer_signs_in_orders_and_reads_their_messages(system: Syste
                 if person.email in mail.recipients and order_id[-8:] in mail.body
             ]
 
-        [notice] = await eventually(reached, lambda found: len(found) == 1, 60, what="notice")
+        [notice] = await eventually(
+            reached, until=lambda found: len(found) == 1, timeout=60, what="notice"
+        )
         if by == "email":
             assert person.name in notice
 
@@ -132,7 +134,9 @@ async def test_a_guest_order_is_told_to_its_snapshot_and_leaves_the_customer_alo
             assert system.sinks is not None
             return [m for m in system.sinks.smtp.received if order_id[-8:] in m.subject]
 
-        [email] = await eventually(emails_of_order, lambda found: len(found) == 1, 60, what="email")
+        [email] = await eventually(
+            emails_of_order, until=lambda found: len(found) == 1, timeout=60, what="email"
+        )
         assert email.recipients == [guest.email]
         assert guest.name in email.body and customer.name not in email.body
 

@@ -13,17 +13,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
 
 import httpx
 
-from bench.lifecycle import bearer
 from contracts.topics import DEAD_LETTERS, ORDERS
 from eventing.deadletter import DeadLetter, read_dead_letters
 from service_kit.auth import Role
 from tests.support.hostile import Hostile, hostile_records, produce_hostile
 from tests.support.infra import Infra
+from tests.support.polling import eventually
 from tests.support.system import System
+from tests.support.tokens import staff
 
 GROUPS = ("kitchen", "notifications", "analytics")
 ORDER = {
@@ -32,16 +32,9 @@ ORDER = {
 }
 
 
-ANALYST = bearer(Role.ANALYST, "analyst-hostile")
-CHEF = bearer(Role.CHEF, "chef-hostile")
-
-
-async def eventually(what: str, check: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        await asyncio.sleep(0.2)
+ANALYST = staff(Role.ANALYST, subject="analyst-hostile")
+CHEF = staff(Role.CHEF, subject="chef-hostile")
+PATIENCE = 60
 
 
 async def place_and_confirm(orders: httpx.AsyncClient) -> tuple[str, str]:
@@ -81,7 +74,12 @@ async def applied_everywhere(system: System, orders: list[tuple[str, str]]) -> N
                     and fact.json()["status"] == "confirmed"
                 )
 
-            await eventually(f"order {order_id} applied by every consumer", done)
+            await eventually(
+                done,
+                timeout=PATIENCE,
+                interval=0.2,
+                what=f"order {order_id} applied by every consumer",
+            )
 
 
 async def our_dead_letters(infra: Infra, hostile: list[Hostile]) -> list[DeadLetter]:
@@ -107,7 +105,9 @@ async def test_hostile_records_are_dead_lettered_once_per_group_and_orders_still
 
         placing = asyncio.create_task(keep_ordering())
         try:
-            await eventually("orders flowing", lambda: asyncio.sleep(0.1, len(flowing) >= 3))
+            await eventually(
+                lambda: len(flowing) >= 3, timeout=PATIENCE, interval=0.1, what="orders flowing"
+            )
             for number, kind in enumerate(hostile):
                 await produce_hostile(infra.kafka_bootstrap, ORDERS.name, number % 6, [kind.record])
 
@@ -117,7 +117,12 @@ async def test_hostile_records_are_dead_lettered_once_per_group_and_orders_still
             async def kitchen_began() -> bool:
                 return any(x.group == "kitchen" for x in await our_dead_letters(infra, hostile))
 
-            await eventually("the kitchen's first dead letter", kitchen_began)
+            await eventually(
+                kitchen_began,
+                timeout=PATIENCE,
+                interval=0.2,
+                what="the kitchen's first dead letter",
+            )
             kitchen = system.processes["kitchen"]
             kitchen.kill()
             kitchen.start()
@@ -132,7 +137,9 @@ async def test_hostile_records_are_dead_lettered_once_per_group_and_orders_still
     async def every_group_done() -> bool:
         return len(await our_dead_letters(infra, hostile)) >= len(GROUPS) * len(hostile)
 
-    await eventually("every group's dead letters", every_group_done)
+    await eventually(
+        every_group_done, timeout=PATIENCE, interval=0.2, what="every group's dead letters"
+    )
     letters = await our_dead_letters(infra, hostile)
     assert Counter((x.group, x.key) for x in letters) == Counter(
         {(group, h.key): 1 for group in GROUPS for h in hostile}

@@ -7,38 +7,27 @@ open page without a reload (the page reads ``/queue/stream`` with the cook's tok
 cook presses Start and Ready; the orders API then reports the order as cooking. A screenshot of
 a busy board is saved to test-artifacts/kitchen-display.png.
 
-The browser is Debian's Chromium at /usr/bin/chromium (``deploy/local/stack.sh install`` puts it
-there); Playwright's own browser downloads are never used.
+The browser is Debian's Chromium (tests/support/browser.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Locator, Page, Request, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, Request, expect
 from pydantic import SecretStr
 
 from service_kit.auth import AuthSettings, Role, mint_token
 from tests.support.infra import ROOT, Infra
+from tests.support.orders import order_status_becomes
+from tests.support.polling import eventually
 from tests.support.system import System, start_system
+from tests.support.tokens import authorization, staff_token
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = ROOT / "test-artifacts" / "kitchen-display.png"
 LIVE_UPDATE_MS = 2_000  # a confirmed order must be on the page this soon, without a reload
 MOVE_MS = 5_000  # a ticket moves column after a cook's press
@@ -100,20 +89,6 @@ async def system(infra: Infra) -> AsyncIterator[System]:
         running.stop()
 
 
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: run `deploy/local/stack.sh install` (as root)")
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
 async def place_and_confirm(client: httpx.AsyncClient, order: dict[str, Any]) -> tuple[str, str]:
     """Place ``order`` and confirm it; returns its id and tracking token."""
     placed = await client.post("/orders", json={"customer": CUSTOMER, **order})
@@ -127,35 +102,8 @@ async def place_and_confirm(client: httpx.AsyncClient, order: dict[str, Any]) ->
     return order_id, token
 
 
-async def until(condition: Callable[[], Awaitable[bool]], seconds: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not await condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached in {seconds}s")
-        await asyncio.sleep(0.2)
-
-
-async def order_status_becomes(
-    client: httpx.AsyncClient, order_id: str, token: str, wanted: str, seconds: float = 10
-) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        response = await client.get(f"/orders/{order_id}", headers={"X-Tracking-Token": token})
-        assert response.status_code == 200, response.text
-        current = response.json()["status"]
-        if current == wanted:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"order {order_id} is still {current!r} after {seconds}s")
-        await asyncio.sleep(0.2)
-
-
 async def _streams_opened(requests: list[Request], *, more_than: int) -> bool:
     return sum(r.url.endswith("/queue/stream") for r in requests) > more_than
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def card(page: Page, column: str, order_id: str) -> Locator:
@@ -190,8 +138,8 @@ async def test_the_display_follows_the_kitchen_live_and_lets_a_cook_act(
             else None
         ),
     )
-    token = mint_token(AuthSettings(), subject="chef-mario", roles=[Role.CHEF])
-    chef = bearer(token)
+    token = staff_token(Role.CHEF, subject="chef-mario")
+    chef = authorization(token)
     try:
         response = await page.goto(f"{kitchen}/display")
         assert response is not None
@@ -211,7 +159,9 @@ async def test_the_display_follows_the_kitchen_live_and_lets_a_cook_act(
                 answer = await kitchen_api.get(f"/tickets/{first}", headers=chef)
                 return answer.status_code == 200
 
-            await until(queued_in_the_kitchen)
+            await eventually(
+                queued_in_the_kitchen, timeout=20, interval=0.2, what="the ticket queued"
+            )
             await expect(page.get_by_label("Cook token")).to_be_visible()
             await expect(page.locator("#signed-out")).to_be_visible()
             await expect(page.locator("#board")).to_be_hidden()
@@ -245,7 +195,7 @@ async def test_the_display_follows_the_kitchen_live_and_lets_a_cook_act(
                 await page.get_by_role("button", name="Sign in", exact=True).click()
                 await expect(page.locator("#who-name")).to_have_text("chef-mario")
                 await expect(page.locator("#banner")).to_contain_text("cannot send the board now")
-                await lines.aclose()
+                await other.aclose()
             for heading in ("Queued", "Cooking", "Ready"):
                 await expect(page.get_by_role("heading", name=heading)).to_be_visible()
             # The slot is free again: at its next try (back-off: 1, 2, 4 s) the page has it.
@@ -271,7 +221,9 @@ async def test_the_display_follows_the_kitchen_live_and_lets_a_cook_act(
             # 5. Start moves the card to Cooking and the order is cooking.
             await press(page, "queued", first, "Start", moves_to="cooking")
             await expect(card(page, "cooking", first)).to_contain_text("chef-mario")
-            await order_status_becomes(orders, first, first_token, "cooking")
+            await order_status_becomes(
+                orders, first, {"X-Tracking-Token": first_token}, "cooking", timeout=10
+            )
 
             # 6. More orders; Ready on the first; then fill the kitchen to its capacity.
             capacity = (await kitchen_api.get("/queue", headers=chef)).json()["capacity"]
@@ -306,9 +258,11 @@ async def test_the_display_follows_the_kitchen_live_and_lets_a_cook_act(
             await expect(card(page, "queued", refused)).to_be_visible()
 
             # The kitchen ended the page's stream at least once by now; it reconnected by itself.
-            await until(
+            await eventually(
                 lambda: _streams_opened(kitchen_requests, more_than=len(streams)),
-                seconds=3 * STREAM_SECONDS,
+                timeout=3 * STREAM_SECONDS,
+                interval=0.2,
+                what="the page reconnected",
             )
             last, _ = await place_and_confirm(orders, ORDERS[0])
             await expect(card(page, "queued", last)).to_be_visible(timeout=LIVE_UPDATE_MS)

@@ -3,7 +3,6 @@ ready, out for delivery, delivered — and no personal data outside the contacts
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -12,12 +11,12 @@ import httpx
 
 from contracts.catalogue import KitchenCookingStarted, KitchenOrderReady
 from contracts.topics import ALL_TOPICS, CUSTOMER_CONTACTS, ORDERS
-from eventing.events import EventData
-from service_kit.auth import AuthSettings, Role, mint_token
-from tests.support.eventing import publish_event
+from service_kit.auth import Role
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic, read_whole_topic
+from tests.support.orders import kitchen_says, order_status_becomes
 from tests.support.system import System
+from tests.support.tokens import staff
 
 CUSTOMER = {
     "name": "Lucia Bianchi",
@@ -25,26 +24,6 @@ CUSTOMER = {
     "email": "lucia.bianchi@example.com",
     "address": "Via dei Fori Imperiali 7, Roma",
 }
-
-
-def bearer(role: Role, subject: str) -> dict[str, str]:
-    token = mint_token(AuthSettings(), subject=subject, roles=[role])
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def kitchen_says(infra: Infra, event: EventData, order_id: str) -> None:
-    """What the kitchen service publishes when a cook acts."""
-    await publish_event(infra, event, key=order_id, source="/mariospizzeria/kitchen")
-
-
-async def wait_for_status(
-    client: httpx.AsyncClient, url: str, headers: dict[str, str], status: str
-) -> None:
-    deadline = asyncio.get_running_loop().time() + 15
-    while (current := (await client.get(url, headers=headers)).json()["status"]) != status:
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"order stayed {current}, expected {status}")
-        await asyncio.sleep(0.1)
 
 
 async def test_the_whole_lifecycle_publishes_exactly_the_expected_events(
@@ -62,8 +41,9 @@ async def test_the_whole_lifecycle_publishes_exactly_the_expected_events(
         order_id = placed.json()["id"]
         # A guest order: its answer names no customer; staff see the snapshot's id.
         assert placed.json()["customer_id"] is None
-        staff = bearer(Role.MANAGER, "manager-anna")
-        customer_id = (await client.get(f"/orders/{order_id}", headers=staff)).json()["customer_id"]
+        manager = staff(Role.MANAGER, subject="manager-anna")
+        as_staff = await client.get(f"/orders/{order_id}", headers=manager)
+        customer_id = as_staff.json()["customer_id"]
         owner = {"X-Tracking-Token": placed.json()["tracking_token"]}
         url = f"/orders/{order_id}"
 
@@ -74,12 +54,12 @@ async def test_the_whole_lifecycle_publishes_exactly_the_expected_events(
             KitchenCookingStarted(order_id=order_id, cook="chef-mario", started_at=now),
             order_id,
         )
-        await wait_for_status(client, url, owner, "cooking")
+        await order_status_becomes(client, order_id, owner, "cooking")
         await kitchen_says(
             infra, KitchenOrderReady(order_id=order_id, ready_at=datetime.now(UTC)), order_id
         )
-        await wait_for_status(client, url, owner, "ready")
-        driver = bearer(Role.DRIVER, "driver-luigi")
+        await order_status_becomes(client, order_id, owner, "ready")
+        driver = staff(Role.DRIVER, subject="driver-luigi")
         departed = await client.post(f"{url}/departure", headers=driver)
         assert departed.json()["status"] == "out_for_delivery", departed.text
         delivered = await client.post(f"{url}/delivery", headers=driver)

@@ -17,12 +17,11 @@ topic) only; after the erasure no database holds them.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,14 +31,16 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from bench.lifecycle import bearer
 from contracts.topics import CUSTOMER_CONTACTS
+from eventing.database import asyncpg_dsn
 from service_kit.auth import Role
 from tests.support.infra import Infra
 from tests.support.kafka import read_every_topic, read_topic
 from tests.support.metrics import scrape, value
-from tests.support.processes import LOG_DIR
+from tests.support.polling import eventually
+from tests.support.processes import TEST_LOG_DIR
 from tests.support.system import PROCESSES, System, start_system
+from tests.support.tokens import staff
 
 # Where the "Personal data" section of docs/architecture.md allows these values on Kafka.
 ALLOWED_TOPICS = {CUSTOMER_CONTACTS.name, f"{CUSTOMER_CONTACTS.name}.deadletter"}
@@ -85,21 +86,8 @@ class Customer:
         return found
 
 
-async def until(
-    check: Callable[[], Awaitable[T]], done: Callable[[T], bool], what: str, timeout: float = 30
-) -> T:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if done(result):
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s (last: {result!r})"[:2000])
-        await asyncio.sleep(0.2)
-
-
 async def query(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         return list(await conn.fetch(sql, *args))
     finally:
@@ -116,7 +104,7 @@ class Run:
         """What this run's processes wrote to their log files."""
         written = {}
         for name, offset in self.log_offsets.items():
-            with (LOG_DIR / f"{name}.log").open("rb") as log:
+            with (TEST_LOG_DIR / f"{name}.log").open("rb") as log:
                 log.seek(offset)
                 written[name] = log.read().decode(errors="replace")
         return written
@@ -133,7 +121,7 @@ class Run:
 async def run(infra: Infra, tmp_path: Path) -> AsyncIterator[Run]:
     trace_files = {name: tmp_path / f"{name}.spans.jsonl" for name in PROCESSES}
     log_offsets = {
-        name: (LOG_DIR / f"{name}.log").stat().st_size if (LOG_DIR / f"{name}.log").exists() else 0
+        name: log.stat().st_size if (log := TEST_LOG_DIR / f"{name}.log").exists() else 0
         for name in PROCESSES
     }
     # Consumer groups of its own, from the end of the topics: another system of the session
@@ -146,7 +134,7 @@ async def run(infra: Infra, tmp_path: Path) -> AsyncIterator[Run]:
         prefix = service.upper()
         env[service][f"{prefix}_CONSUMER_GROUP"] = f"{service}-personal-data-{group}"
         env[service][f"{prefix}_CONSUMER_AUTO_OFFSET_RESET"] = "latest"
-    system = await start_system(infra, env=env)
+    system = await start_system(infra, env=env, log_dir=TEST_LOG_DIR)
     try:
         yield Run(system, trace_files, log_offsets)
     finally:
@@ -178,9 +166,9 @@ async def test_personal_data_is_only_where_the_readme_says(run: Run, infra: Infr
     databases = system.databases
     customer = Customer.distinctive()
     await refuse_the_first_contacts(databases["notifications"], REFUSALS)
-    manager = bearer(Role.MANAGER, "manager-anna")
-    chef = bearer(Role.CHEF, "chef-mario")
-    driver = bearer(Role.DRIVER, "driver-luigi")
+    manager = staff(Role.MANAGER, subject="manager-anna")
+    chef = staff(Role.CHEF, subject="chef-mario")
+    driver = staff(Role.DRIVER, subject="driver-luigi")
 
     async with (
         httpx.AsyncClient(base_url=system.url("orders"), timeout=10) as orders,
@@ -214,16 +202,19 @@ async def test_personal_data_is_only_where_the_readme_says(run: Run, infra: Infr
 
         confirmed = await orders.post(f"{order_url}/confirm", headers=owner)
         assert confirmed.status_code == 200, confirmed.text
-        await until(
+        await eventually(
             lambda: kitchen.get(f"/tickets/{order_id}", headers=chef),
-            lambda r: r.status_code == 200,
-            "the kitchen's ticket",
+            until=lambda r: r.status_code == 200,
+            interval=0.2,
+            what="the kitchen's ticket",
         )
         started = await kitchen.post(f"/tickets/{order_id}/start", headers=chef)
         assert started.status_code == 200, started.text
         ready = await kitchen.post(f"/tickets/{order_id}/ready", headers=chef)
         assert ready.status_code == 200, ready.text
-        await until(order_status, lambda status: status == "ready", "order ready")
+        await eventually(
+            order_status, until=lambda status: status == "ready", interval=0.2, what="order ready"
+        )
         departed = await orders.post(f"{order_url}/departure", headers=driver)
         assert departed.status_code == 200, departed.text
         delivered = await orders.post(f"{order_url}/delivery", headers=driver)
@@ -231,21 +222,23 @@ async def test_personal_data_is_only_where_the_readme_says(run: Run, infra: Infr
 
         # Received, confirmed (the kitchen's estimate), out for delivery, delivered: by email,
         # SMS and in-app message, once the refused contact got through.
-        deliveries = await until(
+        deliveries = await eventually(
             lambda: query(
                 databases["notifications"],
                 "SELECT channel, status FROM deliveries WHERE order_id = $1",
                 order_id,
             ),
-            lambda rows: len(rows) == 12 and all(r["status"] == "sent" for r in rows),
-            "12 deliveries sent",
+            until=lambda rows: len(rows) == 12 and all(r["status"] == "sent" for r in rows),
             timeout=60,
+            interval=0.2,
+            what="12 deliveries sent",
         )
         assert len(deliveries) == 12
         [attempts] = await query(
             databases["notifications"], "SELECT last_value FROM contact_attempts"
         )
         assert attempts["last_value"] == REFUSALS + 1  # refused twice, then stored
+        assert system.sinks is not None
         emails = [m for m in system.sinks.smtp.received if customer.email.lower() in m.recipients]
         assert len(emails) == 4 and customer.name in emails[0].body
         # The manager's view of the customer is one of the places personal data may be.
@@ -254,15 +247,16 @@ async def test_personal_data_is_only_where_the_readme_says(run: Run, infra: Infr
 
         erased = await orders.delete(f"/customers/{customer_id}", headers=manager)
         assert erased.status_code == 204, erased.text
-        await until(
+        await eventually(
             lambda: query(
                 databases["notifications"],
                 "SELECT (SELECT count(*) FROM contacts WHERE customer_id = $1) AS contacts,"
                 " (SELECT count(*) FROM erased_customers WHERE customer_id = $1) AS marks",
                 customer_id,
             ),
-            lambda rows: (rows[0]["contacts"], rows[0]["marks"]) == (0, 1),
-            "the contact erased in notifications",
+            until=lambda rows: (rows[0]["contacts"], rows[0]["marks"]) == (0, 1),
+            interval=0.2,
+            what="the contact erased in notifications",
         )
 
         # The contact record, produced again as it is (key, value, headers), as a replay does.
@@ -300,7 +294,12 @@ async def test_personal_data_is_only_where_the_readme_says(run: Run, infra: Infr
                 handler="notifications.contact_updated",
             )
 
-        await until(skipped_contacts, lambda skipped: skipped >= 1, "the replay consumed")
+        await eventually(
+            skipped_contacts,
+            until=lambda skipped: skipped >= 1,
+            interval=0.2,
+            what="the replay consumed",
+        )
 
     # Everything flushed: log lines and spans are written when the processes end.
     system.stop()

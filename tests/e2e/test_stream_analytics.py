@@ -16,20 +16,20 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
-from service_kit.auth import AuthSettings, Role, mint_token
+from service_kit.auth import Role
 from tests.support.infra import ROOT, Infra
+from tests.support.orders import order_status_becomes
+from tests.support.polling import eventually
 from tests.support.system import System, start_system
+from tests.support.tokens import staff, staff_token
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
 SCREENSHOT = ROOT / "test-artifacts" / "analytics-dashboard.png"
 CUSTOMER = {"name": "Marco Verdi", "phone": "+39 02 5555 1234", "address": "Corso Como 9, Milano"}
 ORDERS: list[dict[str, Any]] = [
@@ -61,21 +61,6 @@ async def system(infra: Infra) -> AsyncIterator[System]:
         running.stop()
 
 
-def bearer(role: Role, subject: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(AuthSettings(), subject=subject, roles=[role])}"}
-
-
-async def until(check: Any, what: str, timeout: float = 20) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        await asyncio.sleep(0.2)
-
-
 async def place(orders: httpx.AsyncClient, order: dict[str, Any]) -> tuple[str, dict[str, str]]:
     placed = await orders.post("/orders", json={"customer": CUSTOMER, **order})
     assert placed.status_code == 201, placed.text
@@ -83,20 +68,11 @@ async def place(orders: httpx.AsyncClient, order: dict[str, Any]) -> tuple[str, 
     return placed.json()["id"], owner
 
 
-async def status_is(orders: httpx.AsyncClient, order_id: str, owner: dict[str, str], want: str):  # type: ignore[no-untyped-def]
-    async def check() -> bool:
-        return bool(
-            (await orders.get(f"/orders/{order_id}", headers=owner)).json()["status"] == want
-        )
-
-    await until(check, f"order {order_id} {want}")
-
-
 @pytest.fixture(scope="module")
 async def lifecycles(system: System) -> dict[str, str]:
     """Orders taken through their whole lives by the real services: order id -> final status."""
-    chef = bearer(Role.CHEF, "chef-paola")
-    driver = bearer(Role.DRIVER, "driver-gino")
+    chef = staff(Role.CHEF, subject="chef-paola")
+    driver = staff(Role.DRIVER, subject="driver-gino")
     final: dict[str, str] = {}
     async with (
         httpx.AsyncClient(base_url=system.url("orders"), timeout=10) as orders,
@@ -110,12 +86,12 @@ async def lifecycles(system: System) -> dict[str, str]:
             async def queued(order_id: str = order_id) -> bool:
                 return (await kitchen.get(f"/tickets/{order_id}", headers=chef)).status_code == 200
 
-            await until(queued, f"ticket of {order_id}")
+            await eventually(queued, timeout=20, interval=0.2, what=f"ticket of {order_id}")
             started = await kitchen.post(f"/tickets/{order_id}/start", headers=chef)
             assert started.status_code == 200, started.text
             ready = await kitchen.post(f"/tickets/{order_id}/ready", headers=chef)
             assert ready.status_code == 200, ready.text
-            await status_is(orders, order_id, owner, "ready")
+            await order_status_becomes(orders, order_id, owner, "ready", timeout=20)
             if order["fulfilment"] == "delivery":
                 for step in ("departure", "delivery"):
                     done = await orders.post(f"/orders/{order_id}/{step}", headers=driver)
@@ -132,7 +108,7 @@ async def lifecycles(system: System) -> dict[str, str]:
         assert response.status_code == 200, response.text
         final[cancelled] = "cancelled"
 
-    analyst = bearer(Role.ANALYST, "analyst-ada")
+    analyst = staff(Role.ANALYST, subject="analyst-ada")
     async with httpx.AsyncClient(base_url=system.url("analytics"), timeout=10) as analytics:
         for order_id, status in final.items():
 
@@ -140,7 +116,9 @@ async def lifecycles(system: System) -> dict[str, str]:
                 response = await analytics.get(f"/orders/{order_id}", headers=analyst)
                 return response.status_code == 200 and response.json()["status"] == status
 
-            await until(projected, f"analytics sees {order_id} {status}")
+            await eventually(
+                projected, timeout=20, interval=0.2, what=f"analytics sees {order_id} {status}"
+            )
     return final
 
 
@@ -234,39 +212,29 @@ async def test_the_tap_follows_new_events_live(system: System, infra: Infra) -> 
         try:
             assert process.stdout is not None
             placed: set[str] = set()
+            stdout = process.stdout
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + 30
             next_order = loop.time() + 1
-            while True:
+
+            async def printed_a_new_order() -> bool:
+                nonlocal next_order
                 # The follower starts at the end: orders placed before it got there are not
                 # printed, so place another every few seconds until one is.
                 if loop.time() >= next_order:
                     placed.add((await place(orders, ORDERS[1]))[0])
                     next_order = loop.time() + 3
                 try:
-                    line = await asyncio.wait_for(process.stdout.readline(), timeout=1)
+                    line = await asyncio.wait_for(stdout.readline(), timeout=1)
                 except TimeoutError:
-                    line = b""
-                if line and json.loads(line)["key"] in placed:
-                    break
-                assert loop.time() < deadline, "the tap printed none of the new orders"
+                    return False
+                return bool(line) and json.loads(line)["key"] in placed
+
+            await eventually(
+                printed_a_new_order, timeout=30, interval=0, what="the tap printing a new order"
+            )
         finally:
             process.terminate()
             await process.wait()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: run `deploy/local/stack.sh install` (as root)")
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 async def test_the_dashboard_charts_the_orders(
@@ -280,7 +248,7 @@ async def test_the_dashboard_charts_the_orders(
         response = await page.goto(f"{system.url('analytics')}/dashboard")
         assert response is not None and response.ok
         assert "default-src 'none'" in (await response.all_headers())["content-security-policy"]
-        token = mint_token(AuthSettings(), subject="analyst-ada", roles=[Role.ANALYST])
+        token = staff_token(Role.ANALYST, subject="analyst-ada")
         await page.get_by_label("Analyst token").fill(token)
         await page.get_by_role("button", name="Show").click()
         await expect(page.locator("body[data-loaded=true]")).to_have_count(1, timeout=15_000)

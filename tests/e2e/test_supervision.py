@@ -8,11 +8,14 @@ import time
 
 import httpx
 
-from bench.lifecycle import Clients, bearer, whole_life
-from bench.load import Http, Timing
 from service_kit.auth import Role
+from tests.support.http import answer
+from tests.support.lifecycle import Clients, whole_life
+from tests.support.load import Http, Timing
 from tests.support.metrics import parse, value
+from tests.support.polling import eventually
 from tests.support.system import PROCESSES, System
+from tests.support.tokens import staff
 
 
 async def test_every_kind_of_process_killed_comes_back_serving(system: System) -> None:
@@ -39,16 +42,21 @@ async def test_every_kind_of_process_killed_comes_back_serving(system: System) -
             order_id = await whole_life(
                 Clients(orders, kitchen), Timing(time.perf_counter()), patience=90
             )
-        analyst = bearer(Role.ANALYST, "analyst-ada")
-        deadline = time.monotonic() + 30
-        while True:
-            fact = await client.get(f"{system.url('analytics')}/orders/{order_id}", headers=analyst)
-            if fact.status_code == 200 and fact.json().get("status") == "delivered":
-                break
-            assert time.monotonic() < deadline, f"analytics: {fact.status_code} {fact.text}"
-            await asyncio.sleep(0.2)
-    assert system.sinks is not None
-    deadline = time.monotonic() + 30
-    while not any(order_id[-8:] in email.subject for email in system.sinks.smtp.received):
-        assert time.monotonic() < deadline, "no email about the order after the restarts"
-        await asyncio.sleep(0.2)
+        analyst = staff(Role.ANALYST, subject="analyst-ada")
+
+        await eventually(
+            lambda: answer(client, f"{system.url('analytics')}/orders/{order_id}", analyst),
+            until=lambda status_body: (
+                status_body[0] == 200 and status_body[1].get("status") == "delivered"
+            ),
+            interval=0.2,
+            what="analytics: the order delivered",
+        )
+    sinks = system.sinks
+    assert sinks is not None
+    await eventually(
+        lambda: [email.subject for email in sinks.smtp.received],
+        until=lambda subjects: any(order_id[-8:] in subject for subject in subjects),
+        interval=0.2,
+        what="an email about the order after the restarts",
+    )

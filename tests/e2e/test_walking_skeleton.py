@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import httpx
 
-from service_kit.auth import AuthSettings, Role, mint_token
+from service_kit.auth import Role
+from tests.support.http import answer
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
+from tests.support.polling import eventually
 from tests.support.system import System
+from tests.support.tokens import staff
 
 
-async def eventually(
-    client: httpx.AsyncClient, url: str, timeout: float = 10, headers: dict[str, str] | None = None
+async def first_answer(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None
 ) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        response = await client.get(url, headers=headers)
-        if response.status_code == 200 and response.json():
-            return response.json()
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{url} still answers {response.status_code} {response.text}")
-        await asyncio.sleep(0.1)
+    """The document at ``url`` once it is there (200, not empty)."""
+    _, document = await eventually(
+        lambda: answer(client, url, headers),
+        until=lambda status_body: status_body[0] == 200 and bool(status_body[1]),
+        timeout=10,
+        what=url,
+    )
+    return document
 
 
 async def test_an_order_reaches_every_service_through_kafka(system: System, infra: Infra) -> None:
@@ -52,31 +54,26 @@ async def test_an_order_reaches_every_service_through_kafka(system: System, infr
             headers={"X-Tracking-Token": order["tracking_token"]},
         )
         assert confirmation.status_code == 200, confirmation.text
-        chef = mint_token(AuthSettings(), subject="chef-mario", roles=[Role.CHEF])
-        ticket = await eventually(
-            client,
-            f"{system.url('kitchen')}/tickets/{order_id}",
-            headers={"Authorization": f"Bearer {chef}"},
-        )
+        chef = staff(Role.CHEF, subject="chef-mario")
+        ticket = await first_answer(client, f"{system.url('kitchen')}/tickets/{order_id}", chef)
         # The order's messages, for whoever holds its tracking token (OrderPlaced carried its
         # SHA-256 to the notifications service).
         messages_url = f"{system.url('notifications')}/orders/{order_id}/messages"
         tracking = {"X-Tracking-Token": order["tracking_token"]}
-        messages = await eventually(client, messages_url, headers=tracking)
         # The confirmation's notice comes from the kitchen's topic, and may overtake this one:
         # there is no order between two topics.
-        deadline = asyncio.get_running_loop().time() + 10
-        while "order_received" not in [message["kind"] for message in messages]:
-            assert asyncio.get_running_loop().time() < deadline, messages
-            await asyncio.sleep(0.1)
-            messages = (await client.get(messages_url, headers=tracking)).json()
-        # Analytics answers analysts and managers only.
-        analyst = mint_token(AuthSettings(), subject="analyst-ada", roles=[Role.ANALYST])
-        fact = await eventually(
-            client,
-            f"{system.url('analytics')}/orders/{order_id}",
-            headers={"Authorization": f"Bearer {analyst}"},
+        _, messages = await eventually(
+            lambda: answer(client, messages_url, tracking),
+            until=lambda status_body: (
+                status_body[0] == 200
+                and "order_received" in [message["kind"] for message in status_body[1]]
+            ),
+            timeout=20,
+            what="the order's messages",
         )
+        # Analytics answers analysts and managers only.
+        analyst = staff(Role.ANALYST, subject="analyst-ada")
+        fact = await first_answer(client, f"{system.url('analytics')}/orders/{order_id}", analyst)
 
     assert ticket["status"] == "queued" and ticket["pizzas"] == 3
     assert "order_received" in [message["kind"] for message in messages]
@@ -84,11 +81,10 @@ async def test_an_order_reaches_every_service_through_kafka(system: System, infr
     assert system.sinks is not None
     smtp = system.sinks.smtp
     subject = f"We received your order {order_id[-8:]}"
-    deadline = asyncio.get_running_loop().time() + 30
-    while not any(email.subject == subject for email in smtp.received):
-        assert asyncio.get_running_loop().time() < deadline, "no email about the order"
-        await asyncio.sleep(0.1)
-    email = next(email for email in smtp.received if email.subject == subject)
+    [email, *_] = await eventually(
+        lambda: [email for email in smtp.received if email.subject == subject],
+        what="an email about the order",
+    )
     assert email.recipients == ["anna@example.com"]
     assert fact["total"] == "47.47" and fact["pizzas"] == 3
 

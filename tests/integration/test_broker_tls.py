@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from eventing.kafka_security import KafkaSecurity
 from tests.support.infra import ROOT, STACK, Infra
+from tests.support.polling import eventually
 
 TLS_ENV = {
     "STACK_DIR": str(ROOT / ".local" / "test-stack-tls"),
@@ -65,7 +66,7 @@ def admin_security(passwords: dict[str, str], cafile: Path | None) -> KafkaSecur
     return KafkaSecurity(
         security_protocol="SASL_SSL",
         sasl_username="admin",
-        sasl_password=passwords["admin"],  # type: ignore[arg-type]
+        sasl_password=passwords["admin"],
         ssl_cafile=str(cafile) if cafile is not None else None,
     )
 
@@ -81,11 +82,13 @@ async def test_a_client_trusting_the_stacks_ca_works_over_sasl_ssl(
     try:
         await admin.create_topics([NewTopic("tls.check", 1, replication_factor=1)])
         # The broker learns of a new topic from the controller a moment after it answers.
-        for _ in range(50):
-            if "tls.check" in await admin.list_topics():
-                break
-            await asyncio.sleep(0.2)
-        assert "tls.check" in await admin.list_topics()
+        await eventually(
+            admin.list_topics,
+            until=lambda topics: "tls.check" in topics,
+            timeout=10,
+            interval=0.2,
+            what="tls.check among the topics",
+        )
     finally:
         await admin.close()
 
@@ -107,7 +110,7 @@ async def test_sasl_without_tls_is_refused_by_the_tls_listener(
     plain = KafkaSecurity(
         security_protocol="SASL_PLAINTEXT",
         sasl_username="admin",
-        sasl_password=passwords["admin"],  # type: ignore[arg-type]
+        sasl_password=passwords["admin"],
     )
     with pytest.raises((KafkaConnectionError, KafkaError, TimeoutError)):
         await connect(bootstrap, plain.client_options())

@@ -28,6 +28,7 @@ from eventing.failpoints import arm_error, armed_errors, disarm_errors
 from eventing.settings import ConsumerSettings
 from tests.support.eventing import driver_errors, produce_raw
 from tests.support.infra import Infra
+from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess
 from tests.support.recording_handlers import (
     DOOMED_ORDER,
@@ -125,7 +126,7 @@ async def record_tombstone(session: AsyncSession, tombstone: Tombstone) -> None:
 async def test_tombstones_reach_their_topics_handler_once_by_key(
     infra: Infra, setup: Setup
 ) -> None:
-    tombstone = (b"cust-erased", None, [("ce_id", b"tomb-1")])
+    tombstone: RawRecord = (b"cust-erased", None, [("ce_id", b"tomb-1")])
     await produce_raw(
         infra,
         setup.topic,
@@ -367,8 +368,7 @@ async def test_drained_only_once_the_backlog_is_applied(infra: Infra, setup: Set
     applied_when_drained: list[int] = []
 
     async def body() -> None:
-        while not consumer.drained:  # noqa: ASYNC110 - a property of the consumer, no event
-            await asyncio.sleep(0.01)
+        await eventually(lambda: consumer.drained, interval=0.01, timeout=120, what="drained")
         applied_when_drained.append(len(await setup.effects()))
 
     await running(consumer, body)
@@ -391,17 +391,23 @@ async def test_no_driver_error_stops_applying(infra: Infra, setup: Setup) -> Non
         [Subscription("recorder", OrderPlaced, recorder)], infra.kafka_bootstrap, settings=settings
     )
 
-    async def body() -> None:
-        deadline = asyncio.get_running_loop().time() + 60
-        # More events until every armed error was raised (each commit point needs a batch).
-        while any(armed_errors(point) for point in CONSUMER_AWAITS):
-            assert asyncio.get_running_loop().time() < deadline, {
-                point: armed_errors(point) for point in CONSUMER_AWAITS
-            }
+    async def errors_left() -> dict[str, int]:
+        left = {point: armed_errors(point) for point in CONSUMER_AWAITS if armed_errors(point)}
+        if left:  # more events until every armed error was raised (each commit point needs a batch)
             await setup.wait_for_effects(lambda effects: len(effects) >= len(orders))
             more = [f"driven-{len(orders) + i}" for i in range(3)]
             orders.extend(more)
             await produce_raw(infra, setup.topic, [cloudevent(order) for order in more])
+        return left
+
+    async def body() -> None:
+        await eventually(
+            errors_left,
+            until=lambda left: not left,
+            timeout=60,
+            interval=0,
+            what="every armed error raised",
+        )
         await setup.wait_for_effects(lambda effects: len(effects) >= len(orders))
 
     try:

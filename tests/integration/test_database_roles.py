@@ -7,6 +7,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from eventing.database import asyncpg_dsn
 from tests.support.infra import Infra
 from tests.support.system import SERVICES, migrated_database
 
@@ -14,7 +15,7 @@ ROLES = SERVICES  # the role of a service is named after it, like its database
 
 
 def dsn(infra: Infra, database: str, role: str) -> str:
-    return infra.role_url(database, role).replace("postgresql+asyncpg://", "postgresql://", 1)
+    return asyncpg_dsn(infra.role_url(database, role))
 
 
 @pytest.mark.parametrize("role", [role for role in ROLES if role != "orders"])
@@ -51,4 +52,4 @@ async def test_a_service_role_owns_its_tables_and_is_no_administrator(infra: Inf
 async def test_a_wrong_database_password_is_refused(infra: Infra) -> None:
     url = make_url(infra.role_url("analytics", "analytics")).set(password="guessed")
     with pytest.raises(asyncpg.InvalidPasswordError):
-        await asyncpg.connect(url.render_as_string(hide_password=False).replace("+asyncpg", ""))
+        await asyncpg.connect(asyncpg_dsn(url.render_as_string(hide_password=False)))

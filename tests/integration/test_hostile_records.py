@@ -40,11 +40,13 @@ from tests.support.eventing import create_topic
 from tests.support.hostile import hostile_records, produce_hostile, written
 from tests.support.infra import ROOT, Infra
 from tests.support.metrics import parse, value
+from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess
 from tests.support.raw_batches import RawRecord
 from tests.support.recording_handlers import recorder
 from tests.support.runtime import (
     FAST_RETRIES,
+    Effect,
     Setup,
     cloudevent,
     dead_letters_of,
@@ -269,19 +271,28 @@ async def test_a_dead_letter_the_broker_never_takes_is_kept_past_the_deadline(
     )
     seen: list[str] = []
 
+    async def effects_noting_readiness() -> list[Effect]:
+        effects = await setup.effects()
+        ready, reason = consumer.ready()
+        if not effects and not ready and reason.startswith("blocked"):
+            seen.append(reason)
+        return effects
+
     async def body() -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while not (effects := await setup.effects()):
-            ready, reason = consumer.ready()
-            if not ready and reason.startswith("blocked"):
-                seen.append(reason)
-            assert loop.time() < deadline, "the partition never moved on"
-            await asyncio.sleep(0.05)
+        effects = await eventually(
+            effects_noting_readiness,
+            timeout=60,
+            interval=0.05,
+            what="the partition moved on",
+        )
         assert [e[2] for e in effects] == ["after-the-deadline"]
-        while not consumer.ready()[0]:  # ready again once the dead letter is kept
-            assert loop.time() < deadline, consumer.ready()
-            await asyncio.sleep(0.05)
+        await eventually(  # ready again once the dead letter is kept
+            consumer.ready,
+            until=lambda readiness: readiness[0],
+            timeout=60,
+            interval=0.05,
+            what="the consumer ready again",
+        )
 
     await running(consumer, body)
     assert seen, "readiness never said the consumer was blocked on a dead letter"

@@ -159,6 +159,7 @@ async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra
                     .mappings()
                     .one()
                 )
+        assert row is not None
         assert sent("email", "failed") == failed + 1
         assert (row["status"], row["reason"], row["attempts"]) == ("failed", "550 no such user", 2)
     finally:

@@ -5,19 +5,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from contracts.topics import DEAD_LETTERS
+from eventing.database import asyncpg_dsn
 from eventing.deadletter import dead_letter_headers
 from eventing.outbox import Outbox, OutboxEvent
 from tests.support.eventing import eventing_database, order_placed, unique_prefix
 from tests.support.infra import ROOT, Infra
 
 
-def eventing(*args: str, bootstrap: str) -> list[dict[str, object]]:
+def eventing(*args: str, bootstrap: str) -> list[dict[str, Any]]:
     result = subprocess.run(
         [sys.executable, "-m", "contracts.cli", "--bootstrap-servers", bootstrap, *args],
         capture_output=True,
@@ -38,7 +40,7 @@ async def test_outbox_status_parked_and_unpark(infra: Infra) -> None:
             [OutboxEvent(data=order_placed(f"cli-{i}"), aggregate_id=f"cli-{i}") for i in range(3)],
         )
     await engine.dispose()
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    dsn = asyncpg_dsn(url)
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(

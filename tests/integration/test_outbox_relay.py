@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from eventing.database import asyncpg_dsn
 from eventing.failpoints import arm_error, armed_errors, disarm_errors
 from eventing.outbox import Outbox
 from eventing.relay import OutboxRelay, kafka_producer_factory
@@ -35,6 +36,7 @@ from tests.support.eventing import (
 )
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
+from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess, relay_process
 
 
@@ -48,7 +50,7 @@ class OutboxUnderTest:
 
     @property
     def dsn(self) -> str:
-        return self.url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        return asyncpg_dsn(self.url)
 
     async def backlog(self) -> int:
         conn = await asyncpg.connect(self.dsn)
@@ -58,11 +60,13 @@ class OutboxUnderTest:
             await conn.close()
 
     async def wait_drained(self, timeout: float = 90) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while (remaining := await self.backlog()) > 0:
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"outbox still holds {remaining} events after {timeout}s")
-            await asyncio.sleep(0.2)
+        await eventually(
+            self.backlog,
+            until=lambda remaining: remaining == 0,
+            timeout=timeout,
+            interval=0.2,
+            what="the outbox drained",
+        )
 
 
 @pytest.fixture
@@ -216,15 +220,15 @@ async def test_an_unpublishable_event_is_parked_and_blocks_no_other_order(
         # so the parked mark may land a moment after the healthy events are on the wire.
         conn = await asyncpg.connect(subject.dsn)
         try:
-            deadline = asyncio.get_running_loop().time() + 15
-            while True:
-                rows = await conn.fetch(
+            rows = await eventually(
+                lambda: conn.fetch(
                     "SELECT aggregate_version, parked_at IS NOT NULL AS parked, last_error "
                     "FROM outbox WHERE partition_key = 'poison-order' ORDER BY id"
-                )
-                if (rows and rows[0]["parked"]) or asyncio.get_running_loop().time() > deadline:
-                    break
-                await asyncio.sleep(0.1)
+                ),
+                until=lambda rows: rows and rows[0]["parked"],
+                timeout=15,
+                what="the poison event parked",
+            )
         finally:
             await conn.close()
     finally:
@@ -361,17 +365,24 @@ async def test_no_driver_error_ends_the_relay(infra: Infra, subject: OutboxUnder
     )
     running = asyncio.create_task(relay.run())
     stream = EnqueuedStream()
-    try:
-        deadline = asyncio.get_running_loop().time() + 120
-        # Batches until every armed error was raised: the points on the publishing path need
-        # five batches each.
-        while any(armed_errors(point) for point in RELAY_AWAITS):
-            assert asyncio.get_running_loop().time() < deadline, {
-                point: armed_errors(point) for point in RELAY_AWAITS
-            }
+
+    async def errors_left() -> dict[str, int]:
+        left = {point: armed_errors(point) for point in RELAY_AWAITS if armed_errors(point)}
+        if left:  # batches until every armed error was raised
             assert not running.done(), running
             await stream_orders(subject, orders=5, events_per_order=4, stream=stream)
             await subject.wait_drained()
+        return left
+
+    try:
+        # The points on the publishing path need five batches each.
+        await eventually(
+            errors_left,
+            until=lambda left: not left,
+            timeout=120,
+            interval=0,
+            what="every armed error raised",
+        )
         await subject.wait_drained()
         report = check_wire(await wire(infra, subject, stream), stream)
         assert not running.done()

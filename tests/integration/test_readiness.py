@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.support.infra import Infra
+from tests.support.polling import eventually
 from tests.support.processes import service_process
 from tests.support.system import migrated_database
 
@@ -25,16 +26,21 @@ async def wait_for_status(
 ) -> tuple[float, dict[str, Any]]:
     """Poll /readyz until it answers ``status``; returns how long that took and the body."""
     started = time.monotonic()
-    last: tuple[int, dict[str, Any]] | None = None
-    while time.monotonic() - started < timeout:
+
+    async def answer() -> tuple[int, dict[str, Any]]:
         try:
-            last = await readyz(client, url)
+            return await readyz(client, url)
         except httpx.HTTPError as error:
             raise AssertionError(f"/readyz must always answer, and promptly: {error!r}") from error
-        if last[0] == status:
-            return time.monotonic() - started, last[1]
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"/readyz not {status} in {timeout}s; last answer: {last!r}")
+
+    _, body = await eventually(
+        answer,
+        until=lambda last: last[0] == status,
+        timeout=timeout,
+        interval=0.5,
+        what=f"/readyz {status}",
+    )
+    return time.monotonic() - started, body
 
 
 @pytest.mark.fault

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,11 +20,13 @@ from sqlalchemy.ext.asyncio import (
 
 from contracts.catalogue import CustomerContactUpdated
 from contracts.topics import CUSTOMER_CONTACTS
+from eventing.database import asyncpg_dsn
 from eventing.events import model_for
 from eventing.outbox import TOMBSTONE, Outbox, OutboxEvent
 from tests.support.eventing import create_topic, eventing_database, unique_prefix
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
+from tests.support.polling import eventually
 from tests.support.processes import relay_process
 
 
@@ -39,7 +40,7 @@ class Contacts:
 
     @property
     def dsn(self) -> str:
-        return self.url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        return asyncpg_dsn(self.url)
 
     async def outbox_rows(self) -> list[asyncpg.Record]:
         conn = await asyncpg.connect(self.dsn)
@@ -125,14 +126,15 @@ async def test_a_tombstone_is_published_after_the_event_of_its_key(
             until=complete,
             timeout=60,
         )
-        for _ in range(100):  # the rows go once Kafka acknowledged them
-            if not await contacts.outbox_rows():
-                break
-            await asyncio.sleep(0.2)
-        left = await contacts.outbox_rows()
+        await eventually(  # the rows go once Kafka acknowledged them
+            contacts.outbox_rows,
+            until=lambda rows: rows == [],
+            timeout=20,
+            interval=0.2,
+            what="the outbox emptied",
+        )
     finally:
         relay.terminate()
-    assert left == []
 
     wire = of_key(records, erased)
     assert [dict(r.headers)["ce_id"].decode() for r in wire] == [

@@ -33,12 +33,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from contracts.catalogue import OrderPlaced
 from contracts.topics import ORDERS, TOPOLOGY
 from eventing.consumer import EventConsumer, ReceivedEvent, Subscription
-from eventing.database import session_factory
+from eventing.database import asyncpg_dsn, session_factory
 from eventing.settings import ConsumerSettings
 from eventing.tracing import TRACE_FILE_ENV, configure_tracing
 from orders.entrypoints.api import create_app
 from orders.settings import OrdersSettings
 from tests.support.infra import Infra
+from tests.support.polling import eventually
 from tests.support.processes import relay_process
 from tests.support.system import migrated_database
 
@@ -96,17 +97,6 @@ def one(spans: list[ReadableSpan], name: str, kind: SpanKind) -> ReadableSpan:
     return found[0]
 
 
-async def wait_for(predicate: Any, what: str, timeout: float = 60) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 def read_span_file(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -154,8 +144,7 @@ async def test_one_trace_follows_an_order_across_processes(
     assert any(isinstance(subject, tuple) and order_id in subject for subject in subjects)
 
     # The outbox row stored the request's span as the event's origin.
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         stored = await conn.fetchval(
             "SELECT traceparent FROM outbox WHERE subject = $1 AND event_type = $2",
@@ -192,13 +181,15 @@ async def test_one_trace_follows_an_order_across_processes(
     relay = relay_process(infra, url, name="tracing-relay")
     relay.env[TRACE_FILE_ENV] = str(trace_file)
     try:
-        await wait_for(lambda: consumer.ready()[0], "the consumer's partitions")
+        await eventually(lambda: consumer.ready()[0], timeout=60, what="the consumer's partitions")
         await asyncio.sleep(1.0)  # the new group's "latest" position is fetched after assignment
 
         # ---- process B: the relay subprocess publishes the row
         relay.start()
         await relay.wait_ready()
-        await wait_for(lambda: received, "the order placed event at the consumer")
+        await eventually(
+            lambda: received, timeout=60, what="the order placed event at the consumer"
+        )
 
         def publish_lines() -> list[dict[str, Any]]:
             return [
@@ -208,7 +199,9 @@ async def test_one_trace_follows_an_order_across_processes(
                 and line["attributes"].get("cloudevents.event_type") == OrderPlaced.event_type
             ]
 
-        published = await wait_for(publish_lines, "the relay's publish span in its trace file")
+        published = await eventually(
+            publish_lines, timeout=60, what="the relay's publish span in its trace file"
+        )
     finally:
         relay.terminate()
         consumer.stop()

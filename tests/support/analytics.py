@@ -155,7 +155,7 @@ def _events(order: Order, rng: random.Random, cooks: list[str], drivers: list[st
             lines=tuple(order.lines),
             total=order.total,
             placed_at=order.placed_at,
-            fulfilment=order.fulfilment,  # type: ignore[arg-type]
+            fulfilment=order.fulfilment,
         )
     )
     if order.fate == "cancelled_pending":
@@ -170,7 +170,7 @@ def _events(order: Order, rng: random.Random, cooks: list[str], drivers: list[st
             confirmed_by="customer",
             customer_id=order.customer_id,
             lines=tuple(order.lines),
-            fulfilment=order.fulfilment,  # type: ignore[arg-type]
+            fulfilment=order.fulfilment,
         )
     )
     queued_estimate = confirmed + timedelta(minutes=25)
@@ -237,9 +237,7 @@ def _events(order: Order, rng: random.Random, cooks: list[str], drivers: list[st
             lateness_seconds=lateness,
         )
     )
-    o.append(
-        OrderReady(order_id=oid, ready_at=order.ready_at, fulfilment=order.fulfilment)  # type: ignore[arg-type]
-    )
+    o.append(OrderReady(order_id=oid, ready_at=order.ready_at, fulfilment=order.fulfilment))
     if order.fate == "ready":
         return
     if order.fate == "picked_up":
@@ -279,7 +277,7 @@ async def publish(bootstrap: str, dataset: Dataset, topic_prefix: str = "") -> i
         async def send(events: Iterable[EventData], source: str, versioned: bool) -> None:
             nonlocal sent
             for version, event in enumerate(events, start=1):
-                key = event.order_id
+                key = str(getattr(event, "order_id"))  # noqa: B009 - every order event has one
                 extensions = {AGGREGATE_VERSION: str(version)} if versioned else {}
                 record = encode(
                     Envelope(

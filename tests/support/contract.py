@@ -15,17 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from service_kit.auth import AuthSettings, Role, mint_token
-from tests.support.processes import LOG_DIR
+from tests.support.processes import TEST_LOG_DIR
 
 CONFIGS = Path(__file__).resolve().parents[1] / "contract"
 PHASES = "examples,coverage,fuzzing,stateful"
 SEED = "20261201"
-
-
-def staff_token(*roles: Role) -> str:
-    """One principal holding every role the service knows, so every route is reachable."""
-    return mint_token(AuthSettings(), subject="contract-tester", roles=roles, ttl_seconds=3600)
 
 
 def run_schemathesis(
@@ -36,7 +30,7 @@ def run_schemathesis(
     max_examples: int = 25,
 ) -> str:
     """Run schemathesis against ``base_url``; returns its report, raises if it found anything."""
-    report = LOG_DIR / f"schemathesis-{service}.txt"
+    report = TEST_LOG_DIR / f"schemathesis-{service}.txt"
     report.parent.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable,

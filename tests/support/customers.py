@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from tests.support.notifications import Sinks, eventually
+from tests.support.notifications import Sinks
+from tests.support.polling import eventually
 
 _CODE = re.compile(r"sign-in code is (\d{6})\b")
 
@@ -67,8 +68,8 @@ async def new_code(sinks: Sinks, contact: dict[str, str], *, before: int) -> str
     """The code that arrives for ``contact`` after the ``before`` it had already received."""
     received = await eventually(
         lambda: codes_received(sinks, contact),
-        lambda codes: len(codes) > before,
-        30,
+        until=lambda codes: len(codes) > before,
+        timeout=30,
         what=f"a sign-in code for {contact}",
     )
     code: str = received[-1]

@@ -3,9 +3,8 @@ in the test's event loop, and the service as a real process that tests can kill.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -24,13 +23,14 @@ from contracts.catalogue import (
 )
 from contracts.topics import CUSTOMER_CONTACTS, KITCHEN, ORDERS
 from eventing.cloudevents_kafka import Envelope, encode
+from eventing.database import asyncpg_dsn
 from eventing.events import EventData
 from notifications.adapters.sinks import SmsSink, SmtpSink
 from notifications.entrypoints.api import create_app
 from notifications.settings import NotificationsSettings
-from service_kit.auth import AuthSettings, Role, mint_token
 from tests.support.eventing import create_topic, unique_prefix
 from tests.support.infra import Infra
+from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess, base_url, service_process
 
 SMS_ACCOUNT = "AC-test"
@@ -90,7 +90,7 @@ class Notifications:
 
     @property
     def dsn(self) -> str:
-        return self.url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        return asyncpg_dsn(self.url)
 
     def service_env(self) -> dict[str, str]:
         """The service's settings (besides its database, broker and port), as variables."""
@@ -112,7 +112,7 @@ class Notifications:
     async def in_process(self) -> AsyncIterator[httpx.AsyncClient]:
         """The same service in this process (its consumer on the real broker), and a client of
         its API; nothing to kill, for tests of what the API answers."""
-        fields = {
+        fields: dict[str, Any] = {
             name.removeprefix("NOTIFICATIONS_").lower(): value
             for name, value in self.service_env().items()
         }
@@ -190,36 +190,16 @@ class Notifications:
             list(order_ids),
         )
 
-    async def settled(self, order_ids: Sequence[str], count: int, timeout: float = 60) -> Any:
+    async def settled(
+        self, order_ids: Sequence[str], count: int, timeout: float = 60
+    ) -> list[asyncpg.Record]:
         """Wait until ``count`` deliveries of these orders exist and none is pending."""
         return await eventually(
             lambda: self.deliveries(order_ids),
-            lambda rows: len(rows) >= count and all(r["status"] != "pending" for r in rows),
-            timeout,
+            until=lambda rows: len(rows) >= count and all(r["status"] != "pending" for r in rows),
+            timeout=timeout,
             what=f"{count} settled deliveries",
         )
-
-
-async def eventually(
-    fetch: Callable[[], Any],
-    done: Callable[[Any], bool],
-    timeout: float = 60,
-    *,
-    what: str = "condition",
-    interval: float = 0.1,
-) -> Any:
-    """Poll ``fetch()`` (sync or async) until ``done(result)``; fails after ``timeout`` s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = fetch()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if done(result):
-            return result
-        if loop.time() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout}s; last: {result!r}"[:3000])
-        await asyncio.sleep(interval)
 
 
 async def notifications_under_test(
@@ -233,10 +213,6 @@ async def notifications_under_test(
 
     url = await migrated_database(infra, "notifications")
     return Notifications(infra, sinks, url, topics, f"{prefix}notifications", extra_env or {})
-
-
-def token(subject: str, *roles: Role) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(AuthSettings(), subject, roles)}"}
 
 
 async def api(method: str, url: str, headers: dict[str, str] | None = None) -> httpx.Response:

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from tests.support.infra import ROOT, Infra
+from tests.support.polling import NotReached, eventually, eventually_blocking
 
-LOG_DIR = ROOT / ".local" / "test-logs"
+# Where the tests' processes write their logs; the benchmarks pass directories of their own.
+TEST_LOG_DIR = ROOT / ".local" / "test-logs"
 SUPERVISE = ROOT / "deploy" / "local" / "supervise.sh"
 
 # Every process a test started, so the session can kill what a failing test left behind.
@@ -37,7 +37,8 @@ class ServiceProcess:
 
     A ``supervised`` one runs under deploy/local/supervise.sh, as on the local stack: whatever it
     dies of, it comes back by itself. ``crash`` kills the service process alone (its supervisor
-    restarts it); ``kill`` kills both, so that it stays down until ``start``.
+    restarts it); ``kill`` kills both, so that it stays down until ``start``. Its log is
+    ``<log_dir>/<name>.log``.
     """
 
     name: str
@@ -46,17 +47,18 @@ class ServiceProcess:
     env: dict[str, str]
     ready_url: str
     supervised: bool = False
+    log_dir: Path = TEST_LOG_DIR
     log_path: Path = field(init=False)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        self.log_path = LOG_DIR / f"{self.name}.log"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.log_dir / f"{self.name}.log"
 
     @property
     def state_dir(self) -> Path:
         # One per process object: several systems of a session share the processes' names.
-        return LOG_DIR / "supervisor" / f"{self.name}-{id(self):x}"
+        return self.log_dir / "supervisor" / f"{self.name}-{id(self):x}"
 
     def start(self) -> None:
         log = self.log_path.open("ab")
@@ -101,21 +103,26 @@ class ServiceProcess:
             return 0
 
     async def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
+        """Until its readiness check answers 200; fails at once if the process exited."""
         async with httpx.AsyncClient(timeout=2) as client:
-            while True:
+
+            async def readiness() -> int:
                 if not self.alive:
                     raise RuntimeError(f"{self.name} exited; log:\n{self.log_tail()}")
-                try:
-                    if (await client.get(self.ready_url)).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"{self.name} not ready in {timeout}s; log:\n{self.log_tail()}"
-                    )
-                await asyncio.sleep(0.2)
+                return (await client.get(self.ready_url)).status_code
+
+            try:
+                await eventually(
+                    readiness,
+                    until=lambda status: status == 200,
+                    timeout=timeout,
+                    interval=0.2,
+                    retry=(httpx.HTTPError,),
+                    what=f"{self.name} ready",
+                )
+            except NotReached as error:
+                error.add_note(f"log:\n{self.log_tail()}")
+                raise
 
     def crash(self) -> None:
         """SIGKILL the service process and let its supervisor bring it back; returns once the
@@ -126,9 +133,13 @@ class ServiceProcess:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while self.service_pid() == pid and time.monotonic() < deadline:
-            time.sleep(0.02)
+        eventually_blocking(
+            self.service_pid,
+            until=lambda now: now != pid,
+            timeout=10,
+            interval=0.02,
+            what=f"{self.name}'s killed process {pid} gone",
+        )
 
     def signal_service(self, signum: int) -> None:
         """Send ``signum`` to the service process's group (SIGSTOP / SIGCONT freeze and thaw it)."""
@@ -188,6 +199,7 @@ def relay_process(
     extra_env: dict[str, str] | None = None,
     *,
     supervised: bool = False,
+    log_dir: Path = TEST_LOG_DIR,
 ) -> ServiceProcess:
     """The outbox relay of ``service`` (any database with an outbox table will do)."""
     port = free_port()
@@ -204,6 +216,7 @@ def relay_process(
         },
         ready_url=f"http://127.0.0.1:{port}/readyz",
         supervised=supervised,
+        log_dir=log_dir,
     )
 
 
@@ -221,6 +234,7 @@ def service_process(
     extra_env: dict[str, str] | None = None,
     *,
     supervised: bool = False,
+    log_dir: Path = TEST_LOG_DIR,
 ) -> ServiceProcess:
     port = free_port()
     prefix = service.upper()
@@ -237,6 +251,7 @@ def service_process(
         },
         ready_url=f"http://127.0.0.1:{port}/readyz",
         supervised=supervised,
+        log_dir=log_dir,
     )
 
 

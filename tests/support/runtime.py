@@ -16,11 +16,12 @@ from contracts.catalogue import OrderPlaced
 from contracts.topics import OPEN_DEAD_LETTERS, TOPOLOGY
 from eventing.cloudevents_kafka import Envelope, encode
 from eventing.consumer import EventConsumer, Subscription, TombstoneSubscription
-from eventing.database import session_factory
+from eventing.database import asyncpg_dsn, session_factory
 from eventing.deadletter import DeadLetter, read_dead_letters
 from eventing.settings import ConsumerSettings
 from tests.support.eventing import create_topic, eventing_database, order_placed
 from tests.support.infra import Infra
+from tests.support.polling import NotReached, eventually
 from tests.support.processes import ServiceProcess, free_port
 from tests.support.recording_handlers import EFFECTS_DDL
 
@@ -39,7 +40,7 @@ class Setup:
 
     @property
     def dsn(self) -> str:
-        return self.url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        return asyncpg_dsn(self.url)
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         conn = await asyncpg.connect(self.dsn)
@@ -57,14 +58,12 @@ class Setup:
     async def wait_for_effects(
         self, predicate: Callable[[list[Effect]], bool], timeout: float = 30
     ) -> list[Effect]:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            effects = await self.effects()
-            if predicate(effects):
-                return effects
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"effects never matched; last: {effects[-5:]}")
-            await asyncio.sleep(0.1)
+        try:
+            return await eventually(
+                self.effects, until=predicate, timeout=timeout, what="the effects expected"
+            )
+        except NotReached as late:
+            raise AssertionError(f"effects never matched; last: {late.last[-5:]}") from None
 
     def consumer_process(self, infra: Infra, name: str, env: dict[str, str]) -> ServiceProcess:
         """The runtime in a process of its own (``tests.support.consumer_process``), to kill."""
@@ -143,7 +142,7 @@ def with_header(record: RawRecord, name: str, value: bytes | None) -> RawRecord:
     return key, body, kept if value is None else [*kept, (name, value)]
 
 
-async def running(consumer: EventConsumer, body: Callable[[], Awaitable[None]]) -> None:
+async def running(consumer: EventConsumer, body: Callable[[], Awaitable[object]]) -> None:
     task = asyncio.create_task(consumer.run())
     try:
         await body()
@@ -155,9 +154,16 @@ async def running(consumer: EventConsumer, body: Callable[[], Awaitable[None]]) 
 async def dead_letters_of(
     infra: Infra, group: str, count: int, timeout: float = 30, topic: str = OPEN_DEAD_LETTERS
 ) -> list[DeadLetter]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        letters = await read_dead_letters(infra.kafka_bootstrap, group=group, topic=topic)
-        if len(letters) >= count or asyncio.get_running_loop().time() > deadline:
-            return letters
-        await asyncio.sleep(0.5)
+    """The dead letters of ``group`` once there are ``count`` of them, or those there are after
+    ``timeout`` seconds (the test's assertions then say what is missing)."""
+    try:
+        return await eventually(
+            lambda: read_dead_letters(infra.kafka_bootstrap, group=group, topic=topic),
+            until=lambda letters: len(letters) >= count,
+            timeout=timeout,
+            interval=0.5,
+            what=f"{count} dead letters",
+        )
+    except NotReached as late:
+        letters: list[DeadLetter] = late.last
+        return letters

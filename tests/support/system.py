@@ -11,7 +11,13 @@ from urllib.parse import urlsplit
 from eventing.migrations import upgrade
 from tests.support.infra import ROOT, Infra
 from tests.support.notifications import FAST, Sinks, start_sinks
-from tests.support.processes import ServiceProcess, base_url, relay_process, service_process
+from tests.support.processes import (
+    TEST_LOG_DIR,
+    ServiceProcess,
+    base_url,
+    relay_process,
+    service_process,
+)
 
 SERVICES = ("orders", "kitchen", "notifications", "analytics")
 RELAYS = ("orders-relay", "kitchen-relay")
@@ -63,12 +69,14 @@ async def start_system(
     *,
     database_port: int | None = None,
     kafka_bootstrap: str | None = None,
+    log_dir: Path = TEST_LOG_DIR,
 ) -> System:
     """Every service and both relays on fresh databases, each under a supervisor as on the local
     stack; ``env`` adds variables per process (a service's name, or ``orders-relay`` /
     ``kitchen-relay``). With ``database_port`` and ``kafka_bootstrap`` the processes reach
     PostgreSQL and Kafka there (a fault proxy) instead of directly; the databases' URLs in
-    ``System.databases`` stay direct, for the test's own queries."""
+    ``System.databases`` stay direct, for the test's own queries. The processes write their
+    logs to ``log_dir``."""
     databases = {service: await migrated_database(infra, service) for service in SERVICES}
     sinks = await start_sinks()
     extra_env: dict[str, dict[str, str]] = {"notifications": {**sinks.env(), **FAST}}
@@ -91,7 +99,12 @@ async def start_system(
         extra_env[name] = {**extra_env.get(name, {}), **variables}
     processes = {
         service: service_process(
-            infra, service, databases[service], extra_env.get(service), supervised=True
+            infra,
+            service,
+            databases[service],
+            extra_env.get(service),
+            supervised=True,
+            log_dir=log_dir,
         )
         for service in SERVICES
     }
@@ -107,6 +120,7 @@ async def start_system(
             service=service,
             extra_env=extra_env.get(relay),
             supervised=True,
+            log_dir=log_dir,
         )
     system = System(databases, processes, sinks)
     try:

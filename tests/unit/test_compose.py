@@ -569,6 +569,7 @@ def test_every_database_url_names_a_database_the_init_script_creates() -> None:
         assert (url.host, url.port) == ("postgres", 5432), (name, key)
         # The service's own role (a relay uses its service's), never the administrator.
         assert url.username == url.database != credentials["POSTGRES_USER"]
+        assert url.database is not None, (name, key)
         assert url.password == credentials[f"{url.database.upper()}_DB_PASSWORD"]
         assert url.database in created, f"{name}: {url.database} is not created by {INIT_SQL.name}"
         assert key == f"{url.database.upper()}_DATABASE_URL", "each service has its own database"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -77,7 +78,7 @@ def test_notifications_settings_for_production_are_accepted() -> None:
     ],
 )
 def test_notifications_settings_refuse_what_is_unsafe_off_the_box(
-    change: dict[str, object], reason: str
+    change: dict[str, Any], reason: str
 ) -> None:
     settings = NotificationsSettings(
         **{

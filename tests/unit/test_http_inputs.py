@@ -8,7 +8,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import pytest
@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from service_kit.http import ErrorResponse, SlottedStreamingResponse, error_responses, protect
 from service_kit.inputs import MultiLine, Rfc3339, SingleLine
 from service_kit.limits import RateLimit, RateSpec, StreamSlots, retry_after_header
+from tests.support.polling import eventually
 
 
 class Note(BaseModel):
@@ -58,7 +59,7 @@ def app_under_test(max_body_bytes: int = 2048) -> TestClient:
     return TestClient(app, raise_server_exceptions=False)
 
 
-def post_json(client: TestClient, document: object) -> tuple[int, dict[str, object]]:
+def post_json(client: TestClient, document: object) -> tuple[int, dict[str, Any]]:
     response = client.post(
         "/notes", content=json.dumps(document), headers={"Content-Type": "application/json"}
     )
@@ -82,7 +83,7 @@ def test_text_that_cannot_be_stored_or_shown_is_a_422_naming_the_field(
 ) -> None:
     status, body = post_json(app_under_test(), {"name": name})
     assert status == 422
-    [issue] = body["detail"]  # type: ignore[misc]
+    [issue] = body["detail"]
     assert issue["loc"] == ["body", "name"]
     assert issue["type"] == rule
     assert "input" not in issue  # never echoed: it may not even be encodable as JSON
@@ -230,14 +231,6 @@ def streaming_app(capacity: int) -> tuple[FastAPI, asyncio.Event]:
     return app, finish
 
 
-async def until_open(slots: StreamSlots, count: int) -> None:
-    for _ in range(1000):
-        if slots.open == count:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{slots.open} streams open, not {count}")
-
-
 async def test_a_stream_holds_its_slot_while_open_and_the_next_one_is_a_503() -> None:
     app, finish = streaming_app(capacity=1)
     slots: StreamSlots = app.state.stream_slots
@@ -245,7 +238,7 @@ async def test_a_stream_holds_its_slot_while_open_and_the_next_one_is_a_503() ->
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         # httpx's ASGI transport answers once the app is done, so the first stream is a task.
         first = asyncio.create_task(client.get("/stream"))
-        await until_open(slots, 1)
+        await eventually(lambda: slots.open == 1, timeout=10, interval=0.01, what="1 stream open")
         refused = await client.get("/stream")
         assert refused.status_code == 503
         assert refused.headers["Retry-After"] == "1"
@@ -263,7 +256,7 @@ async def test_a_stream_gives_its_slot_back_when_it_is_cancelled() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         # A client that goes away, or a server that stops, cancels the sending.
         stream = asyncio.create_task(client.get("/stream"))
-        await until_open(slots, 1)
+        await eventually(lambda: slots.open == 1, timeout=10, interval=0.01, what="1 stream open")
         stream.cancel()
         with pytest.raises(asyncio.CancelledError):
             await stream

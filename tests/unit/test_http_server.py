@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 
 from service_kit import http_server
 from service_kit.http_server import HEAD_MAX_BYTES, BoundedHttpToolsProtocol
+from tests.support.polling import eventually
 
 
 def echo_app() -> FastAPI:
@@ -38,8 +39,8 @@ async def server(caplog: pytest.LogCaptureFixture) -> AsyncIterator[int]:
     )
     served = uvicorn.Server(config)
     task = asyncio.create_task(served.serve())
-    while not served.started:  # noqa: ASYNC110 - uvicorn.Server has no event for it
-        await asyncio.sleep(0.01)
+    # uvicorn.Server has no event for it.
+    await eventually(lambda: served.started, interval=0.01, what="uvicorn started")
     try:
         yield port
     finally:

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 
 from service_kit.http import answer_503_when_the_database_is_unavailable
+from tests.support.polling import eventually
 
 LIMIT = 2
 
@@ -58,14 +59,6 @@ def overloadable_app(gate: Gate, stream_gate: Gate) -> FastAPI:
     return app
 
 
-async def until(condition: object, what: str) -> None:
-    for _ in range(500):
-        if callable(condition) and condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never: {what}")
-
-
 @contextlib.asynccontextmanager
 async def overloadable() -> AsyncIterator[tuple[httpx.AsyncClient, Gate, Gate]]:
     """A client of the app, with the gates its slow requests and its streams wait at."""
@@ -78,7 +71,12 @@ async def overloadable() -> AsyncIterator[tuple[httpx.AsyncClient, Gate, Gate]]:
 async def test_beyond_the_limit_requests_are_refused_at_once_and_the_rest_served() -> None:
     async with overloadable() as (client, gate, _):
         waiting = [asyncio.create_task(client.get("/slow")) for _ in range(LIMIT)]
-        await until(lambda: gate.waiting == LIMIT, "the first requests waiting")
+        await eventually(
+            lambda: gate.waiting == LIMIT,
+            what="the first requests waiting",
+            timeout=5,
+            interval=0.01,
+        )
 
         refused = await asyncio.wait_for(client.get("/slow"), timeout=2)
         assert refused.status_code == 503
@@ -95,10 +93,20 @@ async def test_beyond_the_limit_requests_are_refused_at_once_and_the_rest_served
 async def test_a_started_stream_takes_no_place() -> None:
     async with overloadable() as (client, _, stream_gate):
         streams = [asyncio.create_task(client.get("/stream")) for _ in range(LIMIT)]
-        await until(lambda: stream_gate.waiting == LIMIT, "the first streams started")
+        await eventually(
+            lambda: stream_gate.waiting == LIMIT,
+            what="the first streams started",
+            timeout=5,
+            interval=0.01,
+        )
         # Both are still open, and no longer waiting for their response to start.
         streams.append(asyncio.create_task(client.get("/stream")))
-        await until(lambda: stream_gate.waiting == LIMIT + 1, "one more stream started")
+        await eventually(
+            lambda: stream_gate.waiting == LIMIT + 1,
+            what="one more stream started",
+            timeout=5,
+            interval=0.01,
+        )
         assert (await client.get("/fast")).status_code == 200
         stream_gate.open.set()
         assert [r.text for r in await asyncio.gather(*streams)] == ["first\nlast\n"] * (LIMIT + 1)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
+from tests.support.polling import eventually_blocking
 from tests.support.processes import SUPERVISE
 
 
@@ -21,13 +20,6 @@ def supervise(tmp_path: Path, script: str, **env: str) -> subprocess.Popen[bytes
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-
-
-def until(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.02)
 
 
 def state(tmp_path: Path, name: str) -> str:
@@ -47,7 +39,12 @@ def test_whatever_a_process_exits_with_it_is_started_again_and_told_so(tmp_path:
     supervisor = supervise(tmp_path, script)
     try:
         runs = tmp_path / "runs"
-        until(lambda: runs.exists() and len(runs.read_text().splitlines()) == 4, "four runs")
+        eventually_blocking(
+            lambda: runs.exists() and len(runs.read_text().splitlines()) == 4,
+            what="four runs",
+            timeout=20,
+            interval=0.02,
+        )
         assert runs.read_text().splitlines() == ["0:", "1:exit 3", "2:signal 9", "3:exit 0"]
         assert state(tmp_path, "restarts") == "3"
         assert state(tmp_path, "exit") == "exit 0"
@@ -64,7 +61,12 @@ def test_a_stop_reaches_the_process_once_and_ends_the_supervisor(tmp_path: Path)
         while :; do sleep 0.05; done
     """
     supervisor = supervise(tmp_path, script)
-    until(lambda: (tmp_path / "ready").exists(), "the process to start")
+    eventually_blocking(
+        lambda: (tmp_path / "ready").exists(),
+        what="the process to start",
+        timeout=20,
+        interval=0.02,
+    )
     os.killpg(supervisor.pid, signal.SIGTERM)  # as `make down` does: the supervisor's group
     assert supervisor.wait(10) == 7  # the process's own status; no restart
     assert (tmp_path / "signals").read_text().splitlines() == ["TERM"]
@@ -75,7 +77,9 @@ def test_a_stop_during_the_back_off_ends_it_at_once(tmp_path: Path) -> None:
     supervisor = supervise(
         tmp_path, "echo ran >> runs; exit 1", SUPERVISE_FIRST_BACKOFF_MS="600000"
     )
-    until(lambda: state(tmp_path, "restarts") == "1", "the first exit")
+    eventually_blocking(
+        lambda: state(tmp_path, "restarts") == "1", what="the first exit", timeout=20, interval=0.02
+    )
     supervisor.send_signal(signal.SIGTERM)
     # Long before the back-off (5 to 10 minutes) would have ended.
     assert supervisor.wait(10) == 1

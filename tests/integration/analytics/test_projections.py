@@ -26,12 +26,15 @@ import httpx
 import pytest
 
 from contracts.topics import KITCHEN, ORDERS
-from service_kit.auth import AuthSettings, Role, mint_token
+from eventing.database import asyncpg_dsn
+from service_kit.auth import Role
 from tests.support.analytics import Dataset, expected, generate, publish
 from tests.support.eventing import create_topic, unique_prefix
 from tests.support.infra import ROOT, Infra
+from tests.support.polling import NotReached, eventually
 from tests.support.processes import ServiceProcess, base_url, service_process
 from tests.support.system import migrated_database
+from tests.support.tokens import authorization, staff, staff_token
 
 ORDER_COUNT = 300
 REBUILD = [sys.executable, "-m", "analytics", "rebuild"]
@@ -75,7 +78,7 @@ class Analytics:
             response = await client.get(
                 f"{self.url}/{path}",
                 params={**params, **window},
-                headers={"Authorization": f"Bearer {self.token}"},
+                headers=authorization(self.token),
             )
             assert response.status_code == 200, response.text
             found[question] = response.json()
@@ -84,7 +87,7 @@ class Analytics:
     async def table_shapes(self) -> list[Any]:
         """Columns and indexes of the projection tables, to compare the migration's with the
         rebuild's."""
-        conn = await asyncpg.connect(self.database_url.replace("+asyncpg", ""))
+        conn = await asyncpg.connect(asyncpg_dsn(self.database_url))
         try:
             columns = await conn.fetch(
                 "SELECT table_name, column_name, data_type, is_nullable, numeric_precision, "
@@ -104,7 +107,7 @@ class Analytics:
         return [dict(row) for row in [*columns, *indexes, *constraints]]
 
     async def fact_rows(self) -> list[dict[str, Any]]:
-        conn = await asyncpg.connect(self.database_url.replace("+asyncpg", ""))
+        conn = await asyncpg.connect(asyncpg_dsn(self.database_url))
         try:
             facts = await conn.fetch(
                 "SELECT * FROM order_facts WHERE order_id LIKE $1 ORDER BY order_id",
@@ -135,7 +138,7 @@ async def analytics(infra: Infra) -> AsyncIterator[Analytics]:
         await process.wait_ready()
         dataset = generate(ORDER_COUNT)
         published = await publish(infra.kafka_bootstrap, dataset, topic_prefix=prefix)
-        token = mint_token(AuthSettings(), subject="analyst-ada", roles=[Role.ANALYST])
+        token = staff_token(Role.ANALYST, subject="analyst-ada")
         yield Analytics(process, database_url, {**process.env}, dataset, published, token)
     finally:
         process.terminate()
@@ -167,19 +170,25 @@ async def until_answers_match(
     timeout: float = 90,
     dataset: Dataset | None = None,
 ) -> dict[str, Any]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+    found: dict[str, Any] = {}
+
+    async def differences() -> list[str]:
+        nonlocal found
         found = await analytics.answers(client, dataset)
-        differences = mismatches(found, wanted)
-        if not differences:
-            return found
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(
-                f"{len(differences)} differences after {timeout}s, e.g.:\n"
-                + "\n".join(differences[:15])
-                + f"\nlog:\n{analytics.process.log_tail()}"
-            )
-        await asyncio.sleep(1)
+        return mismatches(found, wanted)
+
+    try:
+        await eventually(
+            differences,
+            until=lambda left: not left,
+            timeout=timeout,
+            interval=1,
+            what="every answer as computed from the orders",
+        )
+    except NotReached as late:
+        late.add_note(f"log:\n{analytics.process.log_tail()}")
+        raise
+    return found
 
 
 async def test_every_projection_equals_numbers_computed_from_the_orders(
@@ -195,7 +204,7 @@ async def test_every_projection_equals_numbers_computed_from_the_orders(
         one = analytics.dataset.orders[0]
         fact = await client.get(
             f"{analytics.url}/orders/{one.order_id}",
-            headers={"Authorization": f"Bearer {analytics.token}"},
+            headers=authorization(analytics.token),
         )
     assert fact.status_code == 200, fact.text
     assert fact.json()["status"] == one.status and fact.json()["total"] == str(one.total)
@@ -203,13 +212,11 @@ async def test_every_projection_equals_numbers_computed_from_the_orders(
 
 
 async def test_the_api_needs_an_analyst_and_refuses_bad_ranges(analytics: Analytics) -> None:
-    chef = mint_token(AuthSettings(), subject="chef-mario", roles=[Role.CHEF])
-    manager = mint_token(AuthSettings(), subject="boss", roles=[Role.MANAGER])
+    as_chef = staff(Role.CHEF, subject="chef-mario")
+    ok = staff(Role.MANAGER, subject="boss")
     async with httpx.AsyncClient(base_url=analytics.url, timeout=10) as client:
         assert (await client.get("/overview")).status_code == 401
-        as_chef = {"Authorization": f"Bearer {chef}"}
         assert (await client.get("/overview", headers=as_chef)).status_code == 403
-        ok = {"Authorization": f"Bearer {manager}"}
         assert (await client.get("/overview", headers=ok)).status_code == 200
         for params in (
             {"from": "yesterday"},

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.integration.kitchen.conftest import Kitchen, cancelled, confirmed, line, new_order_id
+from tests.support.kitchen import KitchenHarness, cancelled, confirmed, line, new_order_id
 from tests.support.metrics import Samples, scrape, value
 
 
@@ -14,7 +14,7 @@ def moved(after: Samples, before: Samples, name: str, **labels: str) -> float:
     return value(after, name, **labels) - value(before, name, **labels)
 
 
-async def test_tickets_cooking_time_and_lateness_are_counted(kitchen: Kitchen) -> None:
+async def test_tickets_cooking_time_and_lateness_are_counted(kitchen: KitchenHarness) -> None:
     cooked, withdrawn, wasted = new_order_id(), new_order_id(), new_order_id()
     before = await scrape(kitchen.client)
     await kitchen.publish_and_wait(
@@ -57,7 +57,7 @@ async def test_tickets_cooking_time_and_lateness_are_counted(kitchen: Kitchen) -
         ), bound
 
 
-async def test_a_redelivered_confirmation_queues_no_second_ticket(kitchen: Kitchen) -> None:
+async def test_a_redelivered_confirmation_queues_no_second_ticket(kitchen: KitchenHarness) -> None:
     order_id = new_order_id()
     before = await scrape(kitchen.client)
     event = confirmed(order_id)

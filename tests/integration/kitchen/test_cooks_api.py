@@ -9,7 +9,7 @@ from typing import Any
 
 from kitchen.domain.estimates import CookingOrder, KitchenModel, QueuedOrder
 from service_kit.auth import Role
-from tests.integration.kitchen.conftest import Kitchen, confirmed, line, new_order_id, statuses
+from tests.support.kitchen import KitchenHarness, confirmed, line, new_order_id, statuses
 
 
 def iso(moment: datetime) -> str:
@@ -20,7 +20,7 @@ def parse(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-async def test_only_chefs_and_managers_may_start_and_finish(kitchen: Kitchen) -> None:
+async def test_only_chefs_and_managers_may_start_and_finish(kitchen: KitchenHarness) -> None:
     order_id = new_order_id()
     await kitchen.publish_and_wait(confirmed(order_id))
     start = f"/tickets/{order_id}/start"
@@ -45,7 +45,7 @@ async def test_only_chefs_and_managers_may_start_and_finish(kitchen: Kitchen) ->
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
 
 
-async def test_the_queue_and_the_tickets_are_for_cooks_only(kitchen: Kitchen) -> None:
+async def test_the_queue_and_the_tickets_are_for_cooks_only(kitchen: KitchenHarness) -> None:
     # They list every order in the kitchen with its pizzas and cancel reason.
     order_id = new_order_id()
     await kitchen.publish_and_wait(confirmed(order_id))
@@ -68,7 +68,7 @@ async def test_the_queue_and_the_tickets_are_for_cooks_only(kitchen: Kitchen) ->
             assert order_id in answer.text
 
 
-async def test_bad_ids_and_filters_are_a_422_naming_the_parameter(kitchen: Kitchen) -> None:
+async def test_bad_ids_and_filters_are_a_422_naming_the_parameter(kitchen: KitchenHarness) -> None:
     for bad in ("a b", "x" * 101, "ü"):
         for method, url in (
             ("GET", f"/tickets/{bad}"),
@@ -87,7 +87,7 @@ async def test_bad_ids_and_filters_are_a_422_naming_the_parameter(kitchen: Kitch
     assert unknown.status_code == 422
 
 
-async def test_unknown_tickets_and_wrong_states(kitchen: Kitchen) -> None:
+async def test_unknown_tickets_and_wrong_states(kitchen: KitchenHarness) -> None:
     unknown = await kitchen.client.post("/tickets/nope/start", headers=kitchen.chef)
     assert unknown.status_code == 404
     assert unknown.json()["detail"] == "no ticket for order 'nope'"
@@ -112,7 +112,7 @@ async def test_unknown_tickets_and_wrong_states(kitchen: Kitchen) -> None:
     assert "chef-mario" in twice.json()["reason"]
 
 
-async def test_starting_one_more_than_capacity_is_refused(kitchen: Kitchen) -> None:
+async def test_starting_one_more_than_capacity_is_refused(kitchen: KitchenHarness) -> None:
     orders = [new_order_id() for _ in range(4)]
     await kitchen.publish_and_wait(*(confirmed(o) for o in orders))
     for order_id in orders[:3]:
@@ -138,7 +138,7 @@ async def test_starting_one_more_than_capacity_is_refused(kitchen: Kitchen) -> N
     assert started.status_code == 200
 
 
-async def test_a_queue_of_ten_orders_is_estimated_and_reestimated(kitchen: Kitchen) -> None:
+async def test_a_queue_of_ten_orders_is_estimated_and_reestimated(kitchen: KitchenHarness) -> None:
     # Ten orders confirmed in the same minute T0 (so the queue order is the order id), pizzas
     # as in the unit test; by hand, ready after 8, 10, 12, 16, 24, 22, 24, 30, 40, 34 minutes.
     t0 = (datetime.now(UTC) - timedelta(minutes=1)).replace(second=0, microsecond=0)
@@ -204,7 +204,7 @@ async def test_a_queue_of_ten_orders_is_estimated_and_reestimated(kitchen: Kitch
     assert event["estimated_ready_at"] == ready["estimated_ready_at"]
 
 
-async def test_the_queue_shows_ready_tickets_for_thirty_minutes(kitchen: Kitchen) -> None:
+async def test_the_queue_shows_ready_tickets_for_thirty_minutes(kitchen: KitchenHarness) -> None:
     old, recent = new_order_id(), new_order_id()
     await kitchen.publish_and_wait(confirmed(old), confirmed(recent))
     for order_id in (old, recent):
@@ -241,7 +241,7 @@ async def test_the_queue_shows_ready_tickets_for_thirty_minutes(kitchen: Kitchen
     assert {t["order_id"] for t in listed} == {old, recent}
 
 
-async def test_concurrent_starts_never_exceed_capacity(kitchen: Kitchen) -> None:
+async def test_concurrent_starts_never_exceed_capacity(kitchen: KitchenHarness) -> None:
     """Every change locks the kitchen first, so simultaneous presses cannot overbook it."""
     orders = [new_order_id() for _ in range(8)]
     await kitchen.publish_and_wait(*(confirmed(o) for o in orders))

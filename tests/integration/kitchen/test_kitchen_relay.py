@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 
 from eventing.events import model_for
-from tests.integration.kitchen.conftest import (
-    OrdersTopic,
-    confirmed,
-    eventually,
-    new_order_id,
-    running_kitchen,
-)
 from tests.support.eventing import create_topic, unique_prefix
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
+from tests.support.kitchen import (
+    OrdersTopic,
+    confirmed,
+    new_order_id,
+    running_kitchen,
+)
+from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess, free_port
 
 
@@ -49,7 +49,7 @@ async def test_the_kitchen_relay_publishes_ticket_events(
             records = await read_topic(
                 infra.kafka_bootstrap, topic, until=lambda rs: len(rs) >= len(outbox)
             )
-            await eventually(kitchen.outbox, lambda rows: rows == [])
+            await eventually(kitchen.outbox, until=lambda rows: rows == [], what="an empty outbox")
         finally:
             relay.terminate()
 

@@ -18,22 +18,23 @@ import uvicorn
 
 from eventing.failpoints import arm_error, armed_errors, disarm_errors
 from kitchen.entrypoints.api import create_app
-from service_kit.auth import AuthSettings, Role, mint_token
+from service_kit.auth import Role
 from service_kit.limits import StreamSlots
-from tests.integration.kitchen.conftest import (
-    Kitchen,
+from tests.support.eventing import driver_errors
+from tests.support.infra import Infra
+from tests.support.kitchen import (
+    KitchenHarness,
     OrdersTopic,
     cancelled,
     confirmed,
-    eventually,
     kitchen_settings,
     new_order_id,
     statuses,
 )
-from tests.support.eventing import driver_errors
-from tests.support.infra import Infra
+from tests.support.polling import eventually
 from tests.support.processes import base_url, free_port, service_process
 from tests.support.system import migrated_database
+from tests.support.tokens import authorization, staff_token
 
 KEEPALIVE = 0.3
 
@@ -85,11 +86,14 @@ async def serving(app: Any) -> AsyncIterator[str]:
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started:
+
+    def started() -> bool:
         if task.done():
             task.result()
             raise RuntimeError("uvicorn stopped before it started")
-        await asyncio.sleep(0.05)
+        return bool(server.started)
+
+    await eventually(started, interval=0.05, what="uvicorn started")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -108,7 +112,7 @@ async def test_the_stream_sends_the_queue_on_connect_and_after_every_change(
 ) -> None:
     app = await kitchen_app(infra, orders_topic, stream_keepalive_seconds=KEEPALIVE)
     order_id = new_order_id()
-    chef = Kitchen.token(Role.CHEF)
+    chef = KitchenHarness.token(Role.CHEF)
     async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=20) as client:
         broadcaster = app.state.service.deps.broadcaster
         slots: StreamSlots = app.state.stream_slots
@@ -152,14 +156,16 @@ async def test_the_stream_sends_the_queue_on_connect_and_after_every_change(
         async def subscribers_and_slots() -> tuple[int, int]:
             return int(broadcaster.subscribers), slots.open
 
-        await eventually(subscribers_and_slots, lambda n: n == (0, 0), timeout=10)
+        await eventually(
+            subscribers_and_slots, until=lambda n: n == (0, 0), timeout=10, what="no subscribers"
+        )
 
 
 async def test_a_stream_outlives_database_errors_and_sends_the_queue_when_they_pass(
     infra: Infra, orders_topic: OrdersTopic
 ) -> None:
     app = await kitchen_app(infra, orders_topic, stream_keepalive_seconds=KEEPALIVE)
-    chef = Kitchen.token(Role.CHEF)
+    chef = KitchenHarness.token(Role.CHEF)
     arm_error("kitchen.queue_read", *driver_errors())
     try:
         async with (
@@ -187,7 +193,7 @@ async def test_streams_are_independent_and_end_when_the_app_stops(
     infra: Infra, orders_topic: OrdersTopic
 ) -> None:
     app = await kitchen_app(infra, orders_topic, stream_keepalive_seconds=5)
-    chef = Kitchen.token(Role.CHEF)
+    chef = KitchenHarness.token(Role.CHEF)
     async with (
         serving(app) as base,
         httpx.AsyncClient(base_url=base, timeout=20) as client,
@@ -230,7 +236,9 @@ async def test_a_kitchen_with_an_open_stream_stops_promptly_on_sigterm(
         await process.wait_ready()
         async with (
             httpx.AsyncClient(base_url=base_url(process), timeout=20) as client,
-            client.stream("GET", "/queue/stream", headers=Kitchen.token(Role.CHEF)) as response,
+            client.stream(
+                "GET", "/queue/stream", headers=KitchenHarness.token(Role.CHEF)
+            ) as response,
         ):
             stream = Stream(response)
             await stream.next_queue()
@@ -254,7 +262,7 @@ async def test_streams_are_capped_and_a_stream_past_the_cap_is_a_503(
 ) -> None:
     monkeypatch.setenv("KITCHEN_HTTP_MAX_STREAMS", "2")
     app = await kitchen_app(infra, orders_topic, stream_keepalive_seconds=5)
-    chef = Kitchen.token(Role.CHEF)
+    chef = KitchenHarness.token(Role.CHEF)
     async with (
         serving(app) as base,
         httpx.AsyncClient(base_url=base, timeout=20) as client,
@@ -287,7 +295,9 @@ async def test_streams_are_capped_and_a_stream_past_the_cap_is_a_503(
                     assert (await Stream(again).next_queue())["tickets"]
                 return again.status_code
 
-        await eventually(reopened, lambda status: status == 200, timeout=10)
+        await eventually(
+            reopened, until=lambda status: status == 200, timeout=10, what="a reopened stream"
+        )
 
 
 async def test_a_stream_ends_when_its_token_expires_and_frees_its_slot(
@@ -295,11 +305,11 @@ async def test_a_stream_ends_when_its_token_expires_and_frees_its_slot(
 ) -> None:
     app = await kitchen_app(infra, orders_topic, stream_keepalive_seconds=0.5)
     # The token was valid when the stream opened; it must not keep the board flowing after.
-    short = mint_token(AuthSettings(), subject="chef-ada", roles=[Role.CHEF], ttl_seconds=2)
+    short = staff_token(Role.CHEF, subject="chef-ada", ttl_seconds=2)
     async with (
         serving(app) as base,
         httpx.AsyncClient(base_url=base, timeout=20) as client,
-        client.stream("GET", "/queue/stream", headers={"Authorization": f"Bearer {short}"}) as r,
+        client.stream("GET", "/queue/stream", headers=authorization(short)) as r,
     ):
         stream = Stream(r)
         await stream.next_queue()
@@ -317,7 +327,7 @@ async def test_a_stream_ends_after_the_longest_a_stream_may_last(
     async with (
         serving(app) as base,
         httpx.AsyncClient(base_url=base, timeout=20) as client,
-        client.stream("GET", "/queue/stream", headers=Kitchen.token(Role.CHEF)) as response,
+        client.stream("GET", "/queue/stream", headers=KitchenHarness.token(Role.CHEF)) as response,
     ):
         stream = Stream(response)
         await stream.next_queue()

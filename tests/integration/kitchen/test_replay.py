@@ -14,18 +14,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventing.events import EventData
-from tests.integration.kitchen.conftest import (
-    Kitchen,
+from tests.support.infra import Infra
+from tests.support.kitchen import (
+    KitchenHarness,
     OrdersTopic,
     cancelled,
     confirmed,
-    eventually,
     line,
     new_order_id,
     placed,
     running_kitchen,
 )
-from tests.support.infra import Infra
+from tests.support.polling import eventually
 
 TICKETS = "SELECT * FROM tickets ORDER BY order_id"
 CLOCK = "SELECT * FROM kitchen_clock"
@@ -65,7 +65,7 @@ def history() -> tuple[list[EventData | tuple[EventData, str]], int]:
     return events, subscribed
 
 
-async def snapshot(kitchen: Kitchen) -> dict[str, Any]:
+async def snapshot(kitchen: KitchenHarness) -> dict[str, Any]:
     outbox = await kitchen.rows(OUTBOX)
     for row in outbox:
         payload = json.loads(row["payload"])
@@ -81,8 +81,10 @@ async def snapshot(kitchen: Kitchen) -> dict[str, Any]:
     }
 
 
-async def consume_all(kitchen: Kitchen, count: int) -> None:
-    await eventually(kitchen.inbox_count, lambda n: n >= count, timeout=60)
+async def consume_all(kitchen: KitchenHarness, count: int) -> None:
+    await eventually(
+        kitchen.inbox_count, until=lambda n: n >= count, timeout=60, what=f"{count} inbox rows"
+    )
 
 
 async def test_consuming_the_topic_again_into_a_fresh_database_gives_the_same_state(

@@ -12,8 +12,8 @@ import pytest
 
 from kitchen.domain.estimates import round_up_to_minute
 from service_kit.auth import Role
-from tests.integration.kitchen.conftest import (
-    Kitchen,
+from tests.support.kitchen import (
+    KitchenHarness,
     cancelled,
     confirmed,
     line,
@@ -22,7 +22,7 @@ from tests.integration.kitchen.conftest import (
 )
 
 
-async def test_a_confirmed_order_becomes_a_queued_ticket(kitchen: Kitchen) -> None:
+async def test_a_confirmed_order_becomes_a_queued_ticket(kitchen: KitchenHarness) -> None:
     order_id = new_order_id()
     confirmed_at = datetime.now(UTC).replace(microsecond=0)
     await kitchen.topic.publish(placed(order_id))  # tickets come from confirmation only
@@ -62,7 +62,7 @@ async def test_a_confirmed_order_becomes_a_queued_ticket(kitchen: Kitchen) -> No
     }
 
 
-async def test_placed_orders_are_ignored(kitchen: Kitchen) -> None:
+async def test_placed_orders_are_ignored(kitchen: KitchenHarness) -> None:
     order_id, later = new_order_id(), new_order_id()
     await kitchen.topic.publish(placed(order_id))
     await kitchen.publish_and_wait(confirmed(later))
@@ -70,7 +70,7 @@ async def test_placed_orders_are_ignored(kitchen: Kitchen) -> None:
     assert await kitchen.ticket(later) is not None
 
 
-async def test_cancelling_a_queued_ticket_withdraws_it(kitchen: Kitchen) -> None:
+async def test_cancelling_a_queued_ticket_withdraws_it(kitchen: KitchenHarness) -> None:
     order_id = new_order_id()
     await kitchen.publish_and_wait(confirmed(order_id, line(quantity=2)))
     await kitchen.publish_and_wait(cancelled(order_id, reason="ordered twice"))
@@ -90,7 +90,7 @@ async def test_cancelling_a_queued_ticket_withdraws_it(kitchen: Kitchen) -> None
 
 
 async def test_cancelling_a_cooking_ticket_records_waste(
-    kitchen: Kitchen, caplog: pytest.LogCaptureFixture
+    kitchen: KitchenHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="kitchen.handlers")
     order_id = new_order_id()
@@ -120,7 +120,7 @@ async def test_cancelling_a_cooking_ticket_records_waste(
 
 
 async def test_cancelling_a_ready_ticket_leaves_it_ready_with_a_log(
-    kitchen: Kitchen, caplog: pytest.LogCaptureFixture
+    kitchen: KitchenHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="kitchen.handlers")
     order_id = new_order_id()
@@ -143,7 +143,7 @@ async def test_cancelling_a_ready_ticket_leaves_it_ready_with_a_log(
 
 
 async def test_a_cancellation_without_a_ticket_is_logged_and_the_consumer_goes_on(
-    kitchen: Kitchen, caplog: pytest.LogCaptureFixture
+    kitchen: KitchenHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="kitchen.handlers")
     never_confirmed, missed, after = new_order_id(), new_order_id(), new_order_id()
@@ -162,7 +162,7 @@ async def test_a_cancellation_without_a_ticket_is_logged_and_the_consumer_goes_o
 
 
 async def test_an_event_delivered_twice_takes_effect_once(
-    kitchen: Kitchen, caplog: pytest.LogCaptureFixture
+    kitchen: KitchenHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="kitchen.handlers")
     order_id = new_order_id()
@@ -186,7 +186,7 @@ async def test_an_event_delivered_twice_takes_effect_once(
 
 
 async def test_kitchen_events_commit_in_the_same_transaction_as_the_change(
-    kitchen: Kitchen,
+    kitchen: KitchenHarness,
 ) -> None:
     """xmin is the id of the transaction that wrote a row: the ticket, its event and (for a
     consumed event) the inbox entry share one."""

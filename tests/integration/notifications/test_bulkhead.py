@@ -14,14 +14,9 @@ import asyncpg
 import httpx
 
 from service_kit.auth import Role
-from tests.support.notifications import (
-    Notifications,
-    contact,
-    eventually,
-    new_order_id,
-    placed,
-    token,
-)
+from tests.support.notifications import Notifications, contact, new_order_id, placed
+from tests.support.polling import eventually
+from tests.support.tokens import staff
 
 API_POOL = 3
 
@@ -33,7 +28,7 @@ async def test_a_flooded_api_leaves_the_consumer_and_the_dispatchers_their_conne
     await notifications.start()
     customer = f"cust-{new_order_id()}"
     url = f"{notifications.base_url}/customers/{customer}/messages"
-    headers = token(customer, Role.CUSTOMER)
+    headers = staff(Role.CUSTOMER, subject=customer)
 
     holder = await asyncpg.connect(notifications.dsn)
     lock = holder.transaction()
@@ -48,8 +43,8 @@ async def test_a_flooded_api_leaves_the_consumer_and_the_dispatchers_their_conne
                     "SELECT count(*) AS n FROM pg_stat_activity"
                     " WHERE application_name = 'notifications' AND wait_event_type = 'Lock'"
                 ),
-                lambda rows: rows[0]["n"] == API_POOL,
-                15,
+                until=lambda rows: rows[0]["n"] == API_POOL,
+                timeout=15,
                 what="the API's pool exhausted",
             )
             orders = [new_order_id() for _ in range(5)]
@@ -60,8 +55,8 @@ async def test_a_flooded_api_leaves_the_consumer_and_the_dispatchers_their_conne
             # Applied on the consumer's own connections while the API has none to give.
             rows = await eventually(
                 lambda: notifications.deliveries(orders),
-                lambda rows: len(rows) == 3 * len(orders),
-                20,
+                until=lambda rows: len(rows) == 3 * len(orders),
+                timeout=20,
                 what="the events applied during the flood",
             )
             assert {(r["order_id"], r["channel"]) for r in rows} == {
@@ -74,8 +69,8 @@ async def test_a_flooded_api_leaves_the_consumer_and_the_dispatchers_their_conne
                     for email in notifications.sinks.smtp.received
                     if email.recipients == ["flo@example.com"]
                 ],
-                lambda emails: len(emails) == len(orders),
-                20,
+                until=lambda emails: len(emails) == len(orders),
+                timeout=20,
                 what="the emails sent during the flood",
             )
             assert all(email.subject for email in sent)

@@ -12,14 +12,8 @@ from contracts.catalogue import OrderCancelled
 from contracts.topics import CUSTOMER_CONTACTS
 from tests.support.kafka import read_topic
 from tests.support.metrics import scrape, value
-from tests.support.notifications import (
-    Notifications,
-    contact,
-    eventually,
-    new_order_id,
-    now,
-    placed,
-)
+from tests.support.notifications import Notifications, contact, new_order_id, now, placed
+from tests.support.polling import eventually
 
 
 async def test_a_tombstone_erases_the_contact_and_personal_data_in_deliveries(
@@ -39,8 +33,8 @@ async def test_a_tombstone_erases_the_contact_and_personal_data_in_deliveries(
     await notifications.publish([(None, customer)])  # the tombstone: erase this customer
     await eventually(
         lambda: notifications.query("SELECT * FROM contacts WHERE customer_id = $1", customer),
-        lambda rows: rows == [],
-        30,
+        until=lambda rows: rows == [],
+        timeout=30,
         what="the contact erased",
     )
     await notifications.publish(
@@ -79,8 +73,8 @@ async def test_an_older_contact_update_never_overwrites_a_newer_one(
     await notifications.publish([(newer, customer), (older, customer)])
     stored = await eventually(
         lambda: notifications.query("SELECT * FROM contacts WHERE customer_id = $1", customer),
-        lambda rows: len(rows) == 1,
-        30,
+        until=lambda rows: len(rows) == 1,
+        timeout=30,
         what="the contact stored",
     )
     # Both applied (in order), and the older one changed nothing.
@@ -88,8 +82,8 @@ async def test_an_older_contact_update_never_overwrites_a_newer_one(
         lambda: notifications.query(
             "SELECT count(*) AS n FROM inbox WHERE handler = 'notifications.contact_updated'"
         ),
-        lambda rows: rows[0]["n"] == 2,
-        30,
+        until=lambda rows: rows[0]["n"] == 2,
+        timeout=30,
         what="both updates applied",
     )
     assert inbox[0]["n"] == 2
@@ -150,14 +144,16 @@ async def test_an_erased_customer_stays_erased_when_a_contact_record_comes_back(
                 outcome="dead_lettered",
             )
 
-        await eventually(dead_lettered, lambda count: count == 1, 30, what="dead-lettered")
+        await eventually(
+            dead_lettered, until=lambda count: count == 1, timeout=30, what="dead-lettered"
+        )
     await notifications.query("DROP TRIGGER refuse_changed_contact ON contacts")
 
     await notifications.publish([(None, customer)])
     await eventually(
         lambda: notifications.query("SELECT * FROM contacts WHERE customer_id = $1", customer),
-        lambda rows: rows == [],
-        30,
+        until=lambda rows: rows == [],
+        timeout=30,
         what="the contact erased",
     )
     # What the replay does: the record, as it was (key, value, headers), to its topic again.
@@ -185,8 +181,8 @@ async def test_an_erased_customer_stays_erased_when_a_contact_record_comes_back(
             " AND event_id = ANY($1::text[])",
             [changed_id, late_id],
         ),
-        lambda rows: len(rows) == 2,
-        30,
+        until=lambda rows: len(rows) == 2,
+        timeout=30,
         what="both records applied",
     )
     assert (

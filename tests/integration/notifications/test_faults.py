@@ -11,14 +11,8 @@ from prometheus_client import REGISTRY
 from contracts.catalogue import KitchenOrderReady, TicketQueued
 from eventing.failpoints import arm_error, armed_errors, disarm_errors
 from tests.support.eventing import driver_errors
-from tests.support.notifications import (
-    Notifications,
-    contact,
-    eventually,
-    new_order_id,
-    now,
-    placed,
-)
+from tests.support.notifications import Notifications, contact, new_order_id, now, placed
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.fault
 
@@ -52,7 +46,9 @@ async def test_sms_provider_down_for_10s_delays_no_email_and_loses_no_sms(
     await notifications.publish(events)  # type: ignore[arg-type]
 
     # Every email arrives while the SMS receiver is still refusing: email never waits for SMS.
-    await eventually(lambda: len(smtp.received), lambda n: n >= expected, 10, what="emails")
+    await eventually(
+        lambda: len(smtp.received), until=lambda n: n >= expected, timeout=10, what="emails"
+    )
     assert sms.failing, "the emails were delayed until the SMS receiver recovered"
     assert sms.refused > 0 and not sms.delivered
 
@@ -118,7 +114,9 @@ async def test_a_service_killed_mid_stream_and_restarted_sends_nothing_twice(
     smtp, sms = notifications.sinks.smtp, notifications.sinks.sms
     process = await notifications.start()
     await notifications.publish(events)  # type: ignore[arg-type]
-    await eventually(lambda: len(smtp.received), lambda n: n >= 10, 30, what="first emails")
+    await eventually(
+        lambda: len(smtp.received), until=lambda n: n >= 10, timeout=30, what="first emails"
+    )
     process.kill()
     at_kill = len(smtp.received), len(sms.delivered)
     assert at_kill[0] < expected or at_kill[1] < expected, "killed too late to test anything"
@@ -179,7 +177,7 @@ async def test_late_warning_fires_for_a_late_order_only_also_across_a_restart(
     everything = [in_time, late, late_across, ready_while_down]
     await eventually(
         lambda: notifications.query(timers, everything),
-        lambda rows: (
+        until=lambda rows: (
             {r["order_id"]: r["status"] for r in rows}
             == {
                 in_time: "cancelled",
@@ -188,13 +186,15 @@ async def test_late_warning_fires_for_a_late_order_only_also_across_a_restart(
                 ready_while_down: "armed",
             }
         ),
-        30,
+        timeout=30,
         what="timers armed and cancelled",
     )
     process.kill()
     await notifications.publish([ready(ready_while_down)])
     # Restart only once both remaining timers are overdue.
-    await eventually(now, lambda moment: moment > start + timedelta(seconds=8), 30, what="past due")
+    await eventually(
+        now, until=lambda moment: moment > start + timedelta(seconds=8), timeout=30, what="past due"
+    )
     await notifications.start()
 
     late_rows = await eventually(
@@ -202,8 +202,8 @@ async def test_late_warning_fires_for_a_late_order_only_also_across_a_restart(
             "SELECT * FROM deliveries WHERE kind = 'running_late' AND order_id = ANY($1::text[])",
             everything,
         ),
-        lambda rows: len(rows) >= 6 and all(r["status"] == "sent" for r in rows),
-        30,
+        until=lambda rows: len(rows) >= 6 and all(r["status"] == "sent" for r in rows),
+        timeout=30,
         what="late warnings sent",
     )
     assert Counter(r["order_id"] for r in late_rows) == {late: 3, late_across: 3}
@@ -237,7 +237,9 @@ async def test_the_remaining_window_resends_with_the_same_idempotency_key(
             placed(order, customer),
         ]
     )
-    await eventually(lambda: process.alive, lambda alive: not alive, 30, what="the crash")
+    await eventually(
+        lambda: process.alive, until=lambda alive: not alive, timeout=30, what="the crash"
+    )
     del notifications.extra_env["EVENTING_FAILPOINTS"]
     await notifications.start()
     rows = await notifications.settled([order], 3)

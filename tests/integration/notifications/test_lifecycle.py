@@ -20,16 +20,9 @@ from notifications.adapters.providers import message_id
 from notifications.domain.messages import Channel, idempotency_key
 from service_kit.auth import Role
 from tests.support.metrics import parse, value
-from tests.support.notifications import (
-    Notifications,
-    api,
-    contact,
-    eventually,
-    new_order_id,
-    now,
-    placed,
-    token,
-)
+from tests.support.notifications import Notifications, api, contact, new_order_id, now, placed
+from tests.support.polling import eventually
+from tests.support.tokens import staff
 
 
 async def test_an_orders_lifecycle_sends_exactly_the_expected_messages(
@@ -130,7 +123,7 @@ async def test_an_orders_lifecycle_sends_exactly_the_expected_messages(
     assert {row["order_id"] for row in skipped} == {cancelled}
 
     # The manager's view of an order's deliveries, with status and reason.
-    manager = token("mgr-1", Role.MANAGER)
+    manager = staff(Role.MANAGER, subject="mgr-1")
     response = await api("GET", f"{notifications.base_url}/orders/{cancelled}/deliveries", manager)
     assert response.status_code == 200, response.text
     assert Counter((d["channel"], d["status"]) for d in response.json()) == {
@@ -145,7 +138,7 @@ async def test_an_orders_lifecycle_sends_exactly_the_expected_messages(
     bad = await api("GET", f"{notifications.base_url}/deliveries?status=lost", manager)
     assert bad.status_code == 422
     customer_view = await api(
-        "GET", f"{notifications.base_url}/deliveries", token(anna, Role.CUSTOMER)
+        "GET", f"{notifications.base_url}/deliveries", staff(Role.CUSTOMER, subject=anna)
     )
     assert customer_view.status_code == 403
 
@@ -163,11 +156,12 @@ async def test_an_orders_lifecycle_sends_exactly_the_expected_messages(
         ), (channel, outcome)
     await eventually(
         lambda: api("GET", f"{notifications.base_url}/metrics"),
-        lambda response: all(
+        until=lambda response: all(
             value(parse(response.text), "notifications_dispatch_queue", channel=channel) == 0
             for channel in ("email", "sms", "in_app")
         ),
         what="empty dispatch queues",
+        timeout=60,
     )
 
 
@@ -184,11 +178,12 @@ async def test_customers_list_mark_read_and_dismiss_their_in_app_messages(
         ]
     )  # fmt: skip
     url = f"{notifications.base_url}/customers/{customer}/messages"
-    mine = token(customer, Role.CUSTOMER)
+    mine = staff(Role.CUSTOMER, subject=customer)
     messages = await eventually(
         lambda: api("GET", url, mine),
-        lambda response: response.status_code == 200 and len(response.json()) == 2,
+        until=lambda response: response.status_code == 200 and len(response.json()) == 2,
         what="two in-app messages",
+        timeout=60,
     )
     newest, oldest = messages.json()
     assert newest["kind"] == "cancelled" and "closed today" in newest["body"]
@@ -205,11 +200,11 @@ async def test_customers_list_mark_read_and_dismiss_their_in_app_messages(
     everything = await api("GET", f"{url}?include_dismissed=true", mine)
     assert len(everything.json()) == 2
 
-    other = token("someone-else", Role.CUSTOMER)
+    other = staff(Role.CUSTOMER, subject="someone-else")
     assert (await api("GET", url, other)).status_code == 403
     assert (await api("POST", f"{url}/{oldest['id']}/read", other)).status_code == 403
     assert (await api("GET", url)).status_code == 401
-    assert (await api("GET", url, token("mgr", Role.MANAGER))).status_code == 200
+    assert (await api("GET", url, staff(Role.MANAGER, subject="mgr"))).status_code == 200
     missing = await api("POST", f"{url}/999999999/read", mine)
     assert missing.status_code == 404 and "no message" in missing.json()["detail"]
     assert (await api("POST", f"{url}/not-a-number/read", mine)).status_code == 422

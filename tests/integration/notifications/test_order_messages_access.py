@@ -11,14 +11,9 @@ import httpx
 
 from contracts.catalogue import OrderConfirmed, new_tracking_token
 from service_kit.auth import Role
-from tests.support.notifications import (
-    Notifications,
-    eventually,
-    new_order_id,
-    now,
-    placed,
-    token,
-)
+from tests.support.notifications import Notifications, new_order_id, now, placed
+from tests.support.polling import eventually
+from tests.support.tokens import staff
 
 
 async def messages_of(client: httpx.AsyncClient, order_id: str, **headers: str) -> httpx.Response:
@@ -42,18 +37,19 @@ async def test_an_orders_messages_are_for_its_token_its_customer_or_a_manager(
                 placed(older, anna),  # placed before OrderPlaced carried the hash
             ]
         )  # fmt: skip
-        manager = token("mgr-1", Role.MANAGER)
+        manager = staff(Role.MANAGER, subject="mgr-1")
         listed = await eventually(
             lambda: messages_of(client, older, **manager),
-            lambda response: response.status_code == 200 and len(response.json()) == 1,
+            until=lambda response: response.status_code == 200 and len(response.json()) == 1,
             what="the older order's message",
+            timeout=60,
         )
         assert listed.json()[0]["kind"] == "order_received"
 
         by_token = await messages_of(client, order, **{"X-Tracking-Token": tracking})
         assert by_token.status_code == 200, by_token.text
         assert [m["kind"] for m in by_token.json()] == ["order_received"]
-        assert (await messages_of(client, order, **token(anna, Role.CUSTOMER))).json() == (
+        assert (await messages_of(client, order, **staff(Role.CUSTOMER, subject=anna))).json() == (
             by_token.json()
         )
         assert (await messages_of(client, order, **manager)).json() == by_token.json()
@@ -83,10 +79,10 @@ async def test_an_orders_messages_are_for_its_token_its_customer_or_a_manager(
 
         # 403: a valid token of another customer, or of a role that is not allowed.
         for other in (
-            token(bruno, Role.CUSTOMER),
-            token(anna, Role.CHEF),
-            token("driver-1", Role.DRIVER),
-            token("ada", Role.ANALYST),
+            staff(Role.CUSTOMER, subject=bruno),
+            staff(Role.CHEF, subject=anna),
+            staff(Role.DRIVER, subject="driver-1"),
+            staff(Role.ANALYST, subject="ada"),
         ):
             refused = await messages_of(client, order, **other)
             assert refused.status_code == 403, other
@@ -94,15 +90,17 @@ async def test_an_orders_messages_are_for_its_token_its_customer_or_a_manager(
                 "only the order's customer or a manager may read its messages"
             )
         # A customer learns nothing of orders that are not theirs, known or not.
-        strangers = await messages_of(client, new_order_id(), **token(bruno, Role.CUSTOMER))
+        strangers = await messages_of(client, new_order_id(), **staff(Role.CUSTOMER, subject=bruno))
         assert strangers.status_code == 403
         # The older order: its customer and managers, still.
-        assert (await messages_of(client, older, **token(anna, Role.CUSTOMER))).status_code == 200
+        assert (
+            await messages_of(client, older, **staff(Role.CUSTOMER, subject=anna))
+        ).status_code == 200
 
 
 async def test_ids_beyond_what_the_database_holds_are_a_422(notifications: Notifications) -> None:
     customer = f"cust-{new_order_id()}"
-    mine = token(customer, Role.CUSTOMER)
+    mine = staff(Role.CUSTOMER, subject=customer)
     async with notifications.in_process() as client:
         base = f"/customers/{customer}/messages"
         for step in ("read", "dismiss"):
@@ -118,10 +116,10 @@ async def test_ids_beyond_what_the_database_holds_are_a_422(notifications: Notif
             "/orders/a b/messages",
             "/orders/a b/deliveries",
         ):
-            answer = await client.get(url, headers=token("mgr-1", Role.MANAGER))
+            answer = await client.get(url, headers=staff(Role.MANAGER, subject="mgr-1"))
             assert answer.status_code == 422, url
         deliveries = await client.get(
-            "/deliveries", params={"order_id": "a b"}, headers=token("mgr-1", Role.MANAGER)
+            "/deliveries", params={"order_id": "a b"}, headers=staff(Role.MANAGER, subject="mgr-1")
         )
         assert deliveries.status_code == 422
         assert deliveries.json()["detail"][0]["loc"] == ["query", "order_id"]

@@ -20,15 +20,9 @@ from notifications.service_layer.unit_of_work import SqlAlchemyUnitOfWork
 from service_kit.auth import Role
 from service_kit.handlers import subscriptions
 from tests.support.infra import Infra
-from tests.support.notifications import (
-    Notifications,
-    api,
-    contact,
-    new_order_id,
-    placed,
-    token,
-)
+from tests.support.notifications import Notifications, api, contact, new_order_id, placed
 from tests.support.system import migrated_database
+from tests.support.tokens import staff
 
 
 async def test_refusals_are_stored_and_logged_without_the_address_or_the_number(
@@ -49,7 +43,7 @@ async def test_refusals_are_stored_and_logged_without_the_address_or_the_number(
     assert reasons["email"][0] == reasons["sms"][0] == "failed"  # permanent refusals
     assert "550" in reasons["email"][1] and "[recipient]" in reasons["email"][1]
     assert "21211" in reasons["sms"][1] and "[recipient]" in reasons["sms"][1]
-    manager = token("anna", Role.MANAGER)
+    manager = staff(Role.MANAGER, subject="anna")
     shown = (await api("GET", f"{notifications.base_url}/orders/{order}/deliveries", manager)).text
 
     logged = process.log_path.read_text(errors="replace")

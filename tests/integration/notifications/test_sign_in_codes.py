@@ -13,13 +13,13 @@ from tests.support.infra import Infra
 from tests.support.notifications import (
     Notifications,
     Sinks,
-    eventually,
     new_order_id,
     notifications_under_test,
     placed,
-    token,
 )
+from tests.support.polling import eventually
 from tests.support.system import SIGN_IN_TOKEN
+from tests.support.tokens import staff
 
 ORDERS_SERVICE = {"Authorization": f"Bearer {SIGN_IN_TOKEN}"}
 
@@ -43,7 +43,7 @@ async def test_only_the_orders_service_has_codes_sent(
         for headers in (
             {},
             {"Authorization": f"Bearer {SIGN_IN_TOKEN}x"},
-            token("mgr-1", Role.MANAGER),  # a manager is not the orders service
+            staff(Role.MANAGER, subject="mgr-1"),  # a manager is not the orders service
         ):
             refused = await client.post(
                 "/sign-in-codes", json=code_for(phone="+390612345678"), headers=headers
@@ -118,7 +118,7 @@ async def test_a_signed_in_customer_reads_and_marks_their_own_messages(
 ) -> None:
     anna, bruno = f"cust-{new_order_id()}", f"cust-{new_order_id()}"
     anna_order, bruno_order = new_order_id(), new_order_id()
-    as_anna, as_bruno = token(anna, Role.CUSTOMER), token(bruno, Role.CUSTOMER)
+    as_anna, as_bruno = staff(Role.CUSTOMER, subject=anna), staff(Role.CUSTOMER, subject=bruno)
     async with notifications.in_process() as client:
         await notifications.publish([placed(anna_order, anna), placed(bruno_order, bruno)])
 
@@ -127,15 +127,17 @@ async def test_a_signed_in_customer_reads_and_marks_their_own_messages(
 
         listed = await eventually(
             lambda: mine(as_anna),
-            lambda response: response.status_code == 200 and len(response.json()) == 1,
+            until=lambda response: response.status_code == 200 and len(response.json()) == 1,
             what="anna's message",
+            timeout=60,
         )
         [message] = listed.json()
         assert (message["order_id"], message["customer_id"]) == (anna_order, anna)
         await eventually(
             lambda: mine(as_bruno),
-            lambda response: response.status_code == 200 and len(response.json()) == 1,
+            until=lambda response: response.status_code == 200 and len(response.json()) == 1,
             what="bruno's message",
+            timeout=60,
         )
         bruno_message = (await mine(as_bruno)).json()[0]
 
@@ -157,4 +159,4 @@ async def test_a_signed_in_customer_reads_and_marks_their_own_messages(
         assert (await mine(as_bruno)).json()[0]["read_at"] is None
         # /me is the customer's; staff have the per-customer routes.
         assert (await mine({})).status_code == 401
-        assert (await mine(token("mgr-1", Role.MANAGER))).status_code == 403
+        assert (await mine(staff(Role.MANAGER, subject="mgr-1"))).status_code == 403

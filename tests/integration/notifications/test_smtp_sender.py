@@ -4,6 +4,7 @@ many messages, and a session the server dropped, or a server that was down, cost
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -34,7 +35,7 @@ class CountingSmtpSink(SmtpSink):
                 server.transport.close()
 
 
-def settings(port: int, **values: float) -> NotificationsSettings:
+def settings(port: int, **values: Any) -> NotificationsSettings:
     # The sender reads only the SMTP settings; no database is involved.
     return NotificationsSettings(database_url="postgresql+asyncpg://-/-", smtp_port=port, **values)
 

@@ -8,14 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from contracts.catalogue import KitchenCookingStarted, KitchenOrderReady
-from tests.integration.orders.conftest import OrdersApi
-from tests.integration.orders.test_kitchen_events import (
-    consuming_orders_api,  # noqa: F401 - a fixture, used by name
-    kitchen_says,
-    status_becomes,
-)
 from tests.support.infra import Infra
 from tests.support.metrics import scrape, value
+from tests.support.orders import OrdersApi, kitchen_says, order_status_becomes
 
 
 async def test_placing_and_changing_orders_moves_the_business_metrics(
@@ -65,7 +60,7 @@ async def test_an_idempotent_retry_is_not_a_new_order(orders_api: OrdersApi) -> 
 
 async def test_transitions_from_kitchen_events_are_counted_after_the_consumer_commits(
     infra: Infra,
-    consuming_orders_api: OrdersApi,  # noqa: F811 - the fixture imported above
+    consuming_orders_api: OrdersApi,
 ) -> None:
     api = consuming_orders_api
     placed = await api.place(fulfilment="pickup")
@@ -80,11 +75,11 @@ async def test_transitions_from_kitchen_events_are_counted_after_the_consumer_co
         KitchenCookingStarted(order_id=order_id, cook="chef-1", started_at=datetime.now(UTC)),
         order_id,
     )
-    await status_becomes(api, order_id, token, "cooking")
+    await order_status_becomes(api.client, order_id, {"X-Tracking-Token": token}, "cooking")
     await kitchen_says(
         infra, KitchenOrderReady(order_id=order_id, ready_at=datetime.now(UTC)), order_id
     )
-    await status_becomes(api, order_id, token, "ready")
+    await order_status_becomes(api.client, order_id, {"X-Tracking-Token": token}, "ready")
     after = await scrape(api.client)
     for status in ("cooking", "ready"):
         moved = value(after, "orders_transitions_total", to_status=status) - value(

@@ -7,15 +7,17 @@ import asyncio
 import json
 import random
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 from aiokafka import ConsumerRecord
 
 from contracts.topics import CUSTOMER_CONTACTS, ORDERS
 from service_kit.auth import Role
-from tests.integration.orders.conftest import OrdersApi
 from tests.support.infra import Infra
 from tests.support.kafka import read_topic
+from tests.support.orders import OrdersApi
 from tests.support.processes import relay_process
 
 Records = list[ConsumerRecord[Any, Any]]
@@ -33,7 +35,7 @@ def unique_customer() -> dict[str, str]:
     }
 
 
-def order_of(customer: dict[str, str], fulfilment: str = "delivery") -> dict[str, object]:
+def order_of(customer: dict[str, str], fulfilment: str = "delivery") -> dict[str, Any]:
     return {
         "customer": customer,
         "lines": [{"pizza": "Margherita", "size": "medium", "quantity": 1}],
@@ -163,7 +165,7 @@ async def test_customer_endpoints_are_for_managers_only(orders_api: OrdersApi) -
     customer_id = await orders_api.customer_of(placed["id"])
     url = f"/customers/{customer_id}"
     api = orders_api.client
-    calls = (
+    calls: tuple[Callable[[dict[str, str] | None], Awaitable[httpx.Response]], ...] = (
         lambda headers: api.get(url, headers=headers),
         lambda headers: api.delete(url, headers=headers),
         lambda headers: api.patch(url, json={"name": "Mallory"}, headers=headers),

@@ -12,6 +12,7 @@ import pytest
 from alembic import command
 from alembic.config import Config
 
+from eventing.database import asyncpg_dsn
 from eventing.migrations import upgrade
 from tests.support.infra import Infra
 from tests.support.system import migrations_of
@@ -26,7 +27,7 @@ def downgrade(database_url: str, revision: str) -> None:
 
 async def test_old_customers_become_guests_and_back(infra: Infra) -> None:
     url = await infra.create_database("orders")
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    dsn = asyncpg_dsn(url)
     await asyncio.to_thread(upgrade, url, migrations_of("orders"), "0004")
     old = str(uuid.uuid4())
     conn = await asyncpg.connect(dsn)

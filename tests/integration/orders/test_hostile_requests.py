@@ -14,8 +14,8 @@ import pytest
 from orders.entrypoints.api import create_app
 from orders.settings import OrdersSettings
 from service_kit.auth import Role
-from tests.integration.orders.conftest import OrdersApi
 from tests.support.infra import Infra
+from tests.support.orders import OrdersApi
 from tests.support.system import migrated_database
 
 

@@ -21,12 +21,13 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from eventing.database import asyncpg_dsn
 from orders.entrypoints import inbound_signatures
 from orders.entrypoints.api import create_app
 from orders.settings import OrdersSettings
 from service_kit.auth import Role
-from tests.integration.orders.conftest import OrdersApi
 from tests.support.infra import Infra
+from tests.support.orders import OrdersApi
 from tests.support.system import migrated_database
 
 BEARER = "test-inbound-bearer-token-0123456789abcdef"
@@ -69,7 +70,7 @@ async def lenient_api(infra: Infra) -> AsyncIterator[OrdersApi]:
         yield api
 
 
-def payment(order_id: str, amount: str = "12.99", **overrides: Any) -> dict[str, Any]:
+def payment(order_id: str, amount: str | float = "12.99", **overrides: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "order_id": order_id,
         "amount": amount,
@@ -154,7 +155,7 @@ def structured(
     sent = {k: v for k, v in event.items() if v is not None}
     body = json.dumps(sent).encode()
     # What the body says, an empty string for what it lacks (then refused as a bad event).
-    signed = [sent.get(name) if isinstance(sent.get(name), str) else "" for name in _SIGNED]
+    signed = [value if isinstance(value := sent.get(name), str) else "" for name in _SIGNED]
     headers = {
         "content-type": "application/cloudevents+json; charset=utf-8",
         **signature(body, *signed, timestamp=timestamp),
@@ -178,7 +179,7 @@ async def read_order(api: OrdersApi, order_id: str) -> dict[str, Any]:
 
 
 async def fetch(api: OrdersApi, query: str, *args: Any) -> list[dict[str, Any]]:
-    conn = await asyncpg.connect(api.database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(asyncpg_dsn(api.database_url))
     try:
         return [dict(row) for row in await conn.fetch(query, *args)]
     finally:

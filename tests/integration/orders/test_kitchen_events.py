@@ -2,69 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-
-import httpx
-import pytest
 
 from contracts.catalogue import KitchenCookingStarted, KitchenOrderReady
 from contracts.topics import DEAD_LETTERS
 from eventing.deadletter import read_dead_letters
-from eventing.events import EventData
-from orders.entrypoints.api import create_app
-from orders.settings import OrdersSettings
 from service_kit.auth import Role
-from tests.integration.orders.conftest import OrdersApi
-from tests.support.eventing import publish_event
 from tests.support.infra import Infra
-from tests.support.system import migrated_database
-
-
-@pytest.fixture
-async def consuming_orders_api(
-    infra: Infra, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[OrdersApi]:
-    """The orders API with its kitchen-event consumer in a group of its own, from "now"."""
-    group = f"orders-test-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("ORDERS_CONSUMER_AUTO_OFFSET_RESET", "latest")
-    url = await migrated_database(infra, "orders")
-    settings = OrdersSettings(
-        database_url=url, kafka_bootstrap_servers=infra.kafka_bootstrap, consumer_group=group
-    )
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://orders"
-        ) as client,
-    ):
-        deadline = asyncio.get_running_loop().time() + 30
-        while (await client.get("/readyz")).status_code != 200:  # assigned before we produce
-            assert asyncio.get_running_loop().time() < deadline, "consumer never got partitions"
-            await asyncio.sleep(0.2)
-        api = OrdersApi(client, url)
-        api.group = group  # type: ignore[attr-defined]
-        yield api
-
-
-async def kitchen_says(infra: Infra, event: EventData, order_id: str) -> None:
-    """What the kitchen service publishes when a cook acts."""
-    await publish_event(infra, event, key=order_id, source="/mariospizzeria/kitchen")
-
-
-async def status_becomes(api: OrdersApi, order_id: str, token: str, status: str) -> None:
-    deadline = asyncio.get_running_loop().time() + 15
-    while True:
-        current = (
-            await api.client.get(f"/orders/{order_id}", headers={"X-Tracking-Token": token})
-        ).json()
-        if current["status"] == status:
-            return
-        assert asyncio.get_running_loop().time() < deadline, f"stayed {current['status']}"
-        await asyncio.sleep(0.1)
+from tests.support.orders import OrdersApi, kitchen_says, order_status_becomes
+from tests.support.polling import eventually
 
 
 async def test_kitchen_events_cook_an_order_then_the_customer_picks_it_up(
@@ -80,11 +26,11 @@ async def test_kitchen_events_cook_an_order_then_the_customer_picks_it_up(
     await kitchen_says(
         infra, KitchenCookingStarted(order_id=order_id, cook="chef-1", started_at=now), order_id
     )
-    await status_becomes(api, order_id, token, "cooking")
+    await order_status_becomes(api.client, order_id, {"X-Tracking-Token": token}, "cooking")
     await kitchen_says(
         infra, KitchenOrderReady(order_id=order_id, ready_at=datetime.now(UTC)), order_id
     )
-    await status_becomes(api, order_id, token, "ready")
+    await order_status_becomes(api.client, order_id, {"X-Tracking-Token": token}, "ready")
     departed = await api.client.post(
         f"/orders/{order_id}/departure", headers=api.token(Role.DRIVER)
     )
@@ -112,16 +58,14 @@ async def test_cooking_a_cancelled_order_is_dead_lettered_with_the_reason(
         KitchenCookingStarted(order_id=order_id, cook="chef-1", started_at=datetime.now(UTC)),
         order_id,
     )
-    group = api.group  # type: ignore[attr-defined]
-    deadline = asyncio.get_running_loop().time() + 20
-    while not (
-        letters := await read_dead_letters(
-            infra.kafka_bootstrap, topic=DEAD_LETTERS.name, group=group
-        )
-    ):
-        assert asyncio.get_running_loop().time() < deadline, "no dead letter"
-        await asyncio.sleep(0.5)
-    [letter] = letters
+    group = api.consumer_group
+    assert group is not None
+    [letter] = await eventually(
+        lambda: read_dead_letters(infra.kafka_bootstrap, topic=DEAD_LETTERS.name, group=group),
+        timeout=20,
+        interval=0.5,
+        what="a dead letter",
+    )
     assert letter.handler == "orders.kitchen_cooking_started"
     assert "cannot start cooking an order that is cancelled" in letter.reason
     order = (

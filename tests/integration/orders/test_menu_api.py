@@ -9,8 +9,9 @@ from typing import Any
 
 import asyncpg
 
+from eventing.database import asyncpg_dsn
 from service_kit.auth import Role
-from tests.integration.orders.conftest import OrdersApi
+from tests.support.orders import OrdersApi
 
 ADDED = "com.mariospizzeria.menu.pizza_added.v1"
 CHANGED = "com.mariospizzeria.menu.pizza_changed.v1"
@@ -21,7 +22,7 @@ async def menu_events(
     api: OrdersApi, name: str | None = None, aggregate: str = "pizza"
 ) -> list[dict[str, Any]]:
     """The menu events in the outbox, oldest first (optionally of one pizza or topping)."""
-    conn = await asyncpg.connect(api.database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(asyncpg_dsn(api.database_url))
     try:
         rows = await conn.fetch(
             "SELECT event_type, topic, partition_key, aggregate_type, aggregate_version, payload"

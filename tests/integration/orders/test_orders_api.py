@@ -6,7 +6,7 @@ import asyncio
 import uuid
 
 from service_kit.auth import Role
-from tests.integration.orders.conftest import OrdersApi
+from tests.support.orders import OrdersApi
 
 
 async def test_place_then_read_with_the_tracking_token(orders_api: OrdersApi) -> None:

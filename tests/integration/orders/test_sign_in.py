@@ -15,17 +15,18 @@ import httpx
 import jwt
 import pytest
 
+from eventing.database import asyncpg_dsn
 from service_kit.auth import AuthSettings, Role, audience_of
-from tests.integration.orders.conftest import OrdersApi, SignedInApi, orders_app
 from tests.support.customers import Person, codes_received, new_code
 from tests.support.infra import Infra
 from tests.support.notifications import Notifications
+from tests.support.orders import OrdersApi, SignedInApi, orders_app
 from tests.support.processes import free_port
 from tests.support.system import SIGN_IN_TOKEN
 
 
 async def rows(database_url: str, sql: str, *args: object) -> list[asyncpg.Record]:
-    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    dsn = asyncpg_dsn(database_url)
     conn = await asyncpg.connect(dsn)
     try:
         return list(await conn.fetch(sql, *args))

@@ -12,15 +12,16 @@ import asyncpg
 import httpx
 
 from contracts.topics import CUSTOMER_CONTACTS
+from eventing.database import asyncpg_dsn
 from service_kit.auth import Role
-from tests.integration.orders.conftest import OrdersApi
 from tests.support.customers import Person
+from tests.support.orders import OrdersApi
 
 PIZZA = [{"pizza": "Margherita", "size": "medium", "quantity": 1}]
 
 
 async def query(api: OrdersApi, sql: str, *args: object) -> list[dict[str, Any]]:
-    conn = await asyncpg.connect(api.database_url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(asyncpg_dsn(api.database_url))
     try:
         return [dict(row) for row in await conn.fetch(sql, *args)]
     finally:
@@ -220,8 +221,8 @@ async def test_a_customer_token_reaches_its_own_customer_and_nothing_else(
         ("POST", f"/orders/{b_order['id']}/pickup"),
         ("PUT", "/menu/toppings/truffle"),
     ):
-        body: Any = {} if method == "PATCH" else None
-        refused = await api.request(method, path, json=body, headers=a)
+        patch: Any = {} if method == "PATCH" else None
+        refused = await api.request(method, path, json=patch, headers=a)
         assert refused.status_code == 403, (method, path, refused.text)
     mine = await api.get("/customers/me/orders", headers=a)
     assert mine.json()["orders"] == []

@@ -9,13 +9,14 @@ import json
 import asyncpg
 
 from contracts.catalogue import OrderPlaced
-from tests.integration.orders.conftest import OrdersApi
+from eventing.database import asyncpg_dsn
+from tests.support.orders import OrdersApi
 
 
 async def test_order_placed_carries_the_hash_of_the_tracking_token(orders_api: OrdersApi) -> None:
     placed = await orders_api.place()
     token = str(placed["tracking_token"])
-    dsn = orders_api.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    dsn = asyncpg_dsn(orders_api.database_url)
     connection = await asyncpg.connect(dsn)
     try:
         [row] = await connection.fetch(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -76,10 +77,10 @@ def test_ready_measures_lateness_against_the_estimate() -> None:
     ],
 )
 def test_refused_steps_name_the_status_and_why(
-    make: object, step: str, status: TicketStatus, reason: str
+    make: Callable[[], Ticket], step: str, status: TicketStatus, reason: str
 ) -> None:
-    t = make()  # type: ignore[operator]
-    attempt = (
+    t = make()
+    attempt: Callable[[], object] = (
         (lambda: t.start_cooking(cook="chef", at=NOW, model=MODEL, cooking=0))
         if step == "start"
         else (lambda: t.mark_ready(at=NOW))

@@ -7,6 +7,7 @@ import inspect
 import re
 
 from contracts.catalogue import KitchenCookingStarted, KitchenOrderReady
+from eventing.events import EventData
 from orders.domain import commands
 from orders.service_layer.commands import COMMAND_HANDLERS
 from orders.service_layer.events import EVENT_HANDLERS
@@ -14,10 +15,11 @@ from service_kit.commands import Command
 
 
 def test_the_subscription_names_stay_the_inbox_keys_they_were() -> None:
-    assert [(handler.name, handler.event) for handler in EVENT_HANDLERS] == [
+    expected: list[tuple[str, type[EventData]]] = [
         ("orders.kitchen_cooking_started", KitchenCookingStarted),
         ("orders.kitchen_order_ready", KitchenOrderReady),
     ]
+    assert [(handler.name, handler.event) for handler in EVENT_HANDLERS] == expected
 
 
 def test_every_command_has_one_handler_of_its_own_name() -> None:

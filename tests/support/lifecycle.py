@@ -8,39 +8,59 @@ twice: placement carries an ``Idempotency-Key``; the other steps are state trans
 
 from __future__ import annotations
 
-import asyncio
+import itertools
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from bench.load import TRANSPORT_ERRORS, Http, Reply, Timing
-from bench.orders_load import new_order
-from service_kit.auth import AuthSettings, Role, mint_token
+from service_kit.auth import Role
+from tests.support.load import TRANSPORT_ERRORS, Http, Reply, Timing
+from tests.support.polling import NotReached, eventually
+from tests.support.tokens import staff
 
 ORDER_PROGRESS = ["pending", "confirmed", "cooking", "ready", "out_for_delivery", "delivered"]
 TICKET_PROGRESS = ["queued", "cooking", "ready"]
 
-
-def bearer(role: Role, subject: str) -> dict[str, str]:
-    token = mint_token(AuthSettings(), subject=subject, roles=[role])
-    return {"Authorization": f"Bearer {token}"}
+_serial = itertools.count()
 
 
-CHEF = bearer(Role.CHEF, "chef-bench")
-DRIVER = bearer(Role.DRIVER, "driver-bench")
-MANAGER = bearer(Role.MANAGER, "manager-bench")
+def new_order() -> dict[str, Any]:
+    """A placement's body, with a customer of its own."""
+    n = next(_serial)
+    return {
+        "customer": {
+            "name": f"Bench Customer {n}",
+            "phone": f"+39 333 {n:07d}",
+            "email": f"bench{n}@example.com",
+            "address": f"Via del Corso {n}, Roma",
+        },
+        "lines": [
+            {"pizza": "Margherita", "size": "large", "quantity": 1},
+            {"pizza": "Pepperoni", "size": "medium", "quantity": 1, "toppings": ["olives"]},
+        ],
+    }
 
 
 class GaveUp(Exception):
     """A step did not take effect before the deadline."""
 
 
+def _staff(role: Role, subject: str) -> Callable[[], dict[str, str]]:
+    return lambda: staff(role, subject=subject)
+
+
 @dataclass
 class Clients:
+    """The APIs a lifecycle calls, and the staff's tokens (minted with the clients: a run of
+    many scenarios outlives a token)."""
+
     orders: Http
     kitchen: Http
+    chef: dict[str, str] = field(default_factory=_staff(Role.CHEF, "chef-bench"))
+    driver: dict[str, str] = field(default_factory=_staff(Role.DRIVER, "driver-bench"))
+    manager: dict[str, str] = field(default_factory=_staff(Role.MANAGER, "manager-bench"))
 
 
 async def _until(
@@ -50,20 +70,21 @@ async def _until(
     deadline: float,
 ) -> Reply:
     """Call until ``done(response)``; transport errors, 5xx and "not yet" answers are retried."""
-    pause = 0.05
-    last = "no answer"
-    while True:
-        try:
-            reply = await call()
-            if done(reply):
-                return reply
-            last = f"HTTP {reply.status}: {reply.text[:200]}"
-        except TRANSPORT_ERRORS as error:
-            last = f"{type(error).__name__}: {error}"
-        if time.monotonic() > deadline:
-            raise GaveUp(f"{step}: {last}")
-        await asyncio.sleep(pause)
-        pause = min(1.0, pause * 2)
+    try:
+        return await eventually(
+            call,
+            until=done,
+            timeout=max(0.0, deadline - time.monotonic()),
+            interval=0.05,
+            max_interval=1.0,
+            retry=TRANSPORT_ERRORS,
+            what=step,
+        )
+    except NotReached as gave_up:
+        last = gave_up.last
+        if isinstance(last, Reply):
+            raise GaveUp(f"{step}: HTTP {last.status}: {last.text[:200]}") from None
+        raise GaveUp(f"{step}: {type(last).__name__}: {last}") from None
 
 
 def _reached(progress: list[str], target: str) -> Callable[[Reply], bool]:
@@ -97,7 +118,7 @@ async def whole_life(clients: Clients, timing: Timing, *, patience: float = 120)
     token = order.get("tracking_token")
     # A retried placement that an earlier, unanswered attempt had made answers without the token
     # (it is shown once only): the manager confirms for the customer then.
-    owner = {"X-Tracking-Token": token} if token else MANAGER
+    owner = {"X-Tracking-Token": token} if token else clients.manager
     url = f"/orders/{order_id}"
     await _until(
         "confirm",
@@ -110,13 +131,13 @@ async def whole_life(clients: Clients, timing: Timing, *, patience: float = 120)
     # 404 until the kitchen consumed the confirmation: "not yet", retried.
     await _until(
         "start cooking",
-        lambda: clients.kitchen.post(f"{ticket}/start", headers=CHEF),
+        lambda: clients.kitchen.post(f"{ticket}/start", headers=clients.chef),
         _reached(TICKET_PROGRESS, "cooking"),
         deadline,
     )
     await _until(
         "ready",
-        lambda: clients.kitchen.post(f"{ticket}/ready", headers=CHEF),
+        lambda: clients.kitchen.post(f"{ticket}/ready", headers=clients.chef),
         _reached(TICKET_PROGRESS, "ready"),
         deadline,
     )
@@ -124,13 +145,13 @@ async def whole_life(clients: Clients, timing: Timing, *, patience: float = 120)
     # 409 "cooking" until the orders service consumed the kitchen's events: retried.
     await _until(
         "departure",
-        lambda: clients.orders.post(f"{url}/departure", headers=DRIVER),
+        lambda: clients.orders.post(f"{url}/departure", headers=clients.driver),
         _reached(ORDER_PROGRESS, "out_for_delivery"),
         deadline,
     )
     await _until(
         "delivery",
-        lambda: clients.orders.post(f"{url}/delivery", headers=DRIVER),
+        lambda: clients.orders.post(f"{url}/delivery", headers=clients.driver),
         _reached(ORDER_PROGRESS, "delivered"),
         deadline,
     )

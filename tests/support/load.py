@@ -128,7 +128,7 @@ async def fixed_rate(
             results.append(await operation(http, timing))
             timing.finished = time.perf_counter()
             timings.append(timing)
-        except Exception as error:  # noqa: BLE001 - a failed request is a result, reported
+        except Exception as error:  # a failed request is a result, reported
             errors.append(f"{type(error).__name__}: {error}")
 
     start = time.perf_counter()
@@ -163,7 +163,7 @@ async def fixed_concurrency(
             timing = Timing(due=time.perf_counter())
             try:
                 results.append(await operation(http, timing))
-            except Exception as error:  # noqa: BLE001 - a failed request is a result, reported
+            except Exception as error:  # a failed request is a result, reported
                 errors.append(f"{type(error).__name__}: {error}")
                 continue
             timing.finished = time.perf_counter()

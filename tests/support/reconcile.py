@@ -1,7 +1,7 @@
 """Reconciliation: for the orders placed in a time range, is every event where it should be, and
 every effect there exactly once?
 
-    uv run python -m bench.reconcile [--since ISO] [--until ISO] [--json]
+    uv run python -m tests.support.reconcile [--since ISO] [--until ISO] [--json]
 
 Reads the service databases (``ORDERS_DATABASE_URL``, ``KITCHEN_DATABASE_URL``,
 ``NOTIFICATIONS_DATABASE_URL``, ``ANALYTICS_DATABASE_URL``) and the topics

@@ -1,0 +1,46 @@
+"""The benchmarks' own stacks, beside a ``make up`` stack and the tests' one: each run (bench,
+chaos, sustained) has its directory (``.local/<name>-stack``), its ports and its process logs
+(``.local/<name>-logs``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+
+from tests.support.infra import ROOT, Infra, start_infra
+
+
+def log_dir(name: str) -> Path:
+    """Where the processes of the ``name`` run write their logs."""
+    return ROOT / ".local" / f"{name}-logs"
+
+
+async def bench_infra(
+    name: str = "bench",
+    *,
+    pg_port: int = 25462,
+    kafka_port: int = 29122,
+    extra_env: dict[str, str] | None = None,
+) -> Infra:
+    """A stack of its own (``.local/<name>-stack``, fresh Kafka), PostgreSQL recording commit
+    times (``track_commit_timestamp``, for end-to-end latency); ``extra_env`` for stack.sh."""
+    infra = start_infra(
+        {
+            "STACK_DIR": str(ROOT / ".local" / f"{name}-stack"),
+            "PG_PORT": str(pg_port),
+            "KAFKA_PORT": str(kafka_port),
+            "KAFKA_CONTROLLER_PORT": str(kafka_port + 1),
+            "PG_EXTRA_OPTIONS": "-c track_commit_timestamp=on",
+            **(extra_env or {}),
+        }
+    )
+    conn = await asyncpg.connect(infra.postgres_dsn)
+    try:
+        tracked = await conn.fetchval("SHOW track_commit_timestamp")
+    finally:
+        await conn.close()
+    if tracked != "on":  # started earlier without it: restart with the bench's settings
+        infra.stack("pg-stop")
+        infra.stack("infra-up")
+    return infra

@@ -1,0 +1,400 @@
+"""Faults under a steady flow of orders, each followed by a reconciliation: the scenario engine
+of ``make chaos`` (bench/chaos.py, every fault) and of its short version in the suite
+(tests/chaos, the faults that need nothing but the stack).
+
+A scenario: orders go through their whole life at a steady rate; after a warm-up the fault is
+injected, the victim comes back, the flow goes on; then the flow stops, the system settles and
+the scenario's orders are reconciled against the topics and every service's database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from eventing.admin import topic_partitions
+from eventing.database import asyncpg_dsn
+from eventing.kafka_security import KafkaSecurity
+from tests.support import reconcile
+from tests.support.infra import Infra
+from tests.support.lifecycle import Clients, whole_life
+from tests.support.load import Http, RunResult, Timing, fixed_rate
+from tests.support.polling import NotReached, eventually
+from tests.support.system import System
+
+CONSUMER_GROUPS = ("orders", "kitchen", "notifications", "analytics")
+# aiokafka's default session timeout is 10 s: a consumer frozen longer is expelled.
+PAUSE_SECONDS = 25.0
+
+
+@dataclass
+class Fault:
+    """A fault of a scenario: how to inject it, how long it holds, how the victim comes back."""
+
+    name: str
+    description: str
+    inject: Callable[[System, Infra], Awaitable[None]]  # returns when the fault is in place
+    heal: Callable[[System, Infra], Awaitable[None]]  # returns when the victim is back
+    # How long the fault lasts before ``heal``: None is the scenario's ``fault_seconds``; 0 heals
+    # at once (a killed process: ``heal`` only waits for its supervisor to bring it back).
+    hold: float | None = None
+    # Checks of its own after the system settled: figures to add to the scenario's.
+    verify: Callable[[System, Infra], Awaitable[dict[str, int]]] | None = None
+
+
+def killed(process: str) -> Fault:
+    """``process`` SIGKILLed; its supervisor brings it back."""
+
+    async def inject(system: System, _: Infra) -> None:
+        await asyncio.to_thread(system.processes[process].crash)
+
+    async def heal(system: System, _: Infra) -> None:
+        await system.processes[process].wait_ready(timeout=120)
+
+    return Fault(process, f"{process}: SIGKILL, back by its supervisor", inject, heal, hold=0)
+
+
+def _stack(commands: tuple[str, ...]) -> Callable[[System, Infra], Awaitable[None]]:
+    async def run(_: System, infra: Infra) -> None:
+        for command in commands:
+            await asyncio.to_thread(infra.stack, command)
+
+    return run
+
+
+def on_stack(name: str, description: str, inject: tuple[str, ...], heal: tuple[str, ...]) -> Fault:
+    """A fault of the stack's PostgreSQL or Kafka: the ``stack.sh`` commands that inject it, and
+    those that heal it."""
+    return Fault(name, description, _stack(inject), _stack(heal))
+
+
+def paused(process: str) -> Fault:
+    """``process`` frozen long enough for its consumer group to expel it, then resumed."""
+
+    async def inject(system: System, _: Infra) -> None:
+        system.processes[process].signal_service(signal.SIGSTOP)
+
+    async def heal(system: System, _: Infra) -> None:
+        system.processes[process].signal_service(signal.SIGCONT)
+
+    return Fault(
+        f"{process}-paused",
+        f"{process}: frozen (SIGSTOP) {PAUSE_SECONDS:.0f} s, expelled from its group, resumed",
+        inject,
+        heal,
+        hold=PAUSE_SECONDS,
+    )
+
+
+def broker_killed() -> Fault:
+    """The Kafka broker SIGKILLed, then started again."""
+    return on_stack("kafka", "Kafka broker: SIGKILL, restarted", ("kafka-kill",), ("kafka-start",))
+
+
+async def group_lags(bootstrap: str) -> dict[str, int]:
+    """Records not yet committed by each of the services' consumer groups, over their topics."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **KafkaSecurity().client_options())
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, **KafkaSecurity().client_options(), group_id=None
+    )
+    await admin.start()
+    await reader.start()
+    try:
+        lags = {}
+        for group in CONSUMER_GROUPS:
+            committed = await admin.list_consumer_group_offsets(group)
+            lag = 0
+            # A group's topics are those it has committed on; all of their partitions count.
+            for topic in {partition.topic for partition in committed}:
+                partitions = await topic_partitions(reader, topic)
+                ends = await reader.end_offsets(partitions)
+                for partition in partitions:
+                    meta = committed.get(partition)
+                    lag += ends[partition] - (meta.offset if meta is not None else 0)
+            lags[group] = lag
+        return lags
+    finally:
+        await reader.stop()
+        await admin.close()
+
+
+async def fetch_count(url: str, sql: str, *args: object) -> int:
+    conn = await asyncpg.connect(asyncpg_dsn(url), timeout=5)
+    try:
+        return int(await conn.fetchval(sql, *args, timeout=5))
+    finally:
+        await conn.close()
+
+
+async def outbox_backlogs(system: System) -> dict[str, int]:
+    return {
+        service: await fetch_count(
+            system.databases[service], "SELECT count(*) FROM outbox WHERE parked_at IS NULL"
+        )
+        for service in ("orders", "kitchen")
+    }
+
+
+async def pending_deliveries(system: System) -> int:
+    """Notifications waiting to be sent (its dispatchers work behind the consumer)."""
+    return await fetch_count(
+        system.databases["notifications"],
+        "SELECT count(*) FROM deliveries WHERE status = 'pending'",
+    )
+
+
+async def processes_down(system: System) -> list[str]:
+    """The processes not answering their readiness check (dead, or not yet back)."""
+    down = []
+    async with httpx.AsyncClient(timeout=3) as client:
+        for name, process in system.processes.items():
+            try:
+                ready = (await client.get(process.ready_url)).status_code == 200
+            except httpx.HTTPError:
+                ready = False
+            if not ready:
+                down.append(name)
+    return down
+
+
+async def waiting_work(system: System, infra: Infra) -> dict[str, int] | None:
+    """Events in each outbox and records behind each consumer group; None if not answerable."""
+    try:
+        outboxes = await outbox_backlogs(system)
+        lags = await group_lags(infra.kafka_bootstrap)
+    except Exception:  # whatever fails, it has not recovered yet
+        return None
+    return {
+        **{f"outbox {service}": n for service, n in outboxes.items()},
+        **{f"lag {group}": n for group, n in lags.items()},
+    }
+
+
+def _within(work: dict[str, int] | None, slack: int) -> bool:
+    """No more than ``slack`` events in the outboxes together, nor behind the groups together."""
+    return work is not None and all(
+        sum(n for name, n in work.items() if name.startswith(kind)) <= slack
+        for kind in ("outbox", "lag")
+    )
+
+
+async def caught_up(system: System, infra: Infra, *, slack: int = 0) -> bool:
+    return _within(await waiting_work(system, infra), slack)
+
+
+async def settled(system: System, infra: Infra) -> bool:
+    """Nothing left to do anywhere: outboxes empty, groups caught up, notifications sent."""
+    try:
+        return await caught_up(system, infra) and await pending_deliveries(system) == 0
+    except Exception:  # whatever fails, it has not settled yet
+        return False
+
+
+async def wait_settled(
+    system: System, infra: Infra, *, timeout: float, interval: float = 1
+) -> bool:
+    """Whether the system settled (see ``settled``) within ``timeout`` seconds."""
+    try:
+        await eventually(
+            lambda: settled(system, infra),
+            timeout=timeout,
+            interval=interval,
+            what="the system settled",
+        )
+    except NotReached:
+        return False
+    return True
+
+
+async def what_is_stuck(system: System, infra: Infra) -> dict[str, Any]:
+    """Where the work is waiting: per outbox, per consumer group, deliveries, processes."""
+    report: dict[str, Any] = {}
+    probes: dict[str, Callable[[], Awaitable[Any]]] = {
+        "outbox_backlog": lambda: outbox_backlogs(system),
+        "group_lag": lambda: group_lags(infra.kafka_bootstrap),
+        "pending_deliveries": lambda: pending_deliveries(system),
+        "processes_down": lambda: processes_down(system),
+    }
+    for name, probe in probes.items():
+        try:
+            report[name] = await asyncio.wait_for(probe(), 15)
+        except Exception as error:  # what could not be asked is part of the answer
+            report[name] = f"unknown ({type(error).__name__}: {error})"
+    return report
+
+
+async def run_scenario(
+    system: System,
+    infra: Infra,
+    fault: Fault,
+    *,
+    rate: float,
+    warm_seconds: float = 3,
+    fault_seconds: float = 8,
+    after_seconds: float = 10,
+    stuck_after: float = 120,
+    patience: float = 300,
+) -> dict[str, Any]:
+    """One fault under a steady flow of orders; returns the scenario's figures.
+
+    A scenario that has not recovered ``stuck_after`` seconds after the heal is reported as
+    stuck at once, with what is stuck; the flow stops, the system gets as long again to settle,
+    and the next scenario begins. An order's lifecycle gives up after ``patience`` seconds.
+    """
+    started_at = datetime.now(UTC)
+    resends_before = _resends(system)
+    marks: dict[str, float] = {}
+    stuck: dict[str, Any] | None = None
+    recovery_trace: list[dict[str, Any]] = []
+    stop_flow = asyncio.Event()
+    async with (
+        Http(system.url("orders"), timeout=10) as orders,
+        Http(system.url("kitchen"), timeout=10) as kitchen,
+    ):
+        clients = Clients(orders, kitchen)
+
+        async def operation(_: Http, timing: Timing) -> str:
+            return await whole_life(clients, timing, patience=patience)
+
+        flow = asyncio.create_task(
+            fixed_rate(orders, operation, rate=rate, seconds=24 * 3600, stop=stop_flow)
+        )
+        try:
+            await asyncio.sleep(warm_seconds)
+            marks["fault"] = time.time()
+            await fault.inject(system, infra)
+            await asyncio.sleep(fault_seconds if fault.hold is None else fault.hold)
+            await fault.heal(system, infra)
+            marks["healed"] = time.time()
+            recovered_at = await _recovery(
+                system, infra, rate, timeout=stuck_after, trace=recovery_trace
+            )
+            if recovered_at is None:
+                stuck = await what_is_stuck(system, infra)
+                print(f"chaos: {fault.name} stuck: {json.dumps(stuck)}", file=sys.stderr)
+            else:
+                await asyncio.sleep(max(0.0, marks["healed"] + after_seconds - time.time()))
+            stop_flow.set()
+            run: RunResult = await flow
+        finally:
+            flow.cancel()  # a scenario cut short leaves no orders flowing into the next one
+    now_settled = await wait_settled(system, infra, timeout=stuck_after, interval=0.5)
+    finished_at = datetime.now(UTC)
+    if not now_settled and stuck is None:
+        stuck = await what_is_stuck(system, infra)
+        print(f"chaos: {fault.name} did not settle: {json.dumps(stuck)}", file=sys.stderr)
+    report = await reconcile.reconcile(
+        _urls(system), infra.kafka_bootstrap, started_at - timedelta(seconds=1), finished_at
+    )
+    extra = await fault.verify(system, infra) if fault.verify is not None else {}
+    accepted_during = sum(
+        1 for t in run.timings if marks["fault"] <= t.responses.get("placed", 0) < marks["healed"]
+    )
+    return {
+        "scenario": fault.name,
+        "fault": fault.description,
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "orders": len(run.timings) + len(run.errors),
+        "completed_lifecycles": len(run.timings),
+        "gave_up": len(run.errors),
+        "first_gave_up": run.errors[:3],
+        "accepted_during_fault": accepted_during,
+        "victim_down_seconds": round(marks["healed"] - marks["fault"], 1),
+        "recovery_seconds": round(recovered_at - marks["healed"], 1)
+        if recovered_at is not None
+        else None,
+        "events_lost": len(report.missing) + extra.pop("events_lost", 0),
+        "effects_doubled": len(report.doubled),
+        "wire_duplicates": report.wire_duplicates + extra.pop("wire_duplicates", 0),
+        # The documented window of the notifications service (crash after the provider
+        # accepted, before the commit): the message goes again with the same Message-ID /
+        # idempotency key. The SMS provider drops such a resend; an SMTP server cannot.
+        **{
+            name: after - before
+            for (name, after), before in zip(
+                _resends(system).items(), resends_before.values(), strict=True
+            )
+        },
+        "processes_left_down": await _left_down(system),
+        "restarts": {name: process.restarts for name, process in system.processes.items()},
+        "stuck": stuck,
+        "recovery_trace": recovery_trace,
+        "reconciled_orders": report.orders,
+        "findings": [str(f) for f in (report.missing + report.doubled)[:20]],
+        **extra,
+    }
+
+
+async def _left_down(system: System, patience: float = 30) -> list[str]:
+    """Processes still not serving ``patience`` seconds after everything settled."""
+    try:
+        return await eventually(
+            lambda: processes_down(system),
+            until=lambda down: not down,
+            timeout=patience,
+            interval=1,
+            what="every process serving",
+        )
+    except NotReached as late:
+        down: list[str] = late.last
+        return down
+
+
+async def _recovery(
+    system: System, infra: Infra, rate: float, *, timeout: float, trace: list[dict[str, Any]]
+) -> float | None:
+    """When the work that piled up during the fault is done, with orders still flowing.
+
+    With orders flowing, "caught up" means no more waiting than about a second of orders makes.
+    What is waiting is added to ``trace`` every 5 s, so a slow recovery says what held it up.
+    """
+    slack = int(rate * 6)  # events per order
+    started = time.monotonic()
+    next_sample = started
+
+    async def sampled() -> dict[str, int] | None:
+        nonlocal next_sample
+        work = await waiting_work(system, infra)
+        if not _within(work, slack) and time.monotonic() >= next_sample:
+            trace.append({"after_seconds": round(time.monotonic() - started, 1), "waiting": work})
+            next_sample += 5
+        return work
+
+    try:
+        await eventually(
+            sampled,
+            until=lambda work: _within(work, slack),
+            timeout=timeout,
+            interval=0.25,
+            what="the work of the fault done",
+        )
+    except NotReached:
+        return None
+    return time.time()
+
+
+def _resends(system: System) -> dict[str, int]:
+    if system.sinks is None:
+        return {"email_resends_same_message_id": 0, "sms_resends_dropped_by_provider": 0}
+    emails = system.sinks.smtp.by_message_id().values()
+    sms = system.sinks.sms
+    return {
+        "email_resends_same_message_id": sum(len(copies) - 1 for copies in emails),
+        "sms_resends_dropped_by_provider": sms.posts - len(sms.delivered),
+    }
+
+
+def _urls(system: System) -> dict[str, str]:
+    return {service: system.databases[service] for service in system.databases}

@@ -28,12 +28,11 @@ provider that is down or slow only delays its own channel.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from eventing.backoff import backoff
+from eventing.backoff import backoff, pause
 from eventing.failpoints import crash_point, error_point
 from eventing.outage import Outage
 from notifications.adapters import metrics
@@ -96,7 +95,7 @@ class Dispatcher:
         outage = Outage(log, f"{self.channel.value} dispatcher")
         try:
             while not stopping.is_set():
-                pause = poll_seconds
+                wait = poll_seconds
                 try:
                     error_point(f"dispatcher.{self.channel.value}")
                     busy = await self.dispatch_one()
@@ -107,10 +106,9 @@ class Dispatcher:
                 except Exception as error:  # noqa: BLE001 - nothing but ``stopping`` ends it
                     failures = outage.failed(error, traceback=True)
                     busy = False
-                    pause = max(poll_seconds, backoff(failures, poll_seconds, 5.0))
+                    wait = max(poll_seconds, backoff(failures, poll_seconds, 5.0))
                 if not busy:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stopping.wait(), timeout=pause)
+                    await pause(wait, stopping)
         finally:
             if self._sender is not None:
                 await self._sender.close()

@@ -10,11 +10,10 @@ nothing: a timer that came due while the service was down fires at the next poll
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
-from eventing.backoff import backoff
+from eventing.backoff import backoff, pause
 from eventing.outage import Outage
 from notifications.adapters import metrics
 from notifications.domain.messages import Kind, Notice, Policy, format_time, late_event_id, short_id
@@ -64,17 +63,15 @@ class LateTimers:
         outage = Outage(log, "late-order timers")
         while not stopping.is_set():
             if not caught_up():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), timeout=poll_seconds)
+                await pause(poll_seconds, stopping)
                 continue
-            pause = poll_seconds
+            wait = poll_seconds
             try:
                 fired = await self.fire_due()
                 outage.recovered()
             except Exception as error:  # noqa: BLE001 - nothing but ``stopping`` ends it
                 failures = outage.failed(error, traceback=True)
                 fired = 0
-                pause = max(poll_seconds, backoff(failures, poll_seconds, 5.0))
+                wait = max(poll_seconds, backoff(failures, poll_seconds, 5.0))
             if not fired:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), timeout=pause)
+                await pause(wait, stopping)

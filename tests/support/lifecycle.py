@@ -102,7 +102,7 @@ def _reached(progress: list[str], target: str) -> Callable[[Reply], bool]:
 
 
 async def whole_life(clients: Clients, timing: Timing, *, patience: float = 120) -> str:
-    """Place, confirm, cook, make ready, send out and deliver one order; returns its id."""
+    """Place, confirm, cook, make ready, depart and deliver one order; returns its id."""
     deadline = time.monotonic() + patience
     key = str(uuid.uuid4())
     body = new_order()

@@ -185,9 +185,9 @@ class Order:
         )
 
     def depart(self, *, driver_id: str, now: datetime) -> None:
-        self._require("send out", {OrderStatus.READY}, "a driver takes ready orders only")
+        self._require("depart with", {OrderStatus.READY}, "a driver takes ready orders only")
         if self.fulfilment != "delivery":
-            raise InvalidTransition(self.status, "send out", "the customer picks this order up")
+            raise InvalidTransition(self.status, "depart with", "the customer picks this order up")
         self.driver_id = driver_id
         self._record(
             OrderDeparted(order_id=self.id, driver_id=driver_id, departed_at=now),
@@ -206,9 +206,9 @@ class Order:
         )
 
     def pick_up(self, *, now: datetime) -> None:
-        self._require("hand over", {OrderStatus.READY}, "only a ready order can be collected")
+        self._require("pick up", {OrderStatus.READY}, "only a ready order can be collected")
         if self.fulfilment != "pickup":
-            raise InvalidTransition(self.status, "hand over", "this order is for delivery")
+            raise InvalidTransition(self.status, "pick up", "this order is for delivery")
         self._record(OrderPickedUp(order_id=self.id, picked_up_at=now), OrderStatus.PICKED_UP, now)
 
     # -------------------------------------------------------------- internals

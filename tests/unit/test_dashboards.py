@@ -12,9 +12,9 @@ import yaml  # type: ignore[import-untyped, unused-ignore]
 from prometheus_client import REGISTRY
 
 import eventing.metrics
-import kitchen.metrics
+import kitchen.adapters.metrics
 import notifications.adapters.metrics
-import orders.metrics
+import orders.adapters.metrics
 from analytics.settings import AnalyticsSettings
 from kitchen.settings import KitchenRelaySettings, KitchenSettings
 from notifications.settings import NotificationsSettings
@@ -27,8 +27,8 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "mario-pizzeria-dashboard.json"
 
 METRICS_MODULES = (
     eventing.metrics,
-    orders.metrics,
-    kitchen.metrics,
+    orders.adapters.metrics,
+    kitchen.adapters.metrics,
     notifications.adapters.metrics,
 )
 

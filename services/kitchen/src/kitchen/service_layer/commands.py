@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.catalogue import KitchenCookingStarted, KitchenOrderReady
-from kitchen import metrics
+from kitchen.adapters import metrics
 from kitchen.domain.commands import MarkReady, StartCooking
 from kitchen.domain.tickets import Ticket, TicketNotFound, TicketStatus
 from kitchen.service_layer.unit_of_work import KitchenChange, UnitOfWork

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.catalogue import OrderCancelled, OrderConfirmed, TicketQueued, TicketWithdrawn
 from eventing.consumer import ReceivedEvent
-from kitchen import metrics
+from kitchen.adapters import metrics
 from kitchen.domain.tickets import CancelOutcome, Ticket, TicketLine
 from kitchen.service_layer.unit_of_work import KitchenChange, KitchenDependencies
 from service_kit.handlers import EventHandler

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from contracts.catalogue import PaymentSucceeded, new_tracking_token, tracking_token_sha256
 from eventing.events import EventData
 from eventing.ids import uuid7
-from orders import metrics
+from orders.adapters import metrics
 from orders.adapters.orm import idempotency_keys_table, inbound_events_table
 from orders.domain.commands import (
     AddExtraTopping,

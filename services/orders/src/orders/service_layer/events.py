@@ -12,7 +12,7 @@ from contracts.catalogue import KitchenCookingStarted, KitchenOrderReady
 from eventing.consumer import ReceivedEvent
 from eventing.errors import PermanentHandlerError
 from eventing.outbox import Outbox
-from orders import metrics
+from orders.adapters import metrics
 from orders.adapters.repository import SqlAlchemyOrderRepository
 from orders.domain.model import InvalidTransition, Order
 from orders.service_layer.unit_of_work import save_orders

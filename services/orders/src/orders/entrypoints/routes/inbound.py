@@ -32,7 +32,7 @@ from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import Headers
 
-from orders import metrics
+from orders.adapters import metrics
 from orders.domain.commands import ReceiveInboundEvent
 from orders.entrypoints import inbound_signatures
 from orders.entrypoints.deps import ServiceDep

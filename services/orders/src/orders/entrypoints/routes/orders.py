@@ -11,8 +11,7 @@ from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contracts.catalogue import Fulfilment
-from orders import metrics
-from orders.adapters import queries
+from orders.adapters import metrics, queries
 from orders.bootstrap import OrdersService
 from orders.domain import customers
 from orders.domain.commands import (

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from orders import metrics
+from orders.adapters import metrics
 from orders.adapters.notifications import CodeNotSent
 from orders.bootstrap import OrdersService, SignInSetup
 from orders.domain.commands import SendSignInCode, SignIn

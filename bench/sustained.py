@@ -32,6 +32,9 @@ RESULTS = ROOT / "bench" / "results" / "sustained.json"
 
 
 def rss_mib(pid: int) -> float | None:
+    """The resident memory of ``pid``, or of the service a supervisor (supervise.sh) runs as
+    its child: the supervisor's own few MiB say nothing of the service."""
+    pid = _supervised_child(pid) or pid
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -39,6 +42,16 @@ def rss_mib(pid: int) -> float | None:
     except FileNotFoundError:
         return None
     return None
+
+
+def _supervised_child(pid: int) -> int | None:
+    try:
+        if b"supervise.sh" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    return int(children[0]) if children else None
 
 
 def process_ids(system: System, infra: Infra) -> dict[str, int]:

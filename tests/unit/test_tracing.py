@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -147,3 +148,27 @@ def test_log_records_get_the_trace_of_the_current_span(spans: InMemorySpanExport
     outside = logging.makeLogRecord({"msg": "hello"})
     TraceContextFilter().filter(outside)
     assert not hasattr(outside, "trace_id")
+
+
+@pytest.mark.parametrize("exporting", [False, True])
+def test_spans_are_recorded_only_while_something_exports_them(
+    monkeypatch: pytest.MonkeyPatch, exporting: bool
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from eventing import tracing
+
+    monkeypatch.setattr(tracing, "_exporting", exporting)
+    provider = TracerProvider(sampler=tracing._RecordWhileExporting())
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    parent = context_from_traceparent(ORIGIN.replace("-01", "-00"))  # the caller dropped it
+    with provider.get_tracer("t").start_as_current_span("work", context=parent) as span:
+        carried = current_traceparent()
+        recording = span.is_recording()
+    # Either way the trace goes on: the same trace id, a span id of its own, in the logs too.
+    assert carried is not None
+    assert carried.split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+    assert carried.split("-")[2] != "b7ad6b7169203331"
+    assert recording is exporting
+    assert len(exporter.get_finished_spans()) == (1 if exporting else 0)

@@ -3,11 +3,13 @@ for, skipped, retried or failed, and what is written when."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 import pytest
 from prometheus_client import REGISTRY
 
+from notifications.adapters.doorbell import Doorbell
 from notifications.domain.messages import (
     CONTACT_ERASED,
     Channel,
@@ -207,3 +209,28 @@ def test_email_and_sms_need_a_sender_and_in_app_none() -> None:
         Dispatcher(Channel.EMAIL, FakeUnitOfWork(), None, RETRY)
     with pytest.raises(ValueError, match="need none"):
         Dispatcher(Channel.IN_APP, FakeUnitOfWork(), FakeSender(Channel.SMS), RETRY)
+
+
+async def test_a_committed_delivery_wakes_its_idle_dispatcher_at_once(clock: Clock) -> None:
+    doorbell = Doorbell()
+    uow = FakeUnitOfWork()
+    sms = FakeSender(Channel.SMS)
+    stopping = asyncio.Event()
+    idle = Dispatcher(Channel.SMS, uow, sms, RETRY, clock, doorbell=doorbell)
+    running = asyncio.create_task(idle.run(poll_seconds=3600, stopping=stopping))
+    try:
+        await asyncio.sleep(0.05)  # it found nothing and sleeps: the next poll is an hour away
+        assert sms.sent == []
+        await recorded(uow)
+        doorbell.ring([Channel.EMAIL])  # another channel's bell wakes nobody here
+        await asyncio.sleep(0.05)
+        assert sms.sent == []
+        doorbell.ring([Channel.SMS])
+        for _ in range(500):
+            if sms.sent:
+                break
+            await asyncio.sleep(0.01)
+        assert len(sms.sent) == 1
+    finally:
+        stopping.set()
+        await running

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.topics import CUSTOMER_CONTACTS, CUSTOMER_CONTACTS_DEAD_LETTERS, TOPOLOGY
 from eventing.database import create_engine, session_factory
+from notifications.adapters.doorbell import Doorbell
 from notifications.adapters.providers import HttpSmsSender, SmtpEmailSender
 from notifications.adapters.repository import SqlAlchemyRepository
 from notifications.domain.messages import Channel, Policy
@@ -75,7 +76,10 @@ def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsSer
         application_name=f"{settings.service_name}-workers",
     )
     workers = session_factory(worker_engine)
-    deps = EventDependencies(policy=policy, repository=SqlAlchemyRepository)
+    doorbell = Doorbell()
+    deps = EventDependencies(
+        policy=policy, repository=lambda session: SqlAlchemyRepository(session, doorbell)
+    )
     deployed = {CUSTOMER_CONTACTS.name: settings.contacts_topic}
     return NotificationsService.build(
         settings,
@@ -93,17 +97,24 @@ def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsSer
         # Each worker has a unit of work of its own: it is used by one task at a time.
         dispatchers=[
             Dispatcher(
-                Channel.EMAIL, SqlAlchemyUnitOfWork(workers), SmtpEmailSender(settings), retry
+                Channel.EMAIL,
+                SqlAlchemyUnitOfWork(workers),
+                SmtpEmailSender(settings),
+                retry,
+                doorbell=doorbell,
             ),
             Dispatcher(
                 Channel.SMS,
                 SqlAlchemyUnitOfWork(workers),
                 HttpSmsSender(settings, http_client),
                 retry,
+                doorbell=doorbell,
             ),
-            Dispatcher(Channel.IN_APP, SqlAlchemyUnitOfWork(workers), None, retry),
+            Dispatcher(
+                Channel.IN_APP, SqlAlchemyUnitOfWork(workers), None, retry, doorbell=doorbell
+            ),
         ],
-        timers=LateTimers(SqlAlchemyUnitOfWork(workers), policy),
+        timers=LateTimers(SqlAlchemyUnitOfWork(workers, doorbell), policy),
         sign_in_token=settings.sign_in_token,
         code_messenger=CodeMessenger(
             {

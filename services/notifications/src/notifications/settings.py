@@ -57,7 +57,12 @@ class NotificationsSettings(ServiceSettings):
         "(a flood of requests must not hold up sending) and the consumer's.",
     )
     late_grace_seconds: float = Field(default=300.0, ge=0, description="Estimate + this = late.")
-    dispatcher_poll_seconds: float = Field(default=0.5, gt=0)
+    dispatcher_poll_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often an idle dispatcher looks for due deliveries it was not told of "
+        "(retries, other instances' deliveries); this process's own wake it at once.",
+    )
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_cap_seconds: float = Field(default=300.0, gt=0)
     max_attempts: int = Field(default=10, ge=1)

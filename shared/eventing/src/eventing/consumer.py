@@ -26,9 +26,10 @@ For each record of its topics, in partition order:
    CloudEvent. It reaches the ``TombstoneSubscription`` handlers of its topic, with its key,
    under the same inbox, retry and dead-letter rules; without such a subscription it is
    dead-lettered as undecodable.
-5. Offsets are committed after the batch's transactions committed, and when partitions are
-   revoked (after the in-flight batch finished). A crash between the two only causes a
-   redelivery, which the inbox absorbs.
+5. Offsets are committed after the batch's transactions committed (at most once per
+   ``offset_commit_interval_seconds`` while records keep coming, at once when a poll finds
+   nothing), when partitions are revoked (after the in-flight batch finished) and on stop. A
+   crash before the commit only causes a redelivery, which the inbox absorbs.
 6. A dead letter is recorded in the ``dead_letters`` table (its own transaction) before it is
    published, and marked published once the broker acknowledged it: a redelivered poison record
    whose dead letter is published is not published again. One the dead-letter topic cannot take
@@ -59,6 +60,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from pydantic import ValidationError
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -376,6 +378,8 @@ class EventConsumer:
                 topology=self._topology,
             )
             self._running = True
+            uncommitted: set[TopicPartition] = set()
+            next_commit = 0.0
             while not self._stopping.is_set():
                 error_point("consumer.poll")
                 batches = await consumer.getmany(timeout_ms=500)
@@ -386,9 +390,20 @@ class EventConsumer:
                 if batches:
                     async with self._processing:
                         await self._process(batches)
-                    await self._commit(consumer, set(batches))
+                    uncommitted.update(batches)
+                # Offsets are committed once per interval while records flow, and as soon as a
+                # poll comes back empty: a commit is a broker round trip, and at a few records
+                # per poll it cost as much as applying them. What a crash leaves uncommitted is
+                # redelivered and skipped by the inbox.
+                if uncommitted and (not batches or time.monotonic() >= next_commit):
+                    await self._commit(consumer, uncommitted)
+                    uncommitted = set()
+                    next_commit = time.monotonic() + self._settings.offset_commit_interval_seconds
                 self._update_lag(consumer)
                 self._crashes.recovered()
+            if uncommitted:  # stopping: leave nothing applied to be redelivered
+                with contextlib.suppress(KafkaError, asyncio.TimeoutError):
+                    await asyncio.wait_for(self._commit(consumer, uncommitted), timeout=10)
         finally:
             self._running = False
             self._consumer = None
@@ -607,6 +622,22 @@ class EventConsumer:
         step.seconds = time.perf_counter() - started
         return True
 
+    async def _apply_claimed(
+        self, session: AsyncSession, step: _Step, claimed: set[tuple[str, str]]
+    ) -> bool:
+        """Apply ``step`` if its inbox row is among those ``claimed`` for the batch (each claim
+        is used once: a record delivered twice in one poll is applied once)."""
+        error_point("consumer.apply")
+        key = (step.name, step.event_id)
+        if key not in claimed:
+            trace.get_current_span().set_attribute("eventing.duplicate", True)
+            return False
+        claimed.discard(key)
+        started = time.perf_counter()
+        await step.apply(session)
+        step.seconds = time.perf_counter() - started
+        return True
+
     def _applied(self, step: _Step, applied: bool) -> None:
         """Count a step whose transaction committed."""
         self._database_outage.recovered()
@@ -618,17 +649,22 @@ class EventConsumer:
         crash_point("after_handler_commit")
 
     async def _apply_together(self, work: list[_Record]) -> _Failure | None:
-        """Every step of ``work`` in one transaction; the step that failed, if one did."""
+        """Every step of ``work`` in one transaction; the step that failed, if one did.
+
+        The inbox rows of all the steps are claimed first, in one statement (one round trip for
+        the batch instead of one per step); then each claimed step is applied, in order.
+        """
         outcomes: list[tuple[_Step, bool]] = []
         current: _Step | None = None
         try:
             async with self._sessions() as session, session.begin():
+                claimed = await _claim_all(session, [step for item in work for step in item.steps])
                 for item in work:
                     with trace.use_span(item.span, end_on_exit=False):
                         for current in item.steps:
                             with self._handle_span(current):
                                 outcomes.append(
-                                    (current, await self._claim_and_apply(session, current))
+                                    (current, await self._apply_claimed(session, current, claimed))
                                 )
         except Exception as error:  # noqa: BLE001 - applied again one at a time, which decides
             if current is None:
@@ -888,6 +924,27 @@ class EventConsumer:
                 self._database_outage.failed(error)
                 self._progress()
                 await asyncio.sleep(backoff(unavailable, 0.5, self._settings.retry_max_seconds))
+
+
+_CLAIM_ALL = text(
+    "INSERT INTO inbox (handler, event_id, event_type)"
+    " SELECT * FROM unnest(CAST(:handlers AS text[]), CAST(:event_ids AS text[]),"
+    " CAST(:event_types AS text[]))"
+    " ON CONFLICT DO NOTHING RETURNING handler, event_id"
+)
+
+
+async def _claim_all(session: AsyncSession, steps: list[_Step]) -> set[tuple[str, str]]:
+    """Insert the inbox rows of ``steps``: the (handler, event id) pairs not applied before."""
+    claimed = await session.execute(
+        _CLAIM_ALL,
+        {
+            "handlers": [step.name for step in steps],
+            "event_ids": [step.event_id for step in steps],
+            "event_types": [step.event_type for step in steps],
+        },
+    )
+    return {(handler, event_id) for handler, event_id in claimed}
 
 
 def _log_fields(

@@ -44,6 +44,9 @@ class ConsumerSettings(BaseSettings):
     # Events applied in one database transaction (their inbox rows and every handler's effects):
     # one commit per batch instead of one per event and handler. 1 gives each its own.
     batch_size: int = 100
+    # While records keep coming, offsets are committed at most this often (and at once when a
+    # poll finds nothing): a redelivery after a crash is absorbed by the inbox. 0: every poll.
+    offset_commit_interval_seconds: float = Field(default=1.0, ge=0)
     auto_offset_reset: str = "earliest"
     # A record larger than this (key + value + headers) is dead-lettered without being parsed.
     max_record_bytes: int = Field(default=DEFAULT_LIMITS.max_record_bytes, gt=0)

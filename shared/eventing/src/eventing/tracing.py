@@ -20,8 +20,10 @@ How the context travels:
 
 Off by default: ``configure_tracing`` installs a real SDK ``TracerProvider`` with no exporter.
 Spans then have real ids, so trace context is still created, stored in the outbox, carried on
-records and written to logs (``trace_id``), but nothing is exported. Exporting is switched on by
-the environment:
+records and written to logs (``trace_id``), but nothing is exported, and nothing is recorded
+either: the sampler drops every span while no exporter is installed, so a span costs its ids and
+no attributes, events or processors (measured: a twentieth of a consumer's CPU went to spans
+nobody would read). Exporting is switched on by the environment:
 
 * ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``): OTLP over HTTP
   (protobuf), batched; the exporter reads the other standard ``OTEL_EXPORTER_OTLP_*`` variables.
@@ -56,7 +58,10 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
 
 __all__ = [
     "CE_TRACEPARENT_HEADER",
@@ -96,6 +101,33 @@ _provider: TracerProvider | None = None
 _exporting = False
 
 
+class _RecordWhileExporting(Sampler):
+    """Every span is recorded and sampled once an exporter is installed, none before.
+
+    Whatever the parent's sampled flag says: a service that exports records its spans even when
+    the caller's (which exported nothing) were dropped, so one service can be traced alone.
+    """
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        parent = trace.get_current_span(parent_context).get_span_context()
+        state = parent.trace_state if parent.is_valid else None
+        if _exporting:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, state)
+        return SamplingResult(Decision.DROP, None, state)
+
+    def get_description(self) -> str:
+        return "RecordWhileExporting"
+
+
 def configure_tracing(
     service_name: str, *, exporters: Sequence[SpanExporter] = ()
 ) -> TracerProvider | None:
@@ -110,7 +142,10 @@ def configure_tracing(
         return None
     with _lock:
         if _provider is None:
-            provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+            provider = TracerProvider(
+                resource=Resource.create({SERVICE_NAME: service_name}),
+                sampler=_RecordWhileExporting(),
+            )
             if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
             ):

@@ -34,6 +34,10 @@ def service_app(
         version=version,
         lifespan=lifespan,
         responses=error_responses(*COMMON_ERRORS),
+        # FastAPI's own OpenTelemetry (>= 0.165) adds a SERVER span and three INTERNAL ones
+        # (dependencies, endpoint, serialization) to every request; TracingMiddleware's one
+        # SERVER span is the documented trace, and each span costs a request CPU.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     protect(app)
     app.add_middleware(TracingMiddleware)

@@ -38,7 +38,7 @@ expired or otherwise untrusted token and 403 when the principal has none of the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, Final
@@ -48,6 +48,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from starlette.concurrency import run_in_threadpool
 
 # Public by design, so it is refused outside development (see AuthSettings).
 DEVELOPMENT_SECRET: Final = "dev-only-insecure-secret-change-me"  # noqa: S105
@@ -179,8 +180,8 @@ class TokenVerifier:
 
     Build one per process (the composition root stores it on ``app.state.token_verifier``): in
     JWKS mode it owns the key cache, which is what spares a round trip to the issuer per request.
-    ``verify`` may block on that round trip when the cache is cold or stale, which is why the
-    FastAPI dependencies below are plain functions (FastAPI runs them in its thread pool).
+    ``verify`` may block on that round trip when the cache is cold or stale (``may_block``), so
+    the FastAPI dependencies below then call it in the thread pool.
     """
 
     def __init__(
@@ -203,6 +204,12 @@ class TokenVerifier:
     @property
     def settings(self) -> AuthSettings:
         return self._settings
+
+    @property
+    def may_block(self) -> bool:
+        """True when ``verify`` may fetch the issuer's keys (JWKS mode); an HS256 check is pure
+        CPU, a few microseconds, and runs on the event loop."""
+        return self._jwks is not None
 
     def verify(self, token: str) -> Principal:
         """The principal the token speaks for; raises AuthenticationError otherwise."""
@@ -352,16 +359,20 @@ def _verifier(request: Request) -> TokenVerifier:
     return verifier
 
 
-def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials) -> Principal:
+async def _authenticate(request: Request, credentials: HTTPAuthorizationCredentials) -> Principal:
+    verifier = _verifier(request)
     try:
-        return _verifier(request).verify(credentials.credentials)
+        if verifier.may_block:
+            # A JWKS fetch must not block the event loop; the thread hop is paid only here.
+            return await run_in_threadpool(verifier.verify, credentials.credentials)
+        return verifier.verify(credentials.credentials)
     except SigningKeysUnavailableError as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=error.reason) from error
     except AuthenticationError as error:
         raise _unauthorized(error.reason) from error
 
 
-def optional_principal(request: Request, credentials: BearerCredentials) -> Principal | None:
+async def optional_principal(request: Request, credentials: BearerCredentials) -> Principal | None:
     """The caller's principal, or None without an Authorization header (401 if it is bad).
 
     A header that is present but not a usable bearer token (``Basic ...``, ``Bearer`` alone) is
@@ -371,10 +382,12 @@ def optional_principal(request: Request, credentials: BearerCredentials) -> Prin
         if request.headers.get("authorization"):
             raise _unauthorized("the Authorization header is not a bearer token")
         return None
-    return _authenticate(request, credentials)
+    return await _authenticate(request, credentials)
 
 
-def require_roles(*roles: Role) -> Callable[[Request, BearerCredentials], Principal]:
+def require_roles(
+    *roles: Role,
+) -> Callable[[Request, BearerCredentials], Coroutine[Any, Any, Principal]]:
     """A dependency admitting a caller with a valid token and at least one of ``roles``.
 
     With no roles, any authenticated caller is admitted. Use it as
@@ -383,12 +396,10 @@ def require_roles(*roles: Role) -> Callable[[Request, BearerCredentials], Princi
     wanted = frozenset(roles)
     names = ", ".join(sorted(role.value for role in wanted))
 
-    # A plain function on purpose: FastAPI runs it in the thread pool, so a JWKS fetch in
-    # TokenVerifier.verify never blocks the event loop.
-    def dependency(request: Request, credentials: BearerCredentials) -> Principal:
+    async def dependency(request: Request, credentials: BearerCredentials) -> Principal:
         if credentials is None:
             raise _unauthorized("missing bearer token")
-        principal = _authenticate(request, credentials)
+        principal = await _authenticate(request, credentials)
         if wanted and not principal.has_any(*wanted):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, detail=f"requires one of the roles: {names}"

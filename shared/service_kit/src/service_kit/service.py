@@ -151,7 +151,7 @@ def consuming_lifespan(
     return lifespan
 
 
-def _service(request: Request) -> Any:
+async def _service(request: Request) -> Any:
     return request.app.state.service
 
 

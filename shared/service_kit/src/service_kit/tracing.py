@@ -15,10 +15,9 @@ class TracingMiddleware:
     """A SERVER span per HTTP request, child of the request's ``traceparent`` header if any.
 
     Plain ASGI (no instrumentation package). Health, readiness and metrics probes are not traced.
-    When an outer layer already started the request's SERVER span (FastAPI >= 0.165 traces
-    requests natively when OpenTelemetry is installed: it extracts ``traceparent`` and wraps the
-    whole middleware stack), this middleware adds no second one and the request runs in that
-    span; with an older FastAPI, or native tracing turned off, it is the SERVER span.
+    ``service_app`` turns FastAPI's native tracing off, so this is the request's SERVER span;
+    should an outer layer have started one anyway (an app built without ``service_app``), this
+    middleware adds no second one and the request runs in that span.
     """
 
     UNTRACED = frozenset({"/healthz", "/readyz", "/metrics"})

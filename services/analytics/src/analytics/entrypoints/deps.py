@@ -19,7 +19,7 @@ ServiceDep = service.ServiceDep[AnalyticsService]
 AnalystDep = Annotated[Principal, Depends(require_roles(Role.ANALYST, Role.MANAGER))]
 
 
-def _window(
+async def _window(
     since: Annotated[
         Rfc3339 | None,
         Query(

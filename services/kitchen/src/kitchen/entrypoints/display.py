@@ -24,7 +24,7 @@ router = APIRouter(tags=["display"])
     responses=page_responses("The page; it holds no kitchen data and asks for a cook's token."),
     summary="The kitchen display (HTML)",
 )
-def display() -> HTMLResponse:
+async def display() -> HTMLResponse:
     """The live kitchen board (after a cook signs in): queued, cooking and ready tickets, with
     Start and Ready buttons."""
     return page_response("kitchen.entrypoints", "display.html")

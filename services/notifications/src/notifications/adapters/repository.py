@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from eventing.deadletter import forget_dead_letters
 from eventing.metrics import after_commit
+from notifications.adapters.doorbell import Doorbell
 from notifications.adapters.orm import (
     contacts_table,
     deliveries_table,
@@ -210,8 +211,10 @@ T = late_timers_table.c
 
 
 class SqlAlchemyRepository(AbstractRepository):
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, doorbell: Doorbell | None = None) -> None:
+        """``doorbell`` is rung once deliveries this session queued have committed."""
         self._session = session
+        self._doorbell = doorbell
 
     def after_commit(self, action: Callable[[], None]) -> None:
         after_commit(self._session, action)
@@ -340,7 +343,11 @@ class SqlAlchemyRepository(AbstractRepository):
             .on_conflict_do_nothing(constraint="deliveries_once_per_event_and_channel")
             .returning(D.channel)
         )
-        return [Channel(row[0]) for row in written]
+        channels = [Channel(row[0]) for row in written]
+        if channels and self._doorbell is not None:
+            doorbell = self._doorbell
+            self.after_commit(lambda: doorbell.ring(channels))
+        return channels
 
     async def assign_customer(self, order_id: str, customer_id: str) -> None:
         await self._session.execute(

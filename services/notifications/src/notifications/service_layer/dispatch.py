@@ -22,7 +22,9 @@ lets receivers recognise it. In-app messages have no window: the message row and
 mark commit together.
 
 Channels never wait for each other: each dispatcher is its own task with its own connection, so a
-provider that is down or slow only delays its own channel.
+provider that is down or slow only delays its own channel. A dispatcher with nothing to do sleeps
+until the doorbell (``adapters.doorbell``) says a delivery of its channel committed, or for a poll
+interval (deliveries queued by another instance, retries coming due).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from eventing.backoff import backoff, pause
 from eventing.failpoints import crash_point, error_point
 from eventing.outage import Outage
 from notifications.adapters import metrics
+from notifications.adapters.doorbell import Doorbell
 from notifications.adapters.repository import AbstractRepository
 from notifications.domain.messages import (
     CONTACT_ERASED,
@@ -80,6 +83,7 @@ class Dispatcher:
         sender: Sender | None,
         retry: RetryPolicy,
         clock: Clock = utc_now,
+        doorbell: Doorbell | None = None,
     ) -> None:
         if (sender is None) != (channel is Channel.IN_APP):
             raise ValueError("email and sms need a sender; in-app messages need none")
@@ -88,6 +92,7 @@ class Dispatcher:
         self._sender = sender
         self._retry = retry
         self._clock = clock
+        self._rung = asyncio.Event() if doorbell is None else doorbell.of(channel)
 
     async def run(self, poll_seconds: float, stopping: asyncio.Event) -> None:
         """Dispatch until ``stopping`` is set; sleeps ``poll_seconds`` when nothing is due."""
@@ -95,7 +100,8 @@ class Dispatcher:
         outage = Outage(log, f"{self.channel.value} dispatcher")
         try:
             while not stopping.is_set():
-                wait = poll_seconds
+                # Cleared before looking: a delivery committed from now on rings it again.
+                self._rung.clear()
                 try:
                     error_point(f"dispatcher.{self.channel.value}")
                     busy = await self.dispatch_one()
@@ -105,10 +111,11 @@ class Dispatcher:
                     outage.recovered()
                 except Exception as error:  # noqa: BLE001 - nothing but ``stopping`` ends it
                     failures = outage.failed(error, traceback=True)
-                    busy = False
-                    wait = max(poll_seconds, backoff(failures, poll_seconds, 5.0))
+                    # Backs off whatever is queued meanwhile: the doorbell is not listened to.
+                    await pause(max(poll_seconds, backoff(failures, poll_seconds, 5.0)), stopping)
+                    continue
                 if not busy:
-                    await pause(wait, stopping)
+                    await _sleep(poll_seconds, stopping, self._rung)
         finally:
             if self._sender is not None:
                 await self._sender.close()
@@ -253,3 +260,15 @@ class Dispatcher:
         )  # fmt: skip
         channel = self.channel
         repository.after_commit(lambda: metrics.notification(channel, status.value))
+
+
+async def _sleep(seconds: float, stopping: asyncio.Event, rung: asyncio.Event) -> None:
+    """Wait ``seconds``, or until ``stopping`` or ``rung`` is set if that comes first."""
+    if rung.is_set():
+        return
+    waits = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(rung.wait())]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()

@@ -14,6 +14,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from notifications.adapters.doorbell import Doorbell
 from notifications.adapters.repository import AbstractRepository, SqlAlchemyRepository
 
 
@@ -40,8 +41,11 @@ class AbstractUnitOfWork(abc.ABC):
 
 
 class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], doorbell: Doorbell | None = None
+    ) -> None:
         self._sessions = sessions
+        self._doorbell = doorbell
         self._session: AsyncSession | None = None
 
     async def __aenter__(self) -> Self:
@@ -49,7 +53,7 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
             raise RuntimeError("this unit of work is in use")
         self._session = self._sessions()
         await self._session.begin()
-        self.repository = SqlAlchemyRepository(self._session)
+        self.repository = SqlAlchemyRepository(self._session, self._doorbell)
         return await super().__aenter__()
 
     async def __aexit__(

@@ -21,6 +21,6 @@ router = APIRouter(tags=["dashboard"])
     responses=page_responses("The dashboard page; it asks for a token itself."),
     summary="The analytics dashboard (HTML)",
 )
-def dashboard() -> HTMLResponse:
+async def dashboard() -> HTMLResponse:
     """Charts of orders per hour, revenue, preparation time and on-time rate (needs a token)."""
     return page_response("analytics.entrypoints", "dashboard.html")

@@ -68,7 +68,7 @@ class CodeSent(BaseModel):
     provider_id: str = Field(description="The provider's id for the message.")
 
 
-def _orders_service(service: ServiceDep, credentials: Credentials) -> None:
+async def _orders_service(service: ServiceDep, credentials: Credentials) -> None:
     """401 unless the bearer token is the configured one (and one is configured)."""
     expected = service.sign_in_token
     refusal = None

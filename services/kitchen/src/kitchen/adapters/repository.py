@@ -34,10 +34,17 @@ class TicketRepository:
         self._session = session
 
     # ------------------------------------------------------------------ the kitchen lock
-    async def lock_kitchen(self) -> datetime | None:
-        """Lock the kitchen for this transaction (every change does); returns its clock."""
+    async def lock_kitchen(self, at: datetime) -> datetime:
+        """Lock the kitchen for this transaction (every change does) and move its clock to
+        ``at`` unless it is past it already (it never goes back); returns the clock.
+
+        One statement: the row lock and the clock's move are one round trip."""
+        clock = kitchen_clock_table.c.now
         statement = (
-            select(kitchen_clock_table.c.now).where(kitchen_clock_table.c.id == 1).with_for_update()
+            update(kitchen_clock_table)
+            .where(kitchen_clock_table.c.id == 1)
+            .values(now=func.greatest(clock, at))  # GREATEST skips a NULL (no clock yet)
+            .returning(clock)
         )
         row = (await self._session.execute(statement)).first()
         if row is None:  # the migration inserts the row; recreate it if someone removed it
@@ -46,13 +53,8 @@ class TicketRepository:
             )
             row = (await self._session.execute(statement)).first()
             assert row is not None
-        clock: datetime | None = row.now
-        return clock
-
-    async def set_clock(self, now: datetime) -> None:
-        await self._session.execute(
-            update(kitchen_clock_table).where(kitchen_clock_table.c.id == 1).values(now=now)
-        )
+        now: datetime = row.now
+        return now
 
     # ------------------------------------------------------------------ tickets
     async def get(self, order_id: str) -> Ticket | None:

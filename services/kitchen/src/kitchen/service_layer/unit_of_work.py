@@ -78,10 +78,7 @@ class KitchenChange:
     ) -> KitchenChange:
         """Lock the kitchen in ``session``'s transaction and move its clock to ``at``."""
         tickets = TicketRepository(session)
-        clock = await tickets.lock_kitchen()
-        now = at if clock is None or at > clock else clock
-        if now != clock:
-            await tickets.set_clock(now)
+        now = await tickets.lock_kitchen(at)
         return cls(deps, session, now, cause, at, tickets)
 
     def emit(self, data: EventData, order_id: str) -> None:

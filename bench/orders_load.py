@@ -9,9 +9,12 @@ delay and no load. Client and server share the machine's clock.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,6 +25,7 @@ from contracts.catalogue import OrderConfirmed, OrderPlaced
 from contracts.topics import ORDERS
 from eventing.database import asyncpg_dsn
 from tests.support import reconcile
+from tests.support.infra import Infra
 from tests.support.lifecycle import new_order
 from tests.support.load import Http, RunResult, Timing, fixed_concurrency, fixed_rate
 from tests.support.polling import NotReached, eventually
@@ -67,17 +71,32 @@ def _http_summary(run: RunResult) -> dict[str, Any]:
     }
 
 
-def cpu_meter() -> CpuMeter:
-    """Components by command line: the services, their relays, the sinks, this process."""
+def cpu_meter(infra: Infra | None = None) -> CpuMeter:
+    """Components by command line: the services, their relays, the sinks, this process (and
+    what it started). With ``infra``, only this process's children and ``infra``'s PostgreSQL
+    and Kafka count, not those of other stacks on the machine."""
     names = {f"-m {service} relay": f"{service} relay" for service in ("orders", "kitchen")}
     names |= {f"-m {service} serve": service for service in MEASURED_HOPS | {"orders": ()}}
     names |= {"notifications.adapters.sinks": "notification sinks", "-m bench": "load generator"}
-    return CpuMeter(names)
+    names |= {"py-spy": "profiler"}
+    return CpuMeter(names, None if infra is None else stack_roots(infra))
 
 
-async def placement_throughput(system: System, *, workers: int, seconds: float) -> dict[str, Any]:
+def stack_roots(infra: Infra) -> list[int]:
+    """This process, and the PostgreSQL postmaster and Kafka broker of ``infra``'s stack."""
+    roots = [os.getpid()]
+    stack = Path(infra.local_env["STACK_DIR"])
+    for pid_file in (stack / "postgres" / "data" / "postmaster.pid", stack / "pids" / "kafka.pid"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            roots.append(int(pid_file.read_text().split()[0]))
+    return roots
+
+
+async def placement_throughput(
+    system: System, *, workers: int, seconds: float, infra: Infra | None = None
+) -> dict[str, Any]:
     """Closed loop: ``workers`` clients placing orders back to back."""
-    meter = cpu_meter()
+    meter = cpu_meter(infra)
     async with Http(system.url("orders"), connections=workers) as http:
         await fixed_concurrency(http, place, workers=workers, seconds=2)  # warm-up
         meter.start()
@@ -90,10 +109,16 @@ async def placement_throughput(system: System, *, workers: int, seconds: float) 
 
 
 async def end_to_end_latency(
-    system: System, bootstrap: str, *, rate: float, seconds: float, settle_timeout: float = 120
+    system: System,
+    bootstrap: str,
+    *,
+    rate: float,
+    seconds: float,
+    settle_timeout: float = 120,
+    infra: Infra | None = None,
 ) -> dict[str, Any]:
     """Place and confirm ``rate`` orders per second; latency to each consumer's commit."""
-    meter = cpu_meter()
+    meter = cpu_meter(infra)
     meter.start()
     started_at = datetime.now(UTC)
     async with Http(system.url("orders"), connections=512) as http:

@@ -129,7 +129,11 @@ async def _through_the_system(
                     results[f"end_to_end_{rate}"] = _progress(
                         f"end to end at {rate}/s",
                         await orders_load.end_to_end_latency(
-                            system, infra.kafka_bootstrap, rate=rate, seconds=e2e_seconds
+                            system,
+                            infra.kafka_bootstrap,
+                            rate=rate,
+                            seconds=e2e_seconds,
+                            infra=infra,
                         ),
                     )
                     await _settle(system, infra)
@@ -148,7 +152,7 @@ async def _placement(system: System, infra: Infra, seconds: float, commit: float
     figures: dict[str, Any] = {}
     _progress("order placement at fixed concurrency, whole system running")
     figures["whole_system"] = await orders_load.placement_throughput(
-        system, workers=32, seconds=seconds
+        system, workers=32, seconds=seconds, infra=infra
     )
     await _settle(system, infra)
     others = [name for name in system.processes if name != "orders"]
@@ -156,7 +160,7 @@ async def _placement(system: System, infra: Infra, seconds: float, commit: float
         system.processes[name].terminate()
     _progress("order placement at fixed concurrency, orders API alone")
     figures["orders_api_alone"] = await orders_load.placement_throughput(
-        system, workers=32, seconds=seconds
+        system, workers=32, seconds=seconds, infra=infra
     )
     for name in others:
         system.processes[name].start()

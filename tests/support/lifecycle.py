@@ -22,6 +22,8 @@ from tests.support.tokens import staff
 
 ORDER_PROGRESS = ["pending", "confirmed", "cooking", "ready", "out_for_delivery", "delivered"]
 TICKET_PROGRESS = ["queued", "cooking", "ready"]
+# The steps of ``whole_life``, as named in its ``Timing``: placed, then each transition's status.
+LIFECYCLE_STEPS = ("placed", "confirmed", "cooking", "ready", "out_for_delivery", "delivered")
 
 _serial = itertools.count()
 
@@ -102,7 +104,9 @@ def _reached(progress: list[str], target: str) -> Callable[[Reply], bool]:
 
 
 async def whole_life(clients: Clients, timing: Timing, *, patience: float = 120) -> str:
-    """Place, confirm, cook, make ready, depart and deliver one order; returns its id."""
+    """Place, confirm, cook, make ready, depart and deliver one order; returns its id.
+
+    ``timing`` gets the time each step was answered (``LIFECYCLE_STEPS``)."""
     deadline = time.monotonic() + patience
     key = str(uuid.uuid4())
     body = new_order()
@@ -135,6 +139,7 @@ async def whole_life(clients: Clients, timing: Timing, *, patience: float = 120)
         _reached(TICKET_PROGRESS, "cooking"),
         deadline,
     )
+    timing.answered("cooking")
     await _until(
         "ready",
         lambda: clients.kitchen.post(f"{ticket}/ready", headers=clients.chef),
@@ -149,6 +154,7 @@ async def whole_life(clients: Clients, timing: Timing, *, patience: float = 120)
         _reached(ORDER_PROGRESS, "out_for_delivery"),
         deadline,
     )
+    timing.answered("out_for_delivery")
     await _until(
         "delivery",
         lambda: clients.orders.post(f"{url}/delivery", headers=clients.driver),

@@ -73,8 +73,9 @@ def summary(title: str, stacks: dict[tuple[str, ...], int], rate: float, top: in
     by_own, by_total = hottest(stacks, top)
     lines = [
         title,
-        f"{samples} samples at {rate:g} Hz of threads not idle "
-        f"(~{samples / rate:.1f} s of Python running or in a C call)",
+        f"{samples} samples at {rate:g} Hz of threads holding the GIL ({samples / rate:.1f} s: "
+        "running, or ready to run and waiting for a CPU; on a busy machine more than the "
+        "CPU time, in much the same proportions)",
         "",
         f"Top {top} by own samples (the function itself was running):",
     ]

@@ -34,13 +34,23 @@ class LifecycleLoad:
 
 
 def start_lifecycles(
-    orders: Http, kitchen: Http, *, rate: float, seconds: float, patience: float
+    orders: Http,
+    kitchen: Http,
+    *,
+    rate: float,
+    seconds: float,
+    patience: float,
+    max_retry_interval: float = 1.0,
 ) -> LifecycleLoad:
-    """Start ``rate`` whole lives a second for ``seconds`` (open loop), in the background."""
+    """Start ``rate`` whole lives a second for ``seconds`` (open loop), in the background; a
+    step not taken yet is tried again after 50 ms, the pause doubling up to
+    ``max_retry_interval``."""
     clients = Clients(orders, kitchen)
 
     async def operation(_: Http, timing: Timing) -> str:
-        return await whole_life(clients, timing, patience=patience)
+        return await whole_life(
+            clients, timing, patience=patience, max_retry_interval=max_retry_interval
+        )
 
     offset = time.time() - time.perf_counter()
     task = asyncio.create_task(fixed_rate(orders, operation, rate=rate, seconds=seconds))

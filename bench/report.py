@@ -88,6 +88,25 @@ def table(results: dict[str, Any]) -> str:
                 f"| {hop['applied']:,}/{hop['expected']:,} | {hop.get('p50_ms')} ms "
                 f"| {p99} ms | {hop.get('max_ms')} ms | {verdict} |"
             )
+        if "sinks" in e2e:
+            lines += [
+                "",
+                "Messages handed to the notification sinks (their receipt time), from the HTTP "
+                "response of the event that caused them:",
+                "",
+                "| Sink | Message | From | Received | p50 | p99 | max | Target p99 ≤ 250 ms |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            for sink, hop in e2e["sinks"].items():
+                p99 = hop.get("p99_ms")
+                verdict = (
+                    _verdict(p99, 250.001, higher_is_better=False) if p99 is not None else "no data"
+                )
+                lines.append(
+                    f"| {sink.upper()} | {hop['message']} | {hop['from']} "
+                    f"| {hop['received']:,}/{hop['expected']:,} | {hop.get('p50_ms')} ms "
+                    f"| {p99} ms | {hop.get('max_ms')} ms | {verdict} |"
+                )
         latency = http["latency"]
         lines += [
             "",
@@ -105,7 +124,76 @@ def table(results: dict[str, Any]) -> str:
             )
             + ".",
         ]
+    if "lifecycle_capacity" in results:
+        lines += ["", *capacity_table(results["lifecycle_capacity"])]
     return "\n".join(lines)
+
+
+# The steps of a lifecycle as the capacity table heads its columns.
+STEP_NAMES = {
+    "placed": "place",
+    "confirmed": "confirm",
+    "cooking": "start",
+    "ready": "ready",
+    "out_for_delivery": "departure",
+    "delivered": "delivery",
+}
+CAPACITY_TARGET = 40  # orders/s
+CPU_TARGET_MS = 24  # per order, the whole system
+
+
+def capacity_table(capacity: dict[str, Any]) -> list[str]:
+    commit = capacity.get("commit", {})
+    measured = (
+        f" on commit {commit['commit']}{' (with uncommitted changes)' if commit['dirty'] else ''}"
+        if commit
+        else ""
+    )
+    lines = [
+        f"Whole-lifecycle capacity (step test{measured}): each order placed, confirmed, started, "
+        "made ready, out for delivery and delivered, orders started on schedule (open loop), "
+        f"{capacity['seconds_per_step']:g} s a step; a step passes when every order completed, "
+        f"none gave up, every step's p99 (from when it was due) was within "
+        f"{capacity['step_p99_limit_ms']:g} ms and the system settled. **Capacity: "
+        f"{capacity['orders_per_second']:g} orders/s** (target ≥ {CAPACITY_TARGET}: "
+        f"{_verdict(capacity['orders_per_second'], CAPACITY_TARGET)}).",
+        "",
+        "| Offered | Achieved | Completed | "
+        + " | ".join(f"{name} p50 / p99 ms" for name in STEP_NAMES.values())
+        + " | Lifecycle p50 / p99 | System CPU per order | Verdict |",
+        "|---|---|---|" + "---|" * len(STEP_NAMES) + "---|---|---|",
+    ]
+    for step in capacity["steps"]:
+        cells = []
+        for key in STEP_NAMES:
+            summary = step["steps"].get(key)
+            cells.append(f"{summary['p50_ms']:g} / {summary['p99_ms']:g}" if summary else "")
+        life = step["lifecycle_latency"]
+        verdict = "passed" if step["passed"] else "failed: " + "; ".join(step["failures"])
+        lines.append(
+            f"| {step['target_orders_per_second']:g}/s | {step['achieved_orders_per_second']}/s "
+            f"| {step['lifecycles_completed']}/{step['lifecycles_expected']} | "
+            + " | ".join(cells)
+            + f" | {life.get('p50_ms', '')} / {life.get('p99_ms', '')} ms "
+            f"| {step['system_cpu_ms_per_order']} ms | {verdict} |"
+        )
+    per_order = capacity["cpu_ms_per_order"]
+    system_ms = capacity["system_cpu_ms_per_order"]
+    lines += [
+        "",
+        f"CPU per order at {capacity['cpu_measured_at_orders_per_second']:g} orders/s (CPU "
+        "seconds from the step's start until the system settled, over the orders completed; "
+        f"system total {system_ms} ms, target ≤ {CPU_TARGET_MS} ms: "
+        f"{_verdict(system_ms, CPU_TARGET_MS, higher_is_better=False)}):",
+        "",
+        "| Component | CPU ms per order | Cores when idle |",
+        "|---|---|---|",
+        *(
+            f"| {name} | {ms} | {capacity.get('idle_cores', {}).get(name, '')} |"
+            for name, ms in per_order.items()
+        ),
+    ]
+    return lines
 
 
 def write_performance_doc(results: dict[str, Any]) -> None:

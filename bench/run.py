@@ -1,6 +1,6 @@
 """``make bench``: every figure of docs/performance.md, measured in one run on this machine.
 
-    uv run python -m bench.run [--quick] [--sections ceilings relay placement e2e]
+    uv run python -m bench.run [--quick] [--sections ceilings relay placement e2e capacity]
 
 Runs on its own stack (``.local/bench-stack``, PostgreSQL 25462 with ``track_commit_timestamp``,
 a fresh Kafka on 29122), so a ``make up`` stack and the tests are left alone. Writes
@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import ceilings, orders_load, relay_drain
+from bench import capacity, ceilings, orders_load, relay_drain
+from bench.profile import commit as commit_measured
 from bench.report import write_performance_doc
 from bench.stack import bench_infra, log_dir
 from eventing.database import asyncpg_dsn
@@ -32,13 +33,14 @@ from tests.support.sinks import sinks_process
 from tests.support.system import System, start_system
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-SECTIONS = ("ceilings", "relay", "placement", "e2e")
+SECTIONS = ("ceilings", "relay", "placement", "e2e", "capacity")
 FIGURES = {  # result key -> how the report names it
     "produce_ceiling_events_per_second": "produce ceiling",
     "commit_ceiling_transactions_per_second": "commit ceiling",
     "relay_drain": "relay drain",
     "placement": "placement",
     "end_to_end_20": "end to end",
+    "lifecycle_capacity": "capacity",
 }
 
 
@@ -101,7 +103,7 @@ async def run(quick: bool, sections: list[str]) -> dict[str, Any]:
                     },
                 )
             results["relay_drain"] = {"events": events, "relays": drains}
-        if "placement" in sections or "e2e" in sections:
+        if {"placement", "e2e", "capacity"} & set(sections):
             results.update(await _through_the_system(infra, sections, seconds, quick, commit))
     finally:
         infra.stop()
@@ -134,9 +136,20 @@ async def _through_the_system(
                             rate=rate,
                             seconds=e2e_seconds,
                             infra=infra,
+                            sinks=sinks,
                         ),
                     )
                     await _settle(system, infra)
+            if "capacity" in sections:
+                # Before placement, which leaves the outboxes and the databases fuller.
+                results["lifecycle_capacity"] = _progress(
+                    "lifecycle capacity",
+                    {
+                        "commit": commit_measured(),
+                        **await capacity.step_test(system, infra, seconds=10 if quick else 30),
+                    },
+                )
+                await _settle(system, infra)
             if "placement" in sections:
                 assert commit is not None
                 results["placement"] = await _placement(system, infra, seconds, commit)

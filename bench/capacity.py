@@ -32,7 +32,13 @@ BESIDE_THE_SYSTEM = ("load generator", "notification sinks", "profiler", "other"
 
 
 async def one_step(
-    system: System, infra: Infra, *, rate: float, seconds: float, patience: float
+    system: System,
+    infra: Infra,
+    *,
+    rate: float,
+    seconds: float,
+    patience: float,
+    idle: dict[str, float],
 ) -> dict[str, Any]:
     meter = cpu_meter(infra)
     meter.start()
@@ -75,6 +81,9 @@ async def one_step(
     system_ms = sum(
         ms for name, ms in per_order.items() if ms is not None and name not in BESIDE_THE_SYSTEM
     )
+    # What the orders cost beyond what the system spends anyway in that time.
+    idle_seconds = wall * sum(c for name, c in idle.items() if name not in BESIDE_THE_SYSTEM)
+    system_seconds = sum(s for name, s in cpu_seconds.items() if name not in BESIDE_THE_SYSTEM)
     return {
         "target_orders_per_second": rate,
         "seconds": seconds,
@@ -95,6 +104,11 @@ async def one_step(
         "cores": {name: round(s / wall, 3) for name, s in cpu_seconds.items()},
         "cpu_ms_per_order": per_order,
         "system_cpu_ms_per_order": round(system_ms, 1),
+        "system_cpu_ms_per_order_above_idle": round(
+            1000 * (system_seconds - idle_seconds) / completed, 1
+        )
+        if completed
+        else None,
     }
 
 
@@ -121,7 +135,9 @@ async def step_test(
     steps: list[dict[str, Any]] = []
     for rate in rates:
         print(f"capacity step: {rate} orders/s for {seconds} s", file=sys.stderr)
-        step = await one_step(system, infra, rate=rate, seconds=seconds, patience=patience)
+        step = await one_step(
+            system, infra, rate=rate, seconds=seconds, patience=patience, idle=idle
+        )
         steps.append(step)
         print(
             f"capacity step {rate}/s: {'passed' if step['passed'] else 'failed'} "
@@ -144,5 +160,6 @@ async def step_test(
         "cpu_measured_at_orders_per_second": measured["target_orders_per_second"],
         "cpu_ms_per_order": measured["cpu_ms_per_order"],
         "system_cpu_ms_per_order": measured["system_cpu_ms_per_order"],
+        "system_cpu_ms_per_order_above_idle": measured["system_cpu_ms_per_order_above_idle"],
         "steps": steps,
     }

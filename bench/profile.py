@@ -54,7 +54,7 @@ def commit() -> dict[str, Any]:
     def git(*args: str) -> str:
         return subprocess.run(
             ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
+        ).stdout.rstrip("\n")  # a status line starts with a space: keep it
 
     changed = [
         line[3:]
@@ -62,7 +62,7 @@ def commit() -> dict[str, Any]:
         # What earlier profiles and benchmarks wrote is not what is measured.
         if not line[3:].startswith(("docs/perf/", "bench/results/", "docs/performance.md"))
     ]
-    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(changed)}
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "dirty": bool(changed)}
 
 
 def py_spy() -> str:

@@ -4,7 +4,7 @@
 STACK := deploy/local/stack.sh
 UV := uv run --frozen
 
-.PHONY: help install python-env run up down status test test-unit lint format schemas bench chaos sustained reconcile
+.PHONY: help install python-env run up down status test test-unit lint format schemas bench profile chaos sustained reconcile
 
 help:
 	@echo "make run       the whole system in the foreground (Ctrl-C stops everything)"
@@ -17,6 +17,7 @@ help:
 	@echo "make format    ruff format and safe fixes"
 	@echo "make schemas   regenerate docs/ (JSON Schemas, AsyncAPI) from the event catalogue"
 	@echo "make bench     benchmarks beside the machine's ceilings -> bench/results, docs/performance.md"
+	@echo "make profile   flame graphs of every process at 10 orders/s -> docs/perf/"
 	@echo "make chaos     faults while orders flow, each reconciled -> bench/results/chaos.json"
 	@echo "make sustained 10 minutes at 100 orders/s, reconciled, memory sampled"
 	@echo "make reconcile check the last hour of the make up stack: nothing lost, nothing doubled"
@@ -61,6 +62,9 @@ schemas:
 # Not part of `make test`: each runs on its own stack (.local/bench-stack), minutes long.
 bench: install
 	$(UV) python -m bench.run
+
+profile: install
+	$(UV) python -m bench.profile
 
 chaos: install
 	$(UV) python -m bench.chaos

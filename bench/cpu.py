@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _processes() -> dict[int, tuple[str, float]]:
-    """pid -> (command line, CPU seconds so far) for every process on the machine."""
+def _processes() -> dict[int, tuple[str, int, float]]:
+    """pid -> (command line, parent pid, CPU seconds so far) for every process on the machine."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -19,8 +20,31 @@ def _processes() -> dict[int, tuple[str, float]]:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        found[int(entry.name)] = (command, (int(stat[11]) + int(stat[12])) / _TICKS)
+        found[int(entry.name)] = (command, int(stat[1]), (int(stat[11]) + int(stat[12])) / _TICKS)
     return found
+
+
+def _within(processes: dict[int, tuple[str, int, float]], roots: set[int]) -> set[int]:
+    """The roots and every process descended from one of them."""
+    inside: dict[int, bool] = {}
+
+    def descends(pid: int) -> bool:
+        path = []
+        while pid not in inside:
+            if pid in roots:
+                inside[pid] = True
+                break
+            if pid not in processes or pid <= 1:
+                inside[pid] = False
+                break
+            path.append(pid)
+            pid = processes[pid][1]
+        verdict = inside[pid]
+        for step in path:
+            inside[step] = verdict
+        return verdict
+
+    return {pid for pid in processes if descends(pid)}
 
 
 def _component(command: str, names: dict[str, str]) -> str:
@@ -35,24 +59,37 @@ def _component(command: str, names: dict[str, str]) -> str:
 
 
 class CpuMeter:
-    """CPU seconds per component between ``start()`` and ``stop()``, as shares of the wall."""
+    """CPU seconds per component between ``start()`` and ``stop()``, as shares of the wall.
 
-    def __init__(self, names: dict[str, str]) -> None:
+    With ``roots`` only those processes and their descendants count: other people's brokers,
+    databases and services on a shared machine have the same command lines as ours."""
+
+    def __init__(self, names: dict[str, str], roots: Iterable[int] | None = None) -> None:
         self._names = names  # substring of the command line -> component name
-        self._before: dict[int, tuple[str, float]] = {}
+        self._roots = None if roots is None else set(roots)
+        self._before: dict[int, tuple[str, int, float]] = {}
 
     def start(self) -> None:
         self._before = _processes()
 
-    def stop(self, wall_seconds: float) -> dict[str, float]:
-        """Cores used per component (1.0 = one core busy the whole time)."""
+    def seconds(self) -> dict[str, float]:
+        """CPU seconds per component since ``start()``, most first."""
+        now = _processes()
+        counted = now.keys() if self._roots is None else _within(now, self._roots)
         used: dict[str, float] = {}
-        for pid, (command, seconds) in _processes().items():
-            spent = seconds - self._before.get(pid, (command, 0.0))[1]
+        for pid in counted:
+            command, _, seconds = now[pid]
+            before = self._before.get(pid)
+            # A pid reused by a new process since start(): all of its time is new.
+            spent = seconds - before[2] if before is not None and before[0] == command else seconds
             name = _component(command, self._names)
             used[name] = used.get(name, 0.0) + spent
+        return dict(sorted(used.items(), key=lambda item: -item[1]))
+
+    def stop(self, wall_seconds: float) -> dict[str, float]:
+        """Cores used per component (1.0 = one core busy the whole time)."""
         return {
             name: round(seconds / wall_seconds, 2)
-            for name, seconds in sorted(used.items(), key=lambda item: -item[1])
+            for name, seconds in self.seconds().items()
             if seconds / wall_seconds >= 0.01
         }

@@ -9,9 +9,13 @@ delay and no load. Client and server share the machine's clock.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -21,7 +25,9 @@ from bench.stats import latency_summary_ms
 from contracts.catalogue import OrderConfirmed, OrderPlaced
 from contracts.topics import ORDERS
 from eventing.database import asyncpg_dsn
+from notifications.domain.messages import Channel, idempotency_key
 from tests.support import reconcile
+from tests.support.infra import Infra
 from tests.support.lifecycle import new_order
 from tests.support.load import Http, RunResult, Timing, fixed_concurrency, fixed_rate
 from tests.support.polling import NotReached, eventually
@@ -67,17 +73,32 @@ def _http_summary(run: RunResult) -> dict[str, Any]:
     }
 
 
-def cpu_meter() -> CpuMeter:
-    """Components by command line: the services, their relays, the sinks, this process."""
+def cpu_meter(infra: Infra | None = None) -> CpuMeter:
+    """Components by command line: the services, their relays, the sinks, this process (and
+    what it started). With ``infra``, only this process's children and ``infra``'s PostgreSQL
+    and Kafka count, not those of other stacks on the machine."""
     names = {f"-m {service} relay": f"{service} relay" for service in ("orders", "kitchen")}
     names |= {f"-m {service} serve": service for service in MEASURED_HOPS | {"orders": ()}}
     names |= {"notifications.adapters.sinks": "notification sinks", "-m bench": "load generator"}
-    return CpuMeter(names)
+    names |= {"py-spy": "profiler"}
+    return CpuMeter(names, None if infra is None else stack_roots(infra))
 
 
-async def placement_throughput(system: System, *, workers: int, seconds: float) -> dict[str, Any]:
+def stack_roots(infra: Infra) -> list[int]:
+    """This process, and the PostgreSQL postmaster and Kafka broker of ``infra``'s stack."""
+    roots = [os.getpid()]
+    stack = Path(infra.local_env["STACK_DIR"])
+    for pid_file in (stack / "postgres" / "data" / "postmaster.pid", stack / "pids" / "kafka.pid"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            roots.append(int(pid_file.read_text().split()[0]))
+    return roots
+
+
+async def placement_throughput(
+    system: System, *, workers: int, seconds: float, infra: Infra | None = None
+) -> dict[str, Any]:
     """Closed loop: ``workers`` clients placing orders back to back."""
-    meter = cpu_meter()
+    meter = cpu_meter(infra)
     async with Http(system.url("orders"), connections=workers) as http:
         await fixed_concurrency(http, place, workers=workers, seconds=2)  # warm-up
         meter.start()
@@ -90,10 +111,19 @@ async def placement_throughput(system: System, *, workers: int, seconds: float) 
 
 
 async def end_to_end_latency(
-    system: System, bootstrap: str, *, rate: float, seconds: float, settle_timeout: float = 120
+    system: System,
+    bootstrap: str,
+    *,
+    rate: float,
+    seconds: float,
+    settle_timeout: float = 120,
+    infra: Infra | None = None,
+    sinks: Path | None = None,
 ) -> dict[str, Any]:
-    """Place and confirm ``rate`` orders per second; latency to each consumer's commit."""
-    meter = cpu_meter()
+    """Place and confirm ``rate`` orders per second; latency to each consumer's commit and,
+    with ``sinks`` (the directory the sinks process records to), to the order-received email
+    and SMS reaching the sinks."""
+    meter = cpu_meter(infra)
     meter.start()
     started_at = datetime.now(UTC)
     async with Http(system.url("orders"), connections=512) as http:
@@ -148,7 +178,73 @@ async def end_to_end_latency(
             "expected": len(responses),
             **(latency_summary_ms(latencies) if latencies else {}),
         }
+    if sinks is not None:
+        placed = known.get((ORDERS.name, OrderPlaced.event_type), {})
+        result["sinks"] = await _handed_to_sinks(sinks, placed, responses, deadline)
     return result
+
+
+# sink -> (the file it records to, the field with the message's key, the channel it serves)
+SINKS: dict[str, tuple[str, str, Channel]] = {
+    "smtp": ("emails.jsonl", "message_id", Channel.EMAIL),
+    "sms": ("sms.jsonl", "idempotency_key", Channel.SMS),
+}
+
+
+async def _handed_to_sinks(
+    directory: Path,
+    placed: dict[str, str],
+    responses: dict[str, dict[str, float]],
+    deadline: float,
+) -> dict[str, Any]:
+    """Latency from placement's HTTP 201 to the sinks receiving the order-received message,
+    per channel. Every message carries a key made from the event and the channel (the SMS's
+    Idempotency-Key, the email's Message-ID): it says which event caused it."""
+    figures: dict[str, Any] = {}
+    for sink, (file_name, field, channel) in SINKS.items():
+        wanted = {idempotency_key(event_id, channel): order for event_id, order in placed.items()}
+        arrived = await _receipts(directory / file_name, field, wanted, deadline, sink)
+        latencies = [at - responses[wanted[key]]["placed"] for key, at in arrived.items()]
+        figures[sink] = {
+            "message": "order received",
+            "from": "HTTP 201 (place)",
+            "received": len(arrived),
+            "expected": len(wanted),
+            **(latency_summary_ms(latencies) if latencies else {}),
+        }
+    return figures
+
+
+async def _receipts(
+    path: Path, field: str, wanted: Collection[str], deadline: float, sink: str
+) -> dict[str, float]:
+    """When each wanted message arrived, once all did or at the deadline."""
+    try:
+        return await eventually(
+            lambda: _first_receipts(path, field, wanted),
+            until=lambda found: len(found) >= len(wanted),
+            timeout=max(0.0, deadline - time.monotonic()),
+            interval=1,
+            what=f"every order-received message at the {sink} sink",
+        )
+    except NotReached as late:  # the figures say how many arrived
+        last: dict[str, float] = late.last
+        return last
+
+
+def _first_receipts(path: Path, field: str, wanted: Collection[str]) -> dict[str, float]:
+    """Key -> when the sink first received the message of that key (a resend keeps its key)."""
+    first: dict[str, float] = {}
+    lines = path.read_text().splitlines() if path.exists() else []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:  # the line the sink is writing now
+            continue
+        key = record[field].strip("<>").split("@", 1)[0]
+        if key in wanted and key not in first:
+            first[key] = datetime.fromisoformat(record["received_at"]).timestamp()
+    return first
 
 
 async def _events_of(

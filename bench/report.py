@@ -26,11 +26,9 @@ def _by_time(measured_at: dict[str, str]) -> dict[str, list[str]]:
 
 
 def table(results: dict[str, Any]) -> str:
+    """The figures of the sections measured (a partial run on a machine of another kind has
+    only its own)."""
     m = results["machine"]
-    produce = results["produce_ceiling_events_per_second"]
-    commit = results["commit_ceiling_transactions_per_second"]
-    drains = results["relay_drain"]["relays"]
-    placement = results["placement"]
     measured_at = results.get("measured_at") or {"every section": results["when"]}
     when = "; ".join(
         f"{', '.join(sections)} at {at}" for at, sections in _by_time(measured_at).items()
@@ -40,7 +38,34 @@ def table(results: dict[str, Any]) -> str:
         f"Linux {m['kernel']}, Python {m['python']}, Kafka {m['kafka']}, "
         f"PostgreSQL {m['postgresql']}; everything (broker, database, services, load generator) "
         "on that one machine.",
-        "",
+    ]
+    if "placement" in results:
+        lines += ["", *_ceilings_table(results)]
+    for rate in (20, 200):
+        if f"end_to_end_{rate}" in results:
+            lines += _end_to_end_table(rate, results[f"end_to_end_{rate}"])
+    if "placement" in results:
+        placement = results["placement"]
+        for variant in ("orders_api_alone", "whole_system"):
+            lines += [
+                "",
+                f"Cores used during placement ({variant.replace('_', ' ')}): "
+                + ", ".join(
+                    f"{name} {cores}" for name, cores in placement[variant]["cores_used"].items()
+                )
+                + ".",
+            ]
+    if "lifecycle_capacity" in results:
+        lines += ["", *capacity_table(results["lifecycle_capacity"])]
+    return "\n".join(lines)
+
+
+def _ceilings_table(results: dict[str, Any]) -> list[str]:
+    produce = results["produce_ceiling_events_per_second"]
+    commit = results["commit_ceiling_transactions_per_second"]
+    drains = results["relay_drain"]["relays"]
+    placement = results["placement"]
+    lines = [
         "| What | Figure | Ceiling in the same run | Ratio | Target |",
         "|---|---|---|---|---|",
         f"| Raw produce (aiokafka, idempotent, acks=all) | {produce:,} events/s | | | |",
@@ -67,45 +92,127 @@ def table(results: dict[str, Any]) -> str:
             f"p99 {latency['p99_ms']} ms) | {commit:,} tx/s | {ratio} "
             f"| ≥ 0.40: {_verdict(ratio, 0.4)} |"
         )
-    for rate in (20, 200):
-        e2e = results[f"end_to_end_{rate}"]
-        http = e2e["http"]
+    return lines
+
+
+def _end_to_end_table(rate: int, e2e: dict[str, Any]) -> list[str]:
+    http = e2e["http"]
+    lines: list[str] = []
+    lines += [
+        "",
+        f"End to end at {rate} orders/s (achieved {http['orders_per_second']}/s, "
+        f"{http['orders']:,} orders, {http['errors']} errors; each order placed, then "
+        "confirmed). Latency from the HTTP response to the commit of the consumer's "
+        "transaction that applied the event:",
+        "",
+        "| Consumer | Event | From | Applied | p50 | p99 | max | Target p99 < 100 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for service, hop in e2e["consumers"].items():
+        p99 = hop.get("p99_ms")
+        verdict = _verdict(p99, 100, higher_is_better=False) if p99 is not None else "no data"
+        lines.append(
+            f"| {service} | {hop['event'].rsplit('.', 2)[-2]} | {hop['from']} "
+            f"| {hop['applied']:,}/{hop['expected']:,} | {hop.get('p50_ms')} ms "
+            f"| {p99} ms | {hop.get('max_ms')} ms | {verdict} |"
+        )
+    if "sinks" in e2e:
         lines += [
             "",
-            f"End to end at {rate} orders/s (achieved {http['orders_per_second']}/s, "
-            f"{http['orders']:,} orders, {http['errors']} errors; each order placed, then "
-            "confirmed). Latency from the HTTP response to the commit of the consumer's "
-            "transaction that applied the event:",
+            "Messages handed to the notification sinks (their receipt time), from the HTTP "
+            "response of the event that caused them:",
             "",
-            "| Consumer | Event | From | Applied | p50 | p99 | max | Target p99 < 100 ms |",
+            "| Sink | Message | From | Received | p50 | p99 | max | Target p99 ≤ 250 ms |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for service, hop in e2e["consumers"].items():
+        for sink, hop in e2e["sinks"].items():
             p99 = hop.get("p99_ms")
-            verdict = _verdict(p99, 100, higher_is_better=False) if p99 is not None else "no data"
+            verdict = (
+                _verdict(p99, 250.001, higher_is_better=False) if p99 is not None else "no data"
+            )
             lines.append(
-                f"| {service} | {hop['event'].rsplit('.', 2)[-2]} | {hop['from']} "
-                f"| {hop['applied']:,}/{hop['expected']:,} | {hop.get('p50_ms')} ms "
+                f"| {sink.upper()} | {hop['message']} | {hop['from']} "
+                f"| {hop['received']:,}/{hop['expected']:,} | {hop.get('p50_ms')} ms "
                 f"| {p99} ms | {hop.get('max_ms')} ms | {verdict} |"
             )
-        latency = http["latency"]
-        lines += [
-            "",
-            f"HTTP (place + confirm), from when each order was due: p50 {latency['p50_ms']} ms, "
-            f"p99 {latency['p99_ms']} ms, max {latency['max_ms']} ms. Cores used: "
-            + ", ".join(f"{name} {cores}" for name, cores in e2e["cores_used"].items())
-            + ".",
-        ]
-    for variant in ("orders_api_alone", "whole_system"):
-        lines += [
-            "",
-            f"Cores used during placement ({variant.replace('_', ' ')}): "
-            + ", ".join(
-                f"{name} {cores}" for name, cores in placement[variant]["cores_used"].items()
-            )
-            + ".",
-        ]
-    return "\n".join(lines)
+    latency = http["latency"]
+    lines += [
+        "",
+        f"HTTP (place + confirm), from when each order was due: p50 {latency['p50_ms']} ms, "
+        f"p99 {latency['p99_ms']} ms, max {latency['max_ms']} ms. Cores used: "
+        + ", ".join(f"{name} {cores}" for name, cores in e2e["cores_used"].items())
+        + ".",
+    ]
+    return lines
+
+
+# The steps of a lifecycle as the capacity table heads its columns.
+STEP_NAMES = {
+    "placed": "place",
+    "confirmed": "confirm",
+    "cooking": "start",
+    "ready": "ready",
+    "out_for_delivery": "departure",
+    "delivered": "delivery",
+}
+CAPACITY_TARGET = 40  # orders/s
+CPU_TARGET_MS = 24  # per order, the whole system
+
+
+def capacity_table(capacity: dict[str, Any]) -> list[str]:
+    commit = capacity.get("commit", {})
+    measured = (
+        f" on commit {commit['commit']}{' (with uncommitted changes)' if commit['dirty'] else ''}"
+        if commit
+        else ""
+    )
+    lines = [
+        f"Whole-lifecycle capacity (step test{measured}): each order placed, confirmed, started, "
+        "made ready, out for delivery and delivered, orders started on schedule (open loop), "
+        f"{capacity['seconds_per_step']:g} s a step; a step passes when every order completed, "
+        f"none gave up, every step's p99 (from when it was due) was within "
+        f"{capacity['step_p99_limit_ms']:g} ms and the system settled. **Capacity: "
+        f"{capacity['orders_per_second']:g} orders/s** (target ≥ {CAPACITY_TARGET}: "
+        f"{_verdict(capacity['orders_per_second'], CAPACITY_TARGET)}).",
+        "",
+        "| Offered | Achieved | Completed | "
+        + " | ".join(f"{name} p50 / p99 ms" for name in STEP_NAMES.values())
+        + " | Lifecycle p50 / p99 | System CPU per order | Verdict |",
+        "|---|---|---|" + "---|" * len(STEP_NAMES) + "---|---|---|",
+    ]
+    for step in capacity["steps"]:
+        cells = []
+        for key in STEP_NAMES:
+            summary = step["steps"].get(key)
+            cells.append(f"{summary['p50_ms']:g} / {summary['p99_ms']:g}" if summary else "")
+        life = step["lifecycle_latency"]
+        verdict = "passed" if step["passed"] else "failed: " + "; ".join(step["failures"])
+        lines.append(
+            f"| {step['target_orders_per_second']:g}/s | {step['achieved_orders_per_second']}/s "
+            f"| {step['lifecycles_completed']}/{step['lifecycles_expected']} | "
+            + " | ".join(cells)
+            + f" | {life.get('p50_ms', '')} / {life.get('p99_ms', '')} ms "
+            f"| {step['system_cpu_ms_per_order']} ms | {verdict} |"
+        )
+    per_order = capacity["cpu_ms_per_order"]
+    system_ms = capacity["system_cpu_ms_per_order"]
+    lines += [
+        "",
+        f"CPU per order at {capacity['cpu_measured_at_orders_per_second']:g} orders/s (CPU "
+        "seconds from the step's start until the system settled, over the orders completed; "
+        f"system total {system_ms} ms, target ≤ {CPU_TARGET_MS} ms: "
+        f"{_verdict(system_ms, CPU_TARGET_MS, higher_is_better=False)}; of which "
+        f"{capacity.get('system_cpu_ms_per_order_above_idle')} ms above what the idle system "
+        "spends in that time):",
+        "",
+        "| Component | CPU ms per order | Cores when idle |",
+        "|---|---|---|",
+        *(
+            f"| {name} | {ms} | {capacity.get('idle_cores', {}).get(name, '')} |"
+            for name, ms in per_order.items()
+        ),
+    ]
+    return lines
 
 
 def write_performance_doc(results: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """``make bench``: every figure of docs/performance.md, measured in one run on this machine.
 
-    uv run python -m bench.run [--quick] [--sections ceilings relay placement e2e]
+    uv run python -m bench.run [--quick] [--sections ceilings relay placement e2e capacity]
 
 Runs on its own stack (``.local/bench-stack``, PostgreSQL 25462 with ``track_commit_timestamp``,
 a fresh Kafka on 29122), so a ``make up`` stack and the tests are left alone. Writes
@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import ceilings, orders_load, relay_drain
+from bench import capacity, ceilings, orders_load, relay_drain
+from bench.profile import commit as commit_measured
 from bench.report import write_performance_doc
 from bench.stack import bench_infra, log_dir
 from eventing.database import asyncpg_dsn
@@ -32,13 +33,14 @@ from tests.support.sinks import sinks_process
 from tests.support.system import System, start_system
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-SECTIONS = ("ceilings", "relay", "placement", "e2e")
+SECTIONS = ("ceilings", "relay", "placement", "e2e", "capacity")
 FIGURES = {  # result key -> how the report names it
     "produce_ceiling_events_per_second": "produce ceiling",
     "commit_ceiling_transactions_per_second": "commit ceiling",
     "relay_drain": "relay drain",
     "placement": "placement",
     "end_to_end_20": "end to end",
+    "lifecycle_capacity": "capacity",
 }
 
 
@@ -101,7 +103,7 @@ async def run(quick: bool, sections: list[str]) -> dict[str, Any]:
                     },
                 )
             results["relay_drain"] = {"events": events, "relays": drains}
-        if "placement" in sections or "e2e" in sections:
+        if {"placement", "e2e", "capacity"} & set(sections):
             results.update(await _through_the_system(infra, sections, seconds, quick, commit))
     finally:
         infra.stop()
@@ -129,10 +131,25 @@ async def _through_the_system(
                     results[f"end_to_end_{rate}"] = _progress(
                         f"end to end at {rate}/s",
                         await orders_load.end_to_end_latency(
-                            system, infra.kafka_bootstrap, rate=rate, seconds=e2e_seconds
+                            system,
+                            infra.kafka_bootstrap,
+                            rate=rate,
+                            seconds=e2e_seconds,
+                            infra=infra,
+                            sinks=sinks,
                         ),
                     )
                     await _settle(system, infra)
+            if "capacity" in sections:
+                # Before placement, which leaves the outboxes and the databases fuller.
+                results["lifecycle_capacity"] = _progress(
+                    "lifecycle capacity",
+                    {
+                        "commit": commit_measured(),
+                        **await capacity.step_test(system, infra, seconds=10 if quick else 30),
+                    },
+                )
+                await _settle(system, infra)
             if "placement" in sections:
                 assert commit is not None
                 results["placement"] = await _placement(system, infra, seconds, commit)
@@ -148,7 +165,7 @@ async def _placement(system: System, infra: Infra, seconds: float, commit: float
     figures: dict[str, Any] = {}
     _progress("order placement at fixed concurrency, whole system running")
     figures["whole_system"] = await orders_load.placement_throughput(
-        system, workers=32, seconds=seconds
+        system, workers=32, seconds=seconds, infra=infra
     )
     await _settle(system, infra)
     others = [name for name in system.processes if name != "orders"]
@@ -156,7 +173,7 @@ async def _placement(system: System, infra: Infra, seconds: float, commit: float
         system.processes[name].terminate()
     _progress("order placement at fixed concurrency, orders API alone")
     figures["orders_api_alone"] = await orders_load.placement_throughput(
-        system, workers=32, seconds=seconds
+        system, workers=32, seconds=seconds, infra=infra
     )
     for name in others:
         system.processes[name].start()

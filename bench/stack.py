@@ -1,9 +1,15 @@
 """The benchmarks' own stacks, beside a ``make up`` stack and the tests' one: each run (bench,
 chaos, sustained) has its directory (``.local/<name>-stack``), its ports and its process logs
-(``.local/<name>-logs``)."""
+(``.local/<name>-logs``).
+
+``BENCH_PG_PORT`` and ``BENCH_KAFKA_PORT`` (the controller on the next port) move the stacks of
+the runs that name no ports of their own (``make bench``, ``make profile``): for several
+checkouts benchmarking on one machine.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import asyncpg
@@ -19,12 +25,16 @@ def log_dir(name: str) -> Path:
 async def bench_infra(
     name: str = "bench",
     *,
-    pg_port: int = 25462,
-    kafka_port: int = 29122,
+    pg_port: int | None = None,
+    kafka_port: int | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> Infra:
     """A stack of its own (``.local/<name>-stack``, fresh Kafka), PostgreSQL recording commit
     times (``track_commit_timestamp``, for end-to-end latency); ``extra_env`` for stack.sh."""
+    if pg_port is None:
+        pg_port = int(os.environ.get("BENCH_PG_PORT", "25462"))
+    if kafka_port is None:
+        kafka_port = int(os.environ.get("BENCH_KAFKA_PORT", "29122"))
     infra = start_infra(
         {
             "STACK_DIR": str(ROOT / ".local" / f"{name}-stack"),

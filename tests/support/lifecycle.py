@@ -22,6 +22,8 @@ from tests.support.tokens import staff
 
 ORDER_PROGRESS = ["pending", "confirmed", "cooking", "ready", "out_for_delivery", "delivered"]
 TICKET_PROGRESS = ["queued", "cooking", "ready"]
+# The steps of ``whole_life``, as named in its ``Timing``: placed, then each transition's status.
+LIFECYCLE_STEPS = ("placed", "confirmed", "cooking", "ready", "out_for_delivery", "delivered")
 
 _serial = itertools.count()
 
@@ -68,6 +70,7 @@ async def _until(
     call: Callable[[], Awaitable[Reply]],
     done: Callable[[Reply], bool],
     deadline: float,
+    max_interval: float = 1.0,
 ) -> Reply:
     """Call until ``done(response)``; transport errors, 5xx and "not yet" answers are retried."""
     try:
@@ -76,7 +79,7 @@ async def _until(
             until=done,
             timeout=max(0.0, deadline - time.monotonic()),
             interval=0.05,
-            max_interval=1.0,
+            max_interval=max_interval,
             retry=TRANSPORT_ERRORS,
             what=step,
         )
@@ -101,8 +104,13 @@ def _reached(progress: list[str], target: str) -> Callable[[Reply], bool]:
     return done
 
 
-async def whole_life(clients: Clients, timing: Timing, *, patience: float = 120) -> str:
-    """Place, confirm, cook, make ready, depart and deliver one order; returns its id."""
+async def whole_life(
+    clients: Clients, timing: Timing, *, patience: float = 120, max_retry_interval: float = 1.0
+) -> str:
+    """Place, confirm, cook, make ready, depart and deliver one order; returns its id.
+
+    ``timing`` gets the time each step was answered (``LIFECYCLE_STEPS``). A step not taken
+    yet is tried again after 50 ms, the pause doubling up to ``max_retry_interval``."""
     deadline = time.monotonic() + patience
     key = str(uuid.uuid4())
     body = new_order()
@@ -111,6 +119,7 @@ async def whole_life(clients: Clients, timing: Timing, *, patience: float = 120)
         lambda: clients.orders.post("/orders", json=body, headers={"Idempotency-Key": key}),
         lambda r: r.status in (200, 201),
         deadline,
+        max_retry_interval,
     )
     timing.answered("placed")
     order: dict[str, Any] = placed.body
@@ -125,6 +134,7 @@ async def whole_life(clients: Clients, timing: Timing, *, patience: float = 120)
         lambda: clients.orders.post(f"{url}/confirm", headers=owner),
         _reached(ORDER_PROGRESS, "confirmed"),
         deadline,
+        max_retry_interval,
     )
     timing.answered("confirmed")
     ticket = f"/tickets/{order_id}"
@@ -134,12 +144,15 @@ async def whole_life(clients: Clients, timing: Timing, *, patience: float = 120)
         lambda: clients.kitchen.post(f"{ticket}/start", headers=clients.chef),
         _reached(TICKET_PROGRESS, "cooking"),
         deadline,
+        max_retry_interval,
     )
+    timing.answered("cooking")
     await _until(
         "ready",
         lambda: clients.kitchen.post(f"{ticket}/ready", headers=clients.chef),
         _reached(TICKET_PROGRESS, "ready"),
         deadline,
+        max_retry_interval,
     )
     timing.answered("ready")
     # 409 "cooking" until the orders service consumed the kitchen's events: retried.
@@ -148,12 +161,15 @@ async def whole_life(clients: Clients, timing: Timing, *, patience: float = 120)
         lambda: clients.orders.post(f"{url}/departure", headers=clients.driver),
         _reached(ORDER_PROGRESS, "out_for_delivery"),
         deadline,
+        max_retry_interval,
     )
+    timing.answered("out_for_delivery")
     await _until(
         "delivery",
         lambda: clients.orders.post(f"{url}/delivery", headers=clients.driver),
         _reached(ORDER_PROGRESS, "delivered"),
         deadline,
+        max_retry_interval,
     )
     timing.answered("delivered")
     return order_id

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.stack import bench_env
 from bench.stats import latency_summary_ms
 from tests.support.infra import Infra
 from tests.support.lifecycle import LIFECYCLE_STEPS, Clients, whole_life
@@ -19,9 +20,7 @@ from tests.support.system import System, start_system
 
 async def lifecycle_system(infra: Infra, sinks_env: Mapping[str, str], logs: Path) -> System:
     """The whole system, its notifications sent to sinks in a process of their own."""
-    # Nobody cooks for real: a kitchen of ordinary capacity would refuse orders at once.
-    env = {"notifications": dict(sinks_env), "kitchen": {"KITCHEN_CAPACITY": "100000"}}
-    return await start_system(infra, env=env, log_dir=logs)
+    return await start_system(infra, env=bench_env({"notifications": sinks_env}), log_dir=logs)
 
 
 @dataclass

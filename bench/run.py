@@ -23,7 +23,7 @@ from typing import Any
 from bench import capacity, ceilings, orders_load, relay_drain
 from bench.profile import commit as commit_measured
 from bench.report import write_performance_doc
-from bench.stack import bench_infra, log_dir
+from bench.stack import bench_env, bench_infra, log_dir
 from eventing.database import asyncpg_dsn
 from tests.support import processes
 from tests.support.chaos import settled
@@ -117,9 +117,7 @@ async def _through_the_system(
     results: dict[str, Any] = {}
     sinks = ROOT / ".local" / "bench-stack" / "sinks"
     with sinks_process(sinks, sinks / "sinks.log") as sinks_env:
-        # Capacity: nobody cooks in these runs, and a full kitchen would refuse nothing here,
-        # but its estimates simulate the queue on capacity slots.
-        env = {"notifications": sinks_env, "kitchen": {"KITCHEN_CAPACITY": "100000"}}
+        env = bench_env({"notifications": sinks_env})
         system = await start_system(infra, env=env, log_dir=log_dir("bench"))
         try:
             # Latency first, on a fresh system: placement leaves work behind (thousands of

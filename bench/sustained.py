@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import write_reliability_doc
-from bench.stack import bench_infra, log_dir
+from bench.stack import bench_env, bench_infra, log_dir
 from bench.stats import latency_summary_ms
 from tests.support import processes, reconcile
 from tests.support.chaos import wait_settled
@@ -136,10 +136,7 @@ async def main_async(rate: float, minutes: float) -> dict[str, Any]:
     try:
         system = await start_system(
             infra,
-            env={
-                "kitchen": {"KITCHEN_CAPACITY": "100000"},
-                "orders": {"ORDERS_LOG_LEVEL": "WARNING"},
-            },
+            env=bench_env({"orders": {"ORDERS_LOG_LEVEL": "WARNING"}}),
             log_dir=log_dir("sustained"),
         )
         try:

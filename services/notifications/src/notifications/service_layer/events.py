@@ -132,7 +132,8 @@ async def order_received(
         "total": format_total(order.total),
     }
     notice = Notice(Kind.ORDER_RECEIVED, order.order_id, params)
-    await record_notice(repository, event.id, notice, deps.policy)
+    # The order's customer is the one just remembered: no need to read it back.
+    await record_notice(repository, event.id, notice, deps.policy, customer_id=order.customer_id)
 
 
 async def order_confirmed(

@@ -378,11 +378,11 @@ class RequestLimits:
             await refusal(scope, receive, send)
             return
         limit: int = getattr(scope["app"].state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
-        too_large = JSONResponse(
-            {"detail": f"the body may have at most {limit} bytes"}, status_code=413
-        )
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
+            too_large = JSONResponse(
+                {"detail": f"the body may have at most {limit} bytes"}, status_code=413
+            )
             await too_large(scope, receive, send)
             return
         received = 0

@@ -41,10 +41,10 @@ async def test_a_connection_in_steady_use_is_not_pinged(
     infra: Infra, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = create_engine(await infra.create_database("pool"), pool_size=1, application_name="t")
-    pings: list[object] = []
+    pings: list[Any] = []
     ping = engine.dialect.do_ping
 
-    def counted(connection: object) -> bool:
+    def counted(connection: Any) -> bool:
         pings.append(connection)
         return ping(connection)
 

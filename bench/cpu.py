@@ -95,58 +95,6 @@ class CpuMeter:
         }
 
 
-def _process_table() -> dict[int, tuple[int, float]]:
-    """pid -> (parent pid, CPU seconds of it and of its children it has reaped)."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # utime, stime, cutime, cstime: a child that exits moves its time into its parent's.
-        table[int(entry.name)] = (int(stat[1]), sum(int(field) for field in stat[11:15]) / _TICKS)
-    return table
-
-
-def _tree_seconds(table: dict[int, tuple[int, float]], root: int, others: set[int]) -> float:
-    """CPU seconds of ``root`` and its descendants, but for the subtrees rooted in ``others``."""
-    children: dict[int, list[int]] = {}
-    for pid, (parent, _) in table.items():
-        children.setdefault(parent, []).append(pid)
-    total, stack = 0.0, [root]
-    while stack:
-        pid = stack.pop()
-        if pid in table:
-            total += table[pid][1]
-            stack.extend(child for child in children.get(pid, ()) if child not in others)
-    return total
-
-
-class TreeCpuMeter:
-    """CPU seconds of named process trees between ``start()`` and ``stop()``: a root and every
-    descendant (those that exited meanwhile too, through their parents' reaped time) but those
-    under another root, and nothing else on the machine (other stacks and users share it). A root
-    must outlive the measurement."""
-
-    def __init__(self, roots: dict[str, int]) -> None:
-        self._roots = roots  # component name -> root pid
-        self._before: dict[str, float] = {}
-
-    def _now(self) -> dict[str, float]:
-        table = _process_table()
-        roots = set(self._roots.values())
-        return {name: _tree_seconds(table, pid, roots - {pid}) for name, pid in self._roots.items()}
-
-    def start(self) -> None:
-        self._before = self._now()
-
-    def stop(self) -> dict[str, float]:
-        """CPU seconds per component since ``start()``."""
-        return {name: seconds - self._before[name] for name, seconds in self._now().items()}
-
-
 def machine_busy_seconds() -> float:
     """CPU seconds the whole machine has spent busy since boot (every core, every process)."""
     fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

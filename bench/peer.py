@@ -18,7 +18,7 @@ first, ``runs`` times, each measurement on a new database and a publisher starte
 * **steady**: one event per transaction (an order placed) at ``rate`` events/s for ``seconds``,
   latency from each commit's return to the record's arrival at a consumer of the topic, and the
   CPU seconds per 100,000 events of the publisher, PostgreSQL, Kafka and this load generator
-  (``TreeCpuMeter``: their process trees only, not the other users of the machine).
+  (their processes only, not the other users of the machine).
 
 And for the relay alone, a backlog left by a broker outage: the relay idle, the broker stopped,
 ``events`` rows committed, the broker started again; the drain timed from the first record on
@@ -36,7 +36,6 @@ import functools
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -49,9 +48,10 @@ import asyncpg
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
 from bench.ceilings import ORDER_KEYS, new_topic, order_placed
-from bench.cpu import TreeCpuMeter, machine_busy_seconds
+from bench.cpu import CpuMeter, machine_busy_seconds
+from bench.debezium_peer import MAIN_CLASS, DebeziumPeer, PeerConfig, build
 from bench.debezium_peer import VERSION as DEBEZIUM_VERSION
-from bench.debezium_peer import DebeziumPeer, PeerConfig, build
+from bench.profile import commit as commit_measured
 from bench.stack import log_dir, with_pg_settings
 from bench.stats import percentile
 from contracts.catalogue import OrderPlaced
@@ -60,7 +60,7 @@ from eventing.database import asyncpg_dsn, eventing_metadata, new_engine
 from eventing.kafka_security import KafkaSecurity
 from eventing.outbox import KEY_SEQUENCE_LOCK, NOTIFY_CHANNEL, SHARD_BUSY_LOCK, shard_of
 from eventing.tap import TopicReader
-from tests.support.infra import ROOT, Infra
+from tests.support.infra import Infra
 from tests.support.processes import ServiceProcess, relay_process
 
 # Debezium reads the write-ahead log through a logical replication slot.
@@ -281,18 +281,15 @@ class Bench:
         finally:
             await conn.close()
 
-    def cpu_meter(self, publisher: Publisher) -> TreeCpuMeter:
+    def cpu_meter(self, publisher: Publisher) -> CpuMeter:
+        """The publisher, this stack's PostgreSQL and Kafka, and this load generator (its
+        consumer included): their processes only, not the other users of the machine."""
         stack_dir = Path(self.infra.local_env["STACK_DIR"])
         postmaster = (stack_dir / "postgres" / "data" / "postmaster.pid").read_text().split()[0]
         kafka = (stack_dir / "pids" / "kafka.pid").read_text().strip()
-        return TreeCpuMeter(
-            {
-                "publisher": publisher.pid,
-                "postgresql": int(postmaster),
-                "kafka": int(kafka),
-                "load generator": os.getpid(),
-            }
-        )
+        names = {MAIN_CLASS: "publisher", "-m orders relay": "publisher"}
+        names[" ".join(sys.orig_argv)] = "load generator"
+        return CpuMeter(names, roots=(publisher.pid, int(postmaster), int(kafka), os.getpid()))
 
     async def stream(self, side: str, state: str, events: int) -> dict[str, Any]:
         """Events per second from the first commit until all ``events`` are on the topic."""
@@ -356,7 +353,7 @@ class Bench:
                         break
                     await asyncio.sleep(0.05)
                 wall = time.perf_counter() - started
-                cpu = meter.stop()
+                cpu = meter.seconds()
                 busy = machine_busy_seconds() - busy_before
                 consuming.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -520,19 +517,6 @@ def _median(values: Sequence[float | None]) -> float | None:
     return round(statistics.median(known), 1)
 
 
-def _commit() -> str:
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    ).stdout.strip()
-    return f"{head}+changes" if dirty else head
-
-
 async def relay_vs_debezium(
     infra: Infra,
     *,
@@ -579,7 +563,7 @@ async def relay_vs_debezium(
                 [r["cpu_seconds_per_100k_events"]["total"] for r in steady]
             )
         relay, debezium = figures["relay_events_per_second"], figures["debezium_events_per_second"]
-        figures["ratio"] = round(relay / debezium, 2) if relay and debezium else None
+        figures["ratio"] = round(relay / debezium, 3) if relay and debezium else None
         states[state] = figures
     cpu = {}
     for side in SIDES:
@@ -589,7 +573,7 @@ async def relay_vs_debezium(
     drain = _median([r["events_per_second"] for r in outages]) if outages else None
     resumed = _median([r["resumed_after_seconds"] for r in outages]) if outages else None
     return {
-        "commit": _commit(),
+        "commit": commit_measured(),
         "debezium": f"{DEBEZIUM_VERSION} embedded, pgoutput, outbox event router, 10 ms poll",
         "events": events,
         "steady_events_per_second": rate,

@@ -228,6 +228,12 @@ def _figure(value: float | None, unit: str = "") -> str:
     return "lost events" if value is None else f"{value:,g}{unit}"
 
 
+def _commit_text(commit: Any) -> str:
+    if isinstance(commit, dict):  # bench.profile.commit()
+        return f"{commit['commit']}{' with changes' if commit['dirty'] else ''}"
+    return str(commit)
+
+
 def _streaming(figures: dict[str, Any], side: str) -> str:
     after = figures.get(f"{side}_seconds_after_last_commit")
     rate = _figure(figures[f"{side}_events_per_second"], " events/s")
@@ -239,9 +245,10 @@ def peer_table(peer: dict[str, Any]) -> list[str]:
     rate = peer["steady_events_per_second"]
     lines = [
         f"The orders relay beside Debezium {peer['debezium']}, on the same PostgreSQL, broker "
-        f"and rows, commit {peer['commit']}: medians of {peer['runs']} alternating runs, each "
-        f"on a new database. Streaming: {peer['events']:,} events committed while the publisher "
-        "idles, until all are on the topic. Latency: from the commit to a consumer, one event "
+        f"and rows, commit {_commit_text(peer['commit'])}: medians of {peer['runs']} "
+        f"alternating runs, each on a new database. Streaming: {peer['events']:,} events "
+        "committed while the publisher idles, until all are on the topic. Latency: from the "
+        "commit to a consumer, one event "
         f"per transaction at {rate:,g} events/s for {peer['steady_seconds']:g} s.",
         "",
         "Each streaming figure is followed by how long after the last commit the last event "

@@ -93,3 +93,10 @@ class CpuMeter:
             for name, seconds in self.seconds().items()
             if seconds / wall_seconds >= 0.01
         }
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (every core, every process)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / _TICKS

@@ -57,6 +57,8 @@ def table(results: dict[str, Any]) -> str:
             ]
     if "lifecycle_capacity" in results:
         lines += ["", *capacity_table(results["lifecycle_capacity"])]
+    if "relay_vs_debezium" in results:
+        lines += ["", *peer_table(results["relay_vs_debezium"])]
     return "\n".join(lines)
 
 
@@ -212,6 +214,108 @@ def capacity_table(capacity: dict[str, Any]) -> list[str]:
             for name, ms in per_order.items()
         ),
     ]
+    return lines
+
+
+_STATE_NAMES = {
+    "fresh": "fresh (just created)",
+    "analyzed_while_empty": "analyzed while empty",
+    "never_analyzed": "never analyzed (autovacuum off)",
+}
+
+
+def _figure(value: float | None, unit: str = "") -> str:
+    return "lost events" if value is None else f"{value:,g}{unit}"
+
+
+def _commit_text(commit: Any) -> str:
+    if isinstance(commit, dict):  # bench.profile.commit()
+        return f"{commit['commit']}{' with changes' if commit['dirty'] else ''}"
+    return str(commit)
+
+
+def _streaming(figures: dict[str, Any], side: str) -> str:
+    after = figures.get(f"{side}_seconds_after_last_commit")
+    rate = _figure(figures[f"{side}_events_per_second"], " events/s")
+    return rate if after is None else f"{rate} (+{after:g} s)"
+
+
+def peer_table(peer: dict[str, Any]) -> list[str]:
+    """The relay beside Debezium (bench.peer): per state of the outbox, the CPU, the outage."""
+    rate = peer["steady_events_per_second"]
+    lines = [
+        f"The orders relay beside Debezium {peer['debezium']}, on the same PostgreSQL, broker "
+        f"and rows, commit {_commit_text(peer['commit'])}: medians of {peer['runs']} "
+        f"alternating runs, each on a new database. Streaming: {peer['events']:,} events "
+        "committed while the publisher idles, until all are on the topic. Latency: from the "
+        "commit to a consumer, one event "
+        f"per transaction at {rate:,g} events/s for {peer['steady_seconds']:g} s.",
+        "",
+        "Each streaming figure is followed by how long after the last commit the last event "
+        "was on the topic: a side there within a fraction of a second kept pace with the "
+        "commits, and its rate is theirs (a lower bound).",
+        "",
+        "| Outbox table | Relay streaming | Debezium streaming | Ratio | Target ≥ 1.5 "
+        f"| Relay p50 / p99 at {rate:,g}/s | Debezium p50 / p99 | Target p99 below Debezium's |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for state, f in peer["states"].items():
+        ratio = f["ratio"]
+        relay_p99, debezium_p99 = f["relay_p99_ms"], f["debezium_p99_ms"]
+        p99_verdict = (
+            _verdict(relay_p99, debezium_p99, higher_is_better=False)
+            if relay_p99 is not None and debezium_p99 is not None
+            else "no data"
+        )
+        lines.append(
+            f"| {_STATE_NAMES.get(state, state)} "
+            f"| {_streaming(f, 'relay')} | {_streaming(f, 'debezium')} "
+            f"| {_figure(ratio)} | {_verdict(ratio, 1.5) if ratio is not None else 'no data'} "
+            f"| {_figure(f['relay_p50_ms'])} / {_figure(relay_p99, ' ms')} "
+            f"| {_figure(f['debezium_p50_ms'])} / {_figure(debezium_p99, ' ms')} "
+            f"| {p99_verdict} |"
+        )
+    cpu = peer["cpu_seconds_per_100k_events"]
+    components = [name for name in cpu["relay"] if name != "total"]
+    lines += [
+        "",
+        f"CPU seconds per 100,000 events at {rate:,g} events/s (median over the states' runs), "
+        "of the publisher, PostgreSQL, Kafka and the load generator (its consumer included), "
+        "nothing else on the machine:",
+        "",
+        "| Side | Total | " + " | ".join(components) + " |",
+        "|---|---|" + "---|" * len(components),
+    ]
+    for side in ("relay", "debezium"):
+        figures = cpu[side]
+        lines.append(
+            f"| {side} | {_figure(figures['total'], ' s')} | "
+            + " | ".join(_figure(figures.get(name), " s") for name in components)
+            + " |"
+        )
+    if cpu["ratio"] is not None:
+        lines += [
+            "",
+            f"Relay / Debezium: {cpu['ratio']} (target ≤ 1: "
+            f"{_verdict(cpu['ratio'], 1.0001, higher_is_better=False)}).",
+        ]
+    outage = peer["outage_backlog"]
+    if outage["runs"] and outage["relay_events_per_second"] is None:
+        lines += [
+            "",
+            f"A backlog of {outage['events']:,} events left by a broker outage (broker stopped, "
+            "events committed, broker started): **the relay had not drained it** 30 s after its "
+            "first records were on the topic again.",
+        ]
+    elif outage["runs"]:
+        lines += [
+            "",
+            f"A backlog of {outage['events']:,} events left by a broker outage (broker stopped, "
+            "events committed, broker started): the relay drained it at "
+            f"{outage['relay_events_per_second']:,g} events/s, {outage['ratio_to_healthy']} of "
+            f"its streaming rate on a fresh table, first record {outage['resumed_after_seconds']} "
+            f"s after the broker listened again (median of {outage['runs']} run(s)).",
+        ]
     return lines
 
 

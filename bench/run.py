@@ -1,10 +1,12 @@
 """``make bench``: every figure of docs/performance.md, measured in one run on this machine.
 
-    uv run python -m bench.run [--quick] [--sections ceilings relay placement e2e capacity]
+    uv run python -m bench.run [--quick] [--sections ceilings relay placement e2e capacity peer]
 
 Runs on its own stack (``.local/bench-stack``, PostgreSQL 25462 with ``track_commit_timestamp``,
 a fresh Kafka on 29122), so a ``make up`` stack and the tests are left alone. Writes
-``bench/results/latest.json`` and the table in ``docs/performance.md``.
+``bench/results/latest.json`` and the table in ``docs/performance.md``. ``peer`` (the relay
+beside Debezium, bench.peer) runs last: it restarts PostgreSQL with ``wal_level=logical``, which
+the other sections do not run with.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, ceilings, orders_load, relay_drain
+from bench import capacity, ceilings, orders_load, peer, relay_drain
 from bench.profile import commit as commit_measured
 from bench.report import write_performance_doc
 from bench.stack import bench_env, bench_infra, log_dir
@@ -33,7 +35,7 @@ from tests.support.sinks import sinks_process
 from tests.support.system import System, start_system
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
-SECTIONS = ("ceilings", "relay", "placement", "e2e", "capacity")
+SECTIONS = ("ceilings", "relay", "placement", "e2e", "capacity", "peer")
 FIGURES = {  # result key -> how the report names it
     "produce_ceiling_events_per_second": "produce ceiling",
     "commit_ceiling_transactions_per_second": "commit ceiling",
@@ -41,6 +43,7 @@ FIGURES = {  # result key -> how the report names it
     "placement": "placement",
     "end_to_end_20": "end to end",
     "lifecycle_capacity": "capacity",
+    "relay_vs_debezium": "relay vs Debezium",
 }
 
 
@@ -105,6 +108,14 @@ async def run(quick: bool, sections: list[str]) -> dict[str, Any]:
             results["relay_drain"] = {"events": events, "relays": drains}
         if {"placement", "e2e", "capacity"} & set(sections):
             results.update(await _through_the_system(infra, sections, seconds, quick, commit))
+        if "peer" in sections:
+            results["relay_vs_debezium"] = await peer.relay_vs_debezium(
+                infra,
+                events=events,
+                seconds=5 if quick else 10,
+                runs=1 if quick else 3,
+                progress=_progress,
+            )
     finally:
         infra.stop()
         processes.kill_leftovers()

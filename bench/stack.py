@@ -39,15 +39,20 @@ def log_dir(name: str) -> Path:
     return ROOT / ".local" / f"{name}-logs"
 
 
+# What every benchmark's PostgreSQL runs with: commit times recorded, for end-to-end latency.
+PG_SETTINGS = {"track_commit_timestamp": "on"}
+
+
 async def bench_infra(
     name: str = "bench",
     *,
     pg_port: int | None = None,
     kafka_port: int | None = None,
+    pg_settings: dict[str, str] | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> Infra:
-    """A stack of its own (``.local/<name>-stack``, fresh Kafka), PostgreSQL recording commit
-    times (``track_commit_timestamp``, for end-to-end latency); ``extra_env`` for stack.sh."""
+    """A stack of its own (``.local/<name>-stack``, fresh Kafka), PostgreSQL with
+    ``PG_SETTINGS`` and ``pg_settings`` (server settings); ``extra_env`` for stack.sh."""
     if pg_port is None:
         pg_port = int(os.environ.get("BENCH_PG_PORT", "25462"))
     if kafka_port is None:
@@ -58,16 +63,29 @@ async def bench_infra(
             "PG_PORT": str(pg_port),
             "KAFKA_PORT": str(kafka_port),
             "KAFKA_CONTROLLER_PORT": str(kafka_port + 1),
-            "PG_EXTRA_OPTIONS": "-c track_commit_timestamp=on",
+            "PG_EXTRA_OPTIONS": _options({**PG_SETTINGS, **(pg_settings or {})}),
             **(extra_env or {}),
         }
     )
+    await with_pg_settings(infra, pg_settings or {})
+    return infra
+
+
+def _options(settings: dict[str, str]) -> str:
+    return " ".join(f"-c {name}={value}" for name, value in settings.items())
+
+
+async def with_pg_settings(infra: Infra, settings: dict[str, str]) -> None:
+    """PostgreSQL running with ``PG_SETTINGS`` and ``settings``: restarted with them where the
+    running server (started earlier, by another run) has other values; a server setting such as
+    ``wal_level`` takes a restart."""
+    wanted = {**PG_SETTINGS, **settings}
+    infra.local_env["PG_EXTRA_OPTIONS"] = _options(wanted)
     conn = await asyncpg.connect(infra.postgres_dsn)
     try:
-        tracked = await conn.fetchval("SHOW track_commit_timestamp")
+        running = {name: await conn.fetchval(f"SHOW {name}") for name in wanted}
     finally:
         await conn.close()
-    if tracked != "on":  # started earlier without it: restart with the bench's settings
+    if running != wanted:
         infra.stack("pg-stop")
-        infra.stack("infra-up")
-    return infra
+        infra.stack("pg-start")

@@ -1,4 +1,11 @@
-"""Outbox relay drain rate: a pre-filled outbox emptied by 1, 2 or 4 relay processes."""
+"""Outbox relay drain rate: a pre-filled outbox emptied by 1, 2 or 4 relay processes, with the
+table's statistics up to date or stale, and the backlog a broker outage leaves behind.
+
+The states of the statistics are those an outbox is found in: ``analyzed`` (up to date),
+``analyzed while empty`` (what autovacuum leaves after a drain, then the backlog arrives) and
+``never analyzed`` (a new table filled before autovacuum came by). The two stale ones keep
+autovacuum off for the outbox while they are measured, so the state holds to the end.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -18,6 +26,12 @@ from eventing.outbox import shard_of
 from tests.support.infra import ROOT, Infra
 from tests.support.polling import eventually
 from tests.support.processes import free_port
+
+TABLE_STATES = ("analyzed", "analyzed while empty", "never analyzed")
+# What a relay's lock session calls itself (eventing.outbox.LOCK_APPLICATION_PREFIX).
+_RELAY_SESSIONS = (
+    "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'outbox-relay:%'"
+)
 
 _COLUMNS = (
     "event_id",
@@ -34,17 +48,31 @@ _COLUMNS = (
 )
 
 
-async def prefilled_outbox(infra: Infra, events: int, topic: str) -> str:
-    """A new database whose outbox holds ``events`` OrderPlaced rows for ``topic``; its URL."""
+async def empty_outbox(infra: Infra) -> str:
+    """A new database with an empty outbox; its URL."""
     url = await infra.create_database("bench")
     engine = new_engine(url)
     async with engine.begin() as connection:
         await connection.run_sync(eventing_metadata.create_all)
     await engine.dispose()
+    return url
+
+
+async def prefilled_outbox(infra: Infra, events: int, topic: str, state: str = "analyzed") -> str:
+    """A new database whose outbox holds ``events`` OrderPlaced rows for ``topic``, its
+    statistics in ``state`` (one of ``TABLE_STATES``); its URL."""
+    if state not in TABLE_STATES:
+        raise ValueError(f"unknown table state {state!r}")
+    url = await empty_outbox(infra)
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
+        if state != "analyzed":
+            await conn.execute("ALTER TABLE outbox SET (autovacuum_enabled = false)")
+        if state == "analyzed while empty":
+            await conn.execute("ANALYZE outbox")
         await fill_outbox(conn, events, topic)
-        await conn.execute("VACUUM ANALYZE outbox")
+        if state == "analyzed":
+            await conn.execute("VACUUM ANALYZE outbox")
     finally:
         await conn.close()
     return url
@@ -73,24 +101,76 @@ async def fill_outbox(conn: asyncpg.Connection, events: int, topic: str) -> list
     return [row[0] for row in rows]
 
 
-async def drain_rate(infra: Infra, events: int, relays: int) -> float:
+async def drain_rate(infra: Infra, events: int, relays: int, state: str = "analyzed") -> float:
     """Events per second from the first acknowledged batch until the outbox is empty."""
     topic = await new_topic(infra.kafka_bootstrap, f"relay{relays}")
-    url = await prefilled_outbox(infra, events, topic)
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "orders", "relay"],
-            env={
-                **os.environ,
-                "ORDERS_DATABASE_URL": url,
-                "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
-                "ORDERS_RELAY_METRICS_PORT": str(free_port()),
-                "ORDERS_LOG_LEVEL": "WARNING",
-            },
-            cwd=ROOT,
+    url = await prefilled_outbox(infra, events, topic, state)
+    processes = [_relay(infra, url) for _ in range(relays)]
+    try:
+        rate, _ = await _drained(url, events)
+    finally:
+        _stop(processes)
+    return rate
+
+
+@dataclass(frozen=True)
+class OutageDrain:
+    events_per_second: float
+    seconds_to_first_batch: float  # from the broker's start (ready) to the first deleted batch
+
+
+async def outage_drain(infra: Infra, events: int, chunk: int = 1_000) -> OutageDrain:
+    """The backlog of a broker outage: a relay runs while Kafka is down and ``events`` arrive in
+    commits of ``chunk``, with autovacuum as it is; then Kafka starts and the relay drains it."""
+    topic = await new_topic(infra.kafka_bootstrap, "outage")
+    url = await empty_outbox(infra)
+    process = _relay(infra, url)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await eventually(
+            lambda: conn.fetchval(_RELAY_SESSIONS),
+            until=lambda sessions: sessions >= 1,
+            timeout=60,
+            what="the relay connected",
         )
-        for _ in range(relays)
-    ]
+        infra.stack("kafka-stop")
+        try:
+            for start in range(0, events, chunk):
+                await fill_outbox(conn, min(chunk, events - start), topic)
+        finally:
+            infra.stack("kafka-start")
+        started = time.perf_counter()
+        rate, first_batch = await _drained(url, events)
+    finally:
+        await conn.close()
+        _stop([process])
+    return OutageDrain(rate, first_batch - started)
+
+
+def _relay(infra: Infra, url: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "orders", "relay"],
+        env={
+            **os.environ,
+            "ORDERS_DATABASE_URL": url,
+            "KAFKA_BOOTSTRAP_SERVERS": infra.kafka_bootstrap,
+            "ORDERS_RELAY_METRICS_PORT": str(free_port()),
+            "ORDERS_LOG_LEVEL": "WARNING",
+        },
+        cwd=ROOT,
+    )
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(30)
+
+
+async def _drained(url: str, events: int) -> tuple[float, float]:
+    """Waits for the outbox of ``url`` (``events`` rows) to be emptied: the rate from the first
+    deleted batch on, and when that batch was seen (``time.perf_counter``)."""
     conn = await asyncpg.connect(asyncpg_dsn(url))
 
     async def left() -> int:
@@ -98,7 +178,7 @@ async def drain_rate(infra: Infra, events: int, relays: int) -> float:
 
     try:
         await eventually(
-            left, until=lambda n: n < events, interval=0.01, timeout=120, what="a first batch"
+            left, until=lambda n: n < events, interval=0.01, timeout=300, what="a first batch"
         )
         # From the first deleted batch on: process start-up and imports are not the relay's rate.
         started = time.perf_counter()
@@ -109,8 +189,4 @@ async def drain_rate(infra: Infra, events: int, relays: int) -> float:
         elapsed = time.perf_counter() - started
     finally:
         await conn.close()
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(30)
-    return float(first_left) / elapsed
+    return float(first_left) / elapsed, started

@@ -81,6 +81,24 @@ def _ceilings_table(results: dict[str, Any]) -> list[str]:
             f"| {drain['events_per_second']:,} events/s | {produce:,} events/s | {ratio} "
             f"| {target} |"
         )
+    for state, drain in results["relay_drain"].get("table_states", {}).items():
+        ratio = drain["ratio_to_produce_ceiling"]
+        lines.append(
+            f"| Relay drain, 1 relay, outbox {state}, {results['relay_drain']['events']:,} "
+            f"events | {drain['events_per_second']:,} events/s | {produce:,} events/s | {ratio} "
+            f"| ≥ 0.80: {_verdict(ratio, 0.8)} |"
+        )
+    outage = results["relay_drain"].get("after_broker_outage")
+    if outage is not None:
+        healthy = drains["1"]["events_per_second"]
+        ratio = outage["ratio_to_healthy"]
+        lines.append(
+            f"| Relay drain of the backlog a broker outage left, 1 relay, "
+            f"{results['relay_drain']['events']:,} events (first batch "
+            f"{outage['seconds_to_first_batch']} s after the broker was back) "
+            f"| {outage['events_per_second']:,} events/s | {healthy:,} events/s (healthy drain) "
+            f"| {ratio} | ≥ 0.80: {_verdict(ratio, 0.8)} |"
+        )
     for variant, label in (
         ("orders_api_alone", "orders API alone"),
         ("whole_system", "whole system running"),

@@ -72,10 +72,16 @@ def machine() -> dict[str, Any]:
     }
 
 
-async def run(quick: bool, sections: list[str]) -> dict[str, Any]:
+async def run(
+    quick: bool, sections: list[str], stack_ports: tuple[int, int] | None = None
+) -> dict[str, Any]:
     events = 20_000 if quick else 100_000
     seconds = 5 if quick else 20
-    infra = await bench_infra()
+    infra = await (
+        bench_infra()
+        if stack_ports is None
+        else bench_infra(pg_port=stack_ports[0], kafka_port=stack_ports[1])
+    )
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": quick,
@@ -105,7 +111,34 @@ async def run(quick: bool, sections: list[str]) -> dict[str, Any]:
                         "ratio_to_produce_ceiling": round(rate / produce, 3),
                     },
                 )
-            results["relay_drain"] = {"events": events, "relays": drains}
+            healthy = drains["1"]["events_per_second"]
+            states = {}
+            for state in relay_drain.TABLE_STATES:
+                rate = await relay_drain.drain_rate(infra, events, 1, state)
+                states[state] = _progress(
+                    f"relay drain, table {state}",
+                    {
+                        "events_per_second": round(rate),
+                        "ratio_to_produce_ceiling": round(rate / produce, 3),
+                    },
+                )
+            outage = await relay_drain.outage_drain(infra, events)
+            after_outage = _progress(
+                "relay drain after a broker outage",
+                {
+                    "events_per_second": round(outage.events_per_second),
+                    "ratio_to_healthy": round(outage.events_per_second / healthy, 3),
+                    "seconds_to_first_batch": round(outage.seconds_to_first_batch, 1),
+                },
+            )
+            results["relay_drain"] = {
+                "events": events,
+                "relays": drains,
+                # One relay; the key says how stale the outbox's statistics were.
+                "table_states": states,
+                # One relay, the backlog filled while Kafka was down; ratio to "relays"["1"].
+                "after_broker_outage": after_outage,
+            }
         if {"placement", "e2e", "capacity"} & set(sections):
             results.update(await _through_the_system(infra, sections, seconds, quick, commit))
         if "peer" in sections:
@@ -210,8 +243,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
     parser.add_argument("--sections", nargs="*", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument(
+        "--stack-ports",
+        nargs=2,
+        type=int,
+        metavar=("PG_PORT", "KAFKA_PORT"),
+        help="the bench stack's ports, for a run beside another one (controller: KAFKA_PORT+1)",
+    )
     args = parser.parse_args()
-    results = asyncio.run(run(args.quick, args.sections))
+    ports = tuple(args.stack_ports) if args.stack_ports else None
+    results = asyncio.run(run(args.quick, args.sections, ports))
     results["measured_at"] = {
         FIGURES[key]: results["when"] for key in results if key in FIGURES
     }  # which figures this run measured

@@ -52,6 +52,7 @@ from bench.cpu import CpuMeter, machine_busy_seconds
 from bench.debezium_peer import MAIN_CLASS, DebeziumPeer, PeerConfig, build
 from bench.debezium_peer import VERSION as DEBEZIUM_VERSION
 from bench.profile import commit as commit_measured
+from bench.relay_drain import OUTBOX_COLUMNS
 from bench.stack import log_dir, with_pg_settings
 from bench.stats import percentile
 from contracts.catalogue import OrderPlaced
@@ -104,22 +105,10 @@ STATES: dict[str, Callable[[asyncpg.Connection], Awaitable[None]]] = {
 _LOCK_AND_WAKE = outbox_module._LOCK_KEYS_AND_WAKE.compile(
     dialect=asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
 )
-_COLUMNS = (
-    "event_id",
-    "topic",
-    "partition_key",
-    "shard",
-    "aggregate_type",
-    "aggregate_id",
-    "aggregate_version",
-    "event_type",
-    "source",
-    "subject",
-    "payload",
-)
+_PAYLOAD = len(OUTBOX_COLUMNS)  # the last column, jsonb
 _INSERT = (
-    f"INSERT INTO outbox ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join(f'${n}' for n in range(1, len(_COLUMNS)))}, ${len(_COLUMNS)}::jsonb)"
+    f"INSERT INTO outbox ({', '.join(OUTBOX_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${n}' for n in range(1, _PAYLOAD))}, ${_PAYLOAD}::jsonb)"
 )
 
 
@@ -432,7 +421,7 @@ async def _staged(
         "aggregate_version int, event_type text, source text, subject text, payload text)"
     )
     await conn.copy_records_to_table(
-        staged, records=[(n, *row) for n, row in enumerate(rows)], columns=("n", *_COLUMNS)
+        staged, records=[(n, *row) for n, row in enumerate(rows)], columns=("n", *OUTBOX_COLUMNS)
     )
     return [
         (start, [row[2] for row in rows[start : start + STREAM_TRANSACTION]])
@@ -448,7 +437,7 @@ async def _commit_staged(
     staged: str = "staged",
 ) -> float:
     """Each chunk in a transaction of its own, as Outbox.enqueue writes; the seconds it took."""
-    names = ", ".join(_COLUMNS)
+    names = ", ".join(OUTBOX_COLUMNS)
     insert = await conn.prepare(
         f"INSERT INTO {table} ({names}) SELECT {names.replace('payload', 'payload::jsonb')} "
         f"FROM {staged} WHERE n >= $1 AND n < $2 ORDER BY n"

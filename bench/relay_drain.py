@@ -33,7 +33,8 @@ _RELAY_SESSIONS = (
     "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'outbox-relay:%'"
 )
 
-_COLUMNS = (
+# The outbox columns the benchmarks fill (the rest have defaults), in COPY and INSERT order.
+OUTBOX_COLUMNS = (
     "event_id",
     "topic",
     "partition_key",
@@ -91,8 +92,8 @@ async def fill_outbox(conn: asyncpg.Connection, events: int, topic: str) -> list
     # COPY has no binary encoder for jsonb: stage the payload as text, then cast.
     await conn.execute("CREATE TEMP TABLE staged (LIKE outbox INCLUDING DEFAULTS)")
     await conn.execute("ALTER TABLE staged ALTER COLUMN payload TYPE text")
-    await conn.copy_records_to_table("staged", records=rows, columns=_COLUMNS)
-    names = ", ".join(_COLUMNS)
+    await conn.copy_records_to_table("staged", records=rows, columns=OUTBOX_COLUMNS)
+    names = ", ".join(OUTBOX_COLUMNS)
     await conn.execute(
         f"INSERT INTO outbox ({names}) SELECT {names.replace('payload', 'payload::jsonb')} "
         "FROM staged ORDER BY id"

@@ -39,7 +39,9 @@ def table(results: dict[str, Any]) -> str:
         f"PostgreSQL {m['postgresql']}; everything (broker, database, services, load generator) "
         "on that one machine.",
     ]
-    if "placement" in results:
+    # The ceilings' table needs the sections that measure them (a partial run on another
+    # machine than the last full run's has only its own).
+    if {"produce_ceiling_events_per_second", "relay_drain", "placement"} <= results.keys():
         lines += ["", *_ceilings_table(results)]
     for rate in (20, 200):
         if f"end_to_end_{rate}" in results:
@@ -75,7 +77,7 @@ def _ceilings_table(results: dict[str, Any]) -> list[str]:
     ]
     for relays, drain in drains.items():
         ratio = drain["ratio_to_produce_ceiling"]
-        target = f"≥ 0.50: {_verdict(ratio, 0.5)}" if relays == "1" else ""
+        target = f"≥ 0.80: {_verdict(ratio, 0.8)}" if relays == "1" else ""
         lines.append(
             f"| Relay drain, {relays} relay(s), {results['relay_drain']['events']:,} events "
             f"| {drain['events_per_second']:,} events/s | {produce:,} events/s | {ratio} "

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import os
 import statistics
@@ -47,15 +46,14 @@ from typing import Any, Protocol
 import asyncpg
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
-from bench.ceilings import ORDER_KEYS, new_topic, order_placed
+from bench.ceilings import new_topic
 from bench.cpu import CpuMeter, machine_busy_seconds
 from bench.debezium_peer import MAIN_CLASS, DebeziumPeer, PeerConfig, build
 from bench.debezium_peer import VERSION as DEBEZIUM_VERSION
 from bench.profile import commit as commit_measured
-from bench.relay_drain import OUTBOX_COLUMNS
+from bench.relay_drain import OUTBOX_COLUMNS, Row, outbox_rows
 from bench.stack import log_dir, with_pg_settings
 from bench.stats import percentile
-from contracts.catalogue import OrderPlaced
 from eventing import outbox as outbox_module
 from eventing.database import asyncpg_dsn, eventing_metadata, new_engine
 from eventing.kafka_security import KafkaSecurity
@@ -121,26 +119,6 @@ def _lock_and_wake_args(keys: Sequence[str]) -> list[Any]:
         "shards": sorted({shard_of(key) for key in keys}),
     }
     return [values[name] for name in _LOCK_AND_WAKE.positiontup or ()]
-
-
-Row = tuple[uuid.UUID, str, str, int, str, str, int, str, str, str, str]
-
-
-@functools.cache
-def _payloads() -> dict[str, str]:
-    return {f"order-{i}": json.dumps(order_placed(f"order-{i}")) for i in range(ORDER_KEYS)}
-
-
-def outbox_rows(events: int, topic: str) -> list[Row]:
-    """``events`` OrderPlaced rows for ``topic``, over ``ORDER_KEYS`` orders in turn."""
-    payloads = _payloads()
-    rows = []
-    for i in range(events):
-        key = f"order-{i % ORDER_KEYS}"
-        version = i // ORDER_KEYS + 1
-        event = (OrderPlaced.event_type, "/bench", key, payloads[key])
-        rows.append((uuid.uuid4(), topic, key, shard_of(key), "order", key, version, *event))
-    return rows
 
 
 # ---------------------------------------------------------------- the two publishers

@@ -9,6 +9,7 @@ autovacuum off for the outbox while they are measured, so the state holds to the
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -79,16 +80,31 @@ async def prefilled_outbox(infra: Infra, events: int, topic: str, state: str = "
     return url
 
 
-async def fill_outbox(conn: asyncpg.Connection, events: int, topic: str) -> list[uuid.UUID]:
-    """``events`` OrderPlaced rows for ``topic``, committed to ``conn``'s outbox in one
-    statement (a relay sees all of them at once); returns their event ids."""
-    payloads = {f"order-{i}": json.dumps(order_placed(f"order-{i}")) for i in range(ORDER_KEYS)}
+# One outbox row, its values in OUTBOX_COLUMNS order.
+Row = tuple[uuid.UUID, str, str, int, str, str, int, str, str, str, str]
+
+
+@functools.cache
+def _payloads() -> dict[str, str]:
+    return {f"order-{i}": json.dumps(order_placed(f"order-{i}")) for i in range(ORDER_KEYS)}
+
+
+def outbox_rows(events: int, topic: str) -> list[Row]:
+    """``events`` OrderPlaced rows for ``topic``, over ``ORDER_KEYS`` orders in turn."""
+    payloads = _payloads()
     rows = []
     for i in range(events):
         key = f"order-{i % ORDER_KEYS}"
         version = i // ORDER_KEYS + 1
         event = (OrderPlaced.event_type, "/bench", key, payloads[key])
         rows.append((uuid.uuid4(), topic, key, shard_of(key), "order", key, version, *event))
+    return rows
+
+
+async def fill_outbox(conn: asyncpg.Connection, events: int, topic: str) -> list[uuid.UUID]:
+    """``events`` OrderPlaced rows for ``topic``, committed to ``conn``'s outbox in one
+    statement (a relay sees all of them at once); returns their event ids."""
+    rows = outbox_rows(events, topic)
     # COPY has no binary encoder for jsonb: stage the payload as text, then cast.
     await conn.execute("CREATE TEMP TABLE staged (LIKE outbox INCLUDING DEFAULTS)")
     await conn.execute("ALTER TABLE staged ALTER COLUMN payload TYPE text")

@@ -83,6 +83,7 @@ async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra
     url = await migrated_database(infra, "notifications")
     engine = create_engine(url, application_name="notifications-metrics-test")
     sessions = session_factory(engine)
+    dispatching = session_factory(engine, autocommit=True)  # as the service's dispatchers have
     [order_received] = subscriptions(
         [h for h in EVENT_HANDLERS if h.name == "notifications.order_received"],
         EventDependencies(Policy(), SqlAlchemyRepository),
@@ -113,8 +114,8 @@ async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra
         # In-app: written and counted sent.
         in_app = sent("in_app")
         assert await Dispatcher(
-            Channel.IN_APP, SqlAlchemyUnitOfWork(sessions), None, RetryPolicy()
-        ).dispatch_one()
+            Channel.IN_APP, SqlAlchemyUnitOfWork(dispatching), None, RetryPolicy()
+        ).dispatch_due()
         assert sent("in_app") == in_app + 1
 
         async with sessions() as session, session.begin():
@@ -128,8 +129,8 @@ async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra
         # SMS without a phone number: skipped, with the reason.
         skipped = sent("sms", "skipped")
         assert await Dispatcher(
-            Channel.SMS, SqlAlchemyUnitOfWork(sessions), FakeSender(Channel.SMS), RetryPolicy()
-        ).dispatch_one()
+            Channel.SMS, SqlAlchemyUnitOfWork(dispatching), FakeSender(Channel.SMS), RetryPolicy()
+        ).dispatch_due()
         assert sent("sms", "skipped") == skipped + 1
 
         # Email: a transient failure is retried later, a permanent one is failed.
@@ -137,8 +138,8 @@ async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra
         flaky = FakeSender(Channel.EMAIL, TransientSendError("421 try later"))
         retry = RetryPolicy(base_seconds=0.01, cap_seconds=0.01, max_attempts=5)
         assert await Dispatcher(
-            Channel.EMAIL, SqlAlchemyUnitOfWork(sessions), flaky, retry
-        ).dispatch_one()
+            Channel.EMAIL, SqlAlchemyUnitOfWork(dispatching), flaky, retry
+        ).dispatch_due()
         assert metric("notifications_retries_total", channel="email") == retries + 1
         failed = sent("email", "failed")
         refusing = FakeSender(Channel.EMAIL, PermanentSendError("550 no such user"))
@@ -147,8 +148,8 @@ async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra
             if row is not None and row["status"] != "pending":
                 break
             await Dispatcher(
-                Channel.EMAIL, SqlAlchemyUnitOfWork(sessions), refusing, retry
-            ).dispatch_one()
+                Channel.EMAIL, SqlAlchemyUnitOfWork(dispatching), refusing, retry
+            ).dispatch_due()
             async with sessions() as session:
                 row = (
                     (

@@ -73,6 +73,10 @@ FAST = {  # quick polls and retries, so tests take seconds
     "NOTIFICATIONS_RETRY_BASE_SECONDS": "0.2",
     "NOTIFICATIONS_RETRY_CAP_SECONDS": "1.0",
     "NOTIFICATIONS_MAX_ATTEMPTS": "100",
+    # What a killed instance leased comes due again after 20 s, not a minute.
+    "NOTIFICATIONS_SMTP_TIMEOUT_SECONDS": "5",
+    "NOTIFICATIONS_SMS_TIMEOUT_SECONDS": "5",
+    "NOTIFICATIONS_DISPATCH_LEASE_SECONDS": "20",
 }
 
 

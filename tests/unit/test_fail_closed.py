@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from notifications.settings import NotificationsSettings
 from orders.settings import OrdersSettings
@@ -93,6 +94,15 @@ def test_notifications_settings_refuse_what_is_unsafe_off_the_box(
     )
 
     assert any(reason in refusal for refusal in settings.refusals(PRODUCTION))
+
+
+def test_a_dispatch_lease_a_send_could_outlast_is_refused() -> None:
+    with pytest.raises(ValidationError, match="at least four times the longest provider timeout"):
+        NotificationsSettings(
+            database_url="postgresql+asyncpg://x@db/notifications",
+            sms_timeout_seconds=20,
+            dispatch_lease_seconds=60,
+        )
 
 
 def test_the_development_sinks_on_this_host_are_fine_in_development() -> None:

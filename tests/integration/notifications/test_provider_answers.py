@@ -71,6 +71,7 @@ async def test_an_unforeseen_provider_failure_reaches_the_log_without_the_number
     url = await migrated_database(infra, "notifications")
     engine = create_engine(url, pool_size=1, application_name="provider-answers-test")
     sessions = session_factory(engine)
+    dispatching = session_factory(engine, autocommit=True)
     customer, order, phone = f"cust-{new_order_id()}", new_order_id(), "+393470001122"
     [order_received] = subscriptions(
         [h for h in EVENT_HANDLERS if h.name == "notifications.order_received"],
@@ -91,10 +92,10 @@ async def test_an_unforeseen_provider_failure_reaches_the_log_without_the_number
             )
             await order_received.handler(session, ReceivedEvent(event, envelope, "orders", 0, 0))
         dispatcher = Dispatcher(
-            Channel.SMS, SqlAlchemyUnitOfWork(sessions), UnforeseenFailure(), RetryPolicy()
+            Channel.SMS, SqlAlchemyUnitOfWork(dispatching), UnforeseenFailure(), RetryPolicy()
         )
         with pytest.raises(UnexpectedProviderError) as raised:
-            await dispatcher.dispatch_one()
+            await dispatcher.dispatch_due()
         # What the dispatcher's loop logs (log.exception): the message and the traceback.
         logged = "".join(traceback.format_exception(raised.value))
         assert "malformed reply while sending to [recipient]" in logged
@@ -102,9 +103,12 @@ async def test_an_unforeseen_provider_failure_reaches_the_log_without_the_number
         async with sessions() as session:
             [row] = (
                 await session.execute(
-                    text("SELECT status, attempts FROM deliveries WHERE channel = 'sms'")
+                    text(
+                        "SELECT status, attempts, next_attempt_at <= now() AS due"
+                        " FROM deliveries WHERE channel = 'sms'"
+                    )
                 )
             ).all()
-        assert tuple(row) == ("pending", 0)  # rolled back: tried again on the next poll
+        assert tuple(row) == ("pending", 0, True)  # released: tried again on the next poll
     finally:
         await engine.dispose()

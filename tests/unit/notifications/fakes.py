@@ -19,6 +19,7 @@ from notifications.domain.messages import (
     Contact,
     Delivery,
     DeliveryStatus,
+    DueDelivery,
     DueTimer,
     Kind,
     Message,
@@ -154,7 +155,9 @@ class FakeRepository(AbstractRepository):
         for delivery in self.of(lambda d: d.order_id == order_id and d.customer_id is None):
             self.deliveries[delivery.id] = replace(delivery, customer_id=customer_id)
 
-    async def next_due(self, channel: Channel, now: datetime) -> Delivery | None:
+    async def lease_due(
+        self, channel: Channel, now: datetime, lease_until: datetime, limit: int
+    ) -> list[DueDelivery]:
         due = self.of(
             lambda d: (
                 d.channel is channel
@@ -162,7 +165,27 @@ class FakeRepository(AbstractRepository):
                 and d.next_attempt_at <= now
             )
         )
-        return min(due, key=lambda d: (d.next_attempt_at, d.id), default=None)
+        leased = sorted(due, key=lambda d: (d.next_attempt_at, d.id))[:limit]
+        batch = []
+        for delivery in sorted(leased, key=lambda d: d.id):
+            delivery = replace(delivery, next_attempt_at=lease_until)
+            self.deliveries[delivery.id] = delivery
+            order = self.orders.get(delivery.order_id)
+            customer_id = delivery.customer_id or (None if order is None else order.customer_id)
+            contact = None if customer_id is None else await self.contact(customer_id)
+            batch.append(DueDelivery(delivery, customer_id, contact, customer_id in self.erased))
+        return batch
+
+    async def release(
+        self, delivery_ids: Sequence[int], lease_until: datetime, now: datetime
+    ) -> None:
+        for delivery_id in delivery_ids:
+            delivery = self.deliveries[delivery_id]
+            if (
+                delivery.status is DeliveryStatus.PENDING
+                and delivery.next_attempt_at == lease_until
+            ):
+                self.deliveries[delivery_id] = replace(delivery, next_attempt_at=now)
 
     async def count_pending(self, channel: Channel) -> int:
         return len(self.of(lambda d: d.channel is channel and d.status is DeliveryStatus.PENDING))
@@ -245,6 +268,18 @@ class FakeRepository(AbstractRepository):
         return delivery
 
     # ------------------------------------------------------------------ in-app messages
+    async def send_in_app(
+        self, delivery: Delivery, *, customer_id: str, body: str, now: datetime
+    ) -> None:
+        await self.add_message(
+            event_id=delivery.event_id, order_id=delivery.order_id, customer_id=customer_id,
+            channel=Channel.IN_APP, kind=delivery.kind, body=body,
+        )  # fmt: skip
+        await self.finish(
+            delivery.id, DeliveryStatus.SENT, customer_id=customer_id, reason=None, now=now,
+            sent_at=now,
+        )  # fmt: skip
+
     async def add_message(
         self,
         *,

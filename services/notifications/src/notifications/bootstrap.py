@@ -76,6 +76,9 @@ def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsSer
         application_name=f"{settings.service_name}-workers",
     )
     workers = session_factory(worker_engine)
+    # The dispatchers' writes are one statement each, committed on its own: no BEGIN and COMMIT
+    # round trips around them.
+    autocommitted = session_factory(worker_engine, autocommit=True)
     doorbell = Doorbell()
     deps = EventDependencies(
         policy=policy, repository=lambda session: SqlAlchemyRepository(session, doorbell)
@@ -97,22 +100,19 @@ def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsSer
         # Each worker has a unit of work of its own: it is used by one task at a time.
         dispatchers=[
             Dispatcher(
-                Channel.EMAIL,
-                SqlAlchemyUnitOfWork(workers),
-                SmtpEmailSender(settings),
+                channel,
+                SqlAlchemyUnitOfWork(autocommitted),
+                sender,
                 retry,
                 doorbell=doorbell,
-            ),
-            Dispatcher(
-                Channel.SMS,
-                SqlAlchemyUnitOfWork(workers),
-                HttpSmsSender(settings, http_client),
-                retry,
-                doorbell=doorbell,
-            ),
-            Dispatcher(
-                Channel.IN_APP, SqlAlchemyUnitOfWork(workers), None, retry, doorbell=doorbell
-            ),
+                batch_size=settings.dispatch_batch_size,
+                lease=timedelta(seconds=settings.dispatch_lease_seconds),
+            )
+            for channel, sender in (
+                (Channel.EMAIL, SmtpEmailSender(settings)),
+                (Channel.SMS, HttpSmsSender(settings, http_client)),
+                (Channel.IN_APP, None),
+            )
         ],
         timers=LateTimers(SqlAlchemyUnitOfWork(workers, doorbell), policy),
         sign_in_token=settings.sign_in_token,

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from contracts.topics import CUSTOMER_CONTACTS, KITCHEN, ORDERS
@@ -63,6 +63,20 @@ class NotificationsSettings(ServiceSettings):
         description="How often an idle dispatcher looks for due deliveries it was not told of "
         "(retries, other instances' deliveries); this process's own wake it at once.",
     )
+    dispatch_batch_size: int = Field(
+        default=20,
+        ge=1,
+        description="Deliveries a dispatcher leases at once (one statement), then sends one by "
+        "one.",
+    )
+    dispatch_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long leased deliveries are kept from other instances. A send starts "
+        "only while half of it is left and gets a quarter of it at most; after a crash, what the "
+        "crashed instance leased and did not send waits this long. At least four times the "
+        "longest provider timeout.",
+    )
     retry_base_seconds: float = Field(default=2.0, gt=0)
     retry_cap_seconds: float = Field(default=300.0, gt=0)
     max_attempts: int = Field(default=10, ge=1)
@@ -79,6 +93,17 @@ class NotificationsSettings(ServiceSettings):
         default=None,
         description="Bearer token the orders service presents to send sign-in codes.",
     )
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> Self:
+        slowest = max(self.smtp_timeout_seconds, self.sms_timeout_seconds)
+        if self.dispatch_lease_seconds < 4 * slowest:
+            raise ValueError(
+                f"dispatch_lease_seconds ({self.dispatch_lease_seconds:g}) must be at least four "
+                f"times the longest provider timeout ({slowest:g} s): a send gets a quarter of "
+                "the lease"
+            )
+        return self
 
     @field_validator("sign_in_token")
     @classmethod

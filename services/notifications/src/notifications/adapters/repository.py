@@ -35,6 +35,7 @@ from notifications.domain.messages import (
     Contact,
     Delivery,
     DeliveryStatus,
+    DueDelivery,
     DueTimer,
     Kind,
     Message,
@@ -116,9 +117,18 @@ class AbstractRepository(abc.ABC):
         """Give the order's deliveries recorded before its customer was known their customer."""
 
     @abc.abstractmethod
-    async def next_due(self, channel: Channel, now: datetime) -> Delivery | None:
-        """The oldest pending delivery of ``channel`` due by ``now`` that no other transaction
-        holds, held by this one until it ends."""
+    async def lease_due(
+        self, channel: Channel, now: datetime, lease_until: datetime, limit: int
+    ) -> list[DueDelivery]:
+        """Up to ``limit`` of the pending deliveries of ``channel`` due by ``now``, oldest
+        first, that no other transaction holds, in one statement: each is made due again at
+        ``lease_until``, so that no other dispatcher takes it before then."""
+
+    @abc.abstractmethod
+    async def release(
+        self, delivery_ids: Sequence[int], lease_until: datetime, now: datetime
+    ) -> None:
+        """Make the deliveries still pending under this lease due at ``now`` again."""
 
     @abc.abstractmethod
     async def count_pending(self, channel: Channel) -> int: ...
@@ -163,6 +173,13 @@ class AbstractRepository(abc.ABC):
         """Forget where the customer's deliveries on ``channels`` went and what they said."""
 
     # ------------------------------------------------------------------ in-app messages
+    @abc.abstractmethod
+    async def send_in_app(
+        self, delivery: Delivery, *, customer_id: str, body: str, now: datetime
+    ) -> None:
+        """Write the delivery's in-app message (once per event) and record it sent, in one
+        statement."""
+
     @abc.abstractmethod
     async def add_message(
         self,
@@ -239,16 +256,7 @@ class SqlAlchemyRepository(AbstractRepository):
     async def contact(self, customer_id: str) -> Contact | None:
         statement = select(contacts_table).where(contacts_table.c.customer_id == customer_id)
         row = (await self._session.execute(statement)).mappings().first()
-        if row is None:
-            return None
-        return Contact(
-            customer_id=row["customer_id"],
-            name=row["name"],
-            email=row["email"],
-            phone=row["phone"],
-            email_opt_in=row["email_opt_in"],
-            sms_opt_in=row["sms_opt_in"],
-        )
+        return None if row is None else contact_from_row(row)
 
     async def save_contact(self, contact: Contact, updated_at: datetime) -> None:
         values = {
@@ -356,20 +364,73 @@ class SqlAlchemyRepository(AbstractRepository):
             .values(customer_id=customer_id)
         )
 
-    async def next_due(self, channel: Channel, now: datetime) -> Delivery | None:
-        statement = (
-            select(deliveries_table)
+    async def lease_due(
+        self, channel: Channel, now: datetime, lease_until: datetime, limit: int
+    ) -> list[DueDelivery]:
+        due = (
+            select(D.id)
             .where(
                 D.channel == channel.value,
                 D.status == DeliveryStatus.PENDING.value,
                 D.next_attempt_at <= now,
             )
             .order_by(D.next_attempt_at, D.id)
-            .limit(1)
+            .limit(limit)
             .with_for_update(skip_locked=True)
+            .cte("due")
         )
-        row = (await self._session.execute(statement)).mappings().first()
-        return None if row is None else delivery_from_row(row)
+        leased = (
+            update(deliveries_table)
+            .where(D.id.in_(select(due.c.id)))
+            .values(next_attempt_at=lease_until)
+            .returning(*deliveries_table.c)
+            .cte("leased")
+        )
+        customer_id = func.coalesce(leased.c.customer_id, orders_table.c.customer_id)
+        contacts = contacts_table.c
+        statement = (
+            select(
+                leased,
+                customer_id.label("known_customer_id"),
+                *(column.label(f"contact_{column.name}") for column in contacts),
+                erased_customers_table.c.customer_id.is_not(None).label("erased"),
+            )
+            .select_from(
+                leased.outerjoin(orders_table, orders_table.c.order_id == leased.c.order_id)
+                .outerjoin(contacts_table, contacts.customer_id == customer_id)
+                .outerjoin(
+                    erased_customers_table, erased_customers_table.c.customer_id == customer_id
+                )
+            )
+            .order_by(leased.c.id)
+        )
+        rows = (await self._session.execute(statement)).mappings().all()
+        return [
+            DueDelivery(
+                delivery=delivery_from_row(row),
+                customer_id=row["known_customer_id"],
+                contact=(
+                    None
+                    if row["contact_customer_id"] is None
+                    else contact_from_row(row, prefix="contact_")
+                ),
+                erased=row["erased"],
+            )
+            for row in rows
+        ]
+
+    async def release(
+        self, delivery_ids: Sequence[int], lease_until: datetime, now: datetime
+    ) -> None:
+        await self._session.execute(
+            update(deliveries_table)
+            .where(
+                D.id.in_(delivery_ids),
+                D.status == DeliveryStatus.PENDING.value,
+                D.next_attempt_at == lease_until,
+            )
+            .values(next_attempt_at=now)
+        )
 
     async def count_pending(self, channel: Channel) -> int:
         pending = await self._session.scalar(
@@ -454,6 +515,35 @@ class SqlAlchemyRepository(AbstractRepository):
         )
 
     # ------------------------------------------------------------------ in-app messages
+    async def send_in_app(
+        self, delivery: Delivery, *, customer_id: str, body: str, now: datetime
+    ) -> None:
+        message = (
+            insert(messages_table)
+            .values(
+                order_id=delivery.order_id,
+                customer_id=customer_id,
+                channel=Channel.IN_APP.value,
+                kind=delivery.kind.value,
+                body=body,
+                event_id=delivery.event_id,
+            )
+            .on_conflict_do_nothing()
+            .cte("message")
+        )
+        await self._session.execute(
+            update(deliveries_table)
+            .where(D.id == delivery.id)
+            .values(
+                status=DeliveryStatus.SENT.value,
+                customer_id=customer_id,
+                reason=None,
+                updated_at=now,
+                sent_at=now,
+            )
+            .add_cte(message)
+        )
+
     async def add_message(
         self,
         *,
@@ -546,6 +636,17 @@ class SqlAlchemyRepository(AbstractRepository):
             .where(T.order_id == order_id)
             .values(status=TimerStatus.FIRED.value, updated_at=now)
         )
+
+
+def contact_from_row(row: RowMapping, prefix: str = "") -> Contact:
+    return Contact(
+        customer_id=row[f"{prefix}customer_id"],
+        name=row[f"{prefix}name"],
+        email=row[f"{prefix}email"],
+        phone=row[f"{prefix}phone"],
+        email_opt_in=row[f"{prefix}email_opt_in"],
+        sms_opt_in=row[f"{prefix}sms_opt_in"],
+    )
 
 
 def delivery_from_row(row: RowMapping) -> Delivery:

@@ -157,6 +157,18 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class DueDelivery:
+    """A delivery a dispatcher leased, with what deciding its fate needs: its customer (the
+    delivery's, else its order's; None while neither is known), the customer's contact details,
+    and whether the customer was erased."""
+
+    delivery: Delivery
+    customer_id: str | None
+    contact: Contact | None
+    erased: bool
+
+
+@dataclass(frozen=True)
 class SentMessage:
     """What a provider accepted for a delivery: where it went, what it said, the provider's id."""
 

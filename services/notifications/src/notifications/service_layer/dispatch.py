@@ -1,25 +1,35 @@
-"""Dispatchers: one per channel, each sending its channel's due deliveries one at a time.
+"""Dispatchers: one per channel, each leasing its channel's due deliveries in batches and sending
+them one at a time.
 
-A dispatcher claims the oldest due ``pending`` delivery of its channel with ``FOR UPDATE SKIP
-LOCKED`` (so several service instances never send the same row at once), sends it, and records
-the outcome in the same transaction that holds the claim:
+Every write of a dispatcher is one statement that commits on its own (its unit of work is in
+autocommit), so a batch costs one statement to lease and one per outcome:
 
-* sent: status ``sent``, the recipient, rendered subject/body and the provider's id;
-* transient failure: ``attempts + 1`` and ``next_attempt_at`` after a capped exponential back-off,
-  or ``failed`` once ``max_attempts`` is reached;
-* permanent failure: ``failed`` with the provider's reason;
-* no usable address: ``skipped`` with the reason (opted out, no email, no phone, contact
-  erased); a contact or an order not known yet is waited for until the row's ``wait_until``.
+* the lease: up to ``batch_size`` of the oldest due ``pending`` deliveries of the channel that no
+  other transaction holds (``FOR UPDATE SKIP LOCKED``), with their customer's contact, are made
+  due again at the end of the lease, so that no other instance takes them meanwhile;
+* the outcome of each, right after its send:
+  * sent: status ``sent``, the recipient, rendered subject/body and the provider's id (in-app:
+    the message row is written by the same statement);
+  * transient failure: ``attempts + 1`` and ``next_attempt_at`` after a capped exponential
+    back-off, or ``failed`` once ``max_attempts`` is reached;
+  * permanent failure: ``failed`` with the provider's reason;
+  * no usable address: ``skipped`` with the reason (opted out, no email, no phone, contact
+    erased); a contact or an order not known yet is waited for until the row's ``wait_until``.
+
+A send begins only while at least half the lease is left and gets at most a quarter of it, so
+its outcome is written before another dispatcher could take the row. What is left of a batch
+when that time runs out, the dispatcher stops or a failure interrupts it is released (due at
+once); if even that cannot be written, the rows come due when their lease ends.
 
 What a provider answers is stored and logged without the recipient's address or number
 (``domain.privacy.without_recipient``): SMTP refusals name the mailbox, SMS APIs quote numbers.
 
-The remaining window: a crash after the provider accepted a message and before this transaction
-committed leaves the row ``pending``, so it is sent again after the restart. It is one message per
+The remaining window: a crash after the provider accepted a message and before its outcome was
+written leaves the row ``pending``, so it is sent again once its lease ends. It is one message per
 channel at most (one in flight per dispatcher), and the resend carries the same idempotency key:
 the SMS provider drops it (``Idempotency-Key``), and the email has the same ``Message-ID``, which
 lets receivers recognise it. In-app messages have no window: the message row and the ``sent``
-mark commit together.
+mark are one statement, and the message is written once per event.
 
 Channels never wait for each other: each dispatcher is its own task with its own connection, so a
 provider that is down or slow only delays its own channel. A dispatcher with nothing to do sleeps
@@ -31,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,6 +57,7 @@ from notifications.domain.messages import (
     Clock,
     Delivery,
     DeliveryStatus,
+    DueDelivery,
     SentMessage,
     Skip,
     address_for,
@@ -55,10 +67,14 @@ from notifications.domain.messages import (
 )
 from notifications.domain.privacy import without_recipient
 from notifications.domain.templates import render
-from notifications.service_layer.ports import Outgoing, Sender, SendError
+from notifications.service_layer.ports import Outgoing, Sender, SendError, TransientSendError
 from notifications.service_layer.unit_of_work import AbstractUnitOfWork
 
 log = logging.getLogger("notifications.dispatch")
+
+# The queue-depth gauge is counted at most this often (a count per loop would double an idle
+# dispatcher's statements).
+QUEUE_DEPTH_EVERY_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -74,7 +90,10 @@ class UnexpectedProviderError(Exception):
 
 
 class Dispatcher:
-    """Sends the deliveries of one channel (``sender`` is None for in-app messages)."""
+    """Sends the deliveries of one channel (``sender`` is None for in-app messages).
+
+    ``uow`` must commit each statement on its own (see the module's docstring).
+    """
 
     def __init__(
         self,
@@ -84,6 +103,9 @@ class Dispatcher:
         retry: RetryPolicy,
         clock: Clock = utc_now,
         doorbell: Doorbell | None = None,
+        *,
+        batch_size: int = 20,
+        lease: timedelta = timedelta(seconds=60),
     ) -> None:
         if (sender is None) != (channel is Channel.IN_APP):
             raise ValueError("email and sms need a sender; in-app messages need none")
@@ -93,10 +115,12 @@ class Dispatcher:
         self._retry = retry
         self._clock = clock
         self._rung = asyncio.Event() if doorbell is None else doorbell.of(channel)
+        self._batch_size = batch_size
+        self._lease = lease
+        self._queue_depth_due = 0.0
 
     async def run(self, poll_seconds: float, stopping: asyncio.Event) -> None:
         """Dispatch until ``stopping`` is set; sleeps ``poll_seconds`` when nothing is due."""
-        handled = 0
         outage = Outage(log, f"{self.channel.value} dispatcher")
         try:
             while not stopping.is_set():
@@ -104,9 +128,8 @@ class Dispatcher:
                 self._rung.clear()
                 try:
                     error_point(f"dispatcher.{self.channel.value}")
-                    busy = await self.dispatch_one()
-                    handled += busy
-                    if not busy or handled % 50 == 0:  # idle, or busy a while: refresh the gauge
+                    leased = await self.dispatch_due(stopping)
+                    if time.monotonic() >= self._queue_depth_due:
                         await self.refresh_queue_depth()
                     outage.recovered()
                 except Exception as error:  # noqa: BLE001 - nothing but ``stopping`` ends it
@@ -114,7 +137,7 @@ class Dispatcher:
                     # Backs off whatever is queued meanwhile: the doorbell is not listened to.
                     await pause(max(poll_seconds, backoff(failures, poll_seconds, 5.0)), stopping)
                     continue
-                if not busy:
+                if not leased:
                     await _sleep(poll_seconds, stopping, self._rung)
         finally:
             if self._sender is not None:
@@ -124,41 +147,63 @@ class Dispatcher:
         async with self._uow as uow:
             pending = await uow.repository.count_pending(self.channel)
         metrics.queue_depth(self.channel, pending)
+        self._queue_depth_due = time.monotonic() + QUEUE_DEPTH_EVERY_SECONDS
 
-    async def dispatch_one(self) -> bool:
-        """Handle the oldest due delivery of the channel, if any. True if there was one."""
-        async with self._uow as uow:
-            delivery = await uow.repository.next_due(self.channel, self._clock())
-            if delivery is None:
-                return False
-            await self._deliver(uow.repository, delivery)
-            await uow.commit()
-            return True
-
-    async def _deliver(self, repository: AbstractRepository, delivery: Delivery) -> None:
+    async def dispatch_due(self, stopping: asyncio.Event | None = None) -> int:
+        """Lease a batch of the channel's due deliveries and handle them in order, until the
+        batch is done, half the lease is spent or ``stopping`` is set; returns how many were
+        leased."""
         now = self._clock()
-        customer_id = delivery.customer_id or await repository.customer_of(delivery.order_id)
+        lease_until = now + self._lease
+        async with self._uow as uow:
+            batch = await uow.repository.lease_due(self.channel, now, lease_until, self._batch_size)
+            await uow.commit()
+        for position, due in enumerate(batch):
+            if (stopping is not None and stopping.is_set()) or (
+                self._clock() > lease_until - self._lease / 2
+            ):
+                await self._release(batch[position:], lease_until)
+                break
+            try:
+                async with self._uow as uow:
+                    await self._deliver(uow.repository, due, lease_until - self._lease / 4)
+                    await uow.commit()
+            except Exception:
+                await self._release(batch[position:], lease_until)
+                raise
+        return len(batch)
+
+    async def _release(self, rest: list[DueDelivery], lease_until: datetime) -> None:
+        try:
+            async with self._uow as uow:
+                await uow.repository.release(
+                    [due.delivery.id for due in rest], lease_until, self._clock()
+                )
+                await uow.commit()
+        except Exception as error:  # noqa: BLE001 - the lease's end releases them instead
+            log.warning(
+                "%s dispatcher: %d leased deliveries not released (%s: %s); due when the "
+                "lease ends", self.channel.value, len(rest), type(error).__name__, error,
+            )  # fmt: skip
+
+    async def _deliver(
+        self, repository: AbstractRepository, due: DueDelivery, send_by: datetime
+    ) -> None:
+        delivery, customer_id, contact = due.delivery, due.customer_id, due.contact
+        now = self._clock()
         if customer_id is None:
             await self._wait_or_skip(repository, delivery, "order not known")
             return
         if self.channel is Channel.IN_APP:
             rendered = render(delivery.kind, self.channel, delivery.params)
-            await repository.add_message(
-                event_id=delivery.event_id,
-                order_id=delivery.order_id,
-                customer_id=customer_id,
-                channel=self.channel,
-                kind=delivery.kind,
-                body=rendered.body,
+            await repository.send_in_app(
+                delivery, customer_id=customer_id, body=rendered.body, now=now
             )
-            await self._finish(
-                repository, delivery, DeliveryStatus.SENT, customer_id=customer_id, sent_at=now
-            )
+            self._count(repository, DeliveryStatus.SENT)
             return
-        contact = await repository.contact(customer_id)
         address = address_for(self.channel, contact)
         if isinstance(address, Skip):
-            if contact is None and await repository.is_erased(customer_id):
+            if contact is None and due.erased:
                 # No contact will ever come: an order placed before the erasure, going on after.
                 await self._finish(
                     repository, delivery, DeliveryStatus.SKIPPED, customer_id=customer_id,
@@ -180,7 +225,7 @@ class Dispatcher:
         outgoing = Outgoing(delivery.idempotency_key, address, rendered.subject, rendered.body)
         attempts = delivery.attempts + 1
         try:
-            provider_id = await self._sender.send(outgoing)
+            provider_id = await self._send(outgoing, send_by)
         except SendError as error:
             reason = without_recipient(error.reason, address)
             if error.retriable and not give_up(attempts, self._retry.max_attempts):
@@ -209,7 +254,7 @@ class Dispatcher:
             )
             return
         except Exception as error:  # noqa: BLE001 - re-raised, with a text fit for the log
-            # Rolled back and tried again on the next poll, as any failure of this transaction;
+            # Released and tried again after the loop's back-off, as any failure of a batch;
             # only the text changes, because the loop logs it and it may name the recipient.
             # Without its cause: a traceback would print the cause's text as it is.
             text = without_recipient(f"{type(error).__name__}: {error}", address)
@@ -258,8 +303,24 @@ class Dispatcher:
             delivery.id, status, customer_id=customer_id, reason=reason, now=self._clock(),
             attempts=attempts, sent_at=sent_at, sent=sent,
         )  # fmt: skip
+        self._count(repository, status)
+
+    def _count(self, repository: AbstractRepository, status: DeliveryStatus) -> None:
         channel = self.channel
         repository.after_commit(lambda: metrics.notification(channel, status.value))
+
+    async def _send(self, outgoing: Outgoing, send_by: datetime) -> str:
+        """The sender's answer, or a transient failure if there is none by ``send_by``: past
+        it the row's lease may end before its outcome is written."""
+        assert self._sender is not None
+        seconds = (send_by - self._clock()).total_seconds()
+        try:
+            async with asyncio.timeout(max(seconds, 0.0)):
+                return await self._sender.send(outgoing)
+        except TimeoutError:
+            # Cut off mid-conversation: whatever the sender holds open starts afresh.
+            await self._sender.close()
+            raise TransientSendError(f"no answer within {seconds:.1f} s") from None
 
 
 async def _sleep(seconds: float, stopping: asyncio.Event, rung: asyncio.Event) -> None:

@@ -15,6 +15,7 @@ from contracts.catalogue import OrderLine, OrderPlaced
 from eventing.cloudevents_kafka import Envelope
 from eventing.consumer import ReceivedEvent
 from eventing.database import create_engine, session_factory
+from notifications.adapters.delivery_queue import AsyncpgDeliveryQueue
 from notifications.adapters.orm import deliveries_table
 from notifications.adapters.repository import SqlAlchemyRepository
 from notifications.domain.messages import Channel, Policy
@@ -26,7 +27,6 @@ from notifications.service_layer.ports import (
     SendError,
     TransientSendError,
 )
-from notifications.service_layer.unit_of_work import SqlAlchemyUnitOfWork
 from service_kit.handlers import subscriptions
 from tests.support.infra import Infra
 from tests.support.metrics import parse, value
@@ -83,7 +83,7 @@ async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra
     url = await migrated_database(infra, "notifications")
     engine = create_engine(url, application_name="notifications-metrics-test")
     sessions = session_factory(engine)
-    dispatching = session_factory(engine, autocommit=True)  # as the service's dispatchers have
+    queue = AsyncpgDeliveryQueue(url, application_name="dispatch-test")  # as a dispatcher has
     [order_received] = subscriptions(
         [h for h in EVENT_HANDLERS if h.name == "notifications.order_received"],
         EventDependencies(Policy(), SqlAlchemyRepository),
@@ -113,9 +113,7 @@ async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra
 
         # In-app: written and counted sent.
         in_app = sent("in_app")
-        assert await Dispatcher(
-            Channel.IN_APP, SqlAlchemyUnitOfWork(dispatching), None, RetryPolicy()
-        ).dispatch_due()
+        assert await Dispatcher(Channel.IN_APP, queue, None, RetryPolicy()).dispatch_due()
         assert sent("in_app") == in_app + 1
 
         async with sessions() as session, session.begin():
@@ -129,7 +127,7 @@ async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra
         # SMS without a phone number: skipped, with the reason.
         skipped = sent("sms", "skipped")
         assert await Dispatcher(
-            Channel.SMS, SqlAlchemyUnitOfWork(dispatching), FakeSender(Channel.SMS), RetryPolicy()
+            Channel.SMS, queue, FakeSender(Channel.SMS), RetryPolicy()
         ).dispatch_due()
         assert sent("sms", "skipped") == skipped + 1
 
@@ -137,9 +135,7 @@ async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra
         retries = metric("notifications_retries_total", channel="email")
         flaky = FakeSender(Channel.EMAIL, TransientSendError("421 try later"))
         retry = RetryPolicy(base_seconds=0.01, cap_seconds=0.01, max_attempts=5)
-        assert await Dispatcher(
-            Channel.EMAIL, SqlAlchemyUnitOfWork(dispatching), flaky, retry
-        ).dispatch_due()
+        assert await Dispatcher(Channel.EMAIL, queue, flaky, retry).dispatch_due()
         assert metric("notifications_retries_total", channel="email") == retries + 1
         failed = sent("email", "failed")
         refusing = FakeSender(Channel.EMAIL, PermanentSendError("550 no such user"))
@@ -147,9 +143,7 @@ async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra
         for _ in range(10_000):  # until its (10 ms) back-off is over
             if row is not None and row["status"] != "pending":
                 break
-            await Dispatcher(
-                Channel.EMAIL, SqlAlchemyUnitOfWork(dispatching), refusing, retry
-            ).dispatch_due()
+            await Dispatcher(Channel.EMAIL, queue, refusing, retry).dispatch_due()
             async with sessions() as session:
                 row = (
                     (
@@ -164,4 +158,5 @@ async def test_deliveries_and_their_outcomes_are_counted_once_after_commit(infra
         assert sent("email", "failed") == failed + 1
         assert (row["status"], row["reason"], row["attempts"]) == ("failed", "550 no such user", 2)
     finally:
+        await queue.close()
         await engine.dispose()

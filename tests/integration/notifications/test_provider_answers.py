@@ -11,12 +11,12 @@ from sqlalchemy import text
 from eventing.cloudevents_kafka import Envelope
 from eventing.consumer import ReceivedEvent
 from eventing.database import create_engine, session_factory
+from notifications.adapters.delivery_queue import AsyncpgDeliveryQueue
 from notifications.adapters.repository import SqlAlchemyRepository
 from notifications.domain.messages import Channel, Policy
 from notifications.service_layer.dispatch import Dispatcher, RetryPolicy, UnexpectedProviderError
 from notifications.service_layer.events import EVENT_HANDLERS, EventDependencies
 from notifications.service_layer.ports import Outgoing
-from notifications.service_layer.unit_of_work import SqlAlchemyUnitOfWork
 from service_kit.auth import Role
 from service_kit.handlers import subscriptions
 from tests.support.infra import Infra
@@ -71,7 +71,7 @@ async def test_an_unforeseen_provider_failure_reaches_the_log_without_the_number
     url = await migrated_database(infra, "notifications")
     engine = create_engine(url, pool_size=1, application_name="provider-answers-test")
     sessions = session_factory(engine)
-    dispatching = session_factory(engine, autocommit=True)
+    queue = AsyncpgDeliveryQueue(url, application_name="dispatch-test")  # as a dispatcher has
     customer, order, phone = f"cust-{new_order_id()}", new_order_id(), "+393470001122"
     [order_received] = subscriptions(
         [h for h in EVENT_HANDLERS if h.name == "notifications.order_received"],
@@ -91,9 +91,7 @@ async def test_an_unforeseen_provider_failure_reaches_the_log_without_the_number
                 {"customer": customer, "phone": phone},
             )
             await order_received.handler(session, ReceivedEvent(event, envelope, "orders", 0, 0))
-        dispatcher = Dispatcher(
-            Channel.SMS, SqlAlchemyUnitOfWork(dispatching), UnforeseenFailure(), RetryPolicy()
-        )
+        dispatcher = Dispatcher(Channel.SMS, queue, UnforeseenFailure(), RetryPolicy())
         with pytest.raises(UnexpectedProviderError) as raised:
             await dispatcher.dispatch_due()
         # What the dispatcher's loop logs (log.exception): the message and the traceback.
@@ -111,4 +109,5 @@ async def test_an_unforeseen_provider_failure_reaches_the_log_without_the_number
             ).all()
         assert tuple(row) == ("pending", 0, True)  # released: tried again on the next poll
     finally:
+        await queue.close()
         await engine.dispose()

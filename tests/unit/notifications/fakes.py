@@ -1,5 +1,6 @@
 """In-memory doubles of the notifications service's ports: a repository that keeps the rules
-its interface states, a unit of work that commits or rolls it back, and a provider."""
+its interface states (and serves the dispatchers as their ``DeliveryQueue``), a unit of work
+that commits or rolls it back, and a provider."""
 
 from __future__ import annotations
 
@@ -60,6 +61,7 @@ class FakeRepository(AbstractRepository):
         self.message_events: set[tuple[str, Channel]] = set()
         self.timers: dict[str, Timer] = {}
         self.pending_actions: list[Callable[[], None]] = []
+        self.queue_calls: list[str] = []  # what a dispatcher asked, as its DeliveryQueue
 
     def after_commit(self, action: Callable[[], None]) -> None:
         self.pending_actions.append(action)
@@ -165,6 +167,7 @@ class FakeRepository(AbstractRepository):
                 and d.next_attempt_at <= now
             )
         )
+        self.queue_calls.append("lease_due")
         leased = sorted(due, key=lambda d: (d.next_attempt_at, d.id))[:limit]
         batch = []
         for delivery in sorted(leased, key=lambda d: d.id):
@@ -179,6 +182,7 @@ class FakeRepository(AbstractRepository):
     async def release(
         self, delivery_ids: Sequence[int], lease_until: datetime, now: datetime
     ) -> None:
+        self.queue_calls.append("release")
         for delivery_id in delivery_ids:
             delivery = self.deliveries[delivery_id]
             if (
@@ -186,6 +190,9 @@ class FakeRepository(AbstractRepository):
                 and delivery.next_attempt_at == lease_until
             ):
                 self.deliveries[delivery_id] = replace(delivery, next_attempt_at=now)
+
+    async def close(self) -> None:
+        pass
 
     async def count_pending(self, channel: Channel) -> int:
         return len(self.of(lambda d: d.channel is channel and d.status is DeliveryStatus.PENDING))
@@ -200,6 +207,7 @@ class FakeRepository(AbstractRepository):
         now: datetime,
         attempts: int | None = None,
     ) -> None:
+        self.queue_calls.append("postpone")
         delivery = self.deliveries[delivery_id]
         self.deliveries[delivery_id] = replace(
             delivery,
@@ -221,6 +229,7 @@ class FakeRepository(AbstractRepository):
         sent_at: datetime | None = None,
         sent: SentMessage | None = None,
     ) -> None:
+        self.queue_calls.append("finish")
         delivery = replace(
             self.deliveries[delivery_id], status=status, customer_id=customer_id, reason=reason
         )
@@ -271,13 +280,14 @@ class FakeRepository(AbstractRepository):
     async def send_in_app(
         self, delivery: Delivery, *, customer_id: str, body: str, now: datetime
     ) -> None:
+        self.queue_calls.append("send_in_app")
         await self.add_message(
             event_id=delivery.event_id, order_id=delivery.order_id, customer_id=customer_id,
             channel=Channel.IN_APP, kind=delivery.kind, body=body,
         )  # fmt: skip
-        await self.finish(
-            delivery.id, DeliveryStatus.SENT, customer_id=customer_id, reason=None, now=now,
-            sent_at=now,
+        self.deliveries[delivery.id] = replace(
+            self.deliveries[delivery.id], status=DeliveryStatus.SENT, customer_id=customer_id,
+            reason=None, sent_at=now,
         )  # fmt: skip
 
     async def add_message(

@@ -23,7 +23,7 @@ from notifications.domain.messages import (
 )
 from notifications.service_layer.dispatch import Dispatcher, RetryPolicy, UnexpectedProviderError
 from notifications.service_layer.ports import Outgoing, PermanentSendError, TransientSendError
-from tests.unit.notifications.fakes import NOW, FakeSender, FakeUnitOfWork
+from tests.unit.notifications.fakes import NOW, FakeRepository, FakeSender, FakeUnitOfWork
 
 ANNA = Contact("c-1", "Anna", "anna@example.com", "+393470001122")
 WAIT = timedelta(minutes=10)
@@ -61,7 +61,7 @@ def dispatcher(
 ) -> Dispatcher:
     if sender is None and channel is not Channel.IN_APP:
         sender = FakeSender(channel)
-    return Dispatcher(channel, uow, sender, RETRY, clock)
+    return Dispatcher(channel, uow.repository, sender, RETRY, clock)
 
 
 def delivery(uow: FakeUnitOfWork, channel: Channel) -> Delivery:
@@ -80,7 +80,8 @@ async def test_an_in_app_message_is_written_with_its_delivery_sent(clock: Clock)
     )
     sent = delivery(uow, Channel.IN_APP)
     assert (sent.status, sent.sent_at, sent.attempts) == (DeliveryStatus.SENT, NOW, 0)
-    assert uow.commits == 2  # the lease, then the message with its delivery's sent mark
+    # The lease, then the message with its delivery's sent mark, in one statement.
+    assert uow.repository.queue_calls == ["lease_due", "send_in_app"]
     assert not await dispatcher(Channel.IN_APP, uow, clock).dispatch_due()  # nothing else due
 
 
@@ -187,7 +188,7 @@ async def test_an_unforeseen_failure_releases_the_batch_and_names_no_recipient(
         await dispatcher(Channel.SMS, uow, clock, broken).dispatch_due()
     # Leased, then released: due again at once, as it was, for the loop's next try.
     assert delivery(uow, Channel.SMS) == before
-    assert uow.commits == 2
+    assert uow.repository.queue_calls == ["lease_due", "release"]
 
 
 async def orders_received(uow: FakeUnitOfWork, count: int) -> None:
@@ -209,9 +210,10 @@ async def test_a_batch_is_leased_in_one_statement_and_each_outcome_written_after
     uow = FakeUnitOfWork()
     await orders_received(uow, 5)
     sender = FakeSender(Channel.EMAIL)
-    email = Dispatcher(Channel.EMAIL, uow, sender, RETRY, clock, batch_size=3)
+    email = Dispatcher(Channel.EMAIL, uow.repository, sender, RETRY, clock, batch_size=3)
     assert await email.dispatch_due() == 3
-    assert uow.commits == 1 + 3  # the lease, then one outcome per send
+    # One statement for the lease, then one outcome per send.
+    assert uow.repository.queue_calls == ["lease_due"] + ["finish"] * 3
     assert [d.status for d in emails(uow)] == [DeliveryStatus.SENT] * 3 + [
         DeliveryStatus.PENDING
     ] * 2
@@ -230,7 +232,7 @@ async def test_what_one_dispatcher_leased_no_other_takes_until_the_lease_ends(
     # The first instance leases both and dies before sending: its lease is all that is left.
     await uow.repository.lease_due(Channel.EMAIL, NOW, NOW + lease, 20)
     other = FakeSender(Channel.EMAIL)
-    second = Dispatcher(Channel.EMAIL, uow, other, RETRY, clock, lease=lease)
+    second = Dispatcher(Channel.EMAIL, uow.repository, other, RETRY, clock, lease=lease)
     clock.now = NOW + lease - timedelta(microseconds=1)
     assert not await second.dispatch_due()
     clock.now = NOW + lease
@@ -257,7 +259,9 @@ async def test_no_send_begins_once_half_the_lease_is_spent_and_the_rest_is_relea
     uow = FakeUnitOfWork()
     await orders_received(uow, 4)
     slow = SlowSender(clock, seconds=20)
-    email = Dispatcher(Channel.EMAIL, uow, slow, RETRY, clock, lease=timedelta(seconds=60))
+    email = Dispatcher(
+        Channel.EMAIL, uow.repository, slow, RETRY, clock, lease=timedelta(seconds=60)
+    )
     assert await email.dispatch_due() == 4
     # Sends begin at +0 s and +20 s; at +40 s less than half of the 60 s lease is left.
     assert len(slow.sent) == 2
@@ -273,7 +277,9 @@ async def test_a_send_without_an_answer_within_a_quarter_of_the_lease_is_a_trans
     uow = FakeUnitOfWork()
     await orders_received(uow, 1)
     hanging = SlowSender(clock, seconds=0, wait=3600)
-    email = Dispatcher(Channel.EMAIL, uow, hanging, RETRY, clock, lease=timedelta(seconds=0.2))
+    email = Dispatcher(
+        Channel.EMAIL, uow.repository, hanging, RETRY, clock, lease=timedelta(seconds=0.2)
+    )
     assert await email.dispatch_due() == 1
     [retried] = emails(uow)
     assert (retried.status, retried.attempts) == (DeliveryStatus.PENDING, 1)
@@ -294,7 +300,10 @@ async def test_a_stopping_dispatcher_sends_no_more_of_its_batch_and_releases_it(
             return await super().send(message)
 
     sender = StopsAfterOne(Channel.EMAIL)
-    assert await Dispatcher(Channel.EMAIL, uow, sender, RETRY, clock).dispatch_due(stopping) == 3
+    assert (
+        await Dispatcher(Channel.EMAIL, uow.repository, sender, RETRY, clock).dispatch_due(stopping)
+        == 3
+    )
     assert len(sender.sent) == 1
     sent, *released = emails(uow)
     assert sent.status is DeliveryStatus.SENT
@@ -320,9 +329,9 @@ async def test_the_queue_depth_gauge_shows_the_pending_deliveries(clock: Clock) 
 
 def test_email_and_sms_need_a_sender_and_in_app_none() -> None:
     with pytest.raises(ValueError, match="need a sender"):
-        Dispatcher(Channel.EMAIL, FakeUnitOfWork(), None, RETRY)
+        Dispatcher(Channel.EMAIL, FakeRepository(), None, RETRY)
     with pytest.raises(ValueError, match="need none"):
-        Dispatcher(Channel.IN_APP, FakeUnitOfWork(), FakeSender(Channel.SMS), RETRY)
+        Dispatcher(Channel.IN_APP, FakeRepository(), FakeSender(Channel.SMS), RETRY)
 
 
 async def test_a_committed_delivery_wakes_its_idle_dispatcher_at_once(clock: Clock) -> None:
@@ -330,7 +339,7 @@ async def test_a_committed_delivery_wakes_its_idle_dispatcher_at_once(clock: Clo
     uow = FakeUnitOfWork()
     sms = FakeSender(Channel.SMS)
     stopping = asyncio.Event()
-    idle = Dispatcher(Channel.SMS, uow, sms, RETRY, clock, doorbell=doorbell)
+    idle = Dispatcher(Channel.SMS, uow.repository, sms, RETRY, clock, doorbell=doorbell)
     running = asyncio.create_task(idle.run(poll_seconds=3600, stopping=stopping))
     try:
         await asyncio.sleep(0.05)  # it found nothing and sleeps: the next poll is an hour away

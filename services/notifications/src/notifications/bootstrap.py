@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.topics import CUSTOMER_CONTACTS, CUSTOMER_CONTACTS_DEAD_LETTERS, TOPOLOGY
 from eventing.database import create_engine, session_factory
+from notifications.adapters.delivery_queue import AsyncpgDeliveryQueue
 from notifications.adapters.doorbell import Doorbell
 from notifications.adapters.providers import HttpSmsSender, SmtpEmailSender
 from notifications.adapters.repository import SqlAlchemyRepository
@@ -76,9 +77,6 @@ def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsSer
         application_name=f"{settings.service_name}-workers",
     )
     workers = session_factory(worker_engine)
-    # The dispatchers' writes are one statement each, committed on its own: no BEGIN and COMMIT
-    # round trips around them.
-    autocommitted = session_factory(worker_engine, autocommit=True)
     doorbell = Doorbell()
     deps = EventDependencies(
         policy=policy, repository=lambda session: SqlAlchemyRepository(session, doorbell)
@@ -97,11 +95,14 @@ def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsSer
         poll_seconds=settings.dispatcher_poll_seconds,
         http_client=http_client,
         worker_engine=worker_engine,
-        # Each worker has a unit of work of its own: it is used by one task at a time.
+        # Each dispatcher has a connection of its own (see adapters.delivery_queue).
         dispatchers=[
             Dispatcher(
                 channel,
-                SqlAlchemyUnitOfWork(autocommitted),
+                AsyncpgDeliveryQueue(
+                    settings.database_url,
+                    application_name=f"{settings.service_name}-dispatch-{channel.value}",
+                ),
                 sender,
                 retry,
                 doorbell=doorbell,

@@ -51,10 +51,11 @@ class NotificationsSettings(ServiceSettings):
 
     # Delivery: the dispatchers (one per channel) and the late-order timer.
     worker_database_pool_size: int = Field(
-        default=4,
+        default=2,
         ge=1,
-        description="Connections of the dispatchers and the timer, apart from the API's pool "
-        "(a flood of requests must not hold up sending) and the consumer's.",
+        description="Connections of the late-order timer, apart from the API's pool (a flood "
+        "of requests must not hold up sending) and the consumer's; each dispatcher keeps one "
+        "connection of its own besides.",
     )
     late_grace_seconds: float = Field(default=300.0, ge=0, description="Estimate + this = late.")
     dispatcher_poll_seconds: float = Field(

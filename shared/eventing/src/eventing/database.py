@@ -152,7 +152,12 @@ def new_engine(database_url: str, **options: Any) -> AsyncEngine:
 
 
 def _drop_row_values(context: ExceptionContext) -> None:
-    error: BaseException | None = context.original_exception
+    drop_row_values(context.original_exception)
+
+
+def drop_row_values(error: BaseException | None) -> None:
+    """Drop PostgreSQL's DETAIL from ``error`` and its chain (see ``new_engine``); for errors of
+    plain asyncpg connections, which no engine sees."""
     seen: set[int] = set()  # a chain can loop back on itself
     while error is not None and id(error) not in seen:
         seen.add(id(error))
@@ -209,13 +214,7 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine, "checkout", checked_out)
 
 
-def session_factory(
-    engine: AsyncEngine, *, autocommit: bool = False
-) -> async_sessionmaker[AsyncSession]:
-    """Sessions on ``engine``; ``autocommit``: each statement commits on its own (no BEGIN or
-    COMMIT is sent), for callers whose every write is one statement."""
-    if autocommit:
-        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 

@@ -11,9 +11,8 @@ does not replace a newer one, a cancelled or fired timer is not re-armed.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import RowMapping, delete, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -35,12 +34,10 @@ from notifications.domain.messages import (
     Contact,
     Delivery,
     DeliveryStatus,
-    DueDelivery,
     DueTimer,
     Kind,
     Message,
     NewDelivery,
-    SentMessage,
     TimerStatus,
     utc_now,
 )
@@ -117,52 +114,6 @@ class AbstractRepository(abc.ABC):
         """Give the order's deliveries recorded before its customer was known their customer."""
 
     @abc.abstractmethod
-    async def lease_due(
-        self, channel: Channel, now: datetime, lease_until: datetime, limit: int
-    ) -> list[DueDelivery]:
-        """Up to ``limit`` of the pending deliveries of ``channel`` due by ``now``, oldest
-        first, that no other transaction holds, in one statement: each is made due again at
-        ``lease_until``, so that no other dispatcher takes it before then."""
-
-    @abc.abstractmethod
-    async def release(
-        self, delivery_ids: Sequence[int], lease_until: datetime, now: datetime
-    ) -> None:
-        """Make the deliveries still pending under this lease due at ``now`` again."""
-
-    @abc.abstractmethod
-    async def count_pending(self, channel: Channel) -> int: ...
-
-    @abc.abstractmethod
-    async def postpone(
-        self,
-        delivery_id: int,
-        *,
-        customer_id: str | None,
-        next_attempt_at: datetime,
-        reason: str,
-        now: datetime,
-        attempts: int | None = None,
-    ) -> None:
-        """Keep the delivery pending until ``next_attempt_at``; ``attempts`` None: unchanged."""
-
-    @abc.abstractmethod
-    async def finish(
-        self,
-        delivery_id: int,
-        status: DeliveryStatus,
-        *,
-        customer_id: str | None,
-        reason: str | None,
-        now: datetime,
-        attempts: int | None = None,
-        sent_at: datetime | None = None,
-        sent: SentMessage | None = None,
-    ) -> None:
-        """Record the delivery's outcome; None leaves ``attempts``, ``sent_at`` and what was
-        ``sent`` as they are."""
-
-    @abc.abstractmethod
     async def skip_pending(
         self, customer_id: str, channels: Iterable[Channel], reason: str
     ) -> None:
@@ -173,13 +124,6 @@ class AbstractRepository(abc.ABC):
         """Forget where the customer's deliveries on ``channels`` went and what they said."""
 
     # ------------------------------------------------------------------ in-app messages
-    @abc.abstractmethod
-    async def send_in_app(
-        self, delivery: Delivery, *, customer_id: str, body: str, now: datetime
-    ) -> None:
-        """Write the delivery's in-app message (once per event) and record it sent, in one
-        statement."""
-
     @abc.abstractmethod
     async def add_message(
         self,
@@ -364,138 +308,6 @@ class SqlAlchemyRepository(AbstractRepository):
             .values(customer_id=customer_id)
         )
 
-    async def lease_due(
-        self, channel: Channel, now: datetime, lease_until: datetime, limit: int
-    ) -> list[DueDelivery]:
-        due = (
-            select(D.id)
-            .where(
-                D.channel == channel.value,
-                D.status == DeliveryStatus.PENDING.value,
-                D.next_attempt_at <= now,
-            )
-            .order_by(D.next_attempt_at, D.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("due")
-        )
-        leased = (
-            update(deliveries_table)
-            .where(D.id.in_(select(due.c.id)))
-            .values(next_attempt_at=lease_until)
-            .returning(*deliveries_table.c)
-            .cte("leased")
-        )
-        customer_id = func.coalesce(leased.c.customer_id, orders_table.c.customer_id)
-        contacts = contacts_table.c
-        statement = (
-            select(
-                leased,
-                customer_id.label("known_customer_id"),
-                *(column.label(f"contact_{column.name}") for column in contacts),
-                erased_customers_table.c.customer_id.is_not(None).label("erased"),
-            )
-            .select_from(
-                leased.outerjoin(orders_table, orders_table.c.order_id == leased.c.order_id)
-                .outerjoin(contacts_table, contacts.customer_id == customer_id)
-                .outerjoin(
-                    erased_customers_table, erased_customers_table.c.customer_id == customer_id
-                )
-            )
-            .order_by(leased.c.id)
-        )
-        rows = (await self._session.execute(statement)).mappings().all()
-        return [
-            DueDelivery(
-                delivery=delivery_from_row(row),
-                customer_id=row["known_customer_id"],
-                contact=(
-                    None
-                    if row["contact_customer_id"] is None
-                    else contact_from_row(row, prefix="contact_")
-                ),
-                erased=row["erased"],
-            )
-            for row in rows
-        ]
-
-    async def release(
-        self, delivery_ids: Sequence[int], lease_until: datetime, now: datetime
-    ) -> None:
-        await self._session.execute(
-            update(deliveries_table)
-            .where(
-                D.id.in_(delivery_ids),
-                D.status == DeliveryStatus.PENDING.value,
-                D.next_attempt_at == lease_until,
-            )
-            .values(next_attempt_at=now)
-        )
-
-    async def count_pending(self, channel: Channel) -> int:
-        pending = await self._session.scalar(
-            select(func.count())
-            .select_from(deliveries_table)
-            .where(D.channel == channel.value, D.status == DeliveryStatus.PENDING.value)
-        )
-        return int(pending or 0)
-
-    async def postpone(
-        self,
-        delivery_id: int,
-        *,
-        customer_id: str | None,
-        next_attempt_at: datetime,
-        reason: str,
-        now: datetime,
-        attempts: int | None = None,
-    ) -> None:
-        values: dict[str, Any] = {
-            "customer_id": customer_id,
-            "next_attempt_at": next_attempt_at,
-            "reason": reason,
-            "updated_at": now,
-        }
-        if attempts is not None:
-            values["attempts"] = attempts
-        await self._update(delivery_id, values)
-
-    async def finish(
-        self,
-        delivery_id: int,
-        status: DeliveryStatus,
-        *,
-        customer_id: str | None,
-        reason: str | None,
-        now: datetime,
-        attempts: int | None = None,
-        sent_at: datetime | None = None,
-        sent: SentMessage | None = None,
-    ) -> None:
-        values: dict[str, Any] = {
-            "status": status.value,
-            "customer_id": customer_id,
-            "reason": reason,
-            "updated_at": now,
-        }
-        if attempts is not None:
-            values["attempts"] = attempts
-        if sent_at is not None:
-            values["sent_at"] = sent_at
-        if sent is not None:
-            values |= {
-                "recipient": sent.recipient,
-                "subject": sent.subject,
-                "body": sent.body,
-                "provider_id": sent.provider_id,
-            }
-        await self._update(delivery_id, values)
-
-    async def _update(self, delivery_id: int, values: Mapping[str, Any]) -> None:
-        await self._session.execute(
-            update(deliveries_table).where(D.id == delivery_id).values(**values)
-        )
-
     async def skip_pending(
         self, customer_id: str, channels: Iterable[Channel], reason: str
     ) -> None:
@@ -515,35 +327,6 @@ class SqlAlchemyRepository(AbstractRepository):
         )
 
     # ------------------------------------------------------------------ in-app messages
-    async def send_in_app(
-        self, delivery: Delivery, *, customer_id: str, body: str, now: datetime
-    ) -> None:
-        message = (
-            insert(messages_table)
-            .values(
-                order_id=delivery.order_id,
-                customer_id=customer_id,
-                channel=Channel.IN_APP.value,
-                kind=delivery.kind.value,
-                body=body,
-                event_id=delivery.event_id,
-            )
-            .on_conflict_do_nothing()
-            .cte("message")
-        )
-        await self._session.execute(
-            update(deliveries_table)
-            .where(D.id == delivery.id)
-            .values(
-                status=DeliveryStatus.SENT.value,
-                customer_id=customer_id,
-                reason=None,
-                updated_at=now,
-                sent_at=now,
-            )
-            .add_cte(message)
-        )
-
     async def add_message(
         self,
         *,

@@ -1,8 +1,8 @@
 """Dispatchers: one per channel, each leasing its channel's due deliveries in batches and sending
 them one at a time.
 
-Every write of a dispatcher is one statement that commits on its own (its unit of work is in
-autocommit), so a batch costs one statement to lease and one per outcome:
+Every write of a dispatcher is one statement that commits on its own (``ports.DeliveryQueue``),
+so a batch costs one statement to lease and one per outcome:
 
 * the lease: up to ``batch_size`` of the oldest due ``pending`` deliveries of the channel that no
   other transaction holds (``FOR UPDATE SKIP LOCKED``), with their customer's contact, are made
@@ -50,7 +50,6 @@ from eventing.failpoints import crash_point, error_point
 from eventing.outage import Outage
 from notifications.adapters import metrics
 from notifications.adapters.doorbell import Doorbell
-from notifications.adapters.repository import AbstractRepository
 from notifications.domain.messages import (
     CONTACT_ERASED,
     Channel,
@@ -67,8 +66,13 @@ from notifications.domain.messages import (
 )
 from notifications.domain.privacy import without_recipient
 from notifications.domain.templates import render
-from notifications.service_layer.ports import Outgoing, Sender, SendError, TransientSendError
-from notifications.service_layer.unit_of_work import AbstractUnitOfWork
+from notifications.service_layer.ports import (
+    DeliveryQueue,
+    Outgoing,
+    Sender,
+    SendError,
+    TransientSendError,
+)
 
 log = logging.getLogger("notifications.dispatch")
 
@@ -90,15 +94,12 @@ class UnexpectedProviderError(Exception):
 
 
 class Dispatcher:
-    """Sends the deliveries of one channel (``sender`` is None for in-app messages).
-
-    ``uow`` must commit each statement on its own (see the module's docstring).
-    """
+    """Sends the deliveries of one channel (``sender`` is None for in-app messages)."""
 
     def __init__(
         self,
         channel: Channel,
-        uow: AbstractUnitOfWork,
+        queue: DeliveryQueue,
         sender: Sender | None,
         retry: RetryPolicy,
         clock: Clock = utc_now,
@@ -110,7 +111,7 @@ class Dispatcher:
         if (sender is None) != (channel is Channel.IN_APP):
             raise ValueError("email and sms need a sender; in-app messages need none")
         self.channel = channel
-        self._uow = uow
+        self._queue = queue
         self._sender = sender
         self._retry = retry
         self._clock = clock
@@ -142,11 +143,10 @@ class Dispatcher:
         finally:
             if self._sender is not None:
                 await self._sender.close()
+            await self._queue.close()
 
     async def refresh_queue_depth(self) -> None:
-        async with self._uow as uow:
-            pending = await uow.repository.count_pending(self.channel)
-        metrics.queue_depth(self.channel, pending)
+        metrics.queue_depth(self.channel, await self._queue.count_pending(self.channel))
         self._queue_depth_due = time.monotonic() + QUEUE_DEPTH_EVERY_SECONDS
 
     async def dispatch_due(self, stopping: asyncio.Event | None = None) -> int:
@@ -155,9 +155,7 @@ class Dispatcher:
         leased."""
         now = self._clock()
         lease_until = now + self._lease
-        async with self._uow as uow:
-            batch = await uow.repository.lease_due(self.channel, now, lease_until, self._batch_size)
-            await uow.commit()
+        batch = await self._queue.lease_due(self.channel, now, lease_until, self._batch_size)
         for position, due in enumerate(batch):
             if (stopping is not None and stopping.is_set()) or (
                 self._clock() > lease_until - self._lease / 2
@@ -165,9 +163,7 @@ class Dispatcher:
                 await self._release(batch[position:], lease_until)
                 break
             try:
-                async with self._uow as uow:
-                    await self._deliver(uow.repository, due, lease_until - self._lease / 4)
-                    await uow.commit()
+                await self._deliver(due, lease_until - self._lease / 4)
             except Exception:
                 await self._release(batch[position:], lease_until)
                 raise
@@ -175,47 +171,39 @@ class Dispatcher:
 
     async def _release(self, rest: list[DueDelivery], lease_until: datetime) -> None:
         try:
-            async with self._uow as uow:
-                await uow.repository.release(
-                    [due.delivery.id for due in rest], lease_until, self._clock()
-                )
-                await uow.commit()
+            await self._queue.release([due.delivery.id for due in rest], lease_until, self._clock())
         except Exception as error:  # noqa: BLE001 - the lease's end releases them instead
             log.warning(
                 "%s dispatcher: %d leased deliveries not released (%s: %s); due when the "
                 "lease ends", self.channel.value, len(rest), type(error).__name__, error,
             )  # fmt: skip
 
-    async def _deliver(
-        self, repository: AbstractRepository, due: DueDelivery, send_by: datetime
-    ) -> None:
+    async def _deliver(self, due: DueDelivery, send_by: datetime) -> None:
         delivery, customer_id, contact = due.delivery, due.customer_id, due.contact
         now = self._clock()
         if customer_id is None:
-            await self._wait_or_skip(repository, delivery, "order not known")
+            await self._wait_or_skip(delivery, "order not known")
             return
         if self.channel is Channel.IN_APP:
             rendered = render(delivery.kind, self.channel, delivery.params)
-            await repository.send_in_app(
+            await self._queue.send_in_app(
                 delivery, customer_id=customer_id, body=rendered.body, now=now
             )
-            self._count(repository, DeliveryStatus.SENT)
+            metrics.notification(self.channel, DeliveryStatus.SENT.value)
             return
         address = address_for(self.channel, contact)
         if isinstance(address, Skip):
             if contact is None and due.erased:
                 # No contact will ever come: an order placed before the erasure, going on after.
                 await self._finish(
-                    repository, delivery, DeliveryStatus.SKIPPED, customer_id=customer_id,
+                    delivery, DeliveryStatus.SKIPPED, customer_id=customer_id,
                     reason=CONTACT_ERASED,
                 )  # fmt: skip
             elif contact is None:
-                await self._wait_or_skip(
-                    repository, delivery, address.reason, customer_id=customer_id
-                )
+                await self._wait_or_skip(delivery, address.reason, customer_id=customer_id)
             else:
                 await self._finish(
-                    repository, delivery, DeliveryStatus.SKIPPED, customer_id=customer_id,
+                    delivery, DeliveryStatus.SKIPPED, customer_id=customer_id,
                     reason=address.reason,
                 )  # fmt: skip
             return
@@ -230,7 +218,7 @@ class Dispatcher:
             reason = without_recipient(error.reason, address)
             if error.retriable and not give_up(attempts, self._retry.max_attempts):
                 delay = retry_delay(attempts, self._retry.base_seconds, self._retry.cap_seconds)
-                await repository.postpone(
+                await self._queue.postpone(
                     delivery.id,
                     attempts=attempts,
                     customer_id=customer_id,
@@ -242,11 +230,11 @@ class Dispatcher:
                     "%s delivery %d: attempt %d failed, next in %.1f s: %s",
                     self.channel.value, delivery.id, attempts, delay, reason,
                 )  # fmt: skip
-                repository.after_commit(lambda: metrics.retried(self.channel))
+                metrics.retried(self.channel)
                 return
             prefix = f"gave up after {attempts} attempts: " if error.retriable else ""
             await self._finish(
-                repository, delivery, DeliveryStatus.FAILED, customer_id=customer_id,
+                delivery, DeliveryStatus.FAILED, customer_id=customer_id,
                 reason=(prefix + reason)[:1000], attempts=attempts,
             )  # fmt: skip
             log.warning(
@@ -261,21 +249,20 @@ class Dispatcher:
             raise UnexpectedProviderError(text) from None
         crash_point("after_provider_accepted")  # the documented window, for the crash test
         await self._finish(
-            repository, delivery, DeliveryStatus.SENT, customer_id=customer_id,
+            delivery, DeliveryStatus.SENT, customer_id=customer_id,
             attempts=attempts, sent_at=self._clock(),
             sent=SentMessage(address, rendered.subject, rendered.body, provider_id),
         )  # fmt: skip
 
     async def _wait_or_skip(
         self,
-        repository: AbstractRepository,
         delivery: Delivery,
         reason: str,
         customer_id: str | None = None,
     ) -> None:
         now = self._clock()
         if now < delivery.wait_until:
-            await repository.postpone(
+            await self._queue.postpone(
                 delivery.id,
                 customer_id=customer_id,
                 next_attempt_at=now + timedelta(seconds=self._retry.wait_poll_seconds),
@@ -283,13 +270,10 @@ class Dispatcher:
                 now=now,
             )
             return
-        await self._finish(
-            repository, delivery, DeliveryStatus.SKIPPED, customer_id=customer_id, reason=reason
-        )
+        await self._finish(delivery, DeliveryStatus.SKIPPED, customer_id=customer_id, reason=reason)
 
     async def _finish(
         self,
-        repository: AbstractRepository,
         delivery: Delivery,
         status: DeliveryStatus,
         *,
@@ -299,15 +283,11 @@ class Dispatcher:
         sent_at: datetime | None = None,
         sent: SentMessage | None = None,
     ) -> None:
-        await repository.finish(
+        await self._queue.finish(
             delivery.id, status, customer_id=customer_id, reason=reason, now=self._clock(),
             attempts=attempts, sent_at=sent_at, sent=sent,
         )  # fmt: skip
-        self._count(repository, status)
-
-    def _count(self, repository: AbstractRepository, status: DeliveryStatus) -> None:
-        channel = self.channel
-        repository.after_commit(lambda: metrics.notification(channel, status.value))
+        metrics.notification(self.channel, status.value)
 
     async def _send(self, outgoing: Outgoing, send_by: datetime) -> str:
         """The sender's answer, or a transient failure if there is none by ``send_by``: past

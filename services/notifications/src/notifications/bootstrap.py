@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import httpx
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -40,7 +38,6 @@ class NotificationsService(ConsumingService):
     requests can take every API connection, and must not stop messages from going out."""
 
     worker_engine: AsyncEngine
-    http_client: httpx.AsyncClient
     dispatchers: list[Dispatcher]
     timers: LateTimers
     poll_seconds: float = 0.5
@@ -69,8 +66,6 @@ def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsSer
         max_attempts=settings.max_attempts,
         wait_poll_seconds=max(settings.dispatcher_poll_seconds, 1.0),
     )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per SMS request otherwise
-    http_client = httpx.AsyncClient()
     worker_engine = create_engine(
         settings.database_url,
         pool_size=settings.worker_database_pool_size,
@@ -93,7 +88,6 @@ def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsSer
         dead_letter_topics={settings.contacts_topic: CUSTOMER_CONTACTS_DEAD_LETTERS.name},
         consumer_settings=NotificationsConsumerSettings(),
         poll_seconds=settings.dispatcher_poll_seconds,
-        http_client=http_client,
         worker_engine=worker_engine,
         # Each dispatcher has a connection of its own (see adapters.delivery_queue).
         dispatchers=[
@@ -111,7 +105,7 @@ def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsSer
             )
             for channel, sender in (
                 (Channel.EMAIL, SmtpEmailSender(settings)),
-                (Channel.SMS, HttpSmsSender(settings, http_client)),
+                (Channel.SMS, HttpSmsSender(settings)),
                 (Channel.IN_APP, None),
             )
         ],
@@ -120,7 +114,7 @@ def bootstrap(settings: NotificationsSettings | None = None) -> NotificationsSer
         code_messenger=CodeMessenger(
             {
                 Channel.EMAIL: SmtpEmailSender(settings),
-                Channel.SMS: HttpSmsSender(settings, http_client),
+                Channel.SMS: HttpSmsSender(settings),
             }
         ),
     )

@@ -40,21 +40,25 @@ class Milestones:
     cancelled_at: datetime | None = None
 
 
+# Which milestone makes which status, first match wins: a cancellation is terminal and wins,
+# then the most advanced step reached. ``derive_status`` applies it here; the projection applies
+# the same table in SQL, where an event's write meets the milestones already stored.
+STATUS_PRECEDENCE: tuple[tuple[str, Status], ...] = (
+    ("cancelled_at", Status.CANCELLED),
+    ("delivered_at", Status.DELIVERED),
+    ("picked_up_at", Status.PICKED_UP),
+    ("departed_at", Status.OUT_FOR_DELIVERY),
+    ("ready_at", Status.READY),
+    ("cooking_started_at", Status.COOKING),
+    ("confirmed_at", Status.CONFIRMED),
+    ("placed_at", Status.PENDING),
+)
+
+
 def derive_status(steps: Milestones) -> Status:
     """The most advanced step reached; a cancellation or a hand-over is terminal and wins."""
-    if steps.cancelled_at is not None:
-        return Status.CANCELLED
-    ordered: tuple[tuple[datetime | None, Status], ...] = (
-        (steps.delivered_at, Status.DELIVERED),
-        (steps.picked_up_at, Status.PICKED_UP),
-        (steps.departed_at, Status.OUT_FOR_DELIVERY),
-        (steps.ready_at, Status.READY),
-        (steps.cooking_started_at, Status.COOKING),
-        (steps.confirmed_at, Status.CONFIRMED),
-        (steps.placed_at, Status.PENDING),
-    )
-    for reached, status in ordered:
-        if reached is not None:
+    for milestone, status in STATUS_PRECEDENCE:
+        if getattr(steps, milestone) is not None:
             return status
     return Status.UNKNOWN
 

@@ -3,8 +3,8 @@
 Every handler is an idempotent upsert, keyed by order id, of the columns that only its event type
 fills; so an order's row is the same whatever order its events arrive in (an order's kitchen
 events may be read before its own events, which travel on another topic), and the consumer's
-inbox makes each event count once. The status is re-derived from the row's milestones after each
-write.
+inbox makes each event count once. The status is derived from the row's milestones by the same
+statement that writes them (``STATUS_PRECEDENCE``, applied in SQL to the stored row).
 """
 
 from __future__ import annotations
@@ -12,12 +12,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, case, func
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.adapters.orm import order_facts_table, order_lines_table
-from analytics.domain.facts import Milestones, derive_status, is_on_time
+from analytics.domain.facts import (
+    STATUS_PRECEDENCE,
+    Milestones,
+    Status,
+    derive_status,
+    is_on_time,
+)
 from contracts.catalogue import (
     KitchenCookingStarted,
     KitchenOrderReady,
@@ -37,51 +43,54 @@ from eventing.consumer import ReceivedEvent
 from service_kit.handlers import EventHandler
 
 facts = order_facts_table.c
-_MILESTONES = (
-    facts.placed_at,
-    facts.confirmed_at,
-    facts.cooking_started_at,
-    facts.kitchen_started_at,
-    facts.order_ready_at,
-    facts.kitchen_ready_at,
-    facts.departed_at,
-    facts.delivered_at,
-    facts.picked_up_at,
-    facts.cancelled_at,
-)
 
 
-def milestones_of(row: Mapping[Any, Any]) -> Milestones:
+def milestones_of(row: Mapping[str, Any]) -> Milestones:
+    """The milestones of a fact row, or of the columns one write fills (absent: not reached)."""
     return Milestones(
-        placed_at=row["placed_at"],
-        confirmed_at=row["confirmed_at"],
-        cooking_started_at=row["kitchen_started_at"] or row["cooking_started_at"],
-        ready_at=row["kitchen_ready_at"] or row["order_ready_at"],
-        departed_at=row["departed_at"],
-        delivered_at=row["delivered_at"],
-        picked_up_at=row["picked_up_at"],
-        cancelled_at=row["cancelled_at"],
+        placed_at=row.get("placed_at"),
+        confirmed_at=row.get("confirmed_at"),
+        cooking_started_at=row.get("kitchen_started_at") or row.get("cooking_started_at"),
+        ready_at=row.get("kitchen_ready_at") or row.get("order_ready_at"),
+        departed_at=row.get("departed_at"),
+        delivered_at=row.get("delivered_at"),
+        picked_up_at=row.get("picked_up_at"),
+        cancelled_at=row.get("cancelled_at"),
+    )
+
+
+def _status_after(written: Mapping[str, Any], excluded: Any) -> ColumnElement[str]:
+    """The status of a stored row once ``written`` is applied to it: ``STATUS_PRECEDENCE`` over
+    the row's milestones, taking the new value of each column being written."""
+
+    def column(name: str) -> ColumnElement[Any]:
+        return excluded[name] if name in written else facts[name]
+
+    milestones: dict[str, ColumnElement[Any]] = {
+        "cooking_started_at": func.coalesce(
+            column("kitchen_started_at"), column("cooking_started_at")
+        ),
+        "ready_at": func.coalesce(column("kitchen_ready_at"), column("order_ready_at")),
+    }
+    return case(
+        *(
+            ((milestones[name] if name in milestones else column(name)).is_not(None), status.value)
+            for name, status in STATUS_PRECEDENCE
+        ),
+        else_=Status.UNKNOWN.value,
     )
 
 
 async def _fill(session: AsyncSession, order_id: str, **columns: Any) -> None:
-    """Set ``columns`` of the order's fact (creating the row), then re-derive its status."""
-    statement = insert(order_facts_table).values(order_id=order_id, status="unknown", **columns)
-    row = (
-        (
-            await session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[facts.order_id], set_=columns
-                ).returning(*_MILESTONES)
-            )
-        )
-        .mappings()
-        .one()
+    """Set ``columns`` of the order's fact (creating the row) and its status, in one statement."""
+    statement = insert(order_facts_table).values(
+        order_id=order_id, status=derive_status(milestones_of(columns)).value, **columns
     )
     await session.execute(
-        update(order_facts_table)
-        .where(facts.order_id == order_id)
-        .values(status=derive_status(milestones_of(row)).value)
+        statement.on_conflict_do_update(
+            index_elements=[facts.order_id],
+            set_={**columns, "status": _status_after(columns, statement.excluded)},
+        )
     )
 
 

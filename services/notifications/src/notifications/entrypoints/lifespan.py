@@ -51,7 +51,6 @@ def notifications_lifespan(
                 for task in late:
                     task.cancel()
                 await service.code_messenger.close()
-                await service.http_client.aclose()
                 await service.worker_engine.dispose()
 
     return lifespan

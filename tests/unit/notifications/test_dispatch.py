@@ -357,3 +357,26 @@ async def test_a_committed_delivery_wakes_its_idle_dispatcher_at_once(clock: Clo
     finally:
         stopping.set()
         await running
+
+
+async def test_after_a_short_batch_the_dispatcher_waits_for_the_bell_without_looking_again(
+    clock: Clock,
+) -> None:
+    doorbell = Doorbell()
+    uow = FakeUnitOfWork()
+    await recorded(uow)
+    sms = FakeSender(Channel.SMS)
+    stopping = asyncio.Event()
+    dispatcher = Dispatcher(Channel.SMS, uow.repository, sms, RETRY, clock, doorbell=doorbell)
+    running = asyncio.create_task(dispatcher.run(poll_seconds=3600, stopping=stopping))
+    try:
+        for _ in range(500):
+            if sms.sent:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        # One lease found the one delivery due; no second look until something rings.
+        assert uow.repository.queue_calls == ["lease_due", "finish"]
+    finally:
+        stopping.set()
+        await running

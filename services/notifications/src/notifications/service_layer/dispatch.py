@@ -138,7 +138,9 @@ class Dispatcher:
                     # Backs off whatever is queued meanwhile: the doorbell is not listened to.
                     await pause(max(poll_seconds, backoff(failures, poll_seconds, 5.0)), stopping)
                     continue
-                if not leased:
+                if leased < self._batch_size:
+                    # A short batch was all that was due: what commits from now on rings (the
+                    # bell was cleared before the lease), so there is nothing to look for yet.
                     await _sleep(poll_seconds, stopping, self._rung)
         finally:
             if self._sender is not None:

@@ -246,6 +246,10 @@ class SmsSink:
     async def start(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # asyncio sets TCP_NODELAY only on sockets whose proto says TCP, which this one's (0)
+        # does not; without it each answer's second write waited for the client's delayed ACK,
+        # about 44 ms a message (0.4 ms with it, measured against the dispatcher's client).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(

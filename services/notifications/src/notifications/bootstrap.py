@@ -34,8 +34,9 @@ from service_kit.service import ConsumingService
 class NotificationsService(ConsumingService):
     """The consumer and database, plus one dispatcher per channel and the late timers.
 
-    The dispatchers and the timers have their own pool (``worker_engine``): a flood of API
-    requests can take every API connection, and must not stop messages from going out."""
+    The dispatchers have a connection each and the timers a pool of their own
+    (``worker_engine``): a flood of API requests can take every API connection, and must not stop
+    messages from going out."""
 
     worker_engine: AsyncEngine
     dispatchers: list[Dispatcher]

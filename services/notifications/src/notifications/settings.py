@@ -54,8 +54,8 @@ class NotificationsSettings(ServiceSettings):
         default=2,
         ge=1,
         description="Connections of the late-order timer, apart from the API's pool (a flood "
-        "of requests must not hold up sending) and the consumer's; each dispatcher keeps one "
-        "connection of its own besides.",
+        "of requests must not hold up late warnings) and the consumer's; each dispatcher keeps "
+        "one connection of its own besides.",
     )
     late_grace_seconds: float = Field(default=300.0, ge=0, description="Estimate + this = late.")
     dispatcher_poll_seconds: float = Field(

@@ -6,7 +6,7 @@ Where an effect of one event lands, per order and channel:
   record. Written by the consumer's handlers in the transaction of their inbox row; worked off by
   one dispatcher per channel (status ``pending`` → ``sent`` | ``failed`` | ``skipped``).
 * ``messages``: the in-app messages customers read, one per (event, channel='in_app'), written
-  by the in-app dispatcher in the transaction that marks its delivery sent.
+  by the in-app dispatcher in the statement that marks its delivery sent.
 * ``late_timers``: one durable "running late" timer per order.
 * ``contacts`` (personal data; erased by a tombstone) and ``orders`` (who ordered, how it is
   fulfilled, the kitchen's estimate, the hash of its tracking token).

@@ -45,8 +45,9 @@ def notifications_lifespan(
                 yield
             finally:
                 stopping.set()
-                # A dispatcher in the middle of a send finishes it (bounded by the provider
-                # timeout) and commits; past that the task is cancelled and its row stays pending.
+                # A dispatcher in the middle of a send finishes it (bounded by its lease), writes
+                # its outcome and releases the rest of its batch; past that the task is cancelled
+                # and what it leased comes due when the lease ends.
                 _, late = await asyncio.wait(workers, timeout=20)
                 for task in late:
                     task.cancel()

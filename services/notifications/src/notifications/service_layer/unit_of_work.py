@@ -2,7 +2,7 @@
 
 ``async with uow:`` begins a transaction; ``await uow.commit()`` commits it, and leaving the
 block without committing rolls it back. A unit of work may be entered again once the block is
-left (a dispatcher uses one for every delivery), but never twice at the same time. The event
+left (the late-order timer uses one for every round), but never twice at the same time. The event
 handlers have none: they write in the consumer's transaction, with its inbox row.
 """
 

@@ -9,11 +9,12 @@ statement that writes them (``STATUS_PRECEDENCE``, applied in SQL to the stored 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ColumnElement, bindparam, case, func
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from analytics.adapters.orm import order_facts_table, order_lines_table
@@ -59,9 +60,9 @@ def milestones_of(row: Mapping[str, Any]) -> Milestones:
     )
 
 
-def _status_after(written: Mapping[str, Any], excluded: Any) -> ColumnElement[str]:
-    """The status of a stored row once ``written`` is applied to it: ``STATUS_PRECEDENCE`` over
-    the row's milestones, taking the new value of each column being written."""
+def _status_after(written: tuple[str, ...], excluded: Any) -> ColumnElement[str]:
+    """The status of a stored row once the columns ``written`` are applied to it:
+    ``STATUS_PRECEDENCE`` over the row's milestones, taking the new value of each."""
 
     def column(name: str) -> ColumnElement[Any]:
         return excluded[name] if name in written else facts[name]
@@ -81,16 +82,28 @@ def _status_after(written: Mapping[str, Any], excluded: Any) -> ColumnElement[st
     )
 
 
+@functools.cache
+def _fill_statement(written: tuple[str, ...]) -> Insert:
+    """The upsert of the columns ``written``, built once per set of columns: building it (the
+    ``excluded`` alias proxies every column of the table) cost more than executing it."""
+    values = {name: bindparam(name, type_=facts[name].type) for name in ("order_id", "status")}
+    values |= {name: bindparam(name, type_=facts[name].type) for name in written}
+    statement = insert(order_facts_table).values(values)
+    return statement.on_conflict_do_update(
+        index_elements=[facts.order_id],
+        set_={
+            **{name: statement.excluded[name] for name in written},
+            "status": _status_after(written, statement.excluded),
+        },
+    )
+
+
 async def _fill(session: AsyncSession, order_id: str, **columns: Any) -> None:
     """Set ``columns`` of the order's fact (creating the row) and its status, in one statement."""
-    statement = insert(order_facts_table).values(
-        order_id=order_id, status=derive_status(milestones_of(columns)).value, **columns
-    )
+    status = derive_status(milestones_of(columns)).value
     await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[facts.order_id],
-            set_={**columns, "status": _status_after(columns, statement.excluded)},
-        )
+        _fill_statement(tuple(sorted(columns))),
+        {"order_id": order_id, "status": status, **columns},
     )
 
 

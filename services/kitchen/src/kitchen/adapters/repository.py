@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,20 +67,13 @@ class TicketRepository:
 
     async def add(self, ticket: Ticket) -> bool:
         """Insert ``ticket``; False (and nothing written) when the order has a ticket already."""
-        inserted = await self._session.execute(
-            insert(tickets_table)
-            .values(**_row(ticket))
-            .on_conflict_do_nothing(index_elements=[T.order_id])
-            .returning(T.order_id)
-        )
+        inserted = await self._session.execute(_ADD_TICKET, _row(ticket))
         return inserted.first() is not None
 
     async def save(self, ticket: Ticket) -> None:
         row = _row(ticket)
-        del row["order_id"]
-        await self._session.execute(
-            update(tickets_table).where(T.order_id == ticket.order_id).values(**row)
-        )
+        row["ticket_order_id"] = row.pop("order_id")
+        await self._session.execute(_SAVE_TICKET, row)
 
     async def set_estimates(self, estimates: Mapping[str, datetime]) -> None:
         """Store ``estimates`` (order id -> estimated ready time) in one statement."""
@@ -118,6 +111,14 @@ class TicketRepository:
             select(func.count()).select_from(tickets_table).where(T.status == status.value)
         )
         return int(counted.scalar_one())
+
+
+# Built once (building a statement and its cache key cost more than running it); their
+# parameters name the columns written. The key's is named apart from the column's own.
+_ADD_TICKET = (
+    insert(tickets_table).on_conflict_do_nothing(index_elements=[T.order_id]).returning(T.order_id)
+)
+_SAVE_TICKET = update(tickets_table).where(T.order_id == bindparam("ticket_order_id"))
 
 
 def _row(ticket: Ticket) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from bench.ceilings import new_topic
 from bench.relay_drain import fill_outbox
 from bench.report import write_reliability_doc
 from bench.stack import bench_infra, log_dir
+from eventing.acls import Grant, Operation, ResourceType, ensure_acls
 from eventing.database import asyncpg_dsn
 from tests.support import processes
 from tests.support.chaos import (
@@ -60,6 +61,12 @@ def _postgres_restarted_mid_burst() -> Fault:
 
     async def inject(system: System, infra: Infra) -> None:
         topic = await new_topic(infra.kafka_bootstrap, "chaos-burst")
+        # The system's relay publishes as its own principal, which may write only the topics
+        # contracts.access names: this one is the bench's, so it is granted here.
+        await ensure_acls(
+            infra.kafka_bootstrap,
+            [Grant("orders-relay", Operation.WRITE, ResourceType.TOPIC, topic)],
+        )
         conn = await asyncpg.connect(asyncpg_dsn(system.databases["orders"]))
         try:
             ids = await fill_outbox(conn, BURST_EVENTS, topic)

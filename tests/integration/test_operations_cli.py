@@ -9,12 +9,16 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from contracts.topics import DEAD_LETTERS
+from eventing.admin import ensure_topics
 from eventing.database import asyncpg_dsn
 from eventing.deadletter import dead_letter_headers
 from eventing.outbox import Outbox, OutboxEvent
+from eventing.topics import TopicSpec
 from tests.support.eventing import eventing_database, order_placed, unique_prefix
 from tests.support.infra import ROOT, Infra
 
@@ -94,4 +98,42 @@ async def test_dead_letters_list_shows_reason_and_origin(infra: Infra) -> None:
         "pizzeria.orders",
         2,
         41,
+    )
+
+
+async def test_topics_are_made_with_the_replication_asked_for(infra: Infra) -> None:
+    spec = TopicSpec(f"{unique_prefix()}replicated", partitions=2, description="a test's")
+    created = await ensure_topics(
+        infra.kafka_bootstrap, [spec], replication_factor=1, min_insync_replicas=1
+    )
+    assert created == [spec.name]
+    admin = AIOKafkaAdminClient(**infra.kafka_options())
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([spec.name])
+        [config] = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, spec.name)]
+        )
+    finally:
+        await admin.close()
+    assert {len(partition["replicas"]) for partition in described["partitions"]} == {1}
+    values = {name: value for name, value, *_ in config.resources[0][4]}
+    assert values["min.insync.replicas"] == "1"
+    # Made already: left as it is.
+    assert await ensure_topics(infra.kafka_bootstrap, [spec], replication_factor=1) == []
+
+
+def test_topics_ensure_refuses_more_in_sync_replicas_than_copies(infra: Infra) -> None:
+    refused = subprocess.run(
+        [
+            *(sys.executable, "-m", "contracts.cli", "--bootstrap-servers", infra.kafka_bootstrap),
+            *("topics", "ensure", "--replication-factor", "1", "--min-insync-replicas", "2"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert refused.returncode != 0
+    assert "min.insync.replicas (2) must be between 1 and the replication factor (1)" in (
+        refused.stderr
     )

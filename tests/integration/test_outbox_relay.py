@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from eventing.acls import Grant, Operation, ResourceType, ensure_acls
 from eventing.database import asyncpg_dsn
 from eventing.failpoints import arm_error, armed_errors, disarm_errors
 from eventing.outbox import Outbox
@@ -35,7 +36,7 @@ from tests.support.eventing import (
     unique_prefix,
 )
 from tests.support.infra import Infra
-from tests.support.kafka import read_topic
+from tests.support.kafka import read_topic, read_whole_topic
 from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess, relay_process
 
@@ -236,6 +237,49 @@ async def test_an_unpublishable_event_is_parked_and_blocks_no_other_order(
     assert report.missing == set()
     assert [(r["aggregate_version"], r["parked"]) for r in rows] == [(1, True), (2, False)]
     assert "MessageSizeTooLargeError" in rows[0]["last_error"]
+
+
+async def test_a_topic_the_relay_may_not_write_parks_its_rows_and_holds_back_no_other(
+    infra: Infra, subject: OutboxUnderTest
+) -> None:
+    """A principal without an ACL for a topic (an operator's slip): each of that topic's rows is
+    parked as unpublishable, with the broker's reason, and the other topic's events go out."""
+    refused = Outbox("/test", topic_prefix=unique_prefix())
+    refused_topic = await create_topic(infra, refused.topic_prefix + order_placed("x").topic)
+    await ensure_acls(
+        infra.kafka_bootstrap,
+        [Grant("orders-relay", Operation.WRITE, ResourceType.TOPIC, subject.topic)],
+    )
+    refused_rows = 300
+    for index in range(refused_rows):
+        await enqueue_events(subject.sessions, refused, f"refused-{index}", 1, 1, EnqueuedStream())
+    stream = EnqueuedStream()
+    for index in range(10):
+        await enqueue_events(subject.sessions, subject.outbox, f"allowed-{index}", 1, 2, stream)
+    relay = relay_process(infra, subject.url, extra_env=infra.principal_env("orders-relay"))
+    relay.start()
+    conn = await asyncpg.connect(subject.dsn)
+    try:
+        await relay.wait_ready()
+        report = check_wire(await wire(infra, subject, stream), stream)
+        parked = await eventually(
+            lambda: conn.fetch(
+                "SELECT last_error FROM outbox WHERE topic = $1 AND parked_at IS NOT NULL",
+                refused_topic,
+            ),
+            until=lambda rows: len(rows) == refused_rows,
+            timeout=60,
+            what="every row of the refused topic parked",
+        )
+        left = await conn.fetchval("SELECT count(*) FROM outbox WHERE parked_at IS NULL")
+    finally:
+        await conn.close()
+        relay.terminate()
+    assert report.missing == set()
+    assert report.duplicates == 0
+    assert all("TopicAuthorizationFailedError" in row["last_error"] for row in parked)
+    assert left == 0
+    assert await read_whole_topic(infra.kafka_bootstrap, refused_topic) == []
 
 
 @pytest.mark.fault

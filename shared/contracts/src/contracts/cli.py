@@ -1,6 +1,6 @@
 """``eventing``: operate the eventing layer (topics, outbox, dead letters, schemas, auth).
 
-    pizzeria topics ensure
+    pizzeria topics ensure [--replication-factor N] [--min-insync-replicas M]
     pizzeria outbox status   --database-url URL
     pizzeria outbox parked   --database-url URL
     pizzeria outbox unpark   --database-url URL [--id N ...]
@@ -84,7 +84,15 @@ async def _run(args: argparse.Namespace) -> int:
         "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092"
     )
     if args.area == "topics":
-        created = await admin.ensure_topics(bootstrap, ALL_TOPICS)
+        try:
+            created = await admin.ensure_topics(
+                bootstrap,
+                ALL_TOPICS,
+                replication_factor=args.replication_factor,
+                min_insync_replicas=args.min_insync_replicas,
+            )
+        except ValueError as error:
+            raise SystemExit(f"topics ensure: {error}") from error
         _print({"created": created})
     elif args.area == "access":
         if args.action == "ensure":
@@ -245,7 +253,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap-servers")
     areas = parser.add_subparsers(dest="area", required=True)
     topics = areas.add_parser("topics", help="create the system's Kafka topics")
-    topics.add_subparsers(dest="action", required=True).add_parser("ensure")
+    ensure_topics = topics.add_subparsers(dest="action", required=True).add_parser("ensure")
+    ensure_topics.add_argument(
+        "--replication-factor",
+        type=int,
+        default=1,
+        help="copies of each partition, for topics not made yet (3 on a three-broker cluster)",
+    )
+    ensure_topics.add_argument(
+        "--min-insync-replicas",
+        type=int,
+        help="the copies a write with acks=all waits for (2 with three copies)",
+    )
     acls = areas.add_parser(
         "access", help="the ACLs of the services' Kafka principals (as the admin principal)"
     )

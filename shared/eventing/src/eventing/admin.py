@@ -26,14 +26,26 @@ async def ensure_topics(
     bootstrap_servers: str,
     topics: Sequence[TopicSpec],
     *,
+    replication_factor: int = 1,
+    min_insync_replicas: int | None = None,
     wait_seconds: float = 60,
     security: KafkaSecurity | None = None,
 ) -> list[str]:
-    """Create the topics that do not exist yet; returns the names created.
+    """Create the topics that do not exist yet, ``replication_factor`` copies of each partition
+    (and, given, ``min.insync.replicas``); returns the names created. Existing topics are left
+    as they are.
 
     Waits up to ``wait_seconds`` for the broker, since this runs right after it starts; then
     raises the broker's last error (aiokafka's ``KafkaError``).
     """
+    if min_insync_replicas is not None and not 1 <= min_insync_replicas <= replication_factor:
+        raise ValueError(
+            f"min.insync.replicas ({min_insync_replicas}) must be between 1 and the "
+            f"replication factor ({replication_factor})"
+        )
+    replicated = (
+        {} if min_insync_replicas is None else {"min.insync.replicas": str(min_insync_replicas)}
+    )
     deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
         admin = AIOKafkaAdminClient(
@@ -51,8 +63,8 @@ async def ensure_topics(
                         NewTopic(
                             name=spec.name,
                             num_partitions=spec.partitions,
-                            replication_factor=1,
-                            topic_configs=dict(spec.config),
+                            replication_factor=replication_factor,
+                            topic_configs={**spec.config, **replicated},
                         )
                         for spec in missing
                     ]

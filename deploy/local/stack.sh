@@ -3,7 +3,8 @@
 # broker (KRaft, single node) from Maven Central jars, and every service of the system.
 #
 #   stack.sh install        install what is missing (postgres, java, maven, uv, python env, kafka jars,
-#                           chromium for the browser tests)
+#                           chromium for the browser tests, helm and the npm validators for the
+#                           chart's tests)
 #   stack.sh python-env     only uv and the Python environment (what `make lint` and `make test-unit`
 #                           need)
 #   stack.sh infra-up       start postgres and kafka, create databases and topics, wait until healthy
@@ -126,12 +127,39 @@ install_browser() {
     fi
 }
 
+# Helm, built from the Go module proxy at a pinned version: the tests render the chart in
+# deploy/helm/ with it (no cluster is needed for `helm template`).
+HELM_VERSION=v4.3.2
+HELM_BIN="$ROOT/.local/helm-$HELM_VERSION/helm"
+
+install_helm() {
+    [ -x "$HELM_BIN" ] && return 0
+    command -v go >/dev/null || apt_install golang-go
+    log "building Helm $HELM_VERSION from the Go module proxy (once; a few minutes)"
+    mkdir -p "$(dirname "$HELM_BIN")"
+    GOBIN="$(dirname "$HELM_BIN")" GOFLAGS=-mod=mod go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" \
+        >"$ROOT/.local/helm-build.log" 2>&1 \
+        || { tail -n 20 "$ROOT/.local/helm-build.log" >&2; die "could not build Helm"; }
+}
+
+# The npm registry's validators the tests run (tests/node/package.json, locked).
+install_node_tools() {
+    command -v npm >/dev/null || apt_install npm
+    local lock="$ROOT/tests/node/package-lock.json" stamp="$ROOT/tests/node/node_modules/.installed"
+    [ -f "$stamp" ] && [ "$stamp" -nt "$lock" ] && return 0
+    log "installing the tests' npm tools (tests/node)"
+    (cd "$ROOT/tests/node" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed in tests/node"
+    touch "$stamp"
+}
+
 cmd_install() {
     mkdir -p "$ROOT/.local"
     install_python
     install_postgres
     install_kafka
     install_browser
+    install_helm
+    install_node_tools
 }
 
 # ---------------------------------------------------------------- helpers

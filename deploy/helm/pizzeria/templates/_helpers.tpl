@@ -32,7 +32,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s/mario-%s:%s" .root.Values.image.registry .service (.root.Values.image.tag | default .root.Chart.AppVersion) -}}
 {{- end -}}
 
-{{/* A process's settings: the defaults, then its own (a shallow merge, key by key). */}}
+{{/* A process's settings: the defaults with its own merged over them (maps merge deeply). */}}
 {{- define "pizzeria.settings" -}}
 {{- $merged := deepCopy .root.Values.defaults -}}
 {{- $merged = mergeOverwrite $merged (deepCopy .own) -}}
@@ -98,6 +98,28 @@ read without a prefix).
 {{- range $name, $ref := .settings.secretEnv }}
 {{ include "pizzeria.secretEnv" (dict "name" $name "ref" $ref) }}
 {{- end }}
+{{- end -}}
+
+{{/*
+Probes on a named port: /healthz says the process is alive (liveness: a stuck event loop is
+restarted), /readyz that its database, broker and consumer are usable (readiness: a pod whose
+consumer stalled leaves the Service's endpoints). Start-up gets two minutes.
+*/}}
+{{- define "pizzeria.probes" -}}
+startupProbe:
+  httpGet: { path: /healthz, port: {{ . }} }
+  periodSeconds: 2
+  failureThreshold: 60
+livenessProbe:
+  httpGet: { path: /healthz, port: {{ . }} }
+  periodSeconds: 10
+  timeoutSeconds: 5
+  failureThreshold: 6
+readinessProbe:
+  httpGet: { path: /readyz, port: {{ . }} }
+  periodSeconds: 5
+  timeoutSeconds: 5
+  failureThreshold: 3
 {{- end -}}
 
 {{/* The container's hardening: the image's own non-root user, nothing writable but /tmp. */}}

@@ -3,12 +3,15 @@
 
 STACK := deploy/local/stack.sh
 UV := uv run --frozen
+# `make run BROKERS=3` / `make up BROKERS=3`: a three-broker Kafka cluster (one broker if unset).
+STACK_ENV := $(if $(BROKERS),KAFKA_BROKERS=$(BROKERS))
 
 .PHONY: help install python-env run up down status test test-unit lint format schemas bench profile chaos sustained reconcile
 
 help:
 	@echo "make run       the whole system in the foreground (Ctrl-C stops everything)"
 	@echo "make up        the same in the background; writes .local/stack/stack.env"
+	@echo "               (BROKERS=3 with either: a three-broker Kafka cluster)"
 	@echo "make down      stop everything started by make up"
 	@echo "make status    what is running"
 	@echo "make test      the whole suite against real Kafka and PostgreSQL"
@@ -30,10 +33,10 @@ python-env:
 	@bash $(STACK) python-env
 
 run:
-	@bash $(STACK) run
+	@$(STACK_ENV) bash $(STACK) run
 
 up:
-	@bash $(STACK) up
+	@$(STACK_ENV) bash $(STACK) up
 
 down:
 	@bash $(STACK) down

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local stack without Docker: PostgreSQL from the machine's server binaries, the real Kafka
-# broker (KRaft, single node) from Maven Central jars, and every service of the system.
+# broker (KRaft; one node, or three with KAFKA_BROKERS=3) from Maven Central jars, and every
+# service of the system.
 #
 #   stack.sh install        install what is missing (postgres, java, maven, uv, python env, kafka jars,
 #                           chromium for the browser tests, helm and the npm validators for the
@@ -12,7 +13,8 @@
 #   stack.sh up             infra-up, migrate, start every service in the background, write stack.env
 #   stack.sh down           stop services, then infra; leaves nothing listening
 #   stack.sh run            up, print the URLs, stream the logs, and stop everything on Ctrl-C
-#   stack.sh kafka-start | kafka-stop | kafka-kill | pg-start | pg-stop | pg-kill   (fault tests)
+#   stack.sh kafka-start | kafka-stop | kafka-kill [NODE] | pg-start | pg-stop | pg-kill   (fault
+#                           tests; a Kafka command acts on every node, or on NODE of a cluster)
 #   stack.sh kafka-env PRINCIPAL   print the exports that make a shell that Kafka principal
 #   stack.sh toxiproxy-up | toxiproxy-down   the fault proxy make chaos puts between services and
 #                           PostgreSQL / Kafka
@@ -347,8 +349,33 @@ cmd_pg_stop() {
 }
 
 # ---------------------------------------------------------------- kafka
-KAFKA_DATA="$STACK_DIR/kafka/data"
-KAFKA_CONFIG="$STACK_DIR/kafka/server.properties"
+# KAFKA_BROKERS=3 makes a cluster of three nodes, each a broker and a KRaft controller (a quorum
+# of three voters), node N on KAFKA_PORT + 10*(N-1) and KAFKA_CONTROLLER_PORT + 10*(N-1): topics
+# get three copies and a write with acks=all waits for two (min.insync.replicas). One node is the
+# default. The choice is kept with the storage, so a restart keeps it.
+KAFKA_BROKERS_FILE="$STACK_DIR/kafka/brokers"
+if [ -z "${KAFKA_BROKERS:-}" ]; then
+    KAFKA_BROKERS="$(cat "$KAFKA_BROKERS_FILE" 2>/dev/null || echo 1)"
+fi
+case "$KAFKA_BROKERS" in 1|3) ;; *) die "KAFKA_BROKERS must be 1 or 3, not $KAFKA_BROKERS" ;; esac
+if [ -f "$KAFKA_BROKERS_FILE" ] && [ "$(cat "$KAFKA_BROKERS_FILE")" != "$KAFKA_BROKERS" ]; then
+    die "the Kafka storage under $STACK_DIR/kafka is for $(cat "$KAFKA_BROKERS_FILE") broker(s); remove it to change"
+fi
+KAFKA_NODES="$(seq 1 "$KAFKA_BROKERS" | tr '\n' ' ')"
+# Node 1 keeps the single broker's names (pid "kafka", data/, server.properties).
+kafka_name() { if [ "$1" = 1 ]; then echo kafka; else echo "kafka-$1"; fi; }
+kafka_port() { echo $((KAFKA_PORT + 10 * ($1 - 1))); }
+kafka_controller_port() { echo $((KAFKA_CONTROLLER_PORT + 10 * ($1 - 1))); }
+kafka_data() { if [ "$1" = 1 ]; then echo "$STACK_DIR/kafka/data"; else echo "$STACK_DIR/kafka/data-$1"; fi; }
+kafka_config() { if [ "$1" = 1 ]; then echo "$STACK_DIR/kafka/server.properties"; else echo "$STACK_DIR/kafka/server-$1.properties"; fi; }
+kafka_bootstrap() {
+    local node addresses=()
+    for node in $KAFKA_NODES; do addresses+=("127.0.0.1:$(kafka_port "$node")"); done
+    (IFS=,; echo "${addresses[*]}")
+}
+# Copies of each partition, and how many must have a write before acks=all answers.
+KAFKA_REPLICATION_FACTOR="$KAFKA_BROKERS"
+KAFKA_MIN_INSYNC=$(( KAFKA_BROKERS > 1 ? 2 : 1 ))
 # The broker authenticates every client (SASL/SCRAM-SHA-512) and authorizes it with the ACLs of
 # contracts.access; each process of the system has a principal of its own. The passwords are made
 # with the broker's storage and kept beside it, readable by their owner only ("name password" per
@@ -409,54 +436,91 @@ export_kafka_client() {
 }
 
 # Listening is enough here: `pizzeria topics ensure` then waits until the broker answers requests.
-kafka_ready() { port_open "$KAFKA_PORT"; }
+kafka_ready() { port_open "$(kafka_port "$1")"; }
 
-cmd_kafka_start() {
-    install_kafka
-    mkdir -p "$STACK_DIR/kafka" "$KAFKA_DATA" "$LOG_DIR"
-    make_kafka_credentials
-    echo "$KAFKA_SECURITY" >"$KAFKA_SECURITY_FILE"
-    [ "$KAFKA_SECURITY" = SASL_SSL ] && make_kafka_tls
+# The configuration of node $1, from the one template (deploy/kafka/server.properties.template).
+render_kafka_config() {
+    local node="$1" config data
+    config="$(kafka_config "$node")" data="$(kafka_data "$node")"
     # It holds the broker's own passwords.
-    (umask 077; sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
-        -e "s|@DATA_DIR@|$KAFKA_DATA|g" -e "s|@BROKER_PROTOCOL@|$KAFKA_SECURITY|g" \
+    (umask 077; sed -e "s|@KAFKA_PORT@|$(kafka_port "$node")|g" -e "s|@CONTROLLER_PORT@|$(kafka_controller_port "$node")|g" \
+        -e "s|@DATA_DIR@|$data|g" -e "s|@BROKER_PROTOCOL@|$KAFKA_SECURITY|g" \
         -e "s|@LISTEN_HOST@|127.0.0.1|g" -e "s|@ADVERTISED_HOST@|127.0.0.1|g" \
         -e "s|@ADMIN_PASSWORD@|$(kafka_password admin)|g" -e "s|@CONTROLLER_PASSWORD@|$(kafka_password controller)|g" \
-        "$ROOT/deploy/kafka/server.properties.template" >"$KAFKA_CONFIG")
+        "$ROOT/deploy/kafka/server.properties.template" >"$config")
+    if [ "$KAFKA_BROKERS" -gt 1 ]; then
+        # A static quorum of every node, and the replication of a cluster.
+        local voters=() other
+        for other in $KAFKA_NODES; do voters+=("$other@127.0.0.1:$(kafka_controller_port "$other")"); done
+        sed -i -e "s|^node.id=.*|node.id=$node|" \
+            -e "s|^# One node: every replication factor is 1.|# $KAFKA_BROKERS nodes: $KAFKA_REPLICATION_FACTOR copies, $KAFKA_MIN_INSYNC in sync for a write.|" \
+            -e "s|^controller.quorum.bootstrap.servers=.*|controller.quorum.voters=$(IFS=,; echo "${voters[*]}")|" \
+            -e "s|^\(offsets.topic.replication.factor\)=.*|\1=$KAFKA_REPLICATION_FACTOR|" \
+            -e "s|^\(transaction.state.log.replication.factor\)=.*|\1=$KAFKA_REPLICATION_FACTOR|" \
+            -e "s|^\(share.coordinator.state.topic.replication.factor\)=.*|\1=$KAFKA_REPLICATION_FACTOR|" \
+            -e "s|^\(default.replication.factor\)=.*|\1=$KAFKA_REPLICATION_FACTOR|" \
+            -e "s|^\(transaction.state.log.min.isr\)=.*|\1=$KAFKA_MIN_INSYNC|" \
+            -e "s|^\(share.coordinator.state.topic.min.isr\)=.*|\1=$KAFKA_MIN_INSYNC|" \
+            -e "s|^\(min.insync.replicas\)=.*|\1=$KAFKA_MIN_INSYNC|" \
+            "$config"
+    fi
     if [ "$KAFKA_SECURITY" = SASL_SSL ]; then
         # The broker's certificate, and its own trust in it for its inter-broker client.
         printf '%s\n' "ssl.keystore.type=PEM" "ssl.keystore.location=$KAFKA_TLS_DIR/broker.pem" \
-            "ssl.truststore.type=PEM" "ssl.truststore.location=$KAFKA_TLS_DIR/ca.crt" >>"$KAFKA_CONFIG"
+            "ssl.truststore.type=PEM" "ssl.truststore.location=$KAFKA_TLS_DIR/ca.crt" >>"$config"
     fi
     if [ -n "${KAFKA_PROXIED_PORT:-}" ]; then
         # A second listener whose clients are told to come back through a fault proxy
         # (KAFKA_PROXY_PORT, forwarding to this port): `make chaos` puts the services behind it.
+        [ "$KAFKA_BROKERS" = 1 ] || die "KAFKA_PROXIED_PORT is for a single broker"
         sed -i -e "s|^listeners=\(.*\)|listeners=\1,PROXIED://127.0.0.1:$KAFKA_PROXIED_PORT|" \
             -e "s|^advertised.listeners=\(.*\)|advertised.listeners=\1,PROXIED://127.0.0.1:$KAFKA_PROXY_PORT|" \
             -e "s|^listener.security.protocol.map=\(.*\)|listener.security.protocol.map=\1,PROXIED:$KAFKA_SECURITY|" \
-            "$KAFKA_CONFIG"
-        echo 'listener.name.proxied.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;' >>"$KAFKA_CONFIG"
+            "$config"
+        echo 'listener.name.proxied.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;' >>"$config"
     fi
-    local java_opts=(-cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.yaml"
+}
+
+kafka_java_opts() {
+    KAFKA_JAVA_OPTS=(-cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.yaml"
         $KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true)
-    if [ ! -f "$KAFKA_DATA/meta.properties" ]; then
-        local cluster_id
+}
+
+# kafka-start [NODE]: every node, or the one given (after kafka-kill NODE, say).
+cmd_kafka_start() {
+    install_kafka
+    mkdir -p "$STACK_DIR/kafka" "$LOG_DIR"
+    make_kafka_credentials
+    echo "$KAFKA_SECURITY" >"$KAFKA_SECURITY_FILE"
+    echo "$KAFKA_BROKERS" >"$KAFKA_BROKERS_FILE"
+    [ "$KAFKA_SECURITY" = SASL_SSL ] && make_kafka_tls
+    kafka_java_opts
+    local nodes="${1:-$KAFKA_NODES}" node name cluster_id
+    for node in $nodes; do
+        mkdir -p "$(kafka_data "$node")"
+        render_kafka_config "$node"
+        [ -f "$(kafka_data "$node")/meta.properties" ] && continue
+        # Every node of a cluster is formatted with one id, kept beside the storage.
         # --cluster-id=<id>: a random id may start with "-", which the option parser would take for a flag.
-        cluster_id="$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
-        log "formatting Kafka storage (cluster $cluster_id) with a SCRAM user per principal"
-        local scram=() name
-        for name in $(kafka_principals); do
-            scram+=(--add-scram "SCRAM-SHA-512=[name=$name,password=$(kafka_password "$name")]")
+        [ -s "$STACK_DIR/kafka/cluster-id" ] || python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' >"$STACK_DIR/kafka/cluster-id"
+        cluster_id="$(cat "$STACK_DIR/kafka/cluster-id")"
+        log "formatting Kafka storage of node $node (cluster $cluster_id) with a SCRAM user per principal"
+        local scram=() principal quorum=()
+        for principal in $(kafka_principals); do
+            scram+=(--add-scram "SCRAM-SHA-512=[name=$principal,password=$(kafka_password "$principal")]")
         done
-        java "${java_opts[@]}" kafka.tools.StorageTool format --standalone --cluster-id="$cluster_id" -c "$KAFKA_CONFIG" \
+        [ "$KAFKA_BROKERS" = 1 ] && quorum=(--standalone)  # a cluster's voters are in its configuration
+        java "${KAFKA_JAVA_OPTS[@]}" kafka.tools.StorageTool format "${quorum[@]}" --cluster-id="$cluster_id" -c "$(kafka_config "$node")" \
             "${scram[@]}" >"$LOG_DIR/kafka-format.log" 2>&1 || fail_with_log kafka-format "formatting Kafka storage failed"
-    fi
-    if pid_alive kafka; then log "kafka already running"; else
-        log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$KAFKA_PORT"
-        : >"$LOG_DIR/kafka.log"
-        spawn kafka java "${java_opts[@]}" kafka.Kafka "$KAFKA_CONFIG"
-    fi
-    wait_for kafka 90 kafka_ready
+    done
+    for node in $nodes; do
+        name="$(kafka_name "$node")"
+        if pid_alive "$name"; then log "$name already running"; continue; fi
+        log "starting Kafka $KAFKA_VERSION node $node on 127.0.0.1:$(kafka_port "$node")"
+        : >"$LOG_DIR/$name.log"
+        spawn "$name" java "${KAFKA_JAVA_OPTS[@]}" kafka.Kafka "$(kafka_config "$node")"
+    done
+    for node in $nodes; do wait_for "$(kafka_name "$node")" 90 kafka_ready "$node"; done
 }
 
 # `eval "$(stack.sh kafka-env analyst)"`: this shell talks to the broker as that principal.
@@ -465,13 +529,28 @@ cmd_kafka_env() {
     [ -s "$KAFKA_CREDENTIALS" ] || die "no broker credentials in $KAFKA_CREDENTIALS: start the stack first"
     export_kafka_client "$1"
     printf 'export KAFKA_BOOTSTRAP_SERVERS=%q KAFKA_SECURITY_PROTOCOL=%q KAFKA_SASL_MECHANISM=%q KAFKA_SASL_USERNAME=%q KAFKA_SASL_PASSWORD=%q\n' \
-        "127.0.0.1:$KAFKA_PORT" "$KAFKA_SECURITY_PROTOCOL" "$KAFKA_SASL_MECHANISM" "$KAFKA_SASL_USERNAME" "$KAFKA_SASL_PASSWORD"
+        "$(kafka_bootstrap)" "$KAFKA_SECURITY_PROTOCOL" "$KAFKA_SASL_MECHANISM" "$KAFKA_SASL_USERNAME" "$KAFKA_SASL_PASSWORD"
     [ "$KAFKA_SECURITY" = SASL_SSL ] && printf 'export KAFKA_SSL_CAFILE=%q\n' "$KAFKA_SSL_CAFILE"
     return 0
 }
 
-cmd_kafka_stop() { log "stopping Kafka"; terminate kafka 30; }
-cmd_kafka_kill() { pid_alive kafka && kill -KILL -- "-$(cat "$PID_DIR/kafka.pid")" 2>/dev/null; rm -f "$PID_DIR/kafka.pid"; }
+# kafka-stop [NODE], kafka-kill [NODE]: every node, or the one given.
+cmd_kafka_stop() {
+    local node
+    log "stopping Kafka${1:+ node $1}"
+    # Side by side: a cluster's last node would wait for a quorum that had already left.
+    for node in ${1:-$KAFKA_NODES}; do terminate "$(kafka_name "$node")" 30 & done
+    wait
+}
+cmd_kafka_kill() {
+    local node name
+    for node in ${1:-$KAFKA_NODES}; do
+        name="$(kafka_name "$node")"
+        pid_alive "$name" && kill -KILL -- "-$(cat "$PID_DIR/$name.pid")" 2>/dev/null
+        rm -f "$PID_DIR/$name.pid"
+    done
+    return 0
+}
 
 # ---------------------------------------------------------------- toxiproxy (make chaos)
 # A real fault proxy (Shopify's Toxiproxy, built from the Go module proxy): `make chaos` routes
@@ -513,7 +592,7 @@ export_service_env() {
     # A stack on this machine, for development: the services accept the public development
     # token secret and sinks only when told so (anywhere else they refuse to start).
     export AUTH_ENVIRONMENT=development
-    export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT"
+    KAFKA_BOOTSTRAP_SERVERS="$(kafka_bootstrap)"; export KAFKA_BOOTSTRAP_SERVERS
     export ORDERS_DATABASE_URL; ORDERS_DATABASE_URL="$(db_url orders)"
     export KITCHEN_DATABASE_URL; KITCHEN_DATABASE_URL="$(db_url kitchen)"
     export NOTIFICATIONS_DATABASE_URL; NOTIFICATIONS_DATABASE_URL="$(db_url notifications)"
@@ -539,7 +618,10 @@ cmd_infra_up() {
     export_service_env
     (
         export_kafka_client admin
-        cd "$ROOT" && "$PYTHON" -m contracts.cli topics ensure >/dev/null && "$PYTHON" -m contracts.cli access ensure >/dev/null
+        cd "$ROOT" \
+            && "$PYTHON" -m contracts.cli topics ensure --replication-factor "$KAFKA_REPLICATION_FACTOR" \
+                --min-insync-replicas "$KAFKA_MIN_INSYNC" >/dev/null \
+            && "$PYTHON" -m contracts.cli access ensure >/dev/null
     ) || die "could not create the Kafka topics and ACLs"
     log "infrastructure healthy in $((SECONDS - started))s"
 }
@@ -570,8 +652,8 @@ export NOTIFICATIONS_URL=http://127.0.0.1:$NOTIFICATIONS_PORT
 export ANALYTICS_URL=http://127.0.0.1:$ANALYTICS_PORT
 export ORDERS_RELAY_METRICS_URL=http://127.0.0.1:$ORDERS_RELAY_METRICS_PORT/metrics
 export KITCHEN_RELAY_METRICS_URL=http://127.0.0.1:$KITCHEN_RELAY_METRICS_PORT/metrics
-export KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
-export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT
+export KAFKA_BOOTSTRAP=$(kafka_bootstrap)
+export KAFKA_BOOTSTRAP_SERVERS=$(kafka_bootstrap)
 export ORDERS_DATABASE_URL=$(db_url orders)
 export KITCHEN_DATABASE_URL=$(db_url kitchen)
 export NOTIFICATIONS_DATABASE_URL=$(db_url notifications)
@@ -629,7 +711,7 @@ cmd_up() {
   Kitchen display     http://127.0.0.1:$KITCHEN_PORT/display
   Orders relay        http://127.0.0.1:$ORDERS_RELAY_METRICS_PORT/metrics
   Kitchen relay       http://127.0.0.1:$KITCHEN_RELAY_METRICS_PORT/metrics
-  Kafka               127.0.0.1:$KAFKA_PORT ($KAFKA_SECURITY, SCRAM-SHA-512; principals and passwords: $KAFKA_CREDENTIALS)
+  Kafka               $(kafka_bootstrap) ($KAFKA_BROKERS broker(s), $KAFKA_SECURITY, SCRAM-SHA-512; principals and passwords: $KAFKA_CREDENTIALS)
   Notification sinks  SMTP 127.0.0.1:$SMTP_SINK_PORT, SMS http://127.0.0.1:$SMS_SINK_PORT (received: $STACK_DIR/sinks)
   PostgreSQL          127.0.0.1:$PG_PORT, one role per service database (passwords: $PG_CREDENTIALS)
   Logs                $LOG_DIR
@@ -666,7 +748,11 @@ SUPERVISED=(orders orders-relay kitchen kitchen-relay notifications notification
 # One line per process; a supervised one with its restarts and how its last run ended.
 cmd_status() {
     find_pg_bin && pg_ready && echo "postgres: running on $PG_PORT" || echo "postgres: stopped"
-    if pid_alive kafka; then echo "kafka: running (pid $(cat "$PID_DIR/kafka.pid"))"; else echo "kafka: stopped"; fi
+    local node kafka
+    for node in $KAFKA_NODES; do
+        kafka="$(kafka_name "$node")"
+        if pid_alive "$kafka"; then echo "$kafka: running (pid $(cat "$PID_DIR/$kafka.pid"))"; else echo "$kafka: stopped"; fi
+    done
     local name child restarts last_exit
     for name in "${SUPERVISED[@]}"; do
         if ! pid_alive "$name"; then echo "$name: stopped"; continue; fi
@@ -694,9 +780,9 @@ case "${1:-}" in
     pg-kill) cmd_pg_kill ;;
     toxiproxy-up) cmd_toxiproxy_up ;;
     toxiproxy-down) cmd_toxiproxy_down ;;
-    kafka-start) cmd_kafka_start ;;
-    kafka-stop) cmd_kafka_stop ;;
-    kafka-kill) cmd_kafka_kill ;;
+    kafka-start) cmd_kafka_start "${2:-}" ;;
+    kafka-stop) cmd_kafka_stop "${2:-}" ;;
+    kafka-kill) cmd_kafka_kill "${2:-}" ;;
     kafka-env) cmd_kafka_env "${2:-}" ;;
     *) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -100,14 +100,15 @@ class Infra:
             capture_output=True,
         )
 
-    def kafka_kill(self) -> None:
-        self.stack("kafka-kill", check=False)
+    def kafka_kill(self, node: int | None = None) -> None:
+        """SIGKILL every broker, or node ``node`` of a cluster."""
+        self.stack("kafka-kill", *_node(node), check=False)
 
-    def kafka_stop(self) -> None:
-        self.stack("kafka-stop")
+    def kafka_stop(self, node: int | None = None) -> None:
+        self.stack("kafka-stop", *_node(node))
 
-    def kafka_start(self) -> None:
-        self.stack("kafka-start")
+    def kafka_start(self, node: int | None = None) -> None:
+        self.stack("kafka-start", *_node(node))
 
     def database_url(self, database: str) -> str:
         """SQLAlchemy URL of ``database`` on the test server."""
@@ -164,7 +165,7 @@ def start_infra(local_env: dict[str, str] | None = None) -> Infra:
         raise RuntimeError(f"unknown TEST_INFRA {mode!r}: use local, external or testcontainers")
     infra = Infra(
         mode,
-        kafka_bootstrap=f"127.0.0.1:{local_env['KAFKA_PORT']}",
+        kafka_bootstrap=local_bootstrap(local_env),
         postgres_dsn=f"postgresql://pizzeria:pizzeria@127.0.0.1:{local_env['PG_PORT']}/postgres",
         local_env=local_env,
     )
@@ -191,6 +192,16 @@ def start_infra(local_env: dict[str, str] | None = None) -> Infra:
     if not keep:
         infra._cleanup.append(lambda: infra.stack("infra-down", check=False))
     return infra
+
+
+def local_bootstrap(local_env: dict[str, str]) -> str:
+    """The brokers of a local stack: node N listens on KAFKA_PORT + 10 * (N - 1) (stack.sh)."""
+    first, brokers = int(local_env["KAFKA_PORT"]), int(local_env.get("KAFKA_BROKERS", "1"))
+    return ",".join(f"127.0.0.1:{first + 10 * node}" for node in range(brokers))
+
+
+def _node(node: int | None) -> tuple[str, ...]:
+    return () if node is None else (str(node),)
 
 
 def _credentials(path: Path) -> dict[str, str]:

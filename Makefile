@@ -6,7 +6,7 @@ UV := uv run --frozen
 # `make run BROKERS=3` / `make up BROKERS=3`: a three-broker Kafka cluster (one broker if unset).
 STACK_ENV := $(if $(BROKERS),KAFKA_BROKERS=$(BROKERS))
 
-.PHONY: help install python-env run up down status test test-unit lint format schemas bench profile chaos sustained reconcile
+.PHONY: help install python-env run up down status test test-unit lint format schemas bench profile chaos chaos-cluster sustained reconcile
 
 help:
 	@echo "make run       the whole system in the foreground (Ctrl-C stops everything)"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench     benchmarks beside the machine's ceilings -> bench/results, docs/performance.md"
 	@echo "make profile   flame graphs of every process at 10 orders/s -> docs/perf/"
 	@echo "make chaos     faults while orders flow, each reconciled -> bench/results/chaos.json"
+	@echo "make chaos-cluster  the same on three brokers -> bench/results/chaos-cluster.json"
 	@echo "make sustained 10 minutes at 100 orders/s, reconciled, memory sampled"
 	@echo "make reconcile check the last hour of the make up stack: nothing lost, nothing doubled"
 
@@ -71,6 +72,9 @@ profile: install
 
 chaos: install
 	$(UV) python -m bench.chaos
+
+chaos-cluster: install
+	$(UV) python -m bench.chaos --cluster
 
 sustained: install
 	$(UV) python -m bench.sustained

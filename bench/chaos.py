@@ -35,6 +35,7 @@ from eventing.database import asyncpg_dsn
 from tests.support import processes
 from tests.support.chaos import (
     Fault,
+    broker_failover,
     broker_killed,
     fetch_count,
     killed,
@@ -48,10 +49,13 @@ from tests.support.polling import NotReached, eventually
 from tests.support.system import System, start_system
 
 RESULTS = ROOT / "bench" / "results" / "chaos.json"
+CLUSTER_RESULTS = ROOT / "bench" / "results" / "chaos-cluster.json"
 BURST_EVENTS = 10_000
 # The chaos stack's ports; the services reach PostgreSQL and Kafka through Toxiproxy.
 PG_PORT, KAFKA_PORT = 25472, 29132
 PG_PROXY_PORT, KAFKA_PROXIED_PORT, KAFKA_PROXY_PORT, TOXIPROXY_PORT = 25473, 29134, 29135, 28474
+# The three-broker cluster's stack (`--cluster`): brokers on 29162, 29172 and 29182, no proxy.
+CLUSTER_PG_PORT, CLUSTER_KAFKA_PORT = 25492, 29162
 
 
 def _postgres_restarted_mid_burst() -> Fault:
@@ -220,6 +224,10 @@ FAULTS: dict[str, Fault] = {
 }
 
 
+# On the three-broker cluster (`make chaos-cluster`): a broker's failure is a failover.
+CLUSTER_FAULTS: dict[str, Fault] = {"broker-failover": broker_failover()}
+
+
 def clean(run: dict[str, Any]) -> bool:
     """Nothing lost, nothing doubled, no lifecycle given up, nothing left down or stuck."""
     return (
@@ -255,42 +263,57 @@ def worst(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def main_async(
-    scenarios: list[str], rate: float, repeat: int, seed: int
+    scenarios: list[str], rate: float, repeat: int, seed: int, *, cluster: bool = False
 ) -> list[dict[str, Any]]:
-    infra = await bench_infra(
-        "chaos",
-        pg_port=PG_PORT,
-        kafka_port=KAFKA_PORT,
-        extra_env={
-            "KAFKA_PROXIED_PORT": str(KAFKA_PROXIED_PORT),
-            "KAFKA_PROXY_PORT": str(KAFKA_PROXY_PORT),
-            "TOXIPROXY_PORT": str(TOXIPROXY_PORT),
-        },
-    )
     order = [name for name in scenarios for _ in range(repeat)]
     random.Random(seed).shuffle(order)
+    faults = CLUSTER_FAULTS if cluster else FAULTS
+    if cluster:
+        infra = await bench_infra(
+            "chaos-cluster",
+            pg_port=CLUSTER_PG_PORT,
+            kafka_port=CLUSTER_KAFKA_PORT,
+            extra_env={"KAFKA_BROKERS": "3", "KAFKA_HEAP": "-Xms128m -Xmx512m"},
+        )
+    else:
+        infra = await bench_infra(
+            "chaos",
+            pg_port=PG_PORT,
+            kafka_port=KAFKA_PORT,
+            extra_env={
+                "KAFKA_PROXIED_PORT": str(KAFKA_PROXIED_PORT),
+                "KAFKA_PROXY_PORT": str(KAFKA_PROXY_PORT),
+                "TOXIPROXY_PORT": str(TOXIPROXY_PORT),
+            },
+        )
     runs = []
     try:
-        infra.stack("toxiproxy-up")
-        await TOXIPROXY.create("postgres", PG_PROXY_PORT, PG_PORT)
-        await TOXIPROXY.create("kafka", KAFKA_PROXY_PORT, KAFKA_PROXIED_PORT)
-        system = await start_system(
-            infra,
-            env={"kitchen": {"KITCHEN_CAPACITY": "100000"}},
-            database_port=PG_PROXY_PORT,
-            kafka_bootstrap=f"127.0.0.1:{KAFKA_PROXY_PORT}",
-            log_dir=log_dir("chaos"),
-        )
+        if cluster:
+            system = await start_system(
+                infra, env={"kitchen": {"KITCHEN_CAPACITY": "100000"}}, log_dir=log_dir("chaos")
+            )
+        else:
+            infra.stack("toxiproxy-up")
+            await TOXIPROXY.create("postgres", PG_PROXY_PORT, PG_PORT)
+            await TOXIPROXY.create("kafka", KAFKA_PROXY_PORT, KAFKA_PROXIED_PORT)
+            system = await start_system(
+                infra,
+                env={"kitchen": {"KITCHEN_CAPACITY": "100000"}},
+                database_port=PG_PROXY_PORT,
+                kafka_bootstrap=f"127.0.0.1:{KAFKA_PROXY_PORT}",
+                log_dir=log_dir("chaos"),
+            )
         try:
             for i, name in enumerate(order, 1):
-                print(f"chaos {i}/{len(order)}: {FAULTS[name].description}", file=sys.stderr)
-                result = await run_scenario(system, infra, FAULTS[name], rate=rate)
+                print(f"chaos {i}/{len(order)}: {faults[name].description}", file=sys.stderr)
+                result = await run_scenario(system, infra, faults[name], rate=rate)
                 print(json.dumps(result), file=sys.stderr)
                 runs.append(result)
         finally:
             system.stop()
     finally:
-        infra.stack("toxiproxy-down", check=False)
+        if not cluster:
+            infra.stack("toxiproxy-down", check=False)
         infra.stop()
         processes.kill_leftovers()
     return runs
@@ -301,13 +324,22 @@ def main() -> None:
     # 4, not 5: a 2-core machine carries about 5 whole lifecycles a second with nothing to spare,
     # and the services' traffic through the fault proxy costs about a fifth of a core more.
     parser.add_argument("--rate", type=float, default=4.0, help="orders per second")
-    parser.add_argument("--scenarios", nargs="*", choices=list(FAULTS), default=list(FAULTS))
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="on a three-broker Kafka cluster, its scenarios (results: chaos-cluster.json)",
+    )
+    parser.add_argument("--scenarios", nargs="*", choices=[*FAULTS, *CLUSTER_FAULTS], default=None)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each scenario")
     parser.add_argument("--seed", type=int, default=None, help="of the shuffled order")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 32)
-    runs = asyncio.run(main_async(args.scenarios, args.rate, args.repeat, seed))
-    by_scenario = {name: [r for r in runs if r["scenario"] == name] for name in args.scenarios}
+    every = list(CLUSTER_FAULTS if args.cluster else FAULTS)
+    scenarios = args.scenarios or every
+    if not set(scenarios) <= set(every):
+        parser.error(f"{'--cluster runs' if args.cluster else 'without --cluster, runs'}: {every}")
+    runs = asyncio.run(main_async(scenarios, args.rate, args.repeat, seed, cluster=args.cluster))
+    by_scenario = {name: [r for r in runs if r["scenario"] == name] for name in scenarios}
     document = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": _commit(),
@@ -320,11 +352,12 @@ def main() -> None:
         ],
         "runs": runs,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    results = CLUSTER_RESULTS if args.cluster else RESULTS
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(document, indent=2) + "\n")
     print(json.dumps(document["scenarios"], indent=2))
-    if set(args.scenarios) == set(FAULTS):
-        write_reliability_doc(chaos=document)
+    if set(scenarios) == set(every):
+        write_reliability_doc(**{"cluster_chaos" if args.cluster else "chaos": document})
     sys.exit(0 if runs and all(clean(r) for r in runs) else 1)
 
 

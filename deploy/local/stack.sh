@@ -463,6 +463,9 @@ render_kafka_config() {
             -e "s|^\(share.coordinator.state.topic.min.isr\)=.*|\1=$KAFKA_MIN_INSYNC|" \
             -e "s|^\(min.insync.replicas\)=.*|\1=$KAFKA_MIN_INSYNC|" \
             "$config"
+        # A broker back from a crash gets its partitions' leadership back within 20 s (the
+        # preferred-leader election; Kafka checks every 300 s by default).
+        echo "leader.imbalance.check.interval.seconds=20" >>"$config"
     fi
     if [ "$KAFKA_SECURITY" = SASL_SSL ]; then
         # The broker's certificate, and its own trust in it for its inter-broker client.

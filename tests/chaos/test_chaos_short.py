@@ -1,4 +1,5 @@
-"""The short version of ``make chaos``: two of its scenarios, at a low rate, reconciled.
+"""The short version of ``make chaos`` and ``make chaos-cluster``: three of their scenarios, at
+a low rate, reconciled.
 
 Orders flow through their whole life while a real process is killed; afterwards every order
 of the scenario is reconciled against the topics and every service's database.
@@ -15,8 +16,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support.chaos import broker_killed, killed, run_scenario
-from tests.support.infra import Infra
+from tests.support.chaos import broker_failover, broker_killed, killed, run_scenario
+from tests.support.infra import Infra, kafka_cluster
 from tests.support.system import System, start_system
 
 pytestmark = pytest.mark.fault
@@ -81,3 +82,34 @@ async def test_kitchen_killed_while_orders_flow(infra: Infra, chaos_system: Syst
     )
     assert_nothing_lost_or_doubled(result)
     assert result["accepted_during_fault"] > 0, result
+
+
+@pytest.fixture(scope="module")
+async def cluster_system() -> AsyncIterator[tuple[Infra, System]]:
+    with kafka_cluster() as cluster:
+        running = await start_system(cluster, env={"kitchen": {"KITCHEN_CAPACITY": "100000"}})
+        try:
+            yield cluster, running
+        finally:
+            running.stop()
+
+
+@pytest.mark.timeout(600)
+async def test_a_broker_of_three_killed_while_orders_flow_is_a_failover(
+    cluster_system: tuple[Infra, System],
+) -> None:
+    """On three brokers the broker leading most partitions dies: orders are accepted and
+    applied throughout (the others lead its partitions), and it leads again after its
+    restart."""
+    cluster, running = cluster_system
+    result = await run_scenario(
+        running,
+        cluster,
+        broker_failover(leadership_patience=PATIENCE),
+        rate=RATE,
+        stuck_after=PATIENCE,
+        patience=PATIENCE,
+    )
+    assert_nothing_lost_or_doubled(result)
+    assert result["accepted_during_fault"] > 0, result
+    assert result["seconds_until_it_led_again"] is not None, result

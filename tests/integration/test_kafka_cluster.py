@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -25,35 +24,17 @@ from contracts.topics import ALL_TOPICS
 from eventing.admin import ensure_topics
 from eventing.topics import TopicSpec
 from tests.support.eventing import unique_prefix
-from tests.support.infra import ROOT, Infra, start_infra
+from tests.support.infra import CLUSTER_ENV, Infra, kafka_cluster
 from tests.support.kafka import read_whole_topic
 from tests.support.polling import eventually
-
-CLUSTER_ENV = {
-    "STACK_DIR": os.environ.get(
-        "TEST_CLUSTER_STACK_DIR", str(ROOT / ".local" / "test-cluster-stack")
-    ),
-    "PG_PORT": os.environ.get("TEST_CLUSTER_PG_PORT", "25452"),
-    "KAFKA_PORT": os.environ.get("TEST_CLUSTER_KAFKA_PORT", "29192"),
-    "KAFKA_CONTROLLER_PORT": os.environ.get("TEST_CLUSTER_KAFKA_CONTROLLER_PORT", "29193"),
-    "KAFKA_BROKERS": "3",
-    # Three brokers on a small machine: a smaller heap each.
-    "KAFKA_HEAP": "-Xms128m -Xmx512m",
-}
 
 pytestmark = pytest.mark.fault
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Infra]:
-    saved = dict(os.environ)
-    infra = start_infra(dict(CLUSTER_ENV))
-    try:
+    with kafka_cluster() as infra:
         yield infra
-    finally:
-        infra.stop()  # the cluster and its PostgreSQL, unless TEST_KEEP_INFRA=1
-        os.environ.clear()
-        os.environ.update(saved)  # the session's own stack's admin credentials
 
 
 async def describe(infra: Infra, topic: str) -> tuple[list[dict[str, Any]], dict[str, str]]:

@@ -10,10 +10,12 @@ the scenario's orders are reconciled against the topics and every service's data
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,7 +53,7 @@ class Fault:
     # at once (a killed process: ``heal`` only waits for its supervisor to bring it back).
     hold: float | None = None
     # Checks of its own after the system settled: figures to add to the scenario's.
-    verify: Callable[[System, Infra], Awaitable[dict[str, int]]] | None = None
+    verify: Callable[[System, Infra], Awaitable[dict[str, Any]]] | None = None
 
 
 def killed(process: str) -> Fault:
@@ -101,6 +103,75 @@ def paused(process: str) -> Fault:
 def broker_killed() -> Fault:
     """The Kafka broker SIGKILLed, then started again."""
     return on_stack("kafka", "Kafka broker: SIGKILL, restarted", ("kafka-kill",), ("kafka-start",))
+
+
+# The system's busy topics: the broker leading most of their partitions is the one to kill.
+BUSY_TOPICS = ("pizzeria.orders", "pizzeria.kitchen")
+
+
+async def partition_leaders(infra: Infra, topics: tuple[str, ...]) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> the broker leading it (-1 while it has no leader)."""
+    admin = AIOKafkaAdminClient(**infra.kafka_options())
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    return {
+        (topic["topic"], partition["partition"]): partition["leader"]
+        for topic in described
+        for partition in topic["partitions"]
+    }
+
+
+def broker_failover(hold: float = 10, leadership_patience: float = 120) -> Fault:
+    """On a three-broker cluster: the broker leading most of the busy topics' partitions
+    SIGKILLed, started again after ``hold`` seconds. Its partitions' leadership moves to the
+    others at once (their copies are in sync); once it has caught up, the controller's
+    preferred-leader election moves leadership back to it while orders flow: a second move of
+    leaders mid-run. ``verify`` reports which node and how long after its restart it led
+    again."""
+    state: dict[str, Any] = {}
+
+    async def inject(_: System, infra: Infra) -> None:
+        leaders = await partition_leaders(infra, BUSY_TOPICS)
+        state["node"] = Counter(leaders.values()).most_common(1)[0][0]
+        state["led"] = sum(1 for leader in leaders.values() if leader == state["node"])
+        await asyncio.to_thread(infra.kafka_kill, state["node"])
+
+    async def leads_again(infra: Infra, restarted: float) -> float | None:
+        try:
+            await eventually(
+                lambda: partition_leaders(infra, BUSY_TOPICS),
+                until=lambda leaders: state["node"] in leaders.values(),
+                timeout=leadership_patience,
+                interval=0.5,
+                what=f"broker {state['node']} leading again",
+            )
+        except NotReached:
+            return None
+        return round(time.monotonic() - restarted, 1)
+
+    async def heal(_: System, infra: Infra) -> None:
+        await asyncio.to_thread(infra.kafka_start, state["node"])
+        state["leads_again"] = asyncio.create_task(leads_again(infra, time.monotonic()))
+
+    async def verify(_: System, __: Infra) -> dict[str, Any]:
+        return {
+            "killed_broker": state["node"],
+            "partitions_it_led": state["led"],
+            "seconds_until_it_led_again": await state["leads_again"],
+        }
+
+    return Fault(
+        "broker-failover",
+        "Kafka, three brokers: the one leading most partitions SIGKILLed, restarted after "
+        f"{hold:g} s; leadership moves away, then back by the preferred-leader election",
+        inject,
+        heal,
+        hold=hold,
+        verify=verify,
+    )
 
 
 async def group_lags(bootstrap: str) -> dict[str, int]:
@@ -333,8 +404,32 @@ async def run_scenario(
         "recovery_trace": recovery_trace,
         "reconciled_orders": report.orders,
         "findings": [str(f) for f in (report.missing + report.doubled)[:20]],
+        "longest_gaps_seconds": _longest_gaps(run),
         **extra,
     }
+
+
+# Steps whose answers stop when a part of the system does: placement (the orders API takes
+# orders), starting to cook (the kitchen applied the confirmation) and the departure (the orders
+# service applied the kitchen's ready).
+GAP_STEPS = {
+    "accepted": "placed",
+    "kitchen applied": "cooking",
+    "orders applied": "out_for_delivery",
+}
+
+
+def _longest_gaps(run: RunResult) -> dict[str, float | None]:
+    """For each of ``GAP_STEPS``, the longest time without an answer to that step, in seconds."""
+    gaps: dict[str, float | None] = {}
+    for name, step in GAP_STEPS.items():
+        answered = sorted(t.responses[step] for t in run.timings if step in t.responses)
+        gaps[name] = (
+            round(max(later - earlier for earlier, later in itertools.pairwise(answered)), 1)
+            if len(answered) > 1
+            else None
+        )
+    return gaps
 
 
 async def _left_down(system: System, patience: float = 30) -> list[str]:

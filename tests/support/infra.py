@@ -18,11 +18,13 @@ environment are used as they are.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,19 @@ LOCAL_ENV = {
     "KAFKA_CONTROLLER_PORT": os.environ.get("TEST_KAFKA_CONTROLLER_PORT", "29093"),
 }
 
+
+# The three-broker cluster's stack (KAFKA_BROKERS=3), beside the test stack: see kafka_cluster.
+CLUSTER_ENV = {
+    "STACK_DIR": os.environ.get(
+        "TEST_CLUSTER_STACK_DIR", str(ROOT / ".local" / "test-cluster-stack")
+    ),
+    "PG_PORT": os.environ.get("TEST_CLUSTER_PG_PORT", "25452"),
+    "KAFKA_PORT": os.environ.get("TEST_CLUSTER_KAFKA_PORT", "29192"),
+    "KAFKA_CONTROLLER_PORT": os.environ.get("TEST_CLUSTER_KAFKA_CONTROLLER_PORT", "29193"),
+    "KAFKA_BROKERS": "3",
+    # Three brokers on a small machine: a smaller heap each.
+    "KAFKA_HEAP": "-Xms128m -Xmx512m",
+}
 
 ADMIN = "admin"
 
@@ -192,6 +207,20 @@ def start_infra(local_env: dict[str, str] | None = None) -> Infra:
     if not keep:
         infra._cleanup.append(lambda: infra.stack("infra-down", check=False))
     return infra
+
+
+@contextlib.contextmanager
+def kafka_cluster() -> Iterator[Infra]:
+    """The three-broker stack (``CLUSTER_ENV``, with a PostgreSQL of its own), started fresh and
+    stopped after; meanwhile this process's environment is the cluster's admin principal."""
+    saved = dict(os.environ)
+    infra = start_infra(dict(CLUSTER_ENV))
+    try:
+        yield infra
+    finally:
+        infra.stop()  # unless TEST_KEEP_INFRA=1
+        os.environ.clear()
+        os.environ.update(saved)  # the session's own stack's admin
 
 
 def local_bootstrap(local_env: dict[str, str]) -> str:

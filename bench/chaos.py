@@ -42,6 +42,7 @@ from tests.support.chaos import (
     on_stack,
     paused,
     run_scenario,
+    scaled,
 )
 from tests.support.infra import ROOT, Infra
 from tests.support.kafka import read_whole_topic
@@ -225,7 +226,10 @@ FAULTS: dict[str, Fault] = {
 
 
 # On the three-broker cluster (`make chaos-cluster`): a broker's failure is a failover.
-CLUSTER_FAULTS: dict[str, Fault] = {"broker-failover": broker_failover()}
+CLUSTER_FAULTS: dict[str, Fault] = {
+    "broker-failover": broker_failover(),
+    "kitchen-scaled": scaled("kitchen"),
+}
 
 
 def clean(run: dict[str, Any]) -> bool:

@@ -401,12 +401,17 @@ def cluster_chaos_table(document: dict[str, Any]) -> str:
             "-" if seconds is None else f"{seconds} s"
             for seconds in r["longest_gaps_seconds"].values()
         )
-        led_again = r.get("seconds_until_it_led_again")
+        if "seconds_until_it_led_again" not in r:
+            led_again = "-"  # no broker was killed
+        elif r["seconds_until_it_led_again"] is None:
+            led_again = "not within the patience"
+        else:
+            led_again = f"{r['seconds_until_it_led_again']} s"
         recovery = r["recovery_seconds"]
         lines.append(
             f"| {r['fault']} | {r.get('killed_broker', '-')} ({r.get('partitions_it_led', '-')}) "
             f"| {r['victim_down_seconds']} s | {r['accepted_during_fault']} | {gaps} "
-            f"| {'not within the patience' if led_again is None else f'{led_again} s'} "
+            f"| {led_again} "
             f"| {r['events_lost']} | {r['effects_doubled']} | {r['gave_up']} "
             f"| {'stuck' if recovery is None else f'{recovery} s'} |"
         )

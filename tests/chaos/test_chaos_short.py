@@ -1,4 +1,4 @@
-"""The short version of ``make chaos`` and ``make chaos-cluster``: three of their scenarios, at
+"""The short version of ``make chaos`` and ``make chaos-cluster``: four of their scenarios, at
 a low rate, reconciled.
 
 Orders flow through their whole life while a real process is killed; afterwards every order
@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support.chaos import broker_failover, broker_killed, killed, run_scenario
+from tests.support.chaos import broker_failover, broker_killed, killed, run_scenario, scaled
 from tests.support.infra import Infra, kafka_cluster
 from tests.support.system import System, start_system
 
@@ -113,3 +113,22 @@ async def test_a_broker_of_three_killed_while_orders_flow_is_a_failover(
     assert_nothing_lost_or_doubled(result)
     assert result["accepted_during_fault"] > 0, result
     assert result["seconds_until_it_led_again"] is not None, result
+
+
+@pytest.mark.timeout(600)
+async def test_the_kitchen_scaled_to_three_processes_and_back_loses_and_doubles_nothing(
+    cluster_system: tuple[Infra, System],
+) -> None:
+    """Two more kitchen processes join its group while orders flow, then leave: each join and
+    each leave is a rebalance, and every order is still applied once."""
+    cluster, running = cluster_system
+    result = await run_scenario(
+        running,
+        cluster,
+        scaled("kitchen", to=3, hold=10),
+        rate=RATE,
+        stuck_after=PATIENCE,
+        patience=PATIENCE,
+    )
+    assert_nothing_lost_or_doubled(result)
+    assert result["accepted_during_fault"] > 0, result

@@ -34,6 +34,7 @@ from tests.support.infra import Infra
 from tests.support.lifecycle import Clients, whole_life
 from tests.support.load import Http, RunResult, Timing, fixed_rate
 from tests.support.polling import NotReached, eventually
+from tests.support.processes import ServiceProcess, free_port
 from tests.support.system import System
 
 CONSUMER_GROUPS = ("orders", "kitchen", "notifications", "analytics")
@@ -171,6 +172,45 @@ def broker_failover(hold: float = 10, leadership_patience: float = 120) -> Fault
         heal,
         hold=hold,
         verify=verify,
+    )
+
+
+def another_instance(process: ServiceProcess, number: int) -> ServiceProcess:
+    """One more process like ``process`` (same database, principal and consumer group), on an
+    HTTP port of its own, unsupervised."""
+    port = free_port()
+    return ServiceProcess(
+        name=f"{process.name}-{number}",
+        module=process.module,
+        command=process.command,
+        env={**process.env, f"{process.module.upper()}_HTTP_PORT": str(port)},
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+        log_dir=process.log_dir,
+    )
+
+
+def scaled(service: str, to: int = 3, hold: float = 20) -> Fault:
+    """``service``'s consumer group scaled from its one process to ``to`` while orders flow
+    (each joining is a rebalance), held ``hold`` seconds, then back to one (each leaving, with
+    SIGTERM, is another)."""
+    extra: list[ServiceProcess] = []
+
+    async def inject(system: System, _: Infra) -> None:
+        extra[:] = [another_instance(system.processes[service], n) for n in range(2, to + 1)]
+        for process in extra:
+            process.start()
+        await asyncio.gather(*(process.wait_ready() for process in extra))
+
+    async def heal(_: System, __: Infra) -> None:
+        await asyncio.gather(*(asyncio.to_thread(process.terminate) for process in extra))
+
+    return Fault(
+        f"{service}-scaled",
+        f"{service}: its group scaled from one process to {to} while orders flow, held "
+        f"{hold:g} s, and back to one",
+        inject,
+        heal,
+        hold=hold,
     )
 
 

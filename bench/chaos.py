@@ -266,58 +266,71 @@ def worst(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+async def _cluster_system() -> tuple[Infra, System]:
+    """The three-broker stack and the system on it, straight to the brokers and the database."""
+    infra = await bench_infra(
+        "chaos-cluster",
+        pg_port=CLUSTER_PG_PORT,
+        kafka_port=CLUSTER_KAFKA_PORT,
+        extra_env={"KAFKA_BROKERS": "3", "KAFKA_HEAP": "-Xms128m -Xmx512m"},
+    )
+    try:
+        system = await start_system(
+            infra, env={"kitchen": {"KITCHEN_CAPACITY": "100000"}}, log_dir=log_dir("chaos")
+        )
+    except BaseException:
+        infra.stop()
+        raise
+    return infra, system
+
+
+async def _proxied_system() -> tuple[Infra, System]:
+    """The one-broker stack and the system on it, through Toxiproxy to Kafka and PostgreSQL."""
+    infra = await bench_infra(
+        "chaos",
+        pg_port=PG_PORT,
+        kafka_port=KAFKA_PORT,
+        extra_env={
+            "KAFKA_PROXIED_PORT": str(KAFKA_PROXIED_PORT),
+            "KAFKA_PROXY_PORT": str(KAFKA_PROXY_PORT),
+            "TOXIPROXY_PORT": str(TOXIPROXY_PORT),
+        },
+    )
+    try:
+        infra.stack("toxiproxy-up")
+        await TOXIPROXY.create("postgres", PG_PROXY_PORT, PG_PORT)
+        await TOXIPROXY.create("kafka", KAFKA_PROXY_PORT, KAFKA_PROXIED_PORT)
+        system = await start_system(
+            infra,
+            env={"kitchen": {"KITCHEN_CAPACITY": "100000"}},
+            database_port=PG_PROXY_PORT,
+            kafka_bootstrap=f"127.0.0.1:{KAFKA_PROXY_PORT}",
+            log_dir=log_dir("chaos"),
+        )
+    except BaseException:
+        infra.stack("toxiproxy-down", check=False)
+        infra.stop()
+        raise
+    return infra, system
+
+
 async def main_async(
     scenarios: list[str], rate: float, repeat: int, seed: int, *, cluster: bool = False
 ) -> list[dict[str, Any]]:
     order = [name for name in scenarios for _ in range(repeat)]
     random.Random(seed).shuffle(order)
     faults = CLUSTER_FAULTS if cluster else FAULTS
-    if cluster:
-        infra = await bench_infra(
-            "chaos-cluster",
-            pg_port=CLUSTER_PG_PORT,
-            kafka_port=CLUSTER_KAFKA_PORT,
-            extra_env={"KAFKA_BROKERS": "3", "KAFKA_HEAP": "-Xms128m -Xmx512m"},
-        )
-    else:
-        infra = await bench_infra(
-            "chaos",
-            pg_port=PG_PORT,
-            kafka_port=KAFKA_PORT,
-            extra_env={
-                "KAFKA_PROXIED_PORT": str(KAFKA_PROXIED_PORT),
-                "KAFKA_PROXY_PORT": str(KAFKA_PROXY_PORT),
-                "TOXIPROXY_PORT": str(TOXIPROXY_PORT),
-            },
-        )
+    infra, system = await (_cluster_system() if cluster else _proxied_system())
     runs = []
     try:
-        if cluster:
-            system = await start_system(
-                infra, env={"kitchen": {"KITCHEN_CAPACITY": "100000"}}, log_dir=log_dir("chaos")
-            )
-        else:
-            infra.stack("toxiproxy-up")
-            await TOXIPROXY.create("postgres", PG_PROXY_PORT, PG_PORT)
-            await TOXIPROXY.create("kafka", KAFKA_PROXY_PORT, KAFKA_PROXIED_PORT)
-            system = await start_system(
-                infra,
-                env={"kitchen": {"KITCHEN_CAPACITY": "100000"}},
-                database_port=PG_PROXY_PORT,
-                kafka_bootstrap=f"127.0.0.1:{KAFKA_PROXY_PORT}",
-                log_dir=log_dir("chaos"),
-            )
-        try:
-            for i, name in enumerate(order, 1):
-                print(f"chaos {i}/{len(order)}: {faults[name].description}", file=sys.stderr)
-                result = await run_scenario(system, infra, faults[name], rate=rate)
-                print(json.dumps(result), file=sys.stderr)
-                runs.append(result)
-        finally:
-            system.stop()
+        for i, name in enumerate(order, 1):
+            print(f"chaos {i}/{len(order)}: {faults[name].description}", file=sys.stderr)
+            result = await run_scenario(system, infra, faults[name], rate=rate)
+            print(json.dumps(result), file=sys.stderr)
+            runs.append(result)
     finally:
-        if not cluster:
-            infra.stack("toxiproxy-down", check=False)
+        system.stop()
+        infra.stack("toxiproxy-down", check=False)  # nothing to stop on the cluster
         infra.stop()
         processes.kill_leftovers()
     return runs

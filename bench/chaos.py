@@ -43,6 +43,7 @@ from tests.support.chaos import (
     paused,
     run_scenario,
     scaled,
+    worker_killed,
 )
 from tests.support.infra import ROOT, Infra
 from tests.support.kafka import read_whole_topic
@@ -229,6 +230,7 @@ FAULTS: dict[str, Fault] = {
 CLUSTER_FAULTS: dict[str, Fault] = {
     "broker-failover": broker_failover(),
     "kitchen-scaled": scaled("kitchen"),
+    "orders-worker": worker_killed("orders"),
 }
 
 
@@ -275,8 +277,11 @@ async def _cluster_system() -> tuple[Infra, System]:
         extra_env={"KAFKA_BROKERS": "3", "KAFKA_HEAP": "-Xms128m -Xmx512m"},
     )
     try:
+        # The orders API as it scales out: two workers behind its port.
         system = await start_system(
-            infra, env={"kitchen": {"KITCHEN_CAPACITY": "100000"}}, log_dir=log_dir("chaos")
+            infra,
+            env={"kitchen": {"KITCHEN_CAPACITY": "100000"}, "orders": {"ORDERS_HTTP_WORKERS": "2"}},
+            log_dir=log_dir("chaos"),
         )
     except BaseException:
         infra.stop()

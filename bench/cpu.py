@@ -58,6 +58,16 @@ def _component(command: str, names: dict[str, str]) -> str:
     return "other"
 
 
+def _owner(processes: dict[int, tuple[str, int, float]], pid: int) -> str:
+    """The command line ``pid``'s time counts under: a process started by multiprocessing (an
+    HTTP worker of a service, see service_kit.workers) has none of its own, and is its
+    parent's."""
+    command, parent, _ = processes[pid]
+    while "from multiprocessing" in command and parent in processes:
+        command, parent, _ = processes[parent]
+    return command
+
+
 class CpuMeter:
     """CPU seconds per component between ``start()`` and ``stop()``, as shares of the wall.
 
@@ -82,7 +92,7 @@ class CpuMeter:
             before = self._before.get(pid)
             # A pid reused by a new process since start(): all of its time is new.
             spent = seconds - before[2] if before is not None and before[0] == command else seconds
-            name = _component(command, self._names)
+            name = _component(_owner(now, pid), self._names)
             used[name] = used.get(name, 0.0) + spent
         return dict(sorted(used.items(), key=lambda item: -item[1]))
 

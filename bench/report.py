@@ -48,7 +48,9 @@ def table(results: dict[str, Any]) -> str:
             lines += _end_to_end_table(rate, results[f"end_to_end_{rate}"])
     if "placement" in results:
         placement = results["placement"]
-        for variant in ("orders_api_alone", "whole_system"):
+        for variant in ("orders_api_alone", "orders_api_alone_two_workers", "whole_system"):
+            if variant not in placement:  # runs before the workers setting had no such figure
+                continue
             lines += [
                 "",
                 f"Cores used during placement ({variant.replace('_', ' ')}): "
@@ -103,8 +105,11 @@ def _ceilings_table(results: dict[str, Any]) -> list[str]:
         )
     for variant, label in (
         ("orders_api_alone", "orders API alone"),
+        ("orders_api_alone_two_workers", "orders API alone, two workers"),
         ("whole_system", "whole system running"),
     ):
+        if variant not in placement:
+            continue
         figures = placement[variant]
         ratio = figures["ratio_to_commit_ceiling"]
         latency = figures["latency"]

@@ -222,6 +222,20 @@ async def _placement(system: System, infra: Infra, seconds: float, commit: float
     figures["orders_api_alone"] = await orders_load.placement_throughput(
         system, workers=32, seconds=seconds, infra=infra
     )
+    # The same with the API scaled out on this machine: two workers behind its port.
+    orders = system.processes["orders"]
+    orders.terminate()
+    orders.env["ORDERS_HTTP_WORKERS"] = "2"
+    orders.start()
+    await orders.wait_ready(120)
+    _progress("order placement at fixed concurrency, orders API alone, two workers")
+    figures["orders_api_alone_two_workers"] = await orders_load.placement_throughput(
+        system, workers=32, seconds=seconds, infra=infra
+    )
+    orders.terminate()
+    del orders.env["ORDERS_HTTP_WORKERS"]
+    orders.start()
+    await orders.wait_ready(120)
     for name in others:
         system.processes[name].start()
     await asyncio.gather(*(system.processes[name].wait_ready(120) for name in others))

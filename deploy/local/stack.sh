@@ -18,6 +18,8 @@
 #   stack.sh kafka-env PRINCIPAL   print the exports that make a shell that Kafka principal
 #   stack.sh toxiproxy-up | toxiproxy-down   the fault proxy make chaos puts between services and
 #                           PostgreSQL / Kafka
+#   stack.sh scale PROCESS N   run N processes of a service or relay of the `up` stack (its own,
+#                           plus PROCESS-2 ... PROCESS-N, each on its port + 100 per instance)
 #   stack.sh status
 #
 # The broker authenticates every client (SASL/SCRAM, one principal per process, ACLs from
@@ -723,8 +725,51 @@ cmd_up() {
 EOF
 }
 
+# The extra instances `scale` started, one name per line.
+INSTANCES_FILE="$STACK_DIR/instances"
+extra_instances() { [ -s "$INSTANCES_FILE" ] && cat "$INSTANCES_FILE"; return 0; }
+
+# Processes 2..N of a service (another member of its consumer group, serving HTTP on a port of
+# its own) or of a relay (sharing the outbox's shards), as the process's own Kafka principal and
+# under a supervisor; instances above N are stopped.
+cmd_scale() {
+    local process="${1:-}" count="${2:-}" service port_var port i name
+    case "$process" in
+        orders|kitchen|notifications|analytics) service="$process"; port_var="${process^^}_PORT" ;;
+        orders-relay|kitchen-relay) service="${process%-relay}"; port_var="${service^^}_RELAY_METRICS_PORT" ;;
+        *) die "scale: PROCESS is one of orders kitchen notifications analytics orders-relay kitchen-relay" ;;
+    esac
+    [[ "$count" =~ ^[1-9][0-9]?$ ]] || die "scale: N is how many processes of $process, 1 to 99"
+    pid_alive "$process" || die "scale: $process is not running; start the stack with make up first"
+    export_service_env
+    for name in $(extra_instances | grep -E "^$process-[0-9]+\$"); do
+        i="${name##*-}"
+        if [ "$i" -gt "$count" ]; then
+            terminate "$name" 40
+            sed -i "/^$name\$/d" "$INSTANCES_FILE"
+            log "$name stopped"
+        fi
+    done
+    for ((i = 2; i <= count; i++)); do
+        name="$process-$i"
+        port=$(( ${!port_var} + 100 * (i - 1) ))
+        if [ "$service" = "$process" ]; then
+            (export "${service^^}_HTTP_PORT=$port"; export_kafka_client "$process"
+             spawn_supervised "$name" "$PYTHON" -m "$service" serve --log-format "$LOG_FORMAT")
+        else
+            (export "${service^^}_RELAY_METRICS_PORT=$port"; export_kafka_client "$process"
+             spawn_supervised "$name" "$PYTHON" -m "$service" relay --log-format "$LOG_FORMAT")
+        fi
+        grep -qx "$name" "$INSTANCES_FILE" 2>/dev/null || echo "$name" >>"$INSTANCES_FILE"
+        wait_for "$name" 60 http_ok "http://127.0.0.1:$port/readyz"
+        log "$name ready on port $port"
+    done
+}
+
 cmd_down() {
     local name
+    for name in $(extra_instances); do terminate "$name" 20; done
+    rm -f "$INSTANCES_FILE"
     for name in "${SUPERVISED[@]}"; do terminate "$name" 20; done
     cmd_infra_down
     log "stack stopped"
@@ -757,7 +802,7 @@ cmd_status() {
         if pid_alive "$kafka"; then echo "$kafka: running (pid $(cat "$PID_DIR/$kafka.pid"))"; else echo "$kafka: stopped"; fi
     done
     local name child restarts last_exit
-    for name in "${SUPERVISED[@]}"; do
+    for name in "${SUPERVISED[@]}" $(extra_instances); do
         if ! pid_alive "$name"; then echo "$name: stopped"; continue; fi
         restarts="$(cat "$PID_DIR/$name.restarts" 2>/dev/null || echo 0)"
         last_exit="$(cat "$PID_DIR/$name.exit" 2>/dev/null || true)"
@@ -778,6 +823,7 @@ case "${1:-}" in
     down) cmd_down ;;
     run) cmd_run ;;
     status) cmd_status ;;
+    scale) cmd_scale "${2:-}" "${3:-}" ;;
     pg-start) cmd_pg_start ;;
     pg-stop) cmd_pg_stop ;;
     pg-kill) cmd_pg_kill ;;

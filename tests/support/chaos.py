@@ -34,7 +34,7 @@ from tests.support.infra import Infra
 from tests.support.lifecycle import Clients, whole_life
 from tests.support.load import Http, RunResult, Timing, fixed_rate
 from tests.support.polling import NotReached, eventually
-from tests.support.processes import ServiceProcess, free_port
+from tests.support.processes import ServiceProcess, free_port, http_workers
 from tests.support.system import System
 
 CONSUMER_GROUPS = ("orders", "kitchen", "notifications", "analytics")
@@ -67,6 +67,39 @@ def killed(process: str) -> Fault:
         await system.processes[process].wait_ready(timeout=120)
 
     return Fault(process, f"{process}: SIGKILL, back by its supervisor", inject, heal, hold=0)
+
+
+def worker_killed(service: str) -> Fault:
+    """One of the HTTP workers of ``service`` (serving with ``<PREFIX>_HTTP_WORKERS`` of 2 or
+    more) SIGKILLed; the others serve on, and its supervisor, uvicorn's, replaces it."""
+    killed: list[int] = []
+
+    async def inject(system: System, _: Infra) -> None:
+        process = system.processes[service]
+        workers = http_workers(process)
+        if len(workers) < 2:
+            raise RuntimeError(f"{service} serves with {len(workers)} workers; this needs 2+")
+        killed[:] = [workers[0]]
+        process.signal_worker(workers[0], signal.SIGKILL)
+
+    async def heal(system: System, _: Infra) -> None:
+        process = system.processes[service]
+        await eventually(
+            lambda: http_workers(process),
+            until=lambda now: len(now) >= 2 and killed[0] not in now,
+            timeout=60,
+            interval=0.1,
+            what=f"{service}'s killed worker replaced",
+        )
+        await process.wait_ready(timeout=120)
+
+    return Fault(
+        f"{service}-worker",
+        f"{service}: one of its two HTTP workers SIGKILLed, replaced by uvicorn",
+        inject,
+        heal,
+        hold=0,
+    )
 
 
 def _stack(commands: tuple[str, ...]) -> Callable[[System, Infra], Awaitable[None]]:
@@ -445,6 +478,7 @@ async def run_scenario(
         "reconciled_orders": report.orders,
         "findings": [str(f) for f in (report.missing + report.doubled)[:20]],
         "longest_gaps_seconds": _longest_gaps(run),
+        "placement_failures": _failures(run, "place"),
         **extra,
     }
 
@@ -470,6 +504,17 @@ def _longest_gaps(run: RunResult) -> dict[str, float | None]:
             else None
         )
     return gaps
+
+
+def _failures(run: RunResult, step: str) -> dict[str, int]:
+    """The failed attempts of ``step`` that the lifecycles retried, by kind (see
+    ``tests.support.load.failure_kind``)."""
+    kinds: Counter[str] = Counter()
+    for timing in run.timings:
+        for (failed_step, kind), n in timing.failures.items():
+            if failed_step == step:
+                kinds[kind] += n
+    return dict(sorted(kinds.items()))
 
 
 async def _left_down(system: System, patience: float = 30) -> list[str]:

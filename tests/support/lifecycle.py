@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from service_kit.auth import Role
-from tests.support.load import TRANSPORT_ERRORS, Http, Reply, Timing
+from tests.support.load import TRANSPORT_ERRORS, Http, Reply, Timing, failure_kind
 from tests.support.polling import NotReached, eventually
 from tests.support.tokens import staff
 
@@ -70,12 +70,25 @@ async def _until(
     call: Callable[[], Awaitable[Reply]],
     done: Callable[[Reply], bool],
     deadline: float,
-    max_interval: float = 1.0,
+    max_interval: float,
+    timing: Timing,
 ) -> Reply:
-    """Call until ``done(response)``; transport errors, 5xx and "not yet" answers are retried."""
+    """Call until ``done(response)``; transport errors, 5xx and "not yet" answers are retried,
+    and every attempt that failed (not a "not yet") is counted in ``timing.failures``."""
+
+    async def attempt() -> Reply:
+        try:
+            reply = await call()
+        except TRANSPORT_ERRORS as error:
+            timing.failures[step, failure_kind(error)] += 1
+            raise
+        if reply.status >= 500 or reply.status == 429:
+            timing.failures[step, f"HTTP {reply.status}"] += 1
+        return reply
+
     try:
         return await eventually(
-            call,
+            attempt,
             until=done,
             timeout=max(0.0, deadline - time.monotonic()),
             interval=0.05,
@@ -120,6 +133,7 @@ async def whole_life(
         lambda r: r.status in (200, 201),
         deadline,
         max_retry_interval,
+        timing,
     )
     timing.answered("placed")
     order: dict[str, Any] = placed.body
@@ -135,6 +149,7 @@ async def whole_life(
         _reached(ORDER_PROGRESS, "confirmed"),
         deadline,
         max_retry_interval,
+        timing,
     )
     timing.answered("confirmed")
     ticket = f"/tickets/{order_id}"
@@ -145,6 +160,7 @@ async def whole_life(
         _reached(TICKET_PROGRESS, "cooking"),
         deadline,
         max_retry_interval,
+        timing,
     )
     timing.answered("cooking")
     await _until(
@@ -153,6 +169,7 @@ async def whole_life(
         _reached(TICKET_PROGRESS, "ready"),
         deadline,
         max_retry_interval,
+        timing,
     )
     timing.answered("ready")
     # 409 "cooking" until the orders service consumed the kitchen's events: retried.
@@ -162,6 +179,7 @@ async def whole_life(
         _reached(ORDER_PROGRESS, "out_for_delivery"),
         deadline,
         max_retry_interval,
+        timing,
     )
     timing.answered("out_for_delivery")
     await _until(
@@ -170,6 +188,7 @@ async def whole_life(
         _reached(ORDER_PROGRESS, "delivered"),
         deadline,
         max_retry_interval,
+        timing,
     )
     timing.answered("delivered")
     return order_id

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json as json_module
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,13 +81,28 @@ class Http:
 TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, ValueError)
 
 
+def failure_kind(error: BaseException) -> str:
+    """What a transport error says about the server: nothing listening ("refused"), a
+    connection dropped with the request in hand ("cut"), or no answer in time ("timeout")."""
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return "refused"
+    if isinstance(error, asyncio.TimeoutError):
+        return "timeout"
+    if isinstance(error, aiohttp.ClientError):
+        return "cut"
+    return type(error).__name__
+
+
 @dataclass
 class Timing:
-    """What one operation recorded: its due time and the wall clock of each response."""
+    """What one operation recorded: its due time, the wall clock of each response, and the
+    failed attempts it retried."""
 
     due: float  # perf_counter() when the operation was due
     responses: dict[str, float] = field(default_factory=dict)  # step -> time.time() at response
     finished: float = 0.0  # perf_counter() when the operation completed
+    # (step, kind) -> attempts that failed so: refused or cut connections, 5xx, 429...
+    failures: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def answered(self, step: str) -> None:
         self.responses[step] = time.time()

@@ -178,11 +178,38 @@ class ServiceProcess:
         if signum == signal.SIGKILL:
             self.process.wait(10)
 
+    def signal_worker(self, pid: int, signum: int) -> None:
+        """Send ``signum`` to one HTTP worker (see ``http_workers``)."""
+        assert pid in http_workers(self), f"{pid} is not one of {self.name}'s workers"
+        os.kill(pid, signum)
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log)"
+
+
+def http_workers(process: ServiceProcess) -> list[int]:
+    """The HTTP worker processes of a service serving with ``<PREFIX>_HTTP_WORKERS`` (uvicorn's
+    workers: the children of the service process started by multiprocessing's spawn, not its
+    resource tracker), oldest first."""
+    parent = process.service_pid()
+    if parent is None:
+        return []
+    try:
+        children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    except FileNotFoundError:
+        return []
+    workers = []
+    for child in map(int, children):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except FileNotFoundError:  # gone meanwhile
+            continue
+        if any(b"spawn_main" in part for part in command):
+            workers.append(child)
+    return workers
 
 
 def kill_leftovers() -> None:

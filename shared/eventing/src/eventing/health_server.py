@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from eventing import metrics
 
 __all__ = ["ReadinessCheck", "serve_health"]
 
@@ -29,7 +31,7 @@ async def serve_health(host: str, port: int, readiness: ReadinessCheck) -> async
             parts = request_line.decode("latin-1").split()
             path = parts[1].split("?", 1)[0] if len(parts) >= 2 else ""
             if path == "/metrics":
-                status, content_type, body = 200, CONTENT_TYPE_LATEST, generate_latest()
+                status, content_type, body = 200, CONTENT_TYPE_LATEST, metrics.exposition()
             elif path == "/healthz":
                 status, content_type, body = 200, "text/plain", b"ok\n"
             elif path == "/readyz":

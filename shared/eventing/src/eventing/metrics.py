@@ -2,14 +2,29 @@
 
 Names follow Prometheus conventions: base units, ``_total`` for counters, ``_seconds`` for
 durations, and only bounded labels (topic, consumer group, handler, event type, reason class).
+
+A service serving with several HTTP worker processes (``<PREFIX>_HTTP_WORKERS``) runs
+prometheus_client in its multiprocess mode: each worker writes its values to files in
+``PROMETHEUS_MULTIPROC_DIR``, and ``exposition`` adds them up, so whichever worker answers a
+scrape reports the whole instance. A gauge says how its workers' values combine.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +41,7 @@ __all__ = [
     "CONSUMER_RESTARTS",
     "CONSUMER_RETRIES",
     "HTTP_REQUESTS_SHED",
+    "HTTP_WORKERS_STARTED",
     "LATENCY_BUCKETS",
     "OUTBOX_BACKLOG",
     "OUTBOX_BATCH_SIZE",
@@ -40,6 +56,7 @@ __all__ = [
     "RELAY_RECONNECTS",
     "RELAY_SHARDS_OWNED",
     "after_commit",
+    "exposition",
 ]
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -125,11 +142,20 @@ CONSUMER_HANDLER_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 CONSUMER_LAG = Gauge(
-    "consumer_lag_records", "Records behind the partition's end.", ["group", "topic", "partition"]
+    "consumer_lag_records",
+    "Records behind the partition's end.",
+    ["group", "topic", "partition"],
+    # Of several workers, the one that owns the partition now is the one that set it last.
+    multiprocess_mode="livemostrecent",
 )
 HTTP_REQUESTS_SHED = Counter(
     "http_requests_shed_total",
     "Requests refused at once (503) because too many were already waiting for a response.",
+)
+HTTP_WORKERS_STARTED = Counter(
+    "http_workers_started_total",
+    "HTTP worker processes started in this instance: more than its configured workers is "
+    "workers that died and were replaced.",
 )
 CONSUMER_RESTARTS = Counter(
     "consumer_restarts_total",
@@ -156,3 +182,33 @@ def after_commit(session: AsyncSession, action: Callable[[], None]) -> None:
 
     event.listen(sync_session, "after_commit", committed, once=True)
     event.listen(sync_session, "after_rollback", rolled_back, once=True)
+
+
+# Gauges of the "live" modes keep one file per worker: <kind>_<mode>_<pid>.db.
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's: not one of ours, left alone
+        return True
+    return True
+
+
+def exposition() -> bytes:
+    """This process's metrics in the Prometheus text format; with several HTTP workers, the
+    instance's (see the module's docstring). Live gauges of workers that died are dropped
+    first: the worker that replaced one reports its own."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return generate_latest()
+    for path in Path(directory).glob("gauge_live*.db"):
+        match = _LIVE_GAUGE_FILE.fullmatch(path.name)
+        if match is not None and not _alive(int(match[1])):
+            multiprocess.mark_process_dead(int(match[1]), directory)  # type: ignore[no-untyped-call]
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, directory)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)

@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from eventing.consumer import EventConsumer, Subscription, TombstoneSubscription
 from eventing.database import create_engine, session_factory
 from eventing.logs import configure_logging
-from eventing.metrics import PROCESS_RESTARTS
 from eventing.migrations import upgrade
 from eventing.relay import run_relay
 from eventing.settings import ConsumerSettings, RelaySettings
@@ -30,6 +29,7 @@ from service_kit.auth import AuthSettings, TokenVerifier
 from service_kit.http import database_check, kafka_check, operations_router
 from service_kit.limits import StreamSlots
 from service_kit.settings import ServiceSettings
+from service_kit.workers import note_restart, serve
 
 log = logging.getLogger("service_kit.service")
 
@@ -189,21 +189,6 @@ def _checked_settings(
     return config
 
 
-def _note_restart(environ: Mapping[str, str]) -> None:
-    """Count and say that this process is a restart (deploy/local/supervise.sh tells it so)."""
-    try:
-        restarts = int(environ.get("SUPERVISOR_RESTARTS") or 0)
-    except ValueError:
-        restarts = 0
-    if restarts > 0:
-        PROCESS_RESTARTS.inc(restarts)
-        log.warning(
-            "restarted by its supervisor (restart %d; its last run ended with %s)",
-            restarts,
-            environ.get("SUPERVISOR_LAST_EXIT") or "an unknown status",
-        )
-
-
 def service_main(
     name: str,
     *,
@@ -214,10 +199,6 @@ def service_main(
     argv: list[str] | None = None,
 ) -> int:
     """``<service> serve | migrate [| relay]``."""
-    import uvicorn
-
-    from service_kit.http_server import BoundedHttpToolsProtocol
-
     commands = ["serve", "migrate"] + (["relay"] if relay_settings is not None else [])
     parser = argparse.ArgumentParser(prog=name)
     parser.add_argument("command", choices=commands)
@@ -226,11 +207,12 @@ def service_main(
     config = _checked_settings(name, args.command, settings)
     configure_logging(name, config.log_level, fmt=args.log_format)
     configure_tracing(f"{name}-relay" if args.command == "relay" else name)
-    _note_restart(os.environ)
     if args.command == "migrate":
+        note_restart(os.environ)
         upgrade(config.database_url, migrations)
     elif args.command == "relay":
         assert relay_settings is not None
+        note_restart(os.environ)
         asyncio.run(
             run_relay(
                 config.asyncpg_dsn,
@@ -241,14 +223,6 @@ def service_main(
             )
         )
     else:
-        uvicorn.run(
-            app(),
-            host=config.http_host,
-            port=config.http_port,
-            log_config=None,
-            access_log=False,
-            http=BoundedHttpToolsProtocol,
-            proxy_headers=bool(config.http_trusted_proxies),
-            forwarded_allow_ips=config.http_trusted_proxies or None,
-        )
+        # The restart is noted by the process that serves (with workers, by one of them).
+        serve(name, app, config, log_format=args.log_format)
     return 0

@@ -44,6 +44,9 @@ class ServiceSettings(BaseSettings):
     kafka_security: KafkaSecurity = Field(default_factory=KafkaSecurity)
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # Processes serving the port (service_kit.workers): each a whole instance of the service
+    # (pools, consumer group member, limits); /metrics adds them up.
+    http_workers: int = Field(default=1, ge=1, le=32)
     log_level: str = "INFO"
     database_pool_size: int = 10
     # The consumer's own connections (one lane per partition number, each one transaction at a

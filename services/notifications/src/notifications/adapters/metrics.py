@@ -37,7 +37,11 @@ NOTIFICATIONS_QUEUED = Counter(
     "notifications_queued_total", "Deliveries recorded by the event handlers.", ["channel"]
 )
 DISPATCH_QUEUE = Gauge(
-    "notifications_dispatch_queue", "Pending deliveries per channel.", ["channel"]
+    "notifications_dispatch_queue",
+    "Pending deliveries per channel.",
+    ["channel"],
+    # Every worker counts the same table: the latest count is the instance's.
+    multiprocess_mode="livemostrecent",
 )
 LATE_WARNINGS = Counter("notifications_late_warnings_total", "Late-order timers that fired.")
 SIGN_IN_CODES = Counter(

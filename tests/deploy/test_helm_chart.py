@@ -38,7 +38,9 @@ from service_kit.auth import AuthSettings
 from service_kit.http import operations_router
 from tests.support.deployment import (
     HTTP_PORTS,
+    MIN_INSYNC_REPLICAS,
     RELAY_METRICS_PORTS,
+    REPLICATION_FACTOR,
     SETTINGS,
     env_names,
     start_service_cli,
@@ -326,7 +328,10 @@ def test_topics_and_principals_are_the_contracts(rendered: Rendered) -> None:
     topics = {t["spec"]["topicName"]: t["spec"] for t in rendered.of_kind("KafkaTopic")}
     assert set(topics) == {t.name for t in ALL_TOPICS}
     for spec in topics.values():
-        assert (spec["replicas"], spec["config"]["min.insync.replicas"]) == (3, 2)
+        assert (spec["replicas"], spec["config"]["min.insync.replicas"]) == (
+            REPLICATION_FACTOR,
+            MIN_INSYNC_REPLICAS,
+        )
     # Each process signs in as its KafkaUser, whose Secret Strimzi names after it.
     for _, pod in rendered.workloads():
         for container in containers(pod):

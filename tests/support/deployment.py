@@ -40,6 +40,13 @@ EXPECTED_PROCESSES = {
 HTTP_PORTS = {"orders": 8001, "kitchen": 8002, "notifications": 8003, "analytics": 8004}
 RELAY_METRICS_PORTS = {"orders": 9101, "kitchen": 9102}
 
+# What a deployment's Kafka gives every topic: three copies of each partition, and a write with
+# acks=all (the producers' setting) waits for two of them, so losing one broker loses no
+# acknowledged write and stops none. The Helm chart's values and docker-compose.yml's cluster are
+# both held to it.
+REPLICATION_FACTOR = 3
+MIN_INSYNC_REPLICAS = 2
+
 # The settings classes each service's processes read: the CLI's (first), then the relay's and the
 # consumer's. tests/unit/test_compose.py checks that the CLI really uses the first (and the
 # relay's).

@@ -3,9 +3,10 @@
 No Docker engine is needed: nothing here builds an image or starts a container. The compose file
 is parsed, and every name, command, port, database and version in it is compared with what it
 must agree with: the services' settings classes and CLIs (run for real up to the point where they
-would start working), the init SQL, deploy/kafka/pom.xml and the local broker's configuration,
-the Dockerfile and .dockerignore. So renaming a setting, a command, a port or a database in the
-code without the compose file (or the other way round) fails here, not in a container.
+would start working), the init SQL, deploy/kafka/pom.xml and the local broker's configuration
+(three nodes of one cluster, replicated as the local stack's cluster is), the Dockerfile and
+.dockerignore. So renaming a setting, a command, a port or a database in the code without the
+compose file (or the other way round) fails here, not in a container.
 """
 
 from __future__ import annotations
@@ -23,15 +24,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped, unused-ignore]
 from sqlalchemy.engine import make_url
 
 import contracts.access
 import eventing.admin
+from tests.support.compose import (
+    BROKERS,
+    COMPOSE,
+    COMPOSE_BROKER,
+    COMPOSE_FILE,
+    DOT_ENV,
+    KAFKA_TEMPLATE,
+    ROOT,
+    SECRETS_SH,
+    SERVICES,
+    command_of,
+    environment_of,
+)
 from tests.support.deployment import (
     EXPECTED_PROCESSES,
     HTTP_PORTS,
+    MIN_INSYNC_REPLICAS,
     RELAY_METRICS_PORTS,
+    REPLICATION_FACTOR,
     SETTINGS,
     SHARED_KAFKA_VARIABLE,
     console_script,
@@ -40,27 +55,10 @@ from tests.support.deployment import (
     use_environment,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = ROOT / "docker-compose.yml"
 INIT_SQL = ROOT / "deploy" / "postgres" / "init-databases.sh"
-SECRETS_SH = ROOT / "deploy" / "compose" / "secrets.sh"
-COMPOSE_BROKER = ROOT / "deploy" / "kafka" / "compose-broker.sh"
 KAFKA_POM = ROOT / "deploy" / "kafka" / "pom.xml"
-KAFKA_TEMPLATE = ROOT / "deploy" / "kafka" / "server.properties.template"
 STACK_SH = ROOT / "deploy" / "local" / "stack.sh"
 DOCKERIGNORE = ROOT / ".dockerignore"
-
-COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
-SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-# What `bash deploy/compose/secrets.sh > .env` gives compose to interpolate.
-DOT_ENV: dict[str, str] = dict(
-    line.split("=", 1)
-    for line in subprocess.run(
-        ["bash", str(SECRETS_SH)], check=True, capture_output=True, text=True
-    ).stdout.splitlines()
-    if line and not line.startswith("#")
-)
-_VARIABLE = re.compile(r"\$\{(\w+)(?::\?[^}]*)?\}")
 
 ONE_SHOT_CONDITION = "service_completed_successfully"
 HEALTHY_CONDITION = "service_healthy"
@@ -83,25 +81,6 @@ def script_of(name: str) -> str:
     service = service_of(name)
     assert service is not None, f"{name} neither builds a service image nor names an entrypoint"
     return service
-
-
-def command_of(name: str) -> list[str]:
-    command = SERVICES[name].get("command")
-    assert isinstance(command, list), f"{name}: give command in exec (list) form"
-    assert command, f"{name}: give a command"
-    return [str(part) for part in command]
-
-
-def interpolate(value: str) -> str:
-    """``${NAME:?message}`` as compose fills it in from .env (every variable here is required)."""
-    return _VARIABLE.sub(lambda match: DOT_ENV[match.group(1)], value)
-
-
-def environment_of(name: str) -> dict[str, str]:
-    environment = SERVICES[name].get("environment", {})
-    if isinstance(environment, list):
-        environment = dict(item.split("=", 1) for item in environment)
-    return {key: interpolate(str(value)) for key, value in environment.items()}
 
 
 def published_hosts(name: str) -> set[str]:
@@ -332,7 +311,7 @@ def test_every_variable_is_a_setting_of_the_service(name: str) -> None:
 
 
 ADMIN_ENVIRONMENT = {
-    SHARED_KAFKA_VARIABLE: "kafka:9092",
+    SHARED_KAFKA_VARIABLE: "kafka-1:9092,kafka-2:9092,kafka-3:9092",
     "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
     "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
     "KAFKA_SASL_USERNAME": "admin",
@@ -371,9 +350,10 @@ def test_the_secrets_are_required_made_by_the_script_and_the_principals_agree() 
     assert principals is not None
     expected = list(contracts.access.PRINCIPAL_NAMES)
     assert principals.group(1).split() == expected
-    assert environment_of("kafka")["KAFKA_PRINCIPALS"].split() == expected
-    for principal in ("controller", *expected):
-        assert f"KAFKA_PASSWORD_{principal.upper().replace('-', '_')}" in environment_of("kafka")
+    for broker in BROKERS:
+        assert environment_of(broker)["KAFKA_PRINCIPALS"].split() == expected
+        for principal in ("controller", *expected):
+            assert f"KAFKA_PASSWORD_{principal.upper().replace('-', '_')}" in environment_of(broker)
     assert len(DOT_ENV["AUTH_JWT_SECRET"]) >= 32
     assert len(set(DOT_ENV.values())) == len(DOT_ENV), "no secret is used twice"
     assert ".env" in (ROOT / ".gitignore").read_text().split()
@@ -385,19 +365,25 @@ def test_every_published_port_listens_on_loopback_only() -> None:
     assert all(hosts == {"127.0.0.1"} for hosts in published.values()), published
 
 
-def test_the_topics_step_runs_the_pizzeria_cli_against_the_broker(
+def test_the_topics_step_runs_the_pizzeria_cli_against_the_cluster(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     name = "topics"
     assert script_of(name) == "pizzeria"
-    assert command_of(name) == ["topics", "ensure"]
+    assert command_of(name)[:2] == ["topics", "ensure"]
     assert environment_of(name) == ADMIN_ENVIRONMENT
     assert service_of(name) in SETTINGS, "the image must be one that has the pizzeria CLI"
 
-    asked: list[str] = []
+    asked: list[tuple[str, Any, Any]] = []
 
-    async def ensure_topics(bootstrap_servers: str, *_: Any, **__: Any) -> list[str]:
-        asked.append(bootstrap_servers)
+    async def ensure_topics(bootstrap_servers: str, *_: Any, **options: Any) -> list[str]:
+        asked.append(
+            (
+                bootstrap_servers,
+                options.get("replication_factor"),
+                options.get("min_insync_replicas"),
+            )
+        )
         return []
 
     monkeypatch.setattr(eventing.admin, "ensure_topics", ensure_topics)
@@ -405,7 +391,10 @@ def test_the_topics_step_runs_the_pizzeria_cli_against_the_broker(
     # asyncio.run in a thread of its own, apart from any event loop of the test session.
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(console_script("pizzeria"), command_of(name)).result() == 0
-    assert asked == [environment_of(name)[SHARED_KAFKA_VARIABLE]]
+    # The CLI as the command runs it makes the topics with the cluster's copies.
+    assert asked == [
+        (environment_of(name)[SHARED_KAFKA_VARIABLE], REPLICATION_FACTOR, MIN_INSYNC_REPLICAS)
+    ]
 
 
 @pytest.mark.parametrize("service", sorted(HTTP_PORTS))
@@ -477,42 +466,69 @@ def test_the_init_script_is_mounted_and_creates_the_local_stacks_databases() -> 
     assert "pg_isready" in healthcheck
 
 
-def test_kafka_image_is_the_version_of_the_local_broker() -> None:
+def test_kafka_is_a_cluster_of_three_nodes_of_the_local_brokers_version() -> None:
     namespace = {"m": "http://maven.apache.org/POM/4.0.0"}
     version = (
         ET.parse(KAFKA_POM).getroot().findtext("m:properties/m:kafka.version", None, namespace)
     )
     assert version
-    assert SERVICES["kafka"]["image"] == f"apache/kafka:{version}"
+    assert BROKERS == ["kafka-1", "kafka-2", "kafka-3"]
+    # A copy of each partition on every broker: no fewer brokers than copies, and no broker idle.
+    assert len(BROKERS) == REPLICATION_FACTOR
+    for name in BROKERS:
+        assert SERVICES[name]["image"] == f"apache/kafka:{version}"
+    assert "kafka" not in SERVICES, "no single broker beside the cluster"
 
 
-def rendered_broker_configuration(tmp_path: Path) -> dict[str, str]:
-    """The server.properties deploy/kafka/compose-broker.sh renders in the container."""
+# The variables that make a broker one node of the cluster; all its others are the cluster's.
+NODE_VARIABLES = {"KAFKA_NODE_ID", "KAFKA_ADVERTISED_HOST"}
+
+
+def render_broker(tmp_path: Path, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """deploy/kafka/compose-broker.sh --render-only, in ``environment`` and no other KAFKA_*."""
     target = tmp_path / "server.properties"
-    environment = environment_of("kafka")
-    subprocess.run(
+    target.unlink(missing_ok=True)
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith("KAFKA_")}
+    return subprocess.run(
         ["bash", str(COMPOSE_BROKER), "--render-only", str(target)],
-        check=True,
-        env={**os.environ, **environment, "KAFKA_TEMPLATE": str(KAFKA_TEMPLATE)},
+        env={**inherited, **environment, "KAFKA_TEMPLATE": str(KAFKA_TEMPLATE)},
+        capture_output=True,
+        text=True,
     )
+
+
+def rendered_broker_configuration(
+    tmp_path: Path, name: str, environment: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The server.properties deploy/kafka/compose-broker.sh renders in broker ``name``'s
+    container (or with ``environment`` instead of that container's)."""
+    result = render_broker(tmp_path, environment_of(name) if environment is None else environment)
+    assert result.returncode == 0, result.stderr
     properties = {}
-    for line in target.read_text().splitlines():
+    for line in (tmp_path / "server.properties").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             key, value = line.split("=", 1)
             properties[key.strip()] = value.strip()
     return properties
 
 
-def test_kafka_runs_the_local_brokers_configuration(tmp_path: Path) -> None:
-    kafka = SERVICES["kafka"]
-    assert kafka["entrypoint"] == ["/opt/pizzeria/compose-broker.sh"]
-    mounts = {target: source for source, target, *_ in (v.split(":") for v in kafka["volumes"])}
+def mounts_of(name: str) -> dict[str, str]:
+    """container path -> volume or host path."""
+    volumes = SERVICES[name].get("volumes", [])
+    return {target: source for source, target, *_ in (v.split(":") for v in volumes)}
+
+
+@pytest.mark.parametrize("name", BROKERS)
+def test_each_broker_runs_the_local_brokers_configuration_on_a_volume_of_its_own(
+    tmp_path: Path, name: str
+) -> None:
+    mounts = mounts_of(name)
     assert (ROOT / mounts["/opt/pizzeria/compose-broker.sh"]).resolve() == COMPOSE_BROKER
     template = mounts["/opt/pizzeria/server.properties.template"]
     assert (ROOT / template).resolve() == KAFKA_TEMPLATE
-    properties = rendered_broker_configuration(tmp_path)
+    properties = rendered_broker_configuration(tmp_path, name)
 
-    assert not [value for value in properties.values() if "@" in value], "every placeholder"
+    assert not [v for v in properties.values() if re.search("@[A-Z_]+@", v)], "every placeholder"
     assert properties["process.roles"] == "broker,controller"
     assert properties["auto.create.topics.enable"] == "false"
     assert properties["allow.everyone.if.no.acl.found"] == "false"
@@ -522,33 +538,186 @@ def test_kafka_runs_the_local_brokers_configuration(tmp_path: Path) -> None:
         DOT_ENV["KAFKA_PASSWORD_ADMIN"]
         in properties["listener.name.broker.scram-sha-512.sasl.jaas.config"]
     )
-    # The log directory is the persistent volume.
-    assert properties["log.dirs"] in mounts
-    assert mounts[properties["log.dirs"]] == "kafka-data"
+    # The log directory is a persistent volume, this node's alone.
+    assert mounts[properties["log.dirs"]] == f"{name}-data"
+    assert f"{name}-data" in COMPOSE["volumes"]
+    others = {mounts_of(other).get(properties["log.dirs"]) for other in SERVICES if other != name}
+    assert f"{name}-data" not in others
 
 
-def test_kafka_listeners_agree_with_each_other_and_with_the_clients(tmp_path: Path) -> None:
-    properties = rendered_broker_configuration(tmp_path)
+def quorum_voters(value: str) -> dict[int, tuple[str, int]]:
+    """'1@kafka-1:9093,2@kafka-2:9093' -> {node id: (host, port)}."""
+    voters = {}
+    for voter in value.split(","):
+        node, address = voter.split("@", 1)
+        host, port = address.rsplit(":", 1)
+        assert int(node) not in voters, f"voter {node} twice in {value}"
+        voters[int(node)] = (host, int(port))
+    return voters
+
+
+def test_the_brokers_are_one_cluster_with_a_static_quorum_of_all_three(tmp_path: Path) -> None:
+    rendered = {name: rendered_broker_configuration(tmp_path, name) for name in BROKERS}
+    ids = {name: int(properties["node.id"]) for name, properties in rendered.items()}
+    assert len(set(ids.values())) == len(BROKERS), f"a node id each: {ids}"
+    # kafka-N is node N, so that a node id in Kafka's logs and tools names its container.
+    assert all(name == f"kafka-{node}" for name, node in ids.items()), ids
+
+    # The same voters on every node, and every node among them at its own controller listener
+    # (a static quorum: nothing to bootstrap from, no controller added later).
+    (voters,) = {properties["controller.quorum.voters"] for properties in rendered.values()}
+    expected = {}
+    for name, properties in rendered.items():
+        assert "controller.quorum.bootstrap.servers" not in properties, name
+        _, port = listeners(properties["listeners"])[properties["controller.listener.names"]]
+        expected[ids[name]] = (SERVICES[name]["hostname"], port)
+    assert quorum_voters(voters) == expected
+
+    # One cluster: besides its id and name, every node has the same environment, so the same
+    # cluster id (the script's, as none is given), SCRAM users and passwords.
+    shared = [
+        {key: value for key, value in environment_of(name).items() if key not in NODE_VARIABLES}
+        for name in BROKERS
+    ]
+    assert all(environment == shared[0] for environment in shared)
+    assert set(environment_of(BROKERS[0])) >= NODE_VARIABLES
+
+
+def stack_cluster_branch() -> str:
+    """The part of deploy/local/stack.sh's render_kafka_config that makes a node of a cluster."""
+    text = STACK_SH.read_text()
+    function = text[text.index("render_kafka_config() {") :]
+    branch = function[function.index('if [ "$KAFKA_BROKERS" -gt 1 ]; then') :]
+    return branch[: branch.index("\n    fi\n")]
+
+
+def stack_replication_settings() -> dict[str, str]:
+    """The copies stack.sh's cluster sets, with its replication factor and min.insync.replicas
+    as the deployment's."""
+    values = {
+        "KAFKA_REPLICATION_FACTOR": str(REPLICATION_FACTOR),
+        "KAFKA_MIN_INSYNC": str(MIN_INSYNC_REPLICAS),
+    }
+    found = re.findall(r"\^\\\(([\w.]+)\\\)=\.\*\|\\1=\$(\w+)\|", stack_cluster_branch())
+    return {key: values[variable] for key, variable in found}
+
+
+def stack_cluster_additions() -> dict[str, str]:
+    """The settings stack.sh's cluster adds to the template's."""
+    return dict(re.findall(r'echo "([\w.]+)=(\w+)" >>"\$config"', stack_cluster_branch()))
+
+
+def test_the_cluster_replicates_as_the_local_stacks_cluster_does(tmp_path: Path) -> None:
+    stack = stack_replication_settings() | stack_cluster_additions()
+    # The internal topics' copies too: consumer offsets and transactions survive a broker.
+    assert {
+        "default.replication.factor",
+        "min.insync.replicas",
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+    } <= set(stack), "stack.sh's cluster branch is not where this test looks"
+    assert stack["min.insync.replicas"] == str(MIN_INSYNC_REPLICAS)
+    for name in BROKERS:
+        properties = rendered_broker_configuration(tmp_path, name)
+        assert {key: properties.get(key) for key in stack} == stack, name
+
+
+@pytest.mark.parametrize("name", BROKERS)
+def test_each_brokers_listeners_authenticate_and_agree_with_its_name(
+    tmp_path: Path, name: str
+) -> None:
+    properties = rendered_broker_configuration(tmp_path, name)
     own = listeners(properties["listeners"])
     advertised = listeners(properties["advertised.listeners"])
     protocols = dict(
         item.split(":") for item in properties["listener.security.protocol.map"].split(",")
     )
     assert set(own) == set(protocols)
-    # Every listener authenticates; the clients' one is advertised under the service's name.
+    # Every listener authenticates. The clients' one is advertised under the node's own name on
+    # the network, and the brokers replicate over it, as admin with SCRAM.
     assert set(protocols.values()) <= {"SASL_PLAINTEXT", "SASL_SSL"}
-    assert advertised == {"BROKER": ("kafka", 9092)}
+    assert SERVICES[name]["hostname"] == name
+    assert advertised == {"BROKER": (name, 9092)}
     assert own["BROKER"] == ("0.0.0.0", 9092)
+    assert properties["inter.broker.listener.name"] == "BROKER"
+    assert properties["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
+    # The other voters connect to the controller listener, so it listens on the network; it is
+    # never advertised to clients, never published, and takes the controller's password only.
     controller = properties["controller.listener.names"]
-    assert own[controller][0] == "127.0.0.1", "the controller listener stays in the container"
-    assert SERVICES["kafka"]["hostname"] == "kafka"
-    bootstrap = {
-        value
+    assert own[controller] == ("0.0.0.0", 9093)
+    assert controller not in advertised
+    assert properties[f"listener.name.{controller.lower()}.sasl.enabled.mechanisms"] == "PLAIN"
+    assert (
+        f'user_controller="{DOT_ENV["KAFKA_PASSWORD_CONTROLLER"]}";'
+        in properties[f"listener.name.{controller.lower()}.plain.sasl.jaas.config"]
+    )
+    assert "ports" not in SERVICES[name], "Kafka is not published on the host"
+
+
+@pytest.mark.parametrize("name", BROKERS)
+def test_each_broker_is_health_checked_on_its_client_listener(tmp_path: Path, name: str) -> None:
+    test = SERVICES[name]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL"
+    probe = re.fullmatch(r"bash -c 'exec 3<>/dev/tcp/127\.0\.0\.1/(\d+)'", test[1])
+    assert probe is not None, f"{name}: {test}"
+    # A node opens its client listener only once the quorum has unfenced it, so three healthy
+    # nodes are three brokers the topics step can place copies on.
+    _, port = listeners(rendered_broker_configuration(tmp_path, name)["listeners"])["BROKER"]
+    assert int(probe.group(1)) == port
+
+
+def test_every_kafka_client_names_every_broker(tmp_path: Path) -> None:
+    advertised = set()
+    for name in BROKERS:
+        properties = rendered_broker_configuration(tmp_path, name)
+        host, port = listeners(properties["advertised.listeners"])["BROKER"]
+        advertised.add(f"{host}:{port}")
+    clients = {
+        name: environment_of(name)[SHARED_KAFKA_VARIABLE]
         for name in SERVICES
-        for key, value in environment_of(name).items()
-        if key == SHARED_KAFKA_VARIABLE
+        if SHARED_KAFKA_VARIABLE in environment_of(name)
     }
-    assert bootstrap == {"kafka:9092"}
+    talking = {name for name, (_, command) in processes().items() if command != "migrate"}
+    assert {"topics", "acls"} | talking <= set(clients)
+    for name, bootstrap in clients.items():
+        servers = bootstrap.split(",")
+        assert len(servers) == len(set(servers)) and set(servers) == advertised, name
+
+
+def test_the_broker_script_still_makes_a_single_node_without_voters(tmp_path: Path) -> None:
+    environment = {
+        key: value
+        for key, value in environment_of(BROKERS[0]).items()
+        if key not in NODE_VARIABLES | {"KAFKA_CONTROLLER_QUORUM_VOTERS"}
+    }
+    properties = rendered_broker_configuration(tmp_path, BROKERS[0], environment)
+    assert properties["node.id"] == "1"
+    assert "controller.quorum.voters" not in properties
+    assert properties["controller.quorum.bootstrap.servers"] == "127.0.0.1:9093"
+    own = listeners(properties["listeners"])
+    assert own == {"BROKER": ("0.0.0.0", 9092), "CONTROLLER": ("127.0.0.1", 9093)}
+    assert listeners(properties["advertised.listeners"]) == {"BROKER": ("kafka", 9092)}
+    assert {properties[key] for key in stack_replication_settings()} == {"1"}
+    assert not set(stack_cluster_additions()) & set(properties)
+
+
+@pytest.mark.parametrize(
+    "voters",
+    [
+        "1@kafka-1:9093,2@kafka-2:9093",  # node 3 is no voter
+        "1@kafka-1:9093,3@kafka-2:9093,3@kafka-3:9093",  # two voters 3
+        "1@kafka-1:9093,2@kafka-2:9093,3@kafka-3",  # no port
+    ],
+)
+def test_the_broker_script_refuses_voters_that_leave_its_node_out_of_a_quorum(
+    tmp_path: Path, voters: str
+) -> None:
+    environment = {**environment_of("kafka-3"), "KAFKA_CONTROLLER_QUORUM_VOTERS": voters}
+    result = render_broker(tmp_path, environment)
+    assert result.returncode == 78, result
+    assert result.stderr.startswith("compose-broker: ")
+    assert not (tmp_path / "server.properties").exists()
 
 
 def test_start_up_order() -> None:
@@ -565,8 +734,9 @@ def test_start_up_order() -> None:
     for name, (service, command) in processes().items():
         expected = {"postgres": HEALTHY_CONDITION}
         if command != "migrate":
+            # After the whole cluster: a topic's three copies need three brokers.
+            expected |= dict.fromkeys(BROKERS, HEALTHY_CONDITION)
             expected |= {
-                "kafka": HEALTHY_CONDITION,
                 "acls": ONE_SHOT_CONDITION,
                 migrate_of[service]: ONE_SHOT_CONDITION,
             }
@@ -574,7 +744,10 @@ def test_start_up_order() -> None:
         else:
             assert SERVICES[name].get("restart") == "no", name
         assert depends_on(name) == expected, name
-    assert depends_on("topics") == {"kafka": HEALTHY_CONDITION}
+    assert depends_on("topics") == dict.fromkeys(BROKERS, HEALTHY_CONDITION)
+    for name in BROKERS:
+        assert depends_on(name) == {}, "the nodes start side by side: a quorum needs two"
+        assert SERVICES[name].get("restart") == "unless-stopped", name
 
     # No cycle: every service can be ordered after its dependencies.
     ordered: list[str] = []

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import asyncpg
+import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -17,6 +18,7 @@ from contracts.topics import DEAD_LETTERS
 from eventing.admin import ensure_topics
 from eventing.database import asyncpg_dsn
 from eventing.deadletter import dead_letter_headers
+from eventing.errors import TopicsRefusedError
 from eventing.outbox import Outbox, OutboxEvent
 from eventing.topics import TopicSpec
 from tests.support.eventing import eventing_database, order_placed, unique_prefix
@@ -121,6 +123,33 @@ async def test_topics_are_made_with_the_replication_asked_for(infra: Infra) -> N
     assert values["min.insync.replicas"] == "1"
     # Made already: left as it is.
     assert await ensure_topics(infra.kafka_bootstrap, [spec], replication_factor=1) == []
+
+
+async def test_a_topic_the_broker_refuses_is_an_error_not_a_creation(infra: Infra) -> None:
+    """The broker answers CreateTopics with an error per topic: more copies than the one test
+    broker (waited for a moment, as a cluster still starting may yet have them), and a config
+    it rejects (at once)."""
+    too_many_copies = TopicSpec(f"{unique_prefix()}rf", partitions=1, description="a test's")
+    with pytest.raises(TopicsRefusedError, match=rf"{too_many_copies.name} \(.*replication"):
+        await ensure_topics(
+            infra.kafka_bootstrap, [too_many_copies], replication_factor=2, wait_seconds=1
+        )
+    bad_config = TopicSpec(
+        f"{unique_prefix()}config",
+        partitions=1,
+        description="a test's",
+        config={"cleanup.policy": "sometimes"},
+    )
+    with pytest.raises(TopicsRefusedError, match=bad_config.name) as refused:
+        await ensure_topics(infra.kafka_bootstrap, [bad_config], wait_seconds=60)
+    assert not refused.value.retriable
+    admin = AIOKafkaAdminClient(**infra.kafka_options())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    assert {too_many_copies.name, bad_config.name}.isdisjoint(existing)
 
 
 def test_topics_ensure_refuses_more_in_sync_replicas_than_copies(infra: Infra) -> None:

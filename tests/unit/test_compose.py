@@ -154,33 +154,6 @@ def init_sql_databases() -> set[str]:
     return set(found.group(1).split())
 
 
-def kafka_properties(environment: dict[str, str]) -> dict[str, str]:
-    """The broker properties the apache/kafka image renders from KAFKA_* variables.
-
-    KAFKA_FOO_BAR becomes foo.bar (``__`` stands for ``_`` and ``___`` for ``-``).
-    """
-    not_properties = {  # the image's own variables (ExcludeServerPropsEnv of its wrapper)
-        "KAFKA_VERSION",
-        "KAFKA_HEAP_OPTS",
-        "KAFKA_LOG4J_OPTS",
-        "KAFKA_OPTS",
-        "KAFKA_JMX_OPTS",
-        "KAFKA_JVM_PERFORMANCE_OPTS",
-        "KAFKA_GC_LOG_OPTS",
-        "KAFKA_LOG4J_ROOT_LOGLEVEL",
-        "KAFKA_LOG4J_LOGGERS",
-        "KAFKA_TOOLS_LOG4J_LOGLEVEL",
-        "KAFKA_JMX_HOSTNAME",
-    }
-    properties = {}
-    for key, value in environment.items():
-        if key.startswith("KAFKA_") and key not in not_properties:
-            name = key.removeprefix("KAFKA_").lower()
-            name = name.replace("___", "-").replace("__", "\0").replace("_", ".").replace("\0", "_")
-            properties[name] = value
-    return properties
-
-
 def listeners(value: str) -> dict[str, tuple[str, int]]:
     """'PLAINTEXT://host:9092,CONTROLLER://:9093' -> {name: (host, port)}."""
     parsed = {}

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
-from eventing.errors import UnknownTopicError
+from eventing.errors import TopicsRefusedError, UnknownTopicError
 from eventing.kafka_security import KafkaSecurity, kafka_security
 from eventing.outbox import LOCK_APPLICATION_PREFIX
 from eventing.topics import TopicSpec
@@ -35,8 +35,9 @@ async def ensure_topics(
     (and, given, ``min.insync.replicas``); returns the names created. Existing topics are left
     as they are.
 
-    Waits up to ``wait_seconds`` for the broker, since this runs right after it starts; then
-    raises the broker's last error (aiokafka's ``KafkaError``).
+    Waits up to ``wait_seconds`` for the broker, since this runs right after it starts (and for
+    enough brokers to hold the copies); then raises the broker's last error (aiokafka's
+    ``KafkaError``). A topic the broker refuses is ``TopicsRefusedError``.
     """
     if min_insync_replicas is not None and not 1 <= min_insync_replicas <= replication_factor:
         raise ValueError(
@@ -58,7 +59,7 @@ async def ensure_topics(
             existing = set(await admin.list_topics())
             missing = [spec for spec in topics if spec.name not in existing]
             if missing:
-                await admin.create_topics(
+                response = await admin.create_topics(
                     [
                         NewTopic(
                             name=spec.name,
@@ -69,14 +70,38 @@ async def ensure_topics(
                         for spec in missing
                     ]
                 )
+                _raise_refusals(response.topic_errors)
             return [spec.name for spec in missing]
-        except (KafkaConnectionError, KafkaError) as error:
+        except (KafkaConnectionError, KafkaError, TopicsRefusedError) as error:
             if asyncio.get_running_loop().time() > deadline:
+                raise
+            if isinstance(error, TopicsRefusedError) and not error.retriable:
                 raise
             log.info("waiting for Kafka (%s)", error)
             await asyncio.sleep(0.5)
         finally:
             await admin.close()
+
+
+# Created meanwhile by someone else (another `topics ensure`): what was asked for exists.
+_TOPIC_ALREADY_EXISTS = 36
+# More copies than brokers registered: final on a cluster too small, not on one still starting.
+_INVALID_REPLICATION_FACTOR = 38
+
+
+def _raise_refusals(topic_errors: Sequence[tuple[Any, ...]]) -> None:
+    """The broker answers a CreateTopics request with an error per topic, not by failing it:
+    a topic it refused (more copies than brokers, a bad config) must not pass for created."""
+    refused = [entry for entry in topic_errors if entry[1] not in (0, _TOPIC_ALREADY_EXISTS)]
+    if refused:
+        raise TopicsRefusedError(
+            "the broker refused to create "
+            + "; ".join(
+                f"{entry[0]} ({entry[2] if len(entry) > 2 and entry[2] else f'error {entry[1]}'})"
+                for entry in refused
+            ),
+            retriable=all(entry[1] == _INVALID_REPLICATION_FACTOR for entry in refused),
+        )
 
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:

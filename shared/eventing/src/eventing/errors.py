@@ -92,5 +92,14 @@ class TruncatedDeadLetterError(EventingError, ValueError):
     """A truncated copy holds only the start of the original record: it cannot be replayed."""
 
 
+class TopicsRefusedError(EventingError, ValueError):
+    """The broker refused to create some topics (its reason per topic in the message).
+    ``retriable``: only for want of brokers, which a cluster still starting may yet have."""
+
+    def __init__(self, message: str, *, retriable: bool = False) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
 class AccessError(EventingError, RuntimeError):
     """The broker refused to create or describe an ACL."""

@@ -39,6 +39,7 @@ from tests.support.chaos import (
     broker_killed,
     fetch_count,
     killed,
+    leader_moved,
     on_stack,
     paused,
     run_scenario,
@@ -226,10 +227,12 @@ FAULTS: dict[str, Fault] = {
 }
 
 
-# On the three-broker cluster (`make chaos-cluster`): a broker's failure is a failover.
+# On the three-broker cluster (`make chaos-cluster`): a broker's failure is a failover, and
+# leaders move while every broker is up.
 CLUSTER_FAULTS: dict[str, Fault] = {
     "broker-failover": broker_failover(),
     "kitchen-scaled": scaled("kitchen"),
+    "leader-moved": leader_moved(),
     "orders-worker": worker_killed("orders"),
 }
 

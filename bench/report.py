@@ -397,7 +397,7 @@ def cluster_chaos_table(document: dict[str, Any]) -> str:
         "through their whole life.",
         "",
         "| Fault | Killed broker (partitions it led) | Down | Orders accepted meanwhile "
-        "| Longest gap: accepted / kitchen applied / orders applied | Led again after restart "
+        "| Longest gap: accepted / kitchen applied / orders applied | Leaders moved "
         "| Events lost | Effects doubled | Lifecycles given up | Recovered after |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -406,21 +406,32 @@ def cluster_chaos_table(document: dict[str, Any]) -> str:
             "-" if seconds is None else f"{seconds} s"
             for seconds in r["longest_gaps_seconds"].values()
         )
-        if "seconds_until_it_led_again" not in r:
-            led_again = "-"  # no broker was killed
-        elif r["seconds_until_it_led_again"] is None:
-            led_again = "not within the patience"
-        else:
-            led_again = f"{r['seconds_until_it_led_again']} s"
         recovery = r["recovery_seconds"]
         lines.append(
             f"| {r['fault']} | {r.get('killed_broker', '-')} ({r.get('partitions_it_led', '-')}) "
             f"| {r['victim_down_seconds']} s | {r['accepted_during_fault']} | {gaps} "
-            f"| {led_again} "
+            f"| {_leaders_moved(r)} "
             f"| {r['events_lost']} | {r['effects_doubled']} | {r['gave_up']} "
             f"| {'stuck' if recovery is None else f'{recovery} s'} |"
         )
     return "\n".join(lines)
+
+
+def _leaders_moved(run: dict[str, Any]) -> str:
+    """How leadership moved in a cluster scenario: back to a restarted broker, or to the new
+    preferred leaders of a reassignment; "-" where no leader was moved on purpose."""
+    if "seconds_until_it_led_again" in run:
+        seconds = run["seconds_until_it_led_again"]
+        return (
+            "not back within the patience" if seconds is None else f"back {seconds} s after restart"
+        )
+    if "partitions_moved" in run:
+        seconds = run["seconds_until_led_by_new_leaders"]
+        moved = f"{run['partitions_moved']} partitions"
+        if seconds is None:
+            return f"{moved}, not all led by their new leaders within the patience"
+        return f"{moved}, all led by their new leaders in {seconds} s"
+    return "-"
 
 
 def sustained_table(result: dict[str, Any]) -> str:

@@ -16,6 +16,9 @@
 #   stack.sh kafka-start | kafka-stop | kafka-kill [NODE] | pg-start | pg-stop | pg-kill   (fault
 #                           tests; a Kafka command acts on every node, or on NODE of a cluster)
 #   stack.sh kafka-env PRINCIPAL   print the exports that make a shell that Kafka principal
+#   stack.sh kafka-tool TOOL ARGS...   one of Kafka's own tools (its bin/kafka-TOOL.sh):
+#                           reassign-partitions, leader-election, topics, consumer-groups, acls,
+#                           configs or metadata-quorum, against the stack's brokers as admin
 #   stack.sh toxiproxy-up | toxiproxy-down   the fault proxy make chaos puts between services and
 #                           PostgreSQL / Kafka
 #   stack.sh scale PROCESS N   run N processes of a service or relay of the `up` stack (its own,
@@ -557,6 +560,52 @@ cmd_kafka_kill() {
     return 0
 }
 
+# Kafka's own command-line tools, from the stack's jars: what bin/kafka-TOOL.sh of Kafka's
+# distribution runs. The brokers authenticate every client, so the tool is given the admin
+# principal's client configuration (in a file readable by its owner only, never on a command line)
+# and the stack's brokers; the rest of the command line is the tool's own, e.g.
+#   stack.sh kafka-tool reassign-partitions --reassignment-json-file moves.json --execute
+#   stack.sh kafka-tool leader-election --election-type PREFERRED --all-topic-partitions
+kafka_tool_class() {
+    case "$1" in
+        reassign-partitions) echo org.apache.kafka.tools.reassign.ReassignPartitionsCommand ;;
+        leader-election) echo org.apache.kafka.tools.LeaderElectionCommand ;;
+        topics) echo org.apache.kafka.tools.TopicCommand ;;
+        consumer-groups) echo org.apache.kafka.tools.consumer.group.ConsumerGroupCommand ;;
+        acls) echo org.apache.kafka.tools.AclCommand ;;
+        configs) echo kafka.admin.ConfigCommand ;;
+        metadata-quorum) echo org.apache.kafka.tools.MetadataQuorumCommand ;;
+        *) return 1 ;;
+    esac
+}
+
+KAFKA_ADMIN_CLIENT_CONFIG="$STACK_DIR/kafka/admin-client.properties"
+
+cmd_kafka_tool() {
+    local tool="${1:-}" class
+    class="$(kafka_tool_class "$tool")" || die "usage: stack.sh kafka-tool TOOL ARGS... (TOOL: reassign-partitions, leader-election, topics, consumer-groups, acls, configs, metadata-quorum)"
+    shift
+    [ -s "$KAFKA_CREDENTIALS" ] || die "no broker credentials in $KAFKA_CREDENTIALS: start the stack first"
+    install_kafka
+    # Written every time (a storage made anew has new passwords), and made anew, so that the umask
+    # sets its mode.
+    rm -f "$KAFKA_ADMIN_CLIENT_CONFIG"
+    (umask 077; {
+        echo "security.protocol=$KAFKA_SECURITY"
+        echo "sasl.mechanism=SCRAM-SHA-512"
+        echo "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"$(kafka_password admin)\";"
+        if [ "$KAFKA_SECURITY" = SASL_SSL ]; then
+            echo "ssl.truststore.type=PEM"
+            echo "ssl.truststore.location=$KAFKA_TLS_DIR/ca.crt"
+        fi
+    } >"$KAFKA_ADMIN_CLIENT_CONFIG")
+    # A client of a second or two: a small heap, and its warnings on stderr, so stdout is the
+    # tool's answer alone.
+    exec java -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$ROOT/deploy/kafka/tools-log4j2.yaml" \
+        -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+        "$class" --bootstrap-server "$(kafka_bootstrap)" --command-config "$KAFKA_ADMIN_CLIENT_CONFIG" "$@"
+}
+
 # ---------------------------------------------------------------- toxiproxy (make chaos)
 # A real fault proxy (Shopify's Toxiproxy, built from the Go module proxy): `make chaos` routes
 # the services' connections to PostgreSQL and Kafka through it and adds latency, black holes and
@@ -833,5 +882,6 @@ case "${1:-}" in
     kafka-stop) cmd_kafka_stop "${2:-}" ;;
     kafka-kill) cmd_kafka_kill "${2:-}" ;;
     kafka-env) cmd_kafka_env "${2:-}" ;;
-    *) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    kafka-tool) shift; cmd_kafka_tool "$@" ;;
+    *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -1,8 +1,9 @@
-"""The short version of ``make chaos`` and ``make chaos-cluster``: four of their scenarios, at
+"""The short version of ``make chaos`` and ``make chaos-cluster``: five of their scenarios, at
 a low rate, reconciled.
 
-Orders flow through their whole life while a real process is killed; afterwards every order
-of the scenario is reconciled against the topics and every service's database.
+Orders flow through their whole life while a real process is killed (on the cluster also: a
+consumer group scaled, every busy partition's leader moved); afterwards every order of the
+scenario is reconciled against the topics and every service's database.
 
 The rate is what a 2-core CI machine recovers from with room to spare: these tests prove
 nothing is lost or doubled, ``make chaos`` measures how much load a fault can be taken under
@@ -16,7 +17,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support.chaos import broker_failover, broker_killed, killed, run_scenario, scaled
+from contracts.topics import KITCHEN, ORDERS
+from tests.support.chaos import (
+    broker_failover,
+    broker_killed,
+    killed,
+    leader_moved,
+    run_scenario,
+    scaled,
+)
 from tests.support.infra import Infra, kafka_cluster
 from tests.support.system import System, start_system
 
@@ -92,6 +101,31 @@ async def cluster_system() -> AsyncIterator[tuple[Infra, System]]:
             yield cluster, running
         finally:
             running.stop()
+
+
+@pytest.mark.timeout(600)
+async def test_every_busy_partition_given_another_leader_while_orders_flow_loses_nothing(
+    cluster_system: tuple[Infra, System],
+) -> None:
+    """Kafka's own tools give each partition of the orders and kitchen topics another preferred
+    leader and elect it while orders flow: the relays' producers and the consumers follow the
+    new leaders, and every order is still applied once. First of the cluster's scenarios, so
+    the failover after it starts from moved leaders."""
+    cluster, running = cluster_system
+    result = await run_scenario(
+        running,
+        cluster,
+        leader_moved(hold=5, leadership_patience=PATIENCE),
+        rate=RATE,
+        stuck_after=PATIENCE,
+        patience=PATIENCE,
+    )
+    assert_nothing_lost_or_doubled(result)
+    assert result["accepted_during_fault"] > 0, result
+    assert result["partitions_moved"] == ORDERS.partitions + KITCHEN.partitions, result
+    assert result["seconds_until_led_by_new_leaders"] is not None, result
+    # The controller's own preferred-leader election, every 20 s, kept the moved leaders.
+    assert result["partitions_led_by_another_at_end"] == 0, result
 
 
 @pytest.mark.timeout(600)

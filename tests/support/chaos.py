@@ -14,11 +14,13 @@ import itertools
 import json
 import signal
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -143,8 +145,19 @@ def broker_killed() -> Fault:
 BUSY_TOPICS = ("pizzeria.orders", "pizzeria.kitchen")
 
 
-async def partition_leaders(infra: Infra, topics: tuple[str, ...]) -> dict[tuple[str, int], int]:
-    """(topic, partition) -> the broker leading it (-1 while it has no leader)."""
+@dataclass(frozen=True)
+class PartitionState:
+    """A partition as the cluster's metadata has it."""
+
+    leader: int  # -1 while it has none
+    replicas: tuple[int, ...]  # the first is its preferred leader
+    in_sync: frozenset[int]
+
+
+async def partition_states(
+    infra: Infra, topics: tuple[str, ...]
+) -> dict[tuple[str, int], PartitionState]:
+    """(topic, partition) -> its leader, replicas and in-sync replicas."""
     admin = AIOKafkaAdminClient(**infra.kafka_options())
     await admin.start()
     try:
@@ -152,10 +165,24 @@ async def partition_leaders(infra: Infra, topics: tuple[str, ...]) -> dict[tuple
     finally:
         await admin.close()
     return {
-        (topic["topic"], partition["partition"]): partition["leader"]
+        (topic["topic"], partition["partition"]): PartitionState(
+            leader=partition["leader"],
+            replicas=tuple(partition["replicas"]),
+            in_sync=frozenset(partition["isr"]),
+        )
         for topic in described
         for partition in topic["partitions"]
     }
+
+
+async def partition_leaders(infra: Infra, topics: tuple[str, ...]) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> the broker leading it (-1 while it has no leader)."""
+    return {key: state.leader for key, state in (await partition_states(infra, topics)).items()}
+
+
+def leaders_per_node(leaders: dict[tuple[str, int], int]) -> dict[str, int]:
+    """How many of the partitions each broker leads ("-1": those without a leader)."""
+    return {str(node): n for node, n in sorted(Counter(leaders.values()).items())}
 
 
 def broker_failover(hold: float = 10, leadership_patience: float = 120) -> Fault:
@@ -201,6 +228,147 @@ def broker_failover(hold: float = 10, leadership_patience: float = 120) -> Fault
         "broker-failover",
         "Kafka, three brokers: the one leading most partitions SIGKILLed, restarted after "
         f"{hold:g} s; leadership moves away, then back by the preferred-leader election",
+        inject,
+        heal,
+        hold=hold,
+        verify=verify,
+    )
+
+
+def rotated_past_leader(partition: PartitionState) -> tuple[int, ...]:
+    """The partition's replicas in the same cyclic order, starting with the one after its leader
+    (after its preferred leader while it has none): a preferred leader other than the one
+    leading, on the same brokers."""
+    replicas = partition.replicas
+    if len(replicas) < 2:
+        raise ValueError(f"one replica ({replicas}): there is no other broker to lead it")
+    position = replicas.index(partition.leader) if partition.leader in replicas else 0
+    start = (position + 1) % len(replicas)
+    return replicas[start:] + replicas[:start]
+
+
+def leader_moved(hold: float = 10, leadership_patience: float = 120) -> Fault:
+    """On a three-broker cluster: every partition of the busy topics gets another leader while
+    orders flow, by Kafka's own tools. ``kafka-reassign-partitions`` gives each the same
+    replicas in a rotated order, so its preferred leader (the first) is a broker that does not
+    lead it and no data moves; ``kafka-leader-election`` then elects the preferred leaders.
+    Clients learn the new leaders from their requests' NOT_LEADER_OR_FOLLOWER answers.
+
+    Nothing is moved back: the rotated assignment is as balanced as the one before it, and the
+    controller's own preferred-leader election (every 20 s on the local cluster) agrees with
+    it, so it is a state the cluster stays in, not damage to repair; moving back would be this
+    same fault again. Each run rotates from wherever the leaders are, and a scenario after it
+    (broker-failover picks the broker leading most partitions then) starts from a healthy
+    cluster. ``verify`` reports the partitions moved, the seconds from the reassignment's start
+    until every one was led by its new preferred leader, the leaders per node before and just
+    after, and how many were led by another broker at the end."""
+    state: dict[str, Any] = {}
+
+    async def all_in_sync(infra: Infra) -> dict[tuple[str, int], PartitionState]:
+        # A preferred replica out of sync could not be elected: a broker back from a failover
+        # catches up first.
+        return await eventually(
+            lambda: partition_states(infra, BUSY_TOPICS),
+            until=lambda partitions: all(
+                p.leader in p.replicas and p.in_sync == set(p.replicas) for p in partitions.values()
+            ),
+            timeout=leadership_patience,
+            interval=0.5,
+            what="every busy partition led, with all its replicas in sync",
+        )
+
+    async def inject(_: System, infra: Infra) -> None:
+        before = await all_in_sync(infra)
+        targets = {key: rotated_past_leader(partition) for key, partition in before.items()}
+        state["targets"] = targets
+        state["before"] = leaders_per_node({key: p.leader for key, p in before.items()})
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="leader-moved-") as directory:
+            reassignment = Path(directory) / "reassignment.json"
+            reassignment.write_text(
+                json.dumps(
+                    {
+                        "version": 1,
+                        "partitions": [
+                            {"topic": topic, "partition": partition, "replicas": list(replicas)}
+                            for (topic, partition), replicas in targets.items()
+                        ],
+                    }
+                )
+            )
+            elections = Path(directory) / "elections.json"
+            elections.write_text(
+                json.dumps(
+                    {
+                        "partitions": [
+                            {"topic": topic, "partition": partition} for topic, partition in targets
+                        ]
+                    }
+                )
+            )
+            await asyncio.to_thread(
+                infra.kafka_tool,
+                "reassign-partitions",
+                "--reassignment-json-file",
+                str(reassignment),
+                "--execute",
+            )
+            # Same replicas: the controller completes the reassignment at once, but the
+            # election needs the new order in place.
+            await eventually(
+                lambda: partition_states(infra, BUSY_TOPICS),
+                until=lambda partitions: all(
+                    partitions[key].replicas == replicas for key, replicas in targets.items()
+                ),
+                timeout=leadership_patience,
+                interval=0.25,
+                what="the rotated replica order in the metadata",
+            )
+            await asyncio.to_thread(
+                infra.kafka_tool,
+                "leader-election",
+                "--election-type",
+                "PREFERRED",
+                "--path-to-json-file",
+                str(elections),
+            )
+        try:
+            after = await eventually(
+                lambda: partition_leaders(infra, BUSY_TOPICS),
+                until=lambda leaders: all(
+                    leaders[key] == replicas[0] for key, replicas in targets.items()
+                ),
+                timeout=leadership_patience,
+                interval=0.25,
+                what="every moved partition led by its new preferred leader",
+            )
+            state["seconds"] = round(time.monotonic() - started, 1)
+        except NotReached as late:
+            after = late.last
+            state["seconds"] = None
+        state["after"] = leaders_per_node(after)
+
+    async def heal(_: System, __: Infra) -> None:
+        """Nothing to restore: the cluster stays as moved (see above)."""
+
+    async def verify(_: System, infra: Infra) -> dict[str, Any]:
+        targets: dict[tuple[str, int], tuple[int, ...]] = state["targets"]
+        leaders = await partition_leaders(infra, BUSY_TOPICS)
+        return {
+            "partitions_moved": len(targets),
+            "seconds_until_led_by_new_leaders": state["seconds"],
+            "leaders_per_node_before": state["before"],
+            "leaders_per_node_after": state["after"],
+            "partitions_led_by_another_at_end": sum(
+                1 for key, replicas in targets.items() if leaders[key] != replicas[0]
+            ),
+        }
+
+    return Fault(
+        "leader-moved",
+        "Kafka, three brokers: every partition of the orders and kitchen topics given another "
+        "preferred leader (kafka-reassign-partitions, same replicas rotated) and elected to it "
+        f"(kafka-leader-election) while orders flow, held {hold:g} s",
         inject,
         heal,
         hold=hold,

@@ -125,6 +125,18 @@ class Infra:
     def kafka_start(self, node: int | None = None) -> None:
         self.stack("kafka-start", *_node(node))
 
+    def kafka_tool(self, tool: str, *args: str) -> str:
+        """One of Kafka's own tools (``stack.sh kafka-tool``: ``reassign-partitions``,
+        ``leader-election``, ...) against the stack's brokers as the admin principal; returns
+        what it printed."""
+        result = self.stack("kafka-tool", tool, *args, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"kafka-{tool} {' '.join(args)} exited {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result.stdout
+
     def database_url(self, database: str) -> str:
         """SQLAlchemy URL of ``database`` on the test server."""
         base = self.postgres_dsn.rsplit("/", 1)[0]

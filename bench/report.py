@@ -397,9 +397,10 @@ def cluster_chaos_table(document: dict[str, Any]) -> str:
         "through their whole life.",
         "",
         "| Fault | Killed broker (partitions it led) | Down | Orders accepted meanwhile "
+        "| Placement attempts failed (retried) "
         "| Longest gap: accepted / kitchen applied / orders applied | Leaders moved "
         "| Events lost | Effects doubled | Lifecycles given up | Recovered after |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in document["runs"]:
         gaps = " / ".join(
@@ -409,12 +410,21 @@ def cluster_chaos_table(document: dict[str, Any]) -> str:
         recovery = r["recovery_seconds"]
         lines.append(
             f"| {r['fault']} | {r.get('killed_broker', '-')} ({r.get('partitions_it_led', '-')}) "
-            f"| {r['victim_down_seconds']} s | {r['accepted_during_fault']} | {gaps} "
-            f"| {_leaders_moved(r)} "
+            f"| {r['victim_down_seconds']} s | {r['accepted_during_fault']} "
+            f"| {_placement_failures(r)} | {gaps} | {_leaders_moved(r)} "
             f"| {r['events_lost']} | {r['effects_doubled']} | {r['gave_up']} "
             f"| {'stuck' if recovery is None else f'{recovery} s'} |"
         )
     return "\n".join(lines)
+
+
+def _placement_failures(run: dict[str, Any]) -> str:
+    """The placement attempts that failed and were retried, by kind ("refused": nothing was
+    listening; "cut": the connection dropped with the request in hand); "none" or "-"."""
+    if "placement_failures" not in run:
+        return "-"  # runs from before they were counted
+    failures = run["placement_failures"]
+    return ", ".join(f"{n} {kind}" for kind, n in failures.items()) if failures else "none"
 
 
 def _leaders_moved(run: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ UV := uv run --frozen
 # `make run BROKERS=3` / `make up BROKERS=3`: a three-broker Kafka cluster (one broker if unset).
 STACK_ENV := $(if $(BROKERS),KAFKA_BROKERS=$(BROKERS))
 
-.PHONY: help install python-env run up down status test test-unit lint format schemas bench profile chaos chaos-cluster sustained reconcile
+.PHONY: help install python-env run up down status test test-unit lint format schemas bench consumer-drain profile chaos chaos-cluster sustained reconcile
 
 help:
 	@echo "make run       the whole system in the foreground (Ctrl-C stops everything)"
@@ -20,6 +20,7 @@ help:
 	@echo "make format    ruff format and safe fixes"
 	@echo "make schemas   regenerate docs/ (JSON Schemas, AsyncAPI) from the event catalogue"
 	@echo "make bench     benchmarks beside the machine's ceilings -> bench/results, docs/performance.md"
+	@echo "make consumer-drain  events/s, CPU and memory of each consumer, 1 and 2 processes -> bench/results/consumer-drain.json"
 	@echo "make profile   flame graphs of every process at 10 orders/s -> docs/perf/"
 	@echo "make chaos     faults while orders flow, each reconciled -> bench/results/chaos.json"
 	@echo "make chaos-cluster  the same on three brokers -> bench/results/chaos-cluster.json"
@@ -66,6 +67,9 @@ schemas:
 # Not part of `make test`: each runs on its own stack (.local/bench-stack), minutes long.
 bench: install
 	$(UV) python -m bench.run
+
+consumer-drain: install
+	$(UV) python -m bench.consumer_drain
 
 profile: install
 	$(UV) python -m bench.profile

@@ -21,18 +21,20 @@ relay runs, so what the handlers write to an outbox stays there and the topics d
   answers ``/healthz``, and the inbox of their database is locked against writes until the
   broker describes the group as stable with every member holding partitions: the window opens
   then. A member that joined first waits on the lock with its first batch until it has heard
-  of the others (at its next heartbeat, within 3 s), then applies that batch and commits before
-  the group settles; those events are left out (see Events).
-* Events: the records of the group's topics (their end offsets, which do not move) less the
-  group's committed offsets when the window opens. Records no handler subscribes to count: a
-  consumer reads them too, at a fraction of the cost.
-* The window closes at the commit of the last transaction that applied an event (the newest
-  inbox row's commit timestamp; the stack's PostgreSQL has ``track_commit_timestamp`` on). The
-  group's committed offsets reach the end offsets up to one empty fetch (0.5 s) later; that
-  moment is reported too, and ends the CPU window.
-* CPU: user + system seconds of the group's processes over the window, from /proc
-  (``bench.cpu``), per 1,000 events; the stack's PostgreSQL and Kafka beside it. Memory: each
-  process's peak resident set (``VmHWM``) at the end.
+  of the others (at its next heartbeat, within 3 s), then applies that batch (up to 500
+  records, a poll) and commits before the group settles; those events are left out.
+* The window closes at the group's last offset commit before the end, seen by polling its
+  committed offsets every 20 ms. The consumer commits right after applying a poll, at most
+  every 0.25 s while records flow; the commit that reaches the end offsets waits for a poll to
+  come back empty (up to 0.5 s, the broker's fetch wait), which is no part of applying events.
+  The whole drain, to that final commit, is reported beside it (``to_the_end``).
+* Events: the records the group committed within the window (its committed offsets summed over
+  the partitions), records no handler subscribes to included: a consumer reads them too, at a
+  fraction of the cost. With two processes each commits on its own clock, so the sum trails
+  what was applied by up to 0.25 s of one member's work.
+* CPU: user + system seconds of the group's processes over the window (``bench.cpu``, from
+  /proc), per 1,000 events and as cores; the stack's PostgreSQL and Kafka over the whole drain
+  beside it. Memory: each process's peak resident set (``VmHWM``) at the end.
 
 The databases: kitchen, notifications and analytics start empty (``migrated_database``), as a
 new projection rebuilt from the topics would. The orders consumer applies the kitchen's events
@@ -60,7 +62,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,7 +73,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.cpu import CpuMeter
+from bench.cpu import CpuMeter, process_cpu_seconds
 from bench.lifecycles import lifecycle_system
 from bench.run import machine
 from bench.stack import bench_env, bench_infra, log_dir
@@ -422,19 +424,13 @@ def stack_pids(infra: Infra) -> list[int]:
 
 
 async def applied_in_database(infra: Infra, database_url: str) -> dict[str, Any]:
-    """What the drained database holds: its inbox rows, when the last of them was committed
-    (Unix seconds), its dead letters, and (notifications) its deliveries by state."""
+    """What the drained database holds: its inbox rows, its dead letters, and (notifications)
+    its deliveries by state."""
     name = urlsplit(database_url).path.lstrip("/")
     conn = await asyncpg.connect(asyncpg_dsn(infra.database_url(name)))  # as the administrator
     try:
-        inbox = await conn.fetchrow(
-            "SELECT count(*) AS rows, "
-            "extract(epoch FROM max(pg_xact_commit_timestamp(xmin)))::float8 AS last_commit "
-            "FROM inbox"
-        )
         figures: dict[str, Any] = {
-            "inbox_rows": int(inbox["rows"]),
-            "last_commit": inbox["last_commit"],
+            "inbox_rows": int(await conn.fetchval("SELECT count(*) FROM inbox")),
             "dead_letters": int(await conn.fetchval("SELECT count(*) FROM dead_letters")),
         }
         if await conn.fetchval("SELECT to_regclass('deliveries') IS NOT NULL"):
@@ -443,6 +439,63 @@ async def applied_in_database(infra: Infra, database_url: str) -> dict[str, Any]
     finally:
         await conn.close()
     return figures
+
+
+@dataclass(frozen=True)
+class Commit:
+    """The group's committed offsets, first seen at ``at`` (``time.perf_counter``) covering
+    ``events`` records, its processes having spent ``cpu`` seconds each by then."""
+
+    at: float
+    events: int
+    cpu: list[float]
+
+
+def committed_events(
+    offsets: Mapping[TopicPartition, int], ends: Mapping[TopicPartition, int]
+) -> int:
+    return sum(min(offsets.get(tp, 0), end) for tp, end in ends.items())
+
+
+def cpu_of(pids: list[int]) -> list[float]:
+    spent = [process_cpu_seconds(pid) for pid in pids]
+    if any(seconds is None for seconds in spent):
+        raise RuntimeError(f"a process of the group exited during the drain: {pids}")
+    return [seconds for seconds in spent if seconds is not None]
+
+
+async def commits_until_the_end(
+    admin: AIOKafkaAdminClient, group: str, ends: Mapping[TopicPartition, int], pids: list[int]
+) -> list[Commit]:
+    """The group's committed offsets now, then each new value of them, polled every 20 ms,
+    until they reach ``ends``."""
+    total = sum(ends.values())
+    seen: list[Commit] = []
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    while not seen or seen[-1].events < total:
+        events = committed_events(await group_offsets(admin, group), ends)
+        if not seen or events != seen[-1].events:
+            seen.append(Commit(time.perf_counter(), events, cpu_of(pids)))
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{group}: {seen[-1].events} of {total} records committed")
+        await asyncio.sleep(0.02)
+    return seen
+
+
+def between(start: Commit, end: Commit) -> dict[str, Any]:
+    """What the group applied from ``start`` to ``end``, and what it cost."""
+    events, seconds = end.events - start.events, end.at - start.at
+    cpu = [after - before for before, after in zip(start.cpu, end.cpu, strict=True)]
+    measured = events > 0 and seconds > 0
+    return {
+        "events": events,
+        "seconds": round(seconds, 2) if measured else None,
+        "events_per_second": round(events / seconds) if measured else None,
+        "cpu_seconds": round(sum(cpu), 2),
+        "cpu_seconds_per_process": [round(spent, 2) for spent in cpu],
+        "cpu_seconds_per_1000_events": round(1000 * sum(cpu) / events, 3) if measured else None,
+        "cores": round(sum(cpu) / seconds, 2) if measured else None,
+    }
 
 
 async def drain(
@@ -483,26 +536,14 @@ async def drain(
             await gate.open()
             gate_opened = time.perf_counter()
             await joined_together(admin, group, count, inbox)
-            opened_wall, opened = time.time(), time.perf_counter()
-            pids = [process.service_pid() for process in group_processes]
-            assert all(pid is not None for pid in pids)
-            meters = [CpuMeter({}, roots=[pid]) for pid in pids if pid is not None]
+            pids = [pid for process in group_processes if (pid := process.service_pid())]
             stack_meter = CpuMeter({}, roots=stack_pids(infra))
-            for meter in (*meters, stack_meter):
-                meter.start()
-            committed_at_open = sum((await group_offsets(admin, group)).values())
-            committed = await eventually(
-                lambda: group_offsets(admin, group),
-                until=lambda offsets: all(offsets.get(tp, 0) >= end for tp, end in ends.items()),
-                timeout=DRAIN_TIMEOUT,
-                interval=0.05,
-                what=f"group {group} caught up",
-            )
-            caught_up = time.perf_counter()
-            cpu_seconds = [sum(meter.seconds().values()) for meter in meters]
+            stack_meter.start()
+            commits = await commits_until_the_end(admin, group, ends, pids)
             stack_cpu = stack_meter.seconds()
-            peak_rss = [peak_rss_mib(pid) for pid in pids if pid is not None]
+            peak_rss = [peak_rss_mib(pid) for pid in pids]
             load_after = os.getloadavg()
+            read = {tp.topic for tp in await group_offsets(admin, group)}
         finally:
             await inbox.release()
             for process in group_processes:
@@ -511,36 +552,27 @@ async def drain(
     finally:
         await reader.stop()
         await admin.close()
-    read = {tp.topic for tp in committed}
     if read != set(GROUP_TOPICS[service]):
         raise RuntimeError(f"{group} committed on {sorted(read)}, not {GROUP_TOPICS[service]}")
-    database = await applied_in_database(infra, database_url)
-    events = sum(ends.values())
-    in_window = events - committed_at_open
-    last_commit = database.pop("last_commit")
-    seconds = None if last_commit is None else last_commit - opened_wall
-    measured = in_window > 0 and seconds is not None and seconds > 0
-    cpu = sum(cpu_seconds)
+    opening, final = commits[0], commits[-1]
+    # The commit that reaches the end waits for an empty poll; the one before it does not.
+    flowing = commits[-2] if len(commits) > 2 else final
     return {
         "processes": count,
         "group": group,
-        "events": events,
-        "events_in_window": in_window,
-        # None: the group had applied everything before each of its members had partitions.
-        "seconds": round(seconds, 2) if measured and seconds is not None else None,
-        "events_per_second": round(in_window / seconds) if measured and seconds else None,
-        "cpu_seconds": round(cpu, 2),
-        "cpu_seconds_per_process": [round(spent, 2) for spent in cpu_seconds],
-        "cpu_seconds_per_1000_events": round(1000 * cpu / in_window, 3) if measured else None,
-        "cores": round(cpu / (caught_up - opened), 2),
+        "records": sum(ends.values()),
+        "applied_before_the_window": opening.events,
+        **between(opening, flowing),
+        "to_the_end": between(opening, final),
         "rss_peak_mib": max((rss for rss in peak_rss if rss is not None), default=None),
         "rss_peak_mib_per_process": peak_rss,
         "seconds_to_serving": round(gate_opened - launched, 2),
-        "seconds_to_group_assigned": round(opened - gate_opened, 2),
-        "seconds_to_offsets_committed": round(caught_up - opened, 2),
-        "stack_cpu_seconds": {name: round(spent, 2) for name, spent in stack_cpu.items()},
+        "seconds_to_group_assigned": round(opening.at - gate_opened, 2),
+        "stack_cpu_seconds_to_the_end": {
+            name: round(spent, 2) for name, spent in stack_cpu.items()
+        },
         "load_average": {"before": _rounded(load_before), "after": _rounded(load_after)},
-        **database,
+        **await applied_in_database(infra, database_url),
     }
 
 
@@ -617,17 +649,17 @@ def described_commit() -> str:
 def table(results: dict[str, Any]) -> str:
     header = (
         f"{'service':<14}{'procs':>6}{'events':>8}{'seconds':>9}{'events/s':>10}"
-        f"{'CPU s/1k':>10}{'cores':>7}{'RSS MiB':>9}{'dead':>6}"
+        f"{'CPU s/1k':>10}{'cores':>7}{'RSS MiB':>9}{'to end s':>10}{'dead':>6}"
     )
     lines = [header, "-" * len(header)]
     for service, by_count in results.get("drains", {}).items():
         for count, drained in by_count.items():
             lines.append(
-                f"{service:<14}{count:>6}{drained['events_in_window']:>8}"
+                f"{service:<14}{count:>6}{drained['events']:>8}"
                 f"{_cell(drained['seconds'], 9, '.2f')}{_cell(drained['events_per_second'], 10)}"
                 f"{_cell(drained['cpu_seconds_per_1000_events'], 10, '.3f')}"
                 f"{_cell(drained['cores'], 7, '.2f')}{_cell(drained['rss_peak_mib'], 9, '.1f')}"
-                f"{drained['dead_letters']:>6}"
+                f"{_cell(drained['to_the_end']['seconds'], 10, '.2f')}{drained['dead_letters']:>6}"
             )
     return "\n".join(lines)
 

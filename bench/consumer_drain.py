@@ -69,7 +69,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
-import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -86,7 +85,7 @@ from tests.support.infra import ROOT, Infra
 from tests.support.lifecycle import Clients, whole_life
 from tests.support.load import Http, Reply, Timing
 from tests.support.polling import eventually
-from tests.support.processes import ServiceProcess, base_url, free_port, service_process
+from tests.support.processes import ServiceProcess, free_port, service_process
 from tests.support.sinks import sinks_process
 from tests.support.system import System, migrated_database
 
@@ -316,24 +315,7 @@ async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> Non
 
 async def every_one_serving(group: list[ServiceProcess], timeout: float = READY_TIMEOUT) -> None:
     """Until each process answers ``/healthz``: started up, its app built, serving."""
-    async with httpx.AsyncClient(timeout=2) as client:
-
-        async def serving(process: ServiceProcess) -> None:
-            async def status() -> int:
-                if not process.alive:
-                    raise RuntimeError(f"{process.name} exited; log:\n{process.log_tail()}")
-                return (await client.get(f"{base_url(process)}/healthz")).status_code
-
-            await eventually(
-                status,
-                until=lambda code: code == 200,
-                timeout=timeout,
-                interval=0.1,
-                retry=(httpx.HTTPError,),
-                what=f"{process.name} serving",
-            )
-
-        await asyncio.gather(*(serving(process) for process in group))
+    await asyncio.gather(*(process.wait_ready(timeout, path="/healthz") for process in group))
 
 
 async def group_members(admin: AIOKafkaAdminClient, group: str) -> tuple[str, int, int]:

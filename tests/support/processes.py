@@ -102,14 +102,16 @@ class ServiceProcess:
         except FileNotFoundError:
             return 0
 
-    async def wait_ready(self, timeout: float = 60) -> None:
-        """Until its readiness check answers 200; fails at once if the process exited."""
+    async def wait_ready(self, timeout: float = 60, *, path: str = "/readyz") -> None:
+        """Until its readiness check (or another endpoint: ``/healthz``, started and serving)
+        answers 200; fails at once if the process exited."""
+        url = f"{base_url(self)}{path}"
         async with httpx.AsyncClient(timeout=2) as client:
 
             async def readiness() -> int:
                 if not self.alive:
                     raise RuntimeError(f"{self.name} exited; log:\n{self.log_tail()}")
-                return (await client.get(self.ready_url)).status_code
+                return (await client.get(url)).status_code
 
             try:
                 await eventually(

@@ -126,7 +126,16 @@ async def test_a_worker_killed_while_orders_are_placed_is_replaced_and_none_is_r
             timeout=30,
             what="the killed worker replaced",
         )
-        await both_ready(process)  # the replacement serving too, and placing
+        # The replacement built its app (counted in the instance's metrics), then serves too.
+        async with httpx.AsyncClient(base_url=base_url(process), timeout=15) as client:
+            await eventually(
+                lambda: scrape(client),
+                until=lambda samples: value(samples, "http_workers_started_total") == 3,
+                timeout=60,
+                interval=0.5,
+                what="the replacement worker started",
+            )
+        await both_ready(process)
     finally:
         stop.set()
         await asyncio.gather(*customers)

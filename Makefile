@@ -22,8 +22,9 @@ help:
 	@echo "make bench     benchmarks beside the machine's ceilings -> bench/results, docs/performance.md"
 	@echo "make consumer-drain  events/s, CPU and memory of each consumer, 1 and 2 processes -> bench/results/consumer-drain.json"
 	@echo "make profile   flame graphs of every process at 10 orders/s -> docs/perf/"
-	@echo "make chaos     faults while orders flow, each reconciled -> bench/results/chaos.json"
-	@echo "make chaos-cluster  the same on three brokers -> bench/results/chaos-cluster.json"
+	@echo "make chaos     faults while orders flow, each reconciled, on one broker, then on three"
+	@echo "               -> bench/results/chaos.json, chaos-cluster.json"
+	@echo "make chaos-cluster  the three-broker scenarios alone -> bench/results/chaos-cluster.json"
 	@echo "make sustained 10 minutes at 100 orders/s, reconciled, memory sampled"
 	@echo "make reconcile check the last hour of the make up stack: nothing lost, nothing doubled"
 
@@ -74,8 +75,10 @@ consumer-drain: install
 profile: install
 	$(UV) python -m bench.profile
 
+# Both suites: the one-broker faults through the fault proxy, then the three-broker cluster's.
 chaos: install
 	$(UV) python -m bench.chaos
+	$(UV) python -m bench.chaos --cluster
 
 chaos-cluster: install
 	$(UV) python -m bench.chaos --cluster
